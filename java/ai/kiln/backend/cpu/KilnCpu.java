@@ -1,0 +1,88 @@
+package ai.kiln.backend.cpu;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Platform;
+
+/**
+ * JavaCPP binding of libkiln_cpu (native/include/kiln_cpu.h). Pointers travel as raw addresses
+ * ({@code long}); every function returns a status, 0 for success, else {@link #kiln_last_error()}
+ * says what was wrong. Callers use {@link CpuBackend}, which checks shapes first.
+ */
+@Platform(include = "kiln_cpu.h", link = "kiln_cpu", preload = "gomp@.1")
+public final class KilnCpu {
+    static {
+        Loader.load();
+    }
+
+    private KilnCpu() {
+    }
+
+    /** Loads the native libraries (a no-op after the first call). */
+    public static void ensureLoaded() {
+        // The static initialiser did the work.
+    }
+
+    public static native @Cast("const char*") String kiln_last_error();
+
+    public static native @Cast("void*") long kiln_map_file(String path, @Cast("int64_t*") long[] sizeOut);
+
+    public static native int kiln_unmap_file(@Cast("void*") long address, @Cast("int64_t") long size);
+
+    public static native @Cast("void*") long kiln_cpu_alloc(@Cast("int64_t") long bytes);
+
+    public static native void kiln_cpu_free(@Cast("void*") long address);
+
+    public static native int kiln_cpu_convert(@Cast("void*") long dst, int dstDtype, @Cast("const void*") long src,
+            int srcDtype, @Cast("int64_t") long n);
+
+    public static native @Cast("int64_t") long kiln_cpu_find_non_finite(@Cast("const void*") long src, int dtype,
+            @Cast("int64_t") long n);
+
+    public static native void kiln_cpu_set_num_threads(int numThreads);
+
+    public static native int kiln_cpu_get_num_threads();
+
+    public static native int kiln_cpu_embedding(@Cast("float*") long out, @Cast("const void*") long table,
+            int tableDtype, @Cast("const int32_t*") long ids, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long hidden, @Cast("int64_t") long vocab);
+
+    public static native int kiln_cpu_rms_norm(@Cast("float*") long out, @Cast("int64_t") long outStride,
+            @Cast("const float*") long x, @Cast("int64_t") long xStride, @Cast("float*") long residual,
+            @Cast("int64_t") long residualStride, @Cast("const void*") long weight, int weightDtype,
+            @Cast("int64_t") long rows, @Cast("int64_t") long dim, float eps);
+
+    public static native int kiln_cpu_rotary(@Cast("float*") long q, @Cast("int64_t") long qStride,
+            @Cast("int64_t") long numQHeads, @Cast("float*") long k, @Cast("int64_t") long kStride,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("const int32_t*") long positions,
+            @Cast("int64_t") long numTokens, @Cast("const float*") long cosSin, @Cast("int64_t") long maxPosition,
+            int isNeox);
+
+    public static native int kiln_cpu_gemm(@Cast("float*") long out, @Cast("int64_t") long outStride,
+            @Cast("const float*") long x, @Cast("int64_t") long xStride, @Cast("const void*") long w, int wDtype,
+            @Cast("const void*") long bias, int biasDtype, @Cast("int64_t") long m, @Cast("int64_t") long n,
+            @Cast("int64_t") long k);
+
+    public static native int kiln_cpu_silu_and_mul(@Cast("float*") long out, @Cast("const float*") long gateUp,
+            @Cast("int64_t") long numTokens, @Cast("int64_t") long inter);
+
+    public static native int kiln_cpu_write_kv_cache(@Cast("const float*") long k, @Cast("int64_t") long kStride,
+            @Cast("const float*") long v, @Cast("int64_t") long vStride, @Cast("float*") long kCache,
+            @Cast("float*") long vCache, @Cast("const int32_t*") long slotMapping, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots);
+
+    public static native int kiln_cpu_attention(@Cast("float*") long out, @Cast("int64_t") long outStride,
+            @Cast("const float*") long q, @Cast("int64_t") long qStride, @Cast("const float*") long kCache,
+            @Cast("const float*") long vCache, @Cast("const int32_t*") long blockTables,
+            @Cast("int64_t") long maxBlocksPerSeq, @Cast("const int32_t*") long queryStart,
+            @Cast("const int32_t*") long seqLens, @Cast("int64_t") long numSeqs, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim,
+            @Cast("int64_t") long blockSize, @Cast("int64_t") long numBlocks, float scale);
+
+    public static native int kiln_cpu_gather_rows(@Cast("float*") long out, @Cast("const float*") long in,
+            @Cast("int64_t") long inStride, @Cast("const int32_t*") long rows, @Cast("int64_t") long numOut,
+            @Cast("int64_t") long numIn, @Cast("int64_t") long dim);
+
+    public static native int kiln_cpu_argmax(@Cast("const float*") long logits, @Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab, @Cast("int32_t*") long outIds, @Cast("float*") long outLogprobs);
+}

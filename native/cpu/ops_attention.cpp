@@ -1,0 +1,112 @@
+// Causal attention over the paged KV cache on the CPU (prefill and decode in one op).
+//
+// One task per (sequence, query row, q head): scores against every visible position read
+// through the block table, a max-subtracted softmax in fp32, then the weighted sum of V.
+#include <omp.h>
+
+#include <vector>
+
+#include "common.h"
+
+extern "C" int kiln_cpu_attention(float* out, int64_t out_stride, const float* q,
+                                  int64_t q_stride, const float* k_cache, const float* v_cache,
+                                  const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                  const int32_t* query_start, const int32_t* seq_lens,
+                                  int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads,
+                                  int64_t num_kv_heads, int64_t head_dim, int64_t block_size,
+                                  int64_t num_blocks, float scale) {
+  KILN_CHECK_PTR(out);
+  KILN_CHECK_PTR(q);
+  KILN_CHECK_PTR(k_cache);
+  KILN_CHECK_PTR(v_cache);
+  KILN_CHECK_PTR(block_tables);
+  KILN_CHECK_PTR(query_start);
+  KILN_CHECK_PTR(seq_lens);
+  KILN_CHECK(num_q_heads > 0 && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0,
+             "kiln_cpu_attention: %lld q heads are not a multiple of %lld kv heads",
+             (long long)num_q_heads, (long long)num_kv_heads);
+  KILN_CHECK(head_dim > 0 && block_size > 0 && num_blocks > 0 && max_blocks_per_seq > 0,
+             "kiln_cpu_attention: bad sizes");
+  KILN_CHECK(q_stride >= num_q_heads * head_dim && out_stride >= num_q_heads * head_dim,
+             "kiln_cpu_attention: a row stride is too small");
+  // Validate the whole plan before touching memory.
+  if (query_start[0] != 0 || query_start[num_seqs] != num_tokens) {
+    return kiln::fail(KILN_ERR_OUT_OF_RANGE, "query_start must run from 0 to num_tokens=%lld",
+                      (long long)num_tokens);
+  }
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const int64_t query_len = query_start[s + 1] - query_start[s];
+    const int64_t seq_len = seq_lens[s];
+    if (query_len < 0 || query_len > seq_len || seq_len > max_blocks_per_seq * block_size) {
+      return kiln::fail(KILN_ERR_OUT_OF_RANGE,
+                        "sequence %lld: query length %lld and context length %lld do not fit "
+                        "(at most %lld blocks of %lld)",
+                        (long long)s, (long long)query_len, (long long)seq_len,
+                        (long long)max_blocks_per_seq, (long long)block_size);
+    }
+    const int64_t used_blocks = (seq_len + block_size - 1) / block_size;
+    for (int64_t b = 0; b < used_blocks; ++b) {
+      const int32_t block = block_tables[s * max_blocks_per_seq + b];
+      if (block < 0 || block >= num_blocks) {
+        return kiln::fail(KILN_ERR_OUT_OF_RANGE, "sequence %lld: block table entry %lld is %d, outside [0, %lld)",
+                          (long long)s, (long long)b, block, (long long)num_blocks);
+      }
+    }
+  }
+
+  const int64_t group = num_q_heads / num_kv_heads;
+  const int64_t kv_row = num_kv_heads * head_dim;  // elements per slot
+  // One work item per (token, q head); each finds its sequence by binary search.
+  const int64_t items = num_tokens * num_q_heads;
+#pragma omp parallel
+  {
+    std::vector<float> scores;
+    std::vector<float> acc(static_cast<size_t>(head_dim));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t token = item / num_q_heads;
+      const int64_t head = item % num_q_heads;
+      int64_t lo = 0, hi = num_seqs - 1;
+      while (lo < hi) {  // last sequence whose query_start <= token
+        const int64_t mid = (lo + hi + 1) / 2;
+        if (query_start[mid] <= token) lo = mid; else hi = mid - 1;
+      }
+      const int64_t seq = lo;
+      const int64_t query_len = query_start[seq + 1] - query_start[seq];
+      const int64_t position = seq_lens[seq] - query_len + (token - query_start[seq]);
+      const int64_t visible = position + 1;
+      const int32_t* table = block_tables + seq * max_blocks_per_seq;
+      const int64_t kv_head = head / group;
+      const float* qh = q + token * q_stride + head * head_dim;
+
+      scores.resize(static_cast<size_t>(visible));
+      float max_score = -INFINITY;
+      for (int64_t p = 0; p < visible; ++p) {
+        const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
+        const float* kh = k_cache + slot * kv_row + kv_head * head_dim;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kh[d];
+        scores[p] = dot * scale;
+        if (scores[p] > max_score) max_score = scores[p];
+      }
+      float denominator = 0.0f;
+      for (int64_t p = 0; p < visible; ++p) {
+        scores[p] = std::exp(scores[p] - max_score);
+        denominator += scores[p];
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t p = 0; p < visible; ++p) {
+        const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
+        const float* vh = v_cache + slot * kv_row + kv_head * head_dim;
+        const float weight = scores[p];
+#pragma omp simd
+        for (int64_t d = 0; d < head_dim; ++d) acc[d] += weight * vh[d];
+      }
+      float* dst = out + token * out_stride + head * head_dim;
+      const float inv = 1.0f / denominator;
+      for (int64_t d = 0; d < head_dim; ++d) dst[d] = acc[d] * inv;
+    }
+  }
+  return KILN_OK;
+}

@@ -1,0 +1,112 @@
+// out = x @ w^T + bias on the CPU, fp32 accumulation, weights in fp32, fp16 or bf16.
+//
+// NOTE: weights are the large operand and are read once: the n dimension is split into blocks
+// of kRowsPerBlock weight rows, each converted to fp32 once into a per-thread buffer (small
+// enough for L2), then multiplied against every activation row with a 4x4 register tile.
+// Decode (m = 1..few) is bound by reading w; prefill reuses each converted block m times.
+#include <omp.h>
+
+#include <vector>
+
+#include "common.h"
+
+namespace {
+
+constexpr int64_t kRowsPerBlock = 32;
+constexpr int kTile = 4;
+
+// c[i][j] = dot(x_i, w_j) for i < MR, j < NR, over k elements.
+template <int MR, int NR>
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void micro_tile(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t k,
+                float* c /* [MR][kTile] */) {
+  float acc[MR][NR] = {};
+  for (int64_t i = 0; i < k; i += 256) {
+    const int64_t end = i + 256 < k ? i + 256 : k;
+    float part[MR][NR] = {};
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+      for (int s = 0; s < NR; ++s) {
+        const float* xr = x + r * x_stride;
+        const float* ws = w + s * w_stride;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t e = i; e < end; ++e) sum += xr[e] * ws[e];
+        part[r][s] = sum;
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int s = 0; s < NR; ++s) acc[r][s] += part[r][s];
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int s = 0; s < NR; ++s) c[r * kTile + s] = acc[r][s];
+}
+
+using MicroTile = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+
+template <int MR, int NR>
+constexpr MicroTile tile_of() { return &micro_tile<MR, NR>; }
+
+// Indexed [MR - 1][NR - 1].
+const MicroTile kTiles[kTile][kTile] = {
+    {tile_of<1, 1>(), tile_of<1, 2>(), tile_of<1, 3>(), tile_of<1, 4>()},
+    {tile_of<2, 1>(), tile_of<2, 2>(), tile_of<2, 3>(), tile_of<2, 4>()},
+    {tile_of<3, 1>(), tile_of<3, 2>(), tile_of<3, 3>(), tile_of<3, 4>()},
+    {tile_of<4, 1>(), tile_of<4, 2>(), tile_of<4, 3>(), tile_of<4, 4>()},
+};
+
+}  // namespace
+
+extern "C" int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
+                             const void* w, int w_dtype, const void* bias, int bias_dtype,
+                             int64_t m, int64_t n, int64_t k) {
+  KILN_CHECK_PTR(out);
+  KILN_CHECK_PTR(x);
+  KILN_CHECK_PTR(w);
+  KILN_CHECK_DTYPE(w_dtype);
+  KILN_CHECK(bias == nullptr || kiln::is_float_dtype(bias_dtype), "kiln_cpu_gemm: bad bias dtype %d", bias_dtype);
+  KILN_CHECK(m >= 0 && n > 0 && k > 0, "kiln_cpu_gemm: bad sizes m=%lld n=%lld k=%lld",
+             (long long)m, (long long)n, (long long)k);
+  KILN_CHECK(x_stride >= k && out_stride >= n, "kiln_cpu_gemm: a row stride is too small");
+  if (m == 0) return KILN_OK;
+
+  const int64_t num_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
+#pragma omp parallel
+  {
+    std::vector<float> converted;
+    if (w_dtype != KILN_F32) converted.resize(static_cast<size_t>(kRowsPerBlock * k));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t block = 0; block < num_blocks; ++block) {
+      const int64_t n0 = block * kRowsPerBlock;
+      const int64_t rows = n - n0 < kRowsPerBlock ? n - n0 : kRowsPerBlock;
+      const float* wf;
+      if (w_dtype == KILN_F32) {
+        wf = static_cast<const float*>(w) + n0 * k;
+      } else {
+        for (int64_t r = 0; r < rows; ++r)
+          kiln::load_f32(converted.data() + r * k,
+                         static_cast<const char*>(w) + (n0 + r) * w_row_bytes, w_dtype, k);
+        wf = converted.data();
+      }
+      float tile[kTile * kTile];
+      for (int64_t m0 = 0; m0 < m; m0 += kTile) {
+        const int mr = static_cast<int>(m - m0 < kTile ? m - m0 : kTile);
+        for (int64_t j0 = 0; j0 < rows; j0 += kTile) {
+          const int nr = static_cast<int>(rows - j0 < kTile ? rows - j0 : kTile);
+          kTiles[mr - 1][nr - 1](x + m0 * x_stride, x_stride, wf + j0 * k, k, k, tile);
+          for (int r = 0; r < mr; ++r) {
+            float* dst = out + (m0 + r) * out_stride + n0 + j0;
+            for (int s = 0; s < nr; ++s) {
+              float value = tile[r * kTile + s];
+              if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, n0 + j0 + s);
+              dst[s] = value;
+            }
+          }
+        }
+      }
+    }
+  }
+  return KILN_OK;
+}

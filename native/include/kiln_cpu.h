@@ -1,0 +1,146 @@
+// Kiln CPU backend: the C ABI that the Java binding (ai.kiln.backend.cpu.KilnCpu) calls.
+//
+// Every op works on caller-owned memory described by plain pointers, sizes and row strides
+// (in elements). Activations, K/V cache and logits are fp32; weights may be fp32, fp16 or bf16.
+// Every function returns KILN_OK or a negative status and sets a thread-local message that
+// kiln_last_error() returns. Functions check every index they read through (token ids, slots,
+// block ids, sequence offsets) against the sizes they are given and refuse out-of-range ones,
+// so a bad input from Java is an error, never a read or write out of bounds.
+// Native code makes no policy decisions: what to run, with which sizes, comes from Java.
+#ifndef KILN_CPU_H
+#define KILN_CPU_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum kiln_status {
+  KILN_OK = 0,
+  KILN_ERR_INVALID_ARGUMENT = -1,
+  KILN_ERR_OUT_OF_RANGE = -2,
+  KILN_ERR_IO = -3,
+  KILN_ERR_OUT_OF_MEMORY = -4,
+  KILN_ERR_UNSUPPORTED = -5,
+};
+
+// Element types, the same numbering as ai.kiln.tensor.DType.
+enum kiln_dtype {
+  KILN_F32 = 0,
+  KILN_F16 = 1,
+  KILN_BF16 = 2,
+  KILN_I32 = 3,
+  KILN_I64 = 4,
+};
+
+// Message of the last failed call on this thread ("" if none).
+const char* kiln_last_error(void);
+
+// ---- memory -----------------------------------------------------------------------------------
+
+// Maps a whole file read-only. *size_out gets its length in bytes. Returns NULL on failure.
+void* kiln_map_file(const char* path, int64_t* size_out);
+int kiln_unmap_file(void* address, int64_t size);
+
+// 64-byte aligned host memory. Returns NULL on failure.
+void* kiln_cpu_alloc(int64_t bytes);
+void kiln_cpu_free(void* address);
+
+// Copies n elements converting between dtypes (any of f32/f16/bf16 to any of them).
+int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, int64_t n);
+
+// Index of the first NaN or infinite element of src, -1 if all are finite.
+int64_t kiln_cpu_find_non_finite(const void* src, int dtype, int64_t n);
+
+// Threads used by the ops (0: OpenMP's default).
+void kiln_cpu_set_num_threads(int num_threads);
+int kiln_cpu_get_num_threads(void);
+
+// ---- layer ops ---------------------------------------------------------------------------------
+
+// out[t, :] = table[ids[t], :]
+//   out:   [num_tokens, hidden] fp32
+//   table: [vocab, hidden] table_dtype
+//   ids:   [num_tokens] int32, each in [0, vocab)
+int kiln_cpu_embedding(float* out, const void* table, int table_dtype, const int32_t* ids,
+                       int64_t num_tokens, int64_t hidden, int64_t vocab);
+
+// RMSNorm, optionally fused with the residual add:
+//   residual == NULL: out[r] = x[r] / rms(x[r]) * weight
+//   residual != NULL: residual[r] += x[r]; out[r] = residual[r] / rms(residual[r]) * weight
+//   out, x, residual: [rows, dim] fp32 with row strides (elements); out may alias x.
+//   weight: [dim] weight_dtype
+int kiln_cpu_rms_norm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
+                      float* residual, int64_t residual_stride, const void* weight,
+                      int weight_dtype, int64_t rows, int64_t dim, float eps);
+
+// Rotary embedding in place on q and k (either may be NULL).
+//   q: [num_tokens, num_q_heads, head_dim] fp32, row stride q_stride (per token)
+//   k: [num_tokens, num_kv_heads, head_dim] fp32, row stride k_stride
+//   positions: [num_tokens] int32, each in [0, max_position)
+//   cos_sin: [max_position, head_dim] fp32: cos of the head_dim/2 frequencies, then their sin
+//   is_neox: 1 rotates pairs (i, i + head_dim/2) (HF Llama "rotate_half"); 0 rotates
+//            interleaved pairs (2i, 2i+1) (original Llama / GPT-J).
+int kiln_cpu_rotary(float* q, int64_t q_stride, int64_t num_q_heads, float* k,
+                    int64_t k_stride, int64_t num_kv_heads, int64_t head_dim,
+                    const int32_t* positions, int64_t num_tokens, const float* cos_sin,
+                    int64_t max_position, int is_neox);
+
+// out = x @ w^T (+ bias), fp32 accumulation.
+//   out:  [m, n] fp32, row stride out_stride
+//   x:    [m, k] fp32, row stride x_stride
+//   w:    [n, k] w_dtype (row-major, as stored by HF linear layers)
+//   bias: [n] bias_dtype or NULL
+int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
+                  const void* w, int w_dtype, const void* bias, int bias_dtype, int64_t m,
+                  int64_t n, int64_t k);
+
+// out[t, i] = silu(gate_up[t, i]) * gate_up[t, inter + i]
+//   out: [num_tokens, inter] fp32; gate_up: [num_tokens, 2 * inter] fp32
+int kiln_cpu_silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t inter);
+
+// Writes each token's K and V into its cache slot; slot -1 is padding and is skipped.
+//   k, v: [num_tokens, num_kv_heads, head_dim] fp32, row strides k_stride / v_stride
+//   k_cache, v_cache: [num_slots, num_kv_heads, head_dim] fp32 (num_slots = blocks * block_size)
+//   slot_mapping: [num_tokens] int32, each -1 or in [0, num_slots)
+int kiln_cpu_write_kv_cache(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                            float* k_cache, float* v_cache, const int32_t* slot_mapping,
+                            int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+                            int64_t num_slots);
+
+// Causal attention over the paged cache for a packed batch of sequences, prefill and decode
+// alike. Sequence s owns query rows [query_start[s], query_start[s+1]) and has seq_lens[s]
+// tokens of context in total, the new ones last, so its query row j sits at position
+// seq_lens[s] - query_len + j and attends to positions 0 ..= that one. K/V of position p are
+// in slot block_tables[s, p / block_size] * block_size + p % block_size.
+//   out: [num_tokens, num_q_heads, head_dim] fp32, row stride out_stride
+//   q:   [num_tokens, num_q_heads, head_dim] fp32, row stride q_stride
+//   k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] fp32
+//   block_tables: [num_seqs, max_blocks_per_seq] int32, each used entry in [0, num_blocks)
+//   query_start: [num_seqs + 1] int32, non-decreasing, query_start[num_seqs] = num_tokens
+//   seq_lens: [num_seqs] int32, query_len <= seq_len <= max_blocks_per_seq * block_size
+int kiln_cpu_attention(float* out, int64_t out_stride, const float* q, int64_t q_stride,
+                       const float* k_cache, const float* v_cache, const int32_t* block_tables,
+                       int64_t max_blocks_per_seq, const int32_t* query_start,
+                       const int32_t* seq_lens, int64_t num_seqs, int64_t num_tokens,
+                       int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                       int64_t block_size, int64_t num_blocks, float scale);
+
+// out[i, :] = in[rows[i], :]
+//   out: [num_out, dim] fp32; in: [num_in, dim] fp32 with row stride in_stride
+//   rows: [num_out] int32, each in [0, num_in)
+int kiln_cpu_gather_rows(float* out, const float* in, int64_t in_stride, const int32_t* rows,
+                         int64_t num_out, int64_t num_in, int64_t dim);
+
+// out_ids[b] = argmax_v logits[b, v] (the first on ties); out_logprobs[b] (may be NULL) gets
+// log_softmax(logits[b])[out_ids[b]].
+//   logits: [batch, vocab] fp32
+int kiln_cpu_argmax(const float* logits, int64_t batch, int64_t vocab, int32_t* out_ids,
+                    float* out_logprobs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // KILN_CPU_H
