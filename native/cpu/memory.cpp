@@ -73,6 +73,15 @@ void* kiln_cpu_alloc(int64_t bytes) {
 
 void kiln_cpu_free(void* address) { std::free(address); }
 
+int kiln_cpu_copy(void* dst, const void* src, int64_t bytes) {
+  KILN_CHECK(bytes >= 0, "kiln_cpu_copy: negative size %lld", (long long)bytes);
+  if (bytes == 0) return KILN_OK;
+  KILN_CHECK_PTR(dst);
+  KILN_CHECK_PTR(src);
+  std::memcpy(dst, src, static_cast<size_t>(bytes));
+  return KILN_OK;
+}
+
 int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, int64_t n) {
   KILN_CHECK_PTR(dst);
   KILN_CHECK_PTR(src);

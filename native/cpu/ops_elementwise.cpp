@@ -71,6 +71,30 @@ int kiln_cpu_rms_norm(float* out, int64_t out_stride, const float* x, int64_t x_
   return KILN_OK;
 }
 
+int kiln_cpu_head_rms_norm(float* x, int64_t token_stride, int64_t num_tokens, int64_t num_heads,
+                           int64_t head_dim, const void* weight, int weight_dtype, float eps) {
+  KILN_CHECK_PTR(x);
+  KILN_CHECK_PTR(weight);
+  KILN_CHECK_DTYPE(weight_dtype);
+  KILN_CHECK(num_tokens >= 0 && num_heads > 0 && head_dim > 0 && token_stride >= num_heads * head_dim,
+             "kiln_cpu_head_rms_norm: bad sizes or stride");
+  std::vector<float> weight_f32(static_cast<size_t>(head_dim));
+  kiln::load_f32(weight_f32.data(), weight, weight_dtype, head_dim);
+  const float* w = weight_f32.data();
+  const int64_t rows = num_tokens * num_heads;
+#pragma omp parallel for schedule(static) if (rows * head_dim > kParallelMinElements)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* head = x + (r / num_heads) * token_stride + (r % num_heads) * head_dim;
+    float sum_squares = 0.0f;
+#pragma omp simd reduction(+ : sum_squares)
+    for (int64_t i = 0; i < head_dim; ++i) sum_squares += head[i] * head[i];
+    const float inv_rms = 1.0f / std::sqrt(sum_squares / static_cast<float>(head_dim) + eps);
+#pragma omp simd
+    for (int64_t i = 0; i < head_dim; ++i) head[i] = head[i] * inv_rms * w[i];
+  }
+  return KILN_OK;
+}
+
 int kiln_cpu_rotary(float* q, int64_t q_stride, int64_t num_q_heads, float* k,
                     int64_t k_stride, int64_t num_kv_heads, int64_t head_dim,
                     const int32_t* positions, int64_t num_tokens, const float* cos_sin,

@@ -47,6 +47,9 @@ int kiln_unmap_file(void* address, int64_t size);
 void* kiln_cpu_alloc(int64_t bytes);
 void kiln_cpu_free(void* address);
 
+// Plain byte copy (the binding also passes Java arrays through it).
+int kiln_cpu_copy(void* dst, const void* src, int64_t bytes);
+
 // Copies n elements converting between dtypes (any of f32/f16/bf16 to any of them).
 int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, int64_t n);
 
@@ -74,6 +77,12 @@ int kiln_cpu_embedding(float* out, const void* table, int table_dtype, const int
 int kiln_cpu_rms_norm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
                       float* residual, int64_t residual_stride, const void* weight,
                       int weight_dtype, int64_t rows, int64_t dim, float eps);
+
+// Per-head RMSNorm in place (Qwen3's q_norm / k_norm):
+//   x: [num_tokens, num_heads, head_dim] fp32, row stride token_stride (per token)
+//   weight: [head_dim] weight_dtype
+int kiln_cpu_head_rms_norm(float* x, int64_t token_stride, int64_t num_tokens, int64_t num_heads,
+                           int64_t head_dim, const void* weight, int weight_dtype, float eps);
 
 // Rotary embedding in place on q and k (either may be NULL).
 //   q: [num_tokens, num_q_heads, head_dim] fp32, row stride q_stride (per token)

@@ -33,6 +33,24 @@ public final class KilnCpu {
 
     public static native void kiln_cpu_free(@Cast("void*") long address);
 
+    public static native int kiln_cpu_copy(@Cast("void*") long dst, @Cast("const void*") long src,
+            @Cast("int64_t") long bytes);
+
+    public static native int kiln_cpu_copy(@Cast("void*") long dst, @Cast("const void*") int[] src,
+            @Cast("int64_t") long bytes);
+
+    public static native int kiln_cpu_copy(@Cast("void*") int[] dst, @Cast("const void*") long src,
+            @Cast("int64_t") long bytes);
+
+    public static native int kiln_cpu_copy(@Cast("void*") float[] dst, @Cast("const void*") long src,
+            @Cast("int64_t") long bytes);
+
+    public static native int kiln_cpu_copy(@Cast("void*") long dst, @Cast("const void*") float[] src,
+            @Cast("int64_t") long bytes);
+
+    public static native int kiln_cpu_copy(@Cast("void*") byte[] dst, @Cast("const void*") long src,
+            @Cast("int64_t") long bytes);
+
     public static native int kiln_cpu_convert(@Cast("void*") long dst, int dstDtype, @Cast("const void*") long src,
             int srcDtype, @Cast("int64_t") long n);
 
@@ -51,6 +69,10 @@ public final class KilnCpu {
             @Cast("const float*") long x, @Cast("int64_t") long xStride, @Cast("float*") long residual,
             @Cast("int64_t") long residualStride, @Cast("const void*") long weight, int weightDtype,
             @Cast("int64_t") long rows, @Cast("int64_t") long dim, float eps);
+
+    public static native int kiln_cpu_head_rms_norm(@Cast("float*") long x, @Cast("int64_t") long tokenStride,
+            @Cast("int64_t") long numTokens, @Cast("int64_t") long numHeads, @Cast("int64_t") long headDim,
+            @Cast("const void*") long weight, int weightDtype, float eps);
 
     public static native int kiln_cpu_rotary(@Cast("float*") long q, @Cast("int64_t") long qStride,
             @Cast("int64_t") long numQHeads, @Cast("float*") long k, @Cast("int64_t") long kStride,

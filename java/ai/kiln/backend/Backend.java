@@ -1,0 +1,108 @@
+package ai.kiln.backend;
+
+import ai.kiln.tensor.DType;
+import ai.kiln.tensor.Tensor;
+
+/**
+ * The ops a model runs, on tensors that live in the backend's memory. The model definition is
+ * written once over this interface; the CPU backend (native C++) and the CUDA backend implement
+ * it, so every GPU op has a CPU twin to be checked against.
+ *
+ * <p>Memory is owned by Java: the backend allocates it when asked and frees it on {@link
+ * #free} or {@link #close}. Ops are issued in order on the backend's single stream; {@link
+ * #copyToHost} waits for the ops before it. Ops check shapes and dtypes and throw {@link
+ * BackendException} naming the problem; native code refuses out-of-range indices.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** "cpu" or "cuda". */
+    String name();
+
+    /** A line for logs: device, threads, memory. */
+    String description();
+
+    /** The element type of activations, the KV cache and logits on this backend. */
+    DType activationDType();
+
+    /** The element type weights of the given stored type are kept in on this backend. */
+    DType weightDType(DType stored);
+
+    // ---- memory ----------------------------------------------------------------------------------
+
+    /** Uninitialised memory for a contiguous tensor. */
+    Tensor allocate(DType dtype, long... shape);
+
+    /** Frees memory returned by {@link #allocate}. */
+    void free(Tensor tensor);
+
+    /** Bytes of device memory free for allocation now (host backends: a configured budget). */
+    long freeMemoryBytes();
+
+    /**
+     * Copies {@code source}, a contiguous tensor in host memory (e.g. a mapped weights file),
+     * into {@code destination}, converting the element type if they differ.
+     */
+    void upload(Tensor destination, Tensor hostSource);
+
+    /** Copies {@code count} ints into an I32 tensor. */
+    void copyFromHost(Tensor destination, int[] values, int count);
+
+    /** Copies the first {@code count} elements of an F32/I32 tensor to the host, after pending ops. */
+    void copyToHost(Tensor source, float[] destination, int count);
+
+    void copyToHost(Tensor source, int[] destination, int count);
+
+    /** Waits for every op issued so far. */
+    void synchronize();
+
+    // ---- layer ops ---------------------------------------------------------------------------
+
+    /** out[t] = table[ids[t]]. out: [T, H] activations; table: [V, H]; ids: [T] I32. */
+    void embedding(Tensor out, Tensor table, Tensor ids);
+
+    /**
+     * RMSNorm over the last dimension of 2-D tensors [rows, dim]. With a residual: residual += x,
+     * then out = norm(residual) * weight; without: out = norm(x) * weight. out may be x.
+     */
+    void rmsNorm(Tensor out, Tensor x, Tensor residual, Tensor weight, float eps);
+
+    /** In-place RMSNorm of every head: x [T, heads, headDim] (token rows may be strided). */
+    void headRmsNorm(Tensor x, Tensor weight, float eps);
+
+    /**
+     * Rotary embedding in place. q: [T, Hq, D], k: [T, Hk, D] (token rows may be strided),
+     * positions: [T] I32, cosSin: [maxPosition, D] F32 (cos of the D/2 frequencies, then sin).
+     */
+    void rotary(Tensor q, Tensor k, Tensor positions, Tensor cosSin, boolean neoxStyle);
+
+    /** out = x @ w^T (+ bias). out: [M, N]; x: [M, K]; w: [N, K]; bias: [N] or null. */
+    void gemm(Tensor out, Tensor x, Tensor w, Tensor bias);
+
+    /** out = silu(gateUp[:, :I]) * gateUp[:, I:]. out: [T, I]; gateUp: [T, 2I]. */
+    void siluAndMul(Tensor out, Tensor gateUp);
+
+    /**
+     * Writes K and V of each token into its cache slot (slot -1: padding, skipped).
+     * k, v: [T, Hk, D]; kCache, vCache: [numBlocks, blockSize, Hk, D]; slotMapping: [T] I32.
+     */
+    void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping);
+
+    /**
+     * Causal attention of a packed batch over the paged cache (see {@link AttentionMetadata}).
+     * out, q: [T, Hq, D]; kCache, vCache: [numBlocks, blockSize, Hk, D].
+     */
+    void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale);
+
+    /** out[i] = in[rows[i]]. out: [R, H]; in: [T, H]; rows: [R] I32. */
+    void gatherRows(Tensor out, Tensor in, Tensor rows);
+
+    /**
+     * Greedy choice per row of logits [B, V]: ids [B] I32 get the argmax, logprobs [B] F32 (or
+     * null) its log-probability.
+     */
+    void argmax(Tensor logits, Tensor ids, Tensor logprobs);
+
+    @Override
+    void close();
+}

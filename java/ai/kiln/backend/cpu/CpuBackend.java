@@ -1,0 +1,350 @@
+package ai.kiln.backend.cpu;
+
+import ai.kiln.backend.AttentionMetadata;
+import ai.kiln.backend.Backend;
+import ai.kiln.backend.BackendException;
+import ai.kiln.tensor.DType;
+import ai.kiln.tensor.Tensor;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The CPU backend: ops in native C++ (libkiln_cpu, OpenMP), fp32 activations, weights kept in
+ * their stored type (fp32, fp16 or bf16) and widened inside the GEMM. Ops run synchronously on
+ * the calling thread.
+ */
+public final class CpuBackend implements Backend {
+
+    private final Map<Long, Long> allocations = new HashMap<>(); // address -> bytes
+    private final long memoryBudgetBytes;
+    private long allocatedBytes;
+    private boolean closed;
+
+    /**
+     * @param numThreads        threads for the ops (0: one per core)
+     * @param memoryBudgetBytes the most memory this backend hands out, weights and KV cache included
+     */
+    public CpuBackend(int numThreads, long memoryBudgetBytes) {
+        if (numThreads < 0) {
+            throw new IllegalArgumentException("numThreads must be >= 0, got " + numThreads);
+        }
+        if (memoryBudgetBytes <= 0) {
+            throw new IllegalArgumentException("memoryBudgetBytes must be > 0, got " + memoryBudgetBytes);
+        }
+        KilnCpu.ensureLoaded();
+        KilnCpu.kiln_cpu_set_num_threads(numThreads);
+        this.memoryBudgetBytes = memoryBudgetBytes;
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String description() {
+        return "cpu (" + KilnCpu.kiln_cpu_get_num_threads() + " threads, fp32 activations)";
+    }
+
+    @Override
+    public DType activationDType() {
+        return DType.F32;
+    }
+
+    @Override
+    public DType weightDType(DType stored) {
+        return stored;
+    }
+
+    // ---- memory ------------------------------------------------------------------------------
+
+    @Override
+    public synchronized Tensor allocate(DType dtype, long... shape) {
+        ensureOpen();
+        Tensor probe = Tensor.of(0, dtype, shape);
+        long bytes = Math.max(64, Math.multiplyExact(probe.numel(), (long) dtype.bytes));
+        if (allocatedBytes + bytes > memoryBudgetBytes) {
+            throw new BackendException(String.format(
+                    "out of memory on the CPU backend: %s %s needs %d bytes, %d of the %d-byte budget are free",
+                    dtype, Arrays.toString(shape), bytes, memoryBudgetBytes - allocatedBytes, memoryBudgetBytes));
+        }
+        long address = KilnCpu.kiln_cpu_alloc(bytes);
+        if (address == 0) {
+            throw new BackendException(KilnCpu.kiln_last_error());
+        }
+        allocations.put(address, bytes);
+        allocatedBytes += bytes;
+        return Tensor.of(address, dtype, shape);
+    }
+
+    @Override
+    public synchronized void free(Tensor tensor) {
+        Long bytes = allocations.remove(tensor.address());
+        if (bytes == null) {
+            throw new BackendException("free of memory this backend did not allocate: " + tensor);
+        }
+        allocatedBytes -= bytes;
+        KilnCpu.kiln_cpu_free(tensor.address());
+    }
+
+    @Override
+    public synchronized long freeMemoryBytes() {
+        return memoryBudgetBytes - allocatedBytes;
+    }
+
+    @Override
+    public void upload(Tensor destination, Tensor hostSource) {
+        requireContiguous(destination, "upload destination");
+        requireContiguous(hostSource, "upload source");
+        if (destination.numel() != hostSource.numel()) {
+            throw new BackendException("upload of " + hostSource + " into " + destination + ": sizes differ");
+        }
+        check(KilnCpu.kiln_cpu_convert(destination.address(), destination.dtype().code, hostSource.address(),
+                hostSource.dtype().code, hostSource.numel()));
+    }
+
+    @Override
+    public void copyFromHost(Tensor destination, int[] values, int count) {
+        requireDType(destination, DType.I32, "copyFromHost destination");
+        if (count < 0 || count > values.length || count > destination.numel()) {
+            throw new BackendException("copyFromHost of " + count + " ints into " + destination);
+        }
+        check(KilnCpu.kiln_cpu_copy(destination.address(), values, 4L * count));
+    }
+
+    @Override
+    public void copyToHost(Tensor source, float[] destination, int count) {
+        requireDType(source, DType.F32, "copyToHost source");
+        if (count < 0 || count > destination.length || count > source.numel()) {
+            throw new BackendException("copyToHost of " + count + " floats from " + source);
+        }
+        requireContiguous(source, "copyToHost source");
+        check(KilnCpu.kiln_cpu_copy(destination, source.address(), 4L * count));
+    }
+
+    @Override
+    public void copyToHost(Tensor source, int[] destination, int count) {
+        requireDType(source, DType.I32, "copyToHost source");
+        if (count < 0 || count > destination.length || count > source.numel()) {
+            throw new BackendException("copyToHost of " + count + " ints from " + source);
+        }
+        requireContiguous(source, "copyToHost source");
+        check(KilnCpu.kiln_cpu_copy(destination, source.address(), 4L * count));
+    }
+
+    @Override
+    public void synchronize() {
+        // Ops are synchronous.
+    }
+
+    // ---- ops ---------------------------------------------------------------------------------
+
+    @Override
+    public void embedding(Tensor out, Tensor table, Tensor ids) {
+        requireActivation(out, "embedding out");
+        requireDType(ids, DType.I32, "embedding ids");
+        requireRank(table, 2, "embedding table");
+        requireContiguous(out, "embedding out");
+        if (out.size(0) != ids.numel() || out.rowElements() != table.size(1)) {
+            throw shapeError("embedding", out, table, ids);
+        }
+        check(KilnCpu.kiln_cpu_embedding(out.address(), table.address(), table.dtype().code, ids.address(),
+                ids.numel(), table.size(1), table.size(0)));
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor x, Tensor residual, Tensor weight, float eps) {
+        requireActivation(out, "rmsNorm out");
+        requireActivation(x, "rmsNorm x");
+        long dim = x.rowElements();
+        if (out.rows() != x.rows() || out.rowElements() != dim || weight.numel() != dim
+                || (residual != null && (residual.rows() != x.rows() || residual.rowElements() != dim))) {
+            throw shapeError("rmsNorm", out, x, residual, weight);
+        }
+        if (residual != null) {
+            requireActivation(residual, "rmsNorm residual");
+        }
+        check(KilnCpu.kiln_cpu_rms_norm(out.address(), out.rowStride(), x.address(), x.rowStride(),
+                residual == null ? 0 : residual.address(), residual == null ? 0 : residual.rowStride(),
+                weight.address(), weight.dtype().code, x.rows(), dim, eps));
+    }
+
+    @Override
+    public void headRmsNorm(Tensor x, Tensor weight, float eps) {
+        requireActivation(x, "headRmsNorm x");
+        requireRank(x, 3, "headRmsNorm x");
+        if (weight.numel() != x.size(2)) {
+            throw shapeError("headRmsNorm", x, weight);
+        }
+        check(KilnCpu.kiln_cpu_head_rms_norm(x.address(), x.rowStride(), x.size(0), x.size(1), x.size(2),
+                weight.address(), weight.dtype().code, eps));
+    }
+
+    @Override
+    public void rotary(Tensor q, Tensor k, Tensor positions, Tensor cosSin, boolean neoxStyle) {
+        requireActivation(q, "rotary q");
+        requireActivation(k, "rotary k");
+        requireRank(q, 3, "rotary q");
+        requireRank(k, 3, "rotary k");
+        requireDType(positions, DType.I32, "rotary positions");
+        requireDType(cosSin, DType.F32, "rotary cosSin");
+        long headDim = q.size(2);
+        if (k.size(2) != headDim || q.size(0) != k.size(0) || positions.numel() != q.size(0)
+                || cosSin.size(1) != headDim) {
+            throw shapeError("rotary", q, k, positions, cosSin);
+        }
+        check(KilnCpu.kiln_cpu_rotary(q.address(), q.rowStride(), q.size(1), k.address(), k.rowStride(), k.size(1),
+                headDim, positions.address(), q.size(0), cosSin.address(), cosSin.size(0), neoxStyle ? 1 : 0));
+    }
+
+    @Override
+    public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
+        requireActivation(out, "gemm out");
+        requireActivation(x, "gemm x");
+        requireRank(w, 2, "gemm w");
+        requireContiguous(w, "gemm w");
+        long m = x.rows();
+        long n = w.size(0);
+        long k = w.size(1);
+        if (x.rowElements() != k || out.rows() != m || out.rowElements() != n
+                || (bias != null && bias.numel() != n)) {
+            throw shapeError("gemm", out, x, w, bias);
+        }
+        check(KilnCpu.kiln_cpu_gemm(out.address(), out.rowStride(), x.address(), x.rowStride(), w.address(),
+                w.dtype().code, bias == null ? 0 : bias.address(), bias == null ? 0 : bias.dtype().code, m, n, k));
+    }
+
+    @Override
+    public void siluAndMul(Tensor out, Tensor gateUp) {
+        requireActivation(out, "siluAndMul out");
+        requireActivation(gateUp, "siluAndMul gateUp");
+        requireContiguous(out, "siluAndMul out");
+        requireContiguous(gateUp, "siluAndMul gateUp");
+        if (out.rows() != gateUp.rows() || 2 * out.rowElements() != gateUp.rowElements()) {
+            throw shapeError("siluAndMul", out, gateUp);
+        }
+        check(KilnCpu.kiln_cpu_silu_and_mul(out.address(), gateUp.address(), out.rows(), out.rowElements()));
+    }
+
+    @Override
+    public void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping) {
+        requireActivation(k, "writeKvCache k");
+        requireActivation(v, "writeKvCache v");
+        requireActivation(kCache, "writeKvCache kCache");
+        requireActivation(vCache, "writeKvCache vCache");
+        requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
+        requireRank(kCache, 4, "writeKvCache kCache");
+        long row = kCache.size(2) * kCache.size(3);
+        if (k.rowElements() != row || v.rowElements() != row || k.rows() != v.rows()
+                || slotMapping.numel() != k.rows() || !Arrays.equals(kCache.shape(), vCache.shape())) {
+            throw shapeError("writeKvCache", k, v, kCache, vCache, slotMapping);
+        }
+        check(KilnCpu.kiln_cpu_write_kv_cache(k.address(), k.rowStride(), v.address(), v.rowStride(),
+                kCache.address(), vCache.address(), slotMapping.address(), k.rows(), kCache.size(2), kCache.size(3),
+                kCache.size(0) * kCache.size(1)));
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale) {
+        requireActivation(out, "attention out");
+        requireActivation(q, "attention q");
+        requireRank(q, 3, "attention q");
+        requireRank(kCache, 4, "attention kCache");
+        long numQHeads = q.size(1);
+        long headDim = q.size(2);
+        if (out.rows() != q.rows() || out.rowElements() != numQHeads * headDim || kCache.size(3) != headDim
+                || q.rows() != metadata.numTokens() || !Arrays.equals(kCache.shape(), vCache.shape())
+                || metadata.blockTables().numel() < (long) metadata.numSeqs() * metadata.maxBlocksPerSeq()
+                || metadata.queryStart().numel() < metadata.numSeqs() + 1
+                || metadata.seqLens().numel() < metadata.numSeqs()) {
+            throw shapeError("attention", out, q, kCache, vCache, metadata.blockTables());
+        }
+        check(KilnCpu.kiln_cpu_attention(out.address(), out.rowStride(), q.address(), q.rowStride(),
+                kCache.address(), vCache.address(), metadata.blockTables().address(), metadata.maxBlocksPerSeq(),
+                metadata.queryStart().address(), metadata.seqLens().address(), metadata.numSeqs(),
+                metadata.numTokens(), numQHeads, kCache.size(2), headDim, kCache.size(1), kCache.size(0), scale));
+    }
+
+    @Override
+    public void gatherRows(Tensor out, Tensor in, Tensor rows) {
+        requireActivation(out, "gatherRows out");
+        requireActivation(in, "gatherRows in");
+        requireContiguous(out, "gatherRows out");
+        requireDType(rows, DType.I32, "gatherRows rows");
+        if (out.rows() != rows.numel() || out.rowElements() != in.rowElements()) {
+            throw shapeError("gatherRows", out, in, rows);
+        }
+        check(KilnCpu.kiln_cpu_gather_rows(out.address(), in.address(), in.rowStride(), rows.address(), out.rows(),
+                in.rows(), in.rowElements()));
+    }
+
+    @Override
+    public void argmax(Tensor logits, Tensor ids, Tensor logprobs) {
+        requireActivation(logits, "argmax logits");
+        requireContiguous(logits, "argmax logits");
+        requireDType(ids, DType.I32, "argmax ids");
+        if (ids.numel() < logits.rows() || (logprobs != null && logprobs.numel() < logits.rows())) {
+            throw shapeError("argmax", logits, ids, logprobs);
+        }
+        check(KilnCpu.kiln_cpu_argmax(logits.address(), logits.rows(), logits.rowElements(), ids.address(),
+                logprobs == null ? 0 : logprobs.address()));
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (long address : allocations.keySet()) {
+            KilnCpu.kiln_cpu_free(address);
+        }
+        allocations.clear();
+        allocatedBytes = 0;
+    }
+
+    // ---- checks ------------------------------------------------------------------------------
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new BackendException("the CPU backend is closed");
+        }
+    }
+
+    private static void check(int status) {
+        if (status != 0) {
+            throw new BackendException("CPU op failed: " + KilnCpu.kiln_last_error());
+        }
+    }
+
+    private static void requireActivation(Tensor tensor, String what) {
+        requireDType(tensor, DType.F32, what);
+    }
+
+    private static void requireDType(Tensor tensor, DType dtype, String what) {
+        if (tensor == null) {
+            throw new BackendException(what + " is missing");
+        }
+        if (tensor.dtype() != dtype) {
+            throw new BackendException(what + " must be " + dtype + " on the CPU backend, got " + tensor);
+        }
+    }
+
+    private static void requireRank(Tensor tensor, int rank, String what) {
+        if (tensor.rank() != rank) {
+            throw new BackendException(what + " must have " + rank + " dimensions, got " + tensor);
+        }
+    }
+
+    private static void requireContiguous(Tensor tensor, String what) {
+        if (!tensor.isContiguous()) {
+            throw new BackendException(what + " must be contiguous, got " + tensor);
+        }
+    }
+
+    private static BackendException shapeError(String op, Tensor... tensors) {
+        return new BackendException(op + ": shapes do not fit: " + Arrays.toString(tensors));
+    }
+}

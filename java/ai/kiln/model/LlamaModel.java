@@ -1,0 +1,231 @@
+package ai.kiln.model;
+
+import ai.kiln.backend.AttentionMetadata;
+import ai.kiln.backend.Backend;
+import ai.kiln.backend.HostTensors;
+import ai.kiln.kvcache.KvCacheStorage;
+import ai.kiln.tensor.DType;
+import ai.kiln.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The forward pass of the Llama family (Llama 2/3/3.1/3.2, Mistral, Qwen2, Qwen3), written once
+ * over the {@link Backend} ops; the architectures differ only by {@link ModelConfig} flags.
+ *
+ * <p>All step memory (metadata and activations) is allocated at construction for the largest
+ * step ({@code maxTokens} tokens of at most {@code maxSeqs} sequences), so a step allocates
+ * nothing.
+ */
+public final class LlamaModel implements AutoCloseable {
+
+    private final ModelConfig config;
+    private final ModelWeights weights;
+    private final Backend backend;
+    private final int maxTokens;
+    private final int maxSeqs;
+    private final int maxBlocksPerSeq;
+    private final int maxPositions;
+    private final float attentionScale;
+    private final List<Tensor> owned = new ArrayList<>();
+
+    // Step metadata, in backend memory.
+    private final Tensor tokenIds;    // [maxTokens] I32
+    private final Tensor positions;   // [maxTokens] I32
+    private final Tensor slotMapping; // [maxTokens] I32
+    private final Tensor queryStart;  // [maxSeqs + 1] I32
+    private final Tensor seqLens;     // [maxSeqs] I32
+    private final Tensor blockTables; // [maxSeqs, maxBlocksPerSeq] I32
+    private final Tensor logitsRows;  // [maxSeqs] I32
+
+    // Activations.
+    private final Tensor residual;    // [maxTokens, H]
+    private final Tensor normed;      // [maxTokens, H]
+    private final Tensor qkv;         // [maxTokens, Q + 2 KV]
+    private final Tensor attention;   // [maxTokens, Q]
+    private final Tensor layerOut;    // [maxTokens, H]: o_proj and down_proj outputs
+    private final Tensor gateUp;      // [maxTokens, 2 I]
+    private final Tensor activated;   // [maxTokens, I]
+    private final Tensor lastHidden;  // [maxSeqs, H]
+    private final Tensor logits;      // [maxSeqs, V]
+    private final Tensor cosSin;      // [maxPositions, D] F32
+
+    /**
+     * @param maxTokens       the most tokens one step may carry
+     * @param maxSeqs         the most sequences one step may carry
+     * @param maxBlocksPerSeq block-table row length (context limit / block size, rounded up)
+     * @param maxPositions    the longest context served (at most the config's max_position_embeddings)
+     */
+    public LlamaModel(ModelConfig config, ModelWeights weights, Backend backend, int maxTokens, int maxSeqs,
+            int maxBlocksPerSeq, int maxPositions) {
+        if (maxTokens < 1 || maxSeqs < 1 || maxBlocksPerSeq < 1 || maxPositions < 1) {
+            throw new IllegalArgumentException("LlamaModel needs positive step limits");
+        }
+        this.config = config;
+        this.weights = weights;
+        this.backend = backend;
+        this.maxTokens = maxTokens;
+        this.maxSeqs = maxSeqs;
+        this.maxBlocksPerSeq = maxBlocksPerSeq;
+        this.maxPositions = maxPositions;
+        this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
+        DType act = backend.activationDType();
+        long h = config.hiddenSize();
+        try {
+            tokenIds = allocate(DType.I32, maxTokens);
+            positions = allocate(DType.I32, maxTokens);
+            slotMapping = allocate(DType.I32, maxTokens);
+            queryStart = allocate(DType.I32, maxSeqs + 1);
+            seqLens = allocate(DType.I32, maxSeqs);
+            blockTables = allocate(DType.I32, maxSeqs, maxBlocksPerSeq);
+            logitsRows = allocate(DType.I32, maxSeqs);
+            residual = allocate(act, maxTokens, h);
+            normed = allocate(act, maxTokens, h);
+            qkv = allocate(act, maxTokens, config.qSize() + 2L * config.kvSize());
+            attention = allocate(act, maxTokens, config.qSize());
+            layerOut = allocate(act, maxTokens, h);
+            gateUp = allocate(act, maxTokens, 2L * config.intermediateSize());
+            activated = allocate(act, maxTokens, config.intermediateSize());
+            lastHidden = allocate(act, maxSeqs, h);
+            logits = allocate(act, maxSeqs, config.vocabSize());
+            cosSin = allocate(DType.F32, maxPositions, config.headDim());
+            uploadRotaryTable();
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    private Tensor allocate(DType dtype, long... shape) {
+        Tensor tensor = backend.allocate(dtype, shape);
+        owned.add(tensor);
+        return tensor;
+    }
+
+    /** cos and sin of position * inverse frequency, in fp32 as Hugging Face computes them. */
+    private void uploadRotaryTable() {
+        int d = config.headDim();
+        int half = d / 2;
+        float[] inv = config.ropeScaling().inverseFrequencies(config.ropeTheta(), d);
+        float[] table = new float[maxPositions * d];
+        for (int p = 0; p < maxPositions; p++) {
+            for (int i = 0; i < half; i++) {
+                float angle = (float) p * inv[i];
+                table[p * d + i] = (float) Math.cos(angle);
+                table[p * d + half + i] = (float) Math.sin(angle);
+            }
+        }
+        Tensor host = HostTensors.floats(table, maxPositions, d);
+        try {
+            backend.upload(cosSin, host);
+        } finally {
+            HostTensors.release(host);
+        }
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** Waits for the last step's ops (the logits are then readable). */
+    public void synchronize() {
+        backend.synchronize();
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public int maxTokens() {
+        return maxTokens;
+    }
+
+    public int maxSeqs() {
+        return maxSeqs;
+    }
+
+    public int maxBlocksPerSeq() {
+        return maxBlocksPerSeq;
+    }
+
+    public int maxPositions() {
+        return maxPositions;
+    }
+
+    /**
+     * Runs one step: writes the new tokens' K/V into the cache and returns the logits of the
+     * requested rows, [numLogitsRows, V] in backend memory (valid until the next step).
+     */
+    public Tensor forward(ForwardBatch batch, KvCacheStorage cache) {
+        int t = batch.numTokens();
+        int s = batch.numSeqs();
+        if (t > maxTokens || s > maxSeqs || batch.maxBlocksPerSeq() != maxBlocksPerSeq
+                || batch.numLogitsRows() > maxSeqs) {
+            throw new IllegalArgumentException("step of " + t + " tokens / " + s + " sequences exceeds the model's"
+                    + " limits of " + maxTokens + " / " + maxSeqs);
+        }
+        backend.copyFromHost(tokenIds, batch.tokenIds(), t);
+        backend.copyFromHost(positions, batch.positions(), t);
+        backend.copyFromHost(slotMapping, batch.slotMapping(), t);
+        backend.copyFromHost(queryStart, batch.queryStart(), s + 1);
+        backend.copyFromHost(seqLens, batch.seqLens(), s);
+        backend.copyFromHost(blockTables, batch.blockTables(), s * maxBlocksPerSeq);
+        backend.copyFromHost(logitsRows, batch.logitsRows(), batch.numLogitsRows());
+        AttentionMetadata metadata = new AttentionMetadata(blockTables, queryStart, seqLens, s, t,
+                maxBlocksPerSeq, batch.maxQueryLen(), batch.maxSeqLen());
+
+        int q = config.qSize();
+        int kv = config.kvSize();
+        float eps = (float) config.rmsNormEps();
+        Tensor ids = tokenIds.rowSlice(0, t);
+        Tensor pos = positions.rowSlice(0, t);
+        Tensor slots = slotMapping.rowSlice(0, t);
+        Tensor residualT = residual.rowSlice(0, t);   // [T, H]
+        Tensor normedT = normed.rowSlice(0, t);       // [T, H]
+        Tensor qkvT = qkv.rowSlice(0, t);             // [T, Q + 2 KV]
+        Tensor attentionT = attention.rowSlice(0, t); // [T, Q]
+        Tensor layerOutT = layerOut.rowSlice(0, t);   // [T, H]
+        Tensor gateUpT = gateUp.rowSlice(0, t);       // [T, 2 I]
+        Tensor activatedT = activated.rowSlice(0, t); // [T, I]
+        Tensor queries = qkvT.columnSlice(0, q, config.numHeads(), config.headDim());      // [T, Hq, D]
+        Tensor keys = qkvT.columnSlice(q, kv, config.numKvHeads(), config.headDim());      // [T, Hk, D]
+        Tensor values = qkvT.columnSlice(q + kv, kv, config.numKvHeads(), config.headDim()); // [T, Hk, D]
+
+        backend.embedding(residualT, weights.embedding(), ids);
+        List<ModelWeights.Layer> layers = weights.layers();
+        for (int i = 0; i < layers.size(); i++) {
+            ModelWeights.Layer layer = layers.get(i);
+            // Attention block: the first layer normalises the embeddings; later ones first add
+            // the previous MLP output to the residual stream.
+            backend.rmsNorm(normedT, i == 0 ? residualT : layerOutT, i == 0 ? null : residualT, layer.inputNorm(), eps);
+            backend.gemm(qkvT, normedT, layer.qkv(), layer.qkvBias());
+            if (config.qkNorm()) {
+                backend.headRmsNorm(queries, layer.qNorm(), eps);
+                backend.headRmsNorm(keys, layer.kNorm(), eps);
+            }
+            backend.rotary(queries, keys, pos, cosSin, true);
+            backend.writeKvCache(keys, values, cache.keys(i), cache.values(i), slots);
+            backend.attention(attentionT, queries, cache.keys(i), cache.values(i), metadata, attentionScale);
+            backend.gemm(layerOutT, attentionT, layer.output(), layer.outputBias());
+            // MLP block.
+            backend.rmsNorm(normedT, layerOutT, residualT, layer.postNorm(), eps);
+            backend.gemm(gateUpT, normedT, layer.gateUp(), null);
+            backend.siluAndMul(activatedT, gateUpT);
+            backend.gemm(layerOutT, activatedT, layer.down(), null);
+        }
+        backend.rmsNorm(normedT, layerOutT, residualT, weights.finalNorm(), eps);
+
+        int r = batch.numLogitsRows();
+        Tensor lastHiddenR = lastHidden.rowSlice(0, r);
+        Tensor logitsR = logits.rowSlice(0, r);
+        backend.gatherRows(lastHiddenR, normedT, logitsRows.rowSlice(0, r));
+        backend.gemm(logitsR, lastHiddenR, weights.lmHead(), null);
+        return logitsR;
+    }
+
+    @Override
+    public void close() {
+        owned.forEach(backend::free);
+        owned.clear();
+    }
+}
