@@ -1,0 +1,181 @@
+package ai.kiln.backend;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.kiln.backend.cpu.CpuBackend;
+import ai.kiln.tensor.DType;
+import ai.kiln.tensor.Tensor;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * CPU backend ops against naive Java references (batched paged attention with GQA across several
+ * sequences, bf16 GEMM), and every out-of-range index refused with a clear error instead of a
+ * read or write out of bounds.
+ */
+class CpuOpsTest {
+
+    CpuBackend backend;
+    final long seed = System.nanoTime();
+    final SplittableRandom random = new SplittableRandom(seed);
+
+    @BeforeEach
+    void open() {
+        backend = new CpuBackend(2, 1L << 28);
+    }
+
+    @AfterEach
+    void close() {
+        backend.close();
+    }
+
+    private Tensor randomFloats(long... shape) {
+        Tensor tensor = backend.allocate(DType.F32, shape);
+        float[] values = new float[(int) tensor.numel()];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) (random.nextDouble() * 2 - 1);
+        }
+        Tensor host = HostTensors.floats(values, shape);
+        backend.upload(tensor, host);
+        HostTensors.release(host);
+        return tensor;
+    }
+
+    private Tensor ints(int... values) {
+        Tensor tensor = backend.allocate(DType.I32, values.length);
+        backend.copyFromHost(tensor, values, values.length);
+        return tensor;
+    }
+
+    private float[] read(Tensor tensor) {
+        float[] out = new float[(int) tensor.numel()];
+        backend.copyToHost(tensor, out, out.length);
+        return out;
+    }
+
+    @Test
+    void pagedAttentionOverSeveralSequencesMatchesNaiveAttention() {
+        int hq = 8, hk = 2, d = 16, blockSize = 4, numBlocks = 24, maxBlocks = 8;
+        // Three sequences: a chunk of 5 new tokens after 7 cached, a 1-token decode after 12, a fresh 9-token prompt.
+        int[] queryLens = {5, 1, 9};
+        int[] seqLens = {12, 13, 9};
+        int[][] tables = {{3, 9, 1, 0, 0, 0, 0, 0}, {20, 2, 17, 5, 0, 0, 0, 0}, {11, 12, 4, 0, 0, 0, 0, 0}};
+        int tokens = 15;
+        Tensor q = randomFloats(tokens, hq, d);
+        Tensor kCache = randomFloats(numBlocks, blockSize, hk, d);
+        Tensor vCache = randomFloats(numBlocks, blockSize, hk, d);
+        Tensor out = backend.allocate(DType.F32, tokens, hq, d);
+        int[] flat = new int[3 * maxBlocks];
+        for (int s = 0; s < 3; s++) {
+            System.arraycopy(tables[s], 0, flat, s * maxBlocks, maxBlocks);
+        }
+        Tensor blockTables = ints(flat);
+        AttentionMetadata metadata = new AttentionMetadata(blockTables, ints(0, 5, 6, 15), ints(seqLens), 3, tokens,
+                maxBlocks, 9, 13);
+        float scale = 0.25f;
+        backend.attention(out, q, kCache, vCache, metadata, scale);
+
+        float[] qv = read(q), kv = read(kCache), vv = read(vCache), actual = read(out);
+        int token = 0;
+        for (int s = 0; s < 3; s++) {
+            for (int j = 0; j < queryLens[s]; j++, token++) {
+                int position = seqLens[s] - queryLens[s] + j;
+                for (int h = 0; h < hq; h++) {
+                    int kvHead = h / (hq / hk);
+                    double[] scores = new double[position + 1];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int p = 0; p <= position; p++) {
+                        int slot = tables[s][p / blockSize] * blockSize + p % blockSize;
+                        double dot = 0;
+                        for (int e = 0; e < d; e++) {
+                            dot += qv[(token * hq + h) * d + e] * kv[(slot * hk + kvHead) * d + e];
+                        }
+                        scores[p] = dot * scale;
+                        max = Math.max(max, scores[p]);
+                    }
+                    double sum = 0;
+                    for (int p = 0; p <= position; p++) {
+                        scores[p] = Math.exp(scores[p] - max);
+                        sum += scores[p];
+                    }
+                    for (int e = 0; e < d; e++) {
+                        double expected = 0;
+                        for (int p = 0; p <= position; p++) {
+                            int slot = tables[s][p / blockSize] * blockSize + p % blockSize;
+                            expected += scores[p] / sum * vv[(slot * hk + kvHead) * d + e];
+                        }
+                        float got = actual[(token * hq + h) * d + e];
+                        assertEquals(expected, got, 1e-5, "seed " + seed + " seq " + s + " row " + j + " head " + h);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void bf16GemmWithBiasMatchesNaiveProduct() {
+        int m = 5, n = 37, k = 70;
+        Tensor x = randomFloats(m, k);
+        Tensor wF32 = randomFloats(n, k);
+        Tensor w = backend.allocate(DType.BF16, n, k);
+        backend.upload(w, wF32);
+        Tensor wRounded = backend.allocate(DType.F32, n, k);
+        backend.upload(wRounded, w); // bf16 -> f32: the values the GEMM multiplies by
+        Tensor bias = randomFloats(n);
+        Tensor out = backend.allocate(DType.F32, m, n);
+        backend.gemm(out, x, w, bias);
+        float[] xv = read(x), wv = read(wRounded), bv = read(bias), actual = read(out);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double expected = bv[j];
+                for (int e = 0; e < k; e++) {
+                    expected += (double) xv[i * k + e] * wv[j * k + e];
+                }
+                assertEquals(expected, actual[i * n + j], 1e-4, "seed " + seed + " at " + i + "," + j);
+            }
+        }
+    }
+
+    private static void assertRefused(Runnable op, String fragment) {
+        BackendException error = assertThrows(BackendException.class, op::run);
+        assertTrue(error.getMessage().contains(fragment), error.getMessage());
+    }
+
+    @Test
+    void outOfRangeIndicesAreRefused() {
+        Tensor table = randomFloats(10, 4);
+        Tensor out = backend.allocate(DType.F32, 2, 4);
+        assertRefused(() -> backend.embedding(out, table, ints(3, 10)), "token id 10 at position 1 is outside the vocabulary [0, 10)");
+        assertRefused(() -> backend.embedding(out, table, ints(-1, 0)), "token id -1");
+
+        Tensor k = randomFloats(2, 1, 4);
+        Tensor cache = randomFloats(2, 4, 1, 4); // 8 slots
+        assertRefused(() -> backend.writeKvCache(k, k, cache, cache, ints(0, 8)), "slot 8 of token 1 is outside [-1, 8)");
+        backend.writeKvCache(k, k, cache, cache, ints(-1, 7)); // padding slot is fine
+
+        Tensor cosSin = randomFloats(16, 4);
+        assertRefused(() -> backend.rotary(k, k, ints(0, 16), cosSin, true), "position 16 of token 1 is outside [0, 16)");
+
+        Tensor q = randomFloats(2, 1, 4);
+        Tensor attnOut = backend.allocate(DType.F32, 2, 1, 4);
+        AttentionMetadata badBlock = new AttentionMetadata(ints(0, 2), ints(0, 2), ints(6), 1, 2, 2, 2, 6);
+        assertRefused(() -> backend.attention(attnOut, q, cache, cache, badBlock, 1f), "block table entry 1 is 2");
+        AttentionMetadata tooLong = new AttentionMetadata(ints(0, 1), ints(0, 2), ints(9), 1, 2, 2, 2, 9);
+        assertRefused(() -> backend.attention(attnOut, q, cache, cache, tooLong, 1f), "do not fit");
+        AttentionMetadata queryPastContext = new AttentionMetadata(ints(0, 1), ints(0, 2), ints(1), 1, 2, 2, 2, 1);
+        assertRefused(() -> backend.attention(attnOut, q, cache, cache, queryPastContext, 1f), "do not fit");
+
+        assertRefused(() -> backend.gatherRows(backend.allocate(DType.F32, 1, 4), out, ints(2)), "row 2 is outside [0, 2)");
+        assertRefused(() -> backend.gemm(out, out, table, null), "shapes do not fit");
+    }
+
+    @Test
+    void memoryBudgetIsEnforced() {
+        BackendException error = assertThrows(BackendException.class, () -> backend.allocate(DType.F32, 1L << 27));
+        assertTrue(error.getMessage().contains("out of memory on the CPU backend"), error.getMessage());
+    }
+}
