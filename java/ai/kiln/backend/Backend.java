@@ -24,6 +24,11 @@ public interface Backend extends AutoCloseable {
     /** The element type of activations, the KV cache and logits on this backend. */
     DType activationDType();
 
+    /** The element type of logits (the LM head's GEMM output); F32 on every backend. */
+    default DType logitsDType() {
+        return DType.F32;
+    }
+
     /** The element type weights of the given stored type are kept in on this backend. */
     DType weightDType(DType stored);
 
@@ -75,7 +80,10 @@ public interface Backend extends AutoCloseable {
      */
     void rotary(Tensor q, Tensor k, Tensor positions, Tensor cosSin, boolean neoxStyle);
 
-    /** out = x @ w^T (+ bias). out: [M, N]; x: [M, K]; w: [N, K]; bias: [N] or null. */
+    /**
+     * out = x @ w^T (+ bias). out: [M, N] activations (or {@link #logitsDType()} for the LM head);
+     * x: [M, K]; w: [N, K]; bias: [N] or null.
+     */
     void gemm(Tensor out, Tensor x, Tensor w, Tensor bias);
 
     /** out = silu(gateUp[:, :I]) * gateUp[:, I:]. out: [T, I]; gateUp: [T, 2I]. */

@@ -36,6 +36,52 @@ public record ForwardBatch(int numTokens, int numSeqs, int[] tokenIds, int[] pos
         }
     }
 
+    /**
+     * Checks every index the step will use against the sizes it indexes into, so that no kernel is
+     * ever handed an out-of-range token id, position, slot, block or row (the CUDA kernels read
+     * these arrays on the device and cannot check them against the host's view).
+     */
+    public void validate(int vocabSize, int maxPositions, int numBlocks, int blockSize) {
+        long numSlots = (long) numBlocks * blockSize;
+        for (int t = 0; t < numTokens; t++) {
+            if (tokenIds[t] < 0 || tokenIds[t] >= vocabSize) {
+                throw new IllegalArgumentException("token id " + tokenIds[t] + " is outside the vocabulary [0, "
+                        + vocabSize + ")");
+            }
+            if (positions[t] < 0 || positions[t] >= maxPositions) {
+                throw new IllegalArgumentException("position " + positions[t] + " is outside [0, " + maxPositions + ")");
+            }
+            if (slotMapping[t] < -1 || slotMapping[t] >= numSlots) {
+                throw new IllegalArgumentException("slot " + slotMapping[t] + " is outside [-1, " + numSlots + ")");
+            }
+        }
+        if (queryStart[0] != 0 || queryStart[numSeqs] != numTokens) {
+            throw new IllegalArgumentException("queryStart must run from 0 to numTokens " + numTokens);
+        }
+        for (int s = 0; s < numSeqs; s++) {
+            int queryLen = queryStart[s + 1] - queryStart[s];
+            if (queryLen < 1 || queryLen > seqLens[s] || (long) seqLens[s] > (long) maxBlocksPerSeq * blockSize
+                    || seqLens[s] > maxPositions) {
+                throw new IllegalArgumentException("sequence " + s + ": query length " + queryLen
+                        + " and context length " + seqLens[s] + " do not fit " + maxBlocksPerSeq + " blocks of "
+                        + blockSize);
+            }
+            int usedBlocks = (seqLens[s] + blockSize - 1) / blockSize;
+            for (int b = 0; b < usedBlocks; b++) {
+                int block = blockTables[s * maxBlocksPerSeq + b];
+                if (block < 0 || block >= numBlocks) {
+                    throw new IllegalArgumentException("sequence " + s + ": block " + block + " is outside [0, "
+                            + numBlocks + ")");
+                }
+            }
+        }
+        for (int r = 0; r < numLogitsRows; r++) {
+            if (logitsRows[r] < 0 || logitsRows[r] >= numTokens) {
+                throw new IllegalArgumentException("logits row " + logitsRows[r] + " is outside [0, " + numTokens + ")");
+            }
+        }
+    }
+
     /** The longest query of the batch. */
     public int maxQueryLen() {
         int max = 0;

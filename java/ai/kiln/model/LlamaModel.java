@@ -87,7 +87,7 @@ public final class LlamaModel implements AutoCloseable {
             gateUp = allocate(act, maxTokens, 2L * config.intermediateSize());
             activated = allocate(act, maxTokens, config.intermediateSize());
             lastHidden = allocate(act, maxSeqs, h);
-            logits = allocate(act, maxSeqs, config.vocabSize());
+            logits = allocate(backend.logitsDType(), maxSeqs, config.vocabSize());
             cosSin = allocate(DType.F32, maxPositions, config.headDim());
             uploadRotaryTable();
         } catch (RuntimeException e) {
@@ -164,6 +164,7 @@ public final class LlamaModel implements AutoCloseable {
             throw new IllegalArgumentException("step of " + t + " tokens / " + s + " sequences exceeds the model's"
                     + " limits of " + maxTokens + " / " + maxSeqs);
         }
+        batch.validate(config.vocabSize(), maxPositions, cache.numBlocks(), cache.blockSize());
         backend.copyFromHost(tokenIds, batch.tokenIds(), t);
         backend.copyFromHost(positions, batch.positions(), t);
         backend.copyFromHost(slotMapping, batch.slotMapping(), t);

@@ -1,0 +1,601 @@
+package ai.kiln.backend.cuda;
+
+import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_STATUS_SUCCESS;
+import static org.bytedeco.cuda.global.cublas.cublasCreate_v2;
+import static org.bytedeco.cuda.global.cublas.cublasDestroy_v2;
+import static org.bytedeco.cuda.global.cublas.cublasGemmEx;
+import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
+import static org.bytedeco.cuda.global.cublas.cublasSetWorkspace_v2;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
+import static org.bytedeco.cuda.global.cudart.cudaEventCreate;
+import static org.bytedeco.cuda.global.cudart.cudaEventDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaEventRecord;
+import static org.bytedeco.cuda.global.cudart.cudaEventSynchronize;
+import static org.bytedeco.cuda.global.cudart.cudaFree;
+import static org.bytedeco.cuda.global.cudart.cudaFreeHost;
+import static org.bytedeco.cuda.global.cudart.cudaGetErrorString;
+import static org.bytedeco.cuda.global.cudart.cudaMalloc;
+import static org.bytedeco.cuda.global.cudart.cudaMallocHost;
+import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyDefault;
+import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
+import static org.bytedeco.cuda.global.cudart.cudaStreamCreateWithFlags;
+import static org.bytedeco.cuda.global.cudart.cudaStreamDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaStreamNonBlocking;
+import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
+
+import ai.kiln.backend.AttentionMetadata;
+import ai.kiln.backend.Backend;
+import ai.kiln.backend.BackendException;
+import ai.kiln.backend.cpu.KilnCpu;
+import ai.kiln.tensor.DType;
+import ai.kiln.tensor.Tensor;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.cudart.CUevent_st;
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.SizeTPointer;
+
+/**
+ * The CUDA backend: Kiln's kernels (libkiln_cuda) for the layer ops and attention, cuBLAS for the
+ * GEMMs, device memory and the stream through the JavaCPP CUDA presets. Activations and the KV
+ * cache are bf16 (or fp16); weights are converted to that type when uploaded; logits are fp32.
+ *
+ * <p>Every op is issued on one stream and returns at once; {@link #copyToHost} and {@link
+ * #synchronize} wait. Index arrays live on the device where the kernels cannot check them against
+ * the host's view, so the model validates each step's metadata on the host before it is copied.
+ */
+public final class CudaBackend implements Backend {
+
+    /** cuBLAS workspace, set once so that GEMMs never allocate (and can be graph-captured). */
+    private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
+    /** Pinned staging buffers for uploads: two, so that filling one overlaps copying the other. */
+    private static final long STAGING_BYTES = 64L << 20;
+    /** Pinned memory for one step's metadata copies and the host side of small reads. */
+    private static final long STEP_PINNED_BYTES = 16L << 20;
+
+    private final int device;
+    private final DType activation;
+    private final CUstream_st stream = new CUstream_st();
+    private final cublasContext cublas = new cublasContext();
+    private final Map<Long, Pointer> allocations = new HashMap<>(); // address -> device pointer
+    private final Pointer cublasWorkspace;
+    private final Pointer[] staging = new Pointer[2];
+    private final CUevent_st[] stagingFree = {new CUevent_st(), new CUevent_st()};
+    private final Pointer stepPinned = new Pointer();
+    private long stepPinnedUsed;
+    private final FloatPointer one = new FloatPointer(1f);
+    private final FloatPointer zero = new FloatPointer(0f);
+    private Pointer decodeWorkspace;
+    private long decodeWorkspaceBytes;
+    private boolean closed;
+
+    /** Why the CUDA backend cannot run here, or null when it can (a device and the libraries load). */
+    public static String unavailableReason() {
+        try {
+            KilnCuda.ensureLoaded();
+            Class.forName("org.bytedeco.cuda.global.cudart");
+            org.bytedeco.javacpp.Loader.load(org.bytedeco.cuda.global.cudart.class);
+            int count = KilnCuda.kiln_cuda_device_count();
+            return count > 0 ? null : "no CUDA device found";
+        } catch (Throwable e) {
+            return "the CUDA libraries did not load (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")";
+        }
+    }
+
+    /**
+     * @param device     CUDA device ordinal
+     * @param activation BF16 or F16
+     */
+    public CudaBackend(int device, DType activation) {
+        if (activation != DType.BF16 && activation != DType.F16) {
+            throw new IllegalArgumentException("CUDA activations must be BF16 or F16, got " + activation);
+        }
+        String reason = unavailableReason();
+        if (reason != null) {
+            throw new BackendException("the CUDA backend is unavailable: " + reason);
+        }
+        this.device = device;
+        this.activation = activation;
+        check(cudaSetDevice(device), "cudaSetDevice(" + device + ")");
+        check(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking), "cudaStreamCreate");
+        checkCublas(cublasCreate_v2(cublas), "cublasCreate");
+        checkCublas(cublasSetStream_v2(cublas, stream), "cublasSetStream");
+        cublasWorkspace = deviceMalloc(CUBLAS_WORKSPACE_BYTES, "the cuBLAS workspace");
+        checkCublas(cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES), "cublasSetWorkspace");
+        for (int i = 0; i < 2; i++) {
+            staging[i] = new Pointer();
+            check(cudaMallocHost(staging[i], STAGING_BYTES), "cudaMallocHost (upload staging)");
+            check(cudaEventCreate(stagingFree[i]), "cudaEventCreate");
+        }
+        check(cudaMallocHost(stepPinned, STEP_PINNED_BYTES), "cudaMallocHost (step metadata)");
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public String description() {
+        long[] info = memoryInfo();
+        return String.format("cuda (device %d, %s activations, %.1f of %.1f GiB free)", device, activation,
+                info[0] / (double) (1L << 30), info[1] / (double) (1L << 30));
+    }
+
+    @Override
+    public DType activationDType() {
+        return activation;
+    }
+
+    @Override
+    public DType weightDType(DType stored) {
+        return activation;
+    }
+
+    @Override
+    public DType logitsDType() {
+        return DType.F32;
+    }
+
+    // ---- memory ------------------------------------------------------------------------------
+
+    private Pointer deviceMalloc(long bytes, String what) {
+        Pointer pointer = new Pointer();
+        int status = cudaMalloc(pointer, bytes);
+        if (status != 0) {
+            long[] info = memoryInfo();
+            throw new BackendException(String.format(
+                    "out of GPU memory: %s needs %d bytes (%.2f GiB), %.2f GiB of %.2f GiB are free (%s)", what, bytes,
+                    bytes / (double) (1L << 30), info[0] / (double) (1L << 30), info[1] / (double) (1L << 30),
+                    errorString(status)));
+        }
+        return pointer;
+    }
+
+    /** {free, total} bytes of device memory. */
+    private long[] memoryInfo() {
+        try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
+            check(cudaMemGetInfo(free, total), "cudaMemGetInfo");
+            return new long[] {free.get(), total.get()};
+        }
+    }
+
+    @Override
+    public synchronized Tensor allocate(DType dtype, long... shape) {
+        ensureOpen();
+        Tensor probe = Tensor.of(0, dtype, shape);
+        long bytes = Math.max(256, Math.multiplyExact(probe.numel(), (long) dtype.bytes));
+        Pointer pointer = deviceMalloc(bytes, dtype + " " + Arrays.toString(shape));
+        allocations.put(pointer.address(), pointer);
+        return Tensor.of(pointer.address(), dtype, shape);
+    }
+
+    @Override
+    public synchronized void free(Tensor tensor) {
+        Pointer pointer = allocations.remove(tensor.address());
+        if (pointer == null) {
+            throw new BackendException("free of memory this backend did not allocate: " + tensor);
+        }
+        check(cudaFree(pointer), "cudaFree");
+    }
+
+    @Override
+    public long freeMemoryBytes() {
+        return memoryInfo()[0];
+    }
+
+    /**
+     * Copies host memory (e.g. a mapped safetensors file) to the device through the two pinned
+     * staging buffers: while one chunk is copied asynchronously the next is converted / copied
+     * into the other buffer, so reading the file overlaps the transfer.
+     */
+    @Override
+    public void upload(Tensor destination, Tensor hostSource) {
+        requireContiguous(destination, "upload destination");
+        requireContiguous(hostSource, "upload source");
+        if (destination.numel() != hostSource.numel()) {
+            throw new BackendException("upload of " + hostSource + " into " + destination + ": sizes differ");
+        }
+        DType from = hostSource.dtype();
+        DType to = destination.dtype();
+        if (from != to && !(from.isFloat() && to.isFloat())) {
+            throw new BackendException("upload cannot convert " + from + " to " + to);
+        }
+        long elementsPerChunk = STAGING_BYTES / Math.max(from.bytes, to.bytes);
+        long done = 0;
+        int buffer = 0;
+        while (done < hostSource.numel()) {
+            long count = Math.min(elementsPerChunk, hostSource.numel() - done);
+            check(cudaEventSynchronize(stagingFree[buffer]), "cudaEventSynchronize");
+            long stagingAddress = staging[buffer].address();
+            int status = KilnCpu.kiln_cpu_convert(stagingAddress, to.code, hostSource.address() + done * from.bytes,
+                    from.code, count);
+            if (status != 0) {
+                throw new BackendException("upload: " + KilnCpu.kiln_last_error());
+            }
+            check(cudaMemcpyAsync(new RawPointer(destination.address() + done * to.bytes), staging[buffer],
+                    count * to.bytes, cudaMemcpyDefault, stream), "cudaMemcpyAsync (upload)");
+            check(cudaEventRecord(stagingFree[buffer], stream), "cudaEventRecord");
+            done += count;
+            buffer ^= 1;
+        }
+    }
+
+    /** A slice of the pinned step buffer, valid until the next synchronisation. */
+    private long stepPinned(long bytes) {
+        long aligned = (bytes + 255) & ~255L;
+        if (stepPinnedUsed + aligned > STEP_PINNED_BYTES) {
+            // The earlier copies out of this buffer must finish before it is reused.
+            synchronize();
+        }
+        if (aligned > STEP_PINNED_BYTES) {
+            throw new BackendException("a host copy of " + bytes + " bytes exceeds the pinned step buffer");
+        }
+        long address = stepPinned.address() + stepPinnedUsed;
+        stepPinnedUsed += aligned;
+        return address;
+    }
+
+    @Override
+    public void copyFromHost(Tensor destination, int[] values, int count) {
+        requireDType(destination, DType.I32, "copyFromHost destination");
+        if (count < 0 || count > values.length || count > destination.numel()) {
+            throw new BackendException("copyFromHost of " + count + " ints into " + destination);
+        }
+        if (count == 0) {
+            return;
+        }
+        long pinned = stepPinned(4L * count);
+        KilnCpu.kiln_cpu_copy(pinned, values, 4L * count);
+        check(cudaMemcpyAsync(new RawPointer(destination.address()), new RawPointer(pinned), 4L * count,
+                cudaMemcpyDefault, stream), "cudaMemcpyAsync (metadata)");
+    }
+
+    @Override
+    public void copyToHost(Tensor source, float[] destination, int count) {
+        requireDType(source, DType.F32, "copyToHost source");
+        requireContiguous(source, "copyToHost source");
+        if (count < 0 || count > destination.length || count > source.numel()) {
+            throw new BackendException("copyToHost of " + count + " floats from " + source);
+        }
+        long pinned = readBack(source, 4L * count);
+        KilnCpu.kiln_cpu_copy(destination, pinned, 4L * count);
+    }
+
+    @Override
+    public void copyToHost(Tensor source, int[] destination, int count) {
+        requireDType(source, DType.I32, "copyToHost source");
+        requireContiguous(source, "copyToHost source");
+        if (count < 0 || count > destination.length || count > source.numel()) {
+            throw new BackendException("copyToHost of " + count + " ints from " + source);
+        }
+        long pinned = readBack(source, 4L * count);
+        KilnCpu.kiln_cpu_copy(destination, pinned, 4L * count);
+    }
+
+    /** Copies device bytes into pinned memory and waits for them (and everything before). */
+    private long readBack(Tensor source, long bytes) {
+        long pinned = stepPinned(Math.max(bytes, 4));
+        if (bytes > 0) {
+            check(cudaMemcpyAsync(new RawPointer(pinned), new RawPointer(source.address()), bytes, cudaMemcpyDefault,
+                    stream), "cudaMemcpyAsync (read back)");
+        }
+        synchronize();
+        return pinned;
+    }
+
+    @Override
+    public void synchronize() {
+        check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        stepPinnedUsed = 0;
+    }
+
+    /** The stream every op runs on (for graph capture and events). */
+    public CUstream_st stream() {
+        return stream;
+    }
+
+    // ---- ops ---------------------------------------------------------------------------------
+
+    private long streamAddress() {
+        return stream.address();
+    }
+
+    @Override
+    public void embedding(Tensor out, Tensor table, Tensor ids) {
+        requireActivation(out, "embedding out");
+        requireActivation(table, "embedding table");
+        requireDType(ids, DType.I32, "embedding ids");
+        requireContiguous(out, "embedding out");
+        if (table.rank() != 2 || out.size(0) != ids.numel() || out.rowElements() != table.size(1)) {
+            throw shapeError("embedding", out, table, ids);
+        }
+        checkKernel(KilnCuda.kiln_cuda_embedding(out.address(), table.address(), ids.address(), ids.numel(),
+                table.size(1), table.size(0), activation.code, streamAddress()));
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor x, Tensor residual, Tensor weight, float eps) {
+        requireActivation(out, "rmsNorm out");
+        requireActivation(x, "rmsNorm x");
+        requireActivation(weight, "rmsNorm weight");
+        long dim = x.rowElements();
+        if (out.rows() != x.rows() || out.rowElements() != dim || weight.numel() != dim
+                || (residual != null && (residual.rows() != x.rows() || residual.rowElements() != dim))) {
+            throw shapeError("rmsNorm", out, x, residual, weight);
+        }
+        if (residual != null) {
+            requireActivation(residual, "rmsNorm residual");
+        }
+        checkKernel(KilnCuda.kiln_cuda_rms_norm(out.address(), out.rowStride(), x.address(), x.rowStride(),
+                residual == null ? 0 : residual.address(), residual == null ? 0 : residual.rowStride(),
+                weight.address(), x.rows(), dim, eps, activation.code, streamAddress()));
+    }
+
+    @Override
+    public void headRmsNorm(Tensor x, Tensor weight, float eps) {
+        requireActivation(x, "headRmsNorm x");
+        requireActivation(weight, "headRmsNorm weight");
+        if (x.rank() != 3 || weight.numel() != x.size(2)) {
+            throw shapeError("headRmsNorm", x, weight);
+        }
+        checkKernel(KilnCuda.kiln_cuda_head_rms_norm(x.address(), x.rowStride(), x.size(0), x.size(1), x.size(2),
+                weight.address(), eps, activation.code, streamAddress()));
+    }
+
+    @Override
+    public void rotary(Tensor q, Tensor k, Tensor positions, Tensor cosSin, boolean neoxStyle) {
+        requireActivation(q, "rotary q");
+        requireActivation(k, "rotary k");
+        requireDType(positions, DType.I32, "rotary positions");
+        requireDType(cosSin, DType.F32, "rotary cosSin");
+        if (q.rank() != 3 || k.rank() != 3 || k.size(2) != q.size(2) || q.size(0) != k.size(0)
+                || positions.numel() != q.size(0) || cosSin.size(1) != q.size(2)) {
+            throw shapeError("rotary", q, k, positions, cosSin);
+        }
+        checkKernel(KilnCuda.kiln_cuda_rotary(q.address(), q.rowStride(), q.size(1), k.address(), k.rowStride(),
+                k.size(1), q.size(2), positions.address(), q.size(0), cosSin.address(), cosSin.size(0),
+                neoxStyle ? 1 : 0, activation.code, streamAddress()));
+    }
+
+    /**
+     * out = x @ w^T through cuBLAS. Row-major out[M, N] is column-major out^T[N, M] =
+     * w[N, K] x^T: w's row-major storage read as column-major is w^T, hence op T on it.
+     */
+    @Override
+    public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
+        requireActivation(x, "gemm x");
+        requireActivation(w, "gemm w");
+        requireContiguous(w, "gemm w");
+        if (out.dtype() != activation && out.dtype() != DType.F32) {
+            throw new BackendException("gemm out must be " + activation + " or F32, got " + out);
+        }
+        long m = x.rows();
+        long n = w.size(0);
+        long k = w.size(1);
+        if (w.rank() != 2 || x.rowElements() != k || out.rows() != m || out.rowElements() != n
+                || (bias != null && bias.numel() != n)) {
+            throw shapeError("gemm", out, x, w, bias);
+        }
+        if (m == 0) {
+            return;
+        }
+        int inType = activation == DType.BF16 ? CUDA_R_16BF : CUDA_R_16F;
+        int outType = out.dtype() == DType.F32 ? CUDA_R_32F : inType;
+        checkCublas(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k, one,
+                new RawPointer(w.address()), inType, (int) k, new RawPointer(x.address()), inType, (int) x.rowStride(),
+                zero, new RawPointer(out.address()), outType, (int) out.rowStride(), CUBLAS_COMPUTE_32F,
+                CUBLAS_GEMM_DEFAULT), "cublasGemmEx " + m + "x" + n + "x" + k);
+        if (bias != null) {
+            if (out.dtype() != activation) {
+                throw new BackendException("gemm with a bias needs " + activation + " output, got " + out);
+            }
+            requireActivation(bias, "gemm bias");
+            checkKernel(KilnCuda.kiln_cuda_add_bias(out.address(), out.rowStride(), bias.address(), m, n,
+                    activation.code, streamAddress()));
+        }
+    }
+
+    @Override
+    public void siluAndMul(Tensor out, Tensor gateUp) {
+        requireActivation(out, "siluAndMul out");
+        requireActivation(gateUp, "siluAndMul gateUp");
+        requireContiguous(out, "siluAndMul out");
+        requireContiguous(gateUp, "siluAndMul gateUp");
+        if (out.rows() != gateUp.rows() || 2 * out.rowElements() != gateUp.rowElements()) {
+            throw shapeError("siluAndMul", out, gateUp);
+        }
+        checkKernel(KilnCuda.kiln_cuda_silu_and_mul(out.address(), gateUp.address(), out.rows(), out.rowElements(),
+                activation.code, streamAddress()));
+    }
+
+    @Override
+    public void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping) {
+        requireActivation(k, "writeKvCache k");
+        requireActivation(v, "writeKvCache v");
+        requireActivation(kCache, "writeKvCache kCache");
+        requireActivation(vCache, "writeKvCache vCache");
+        requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
+        long row = kCache.rank() == 4 ? kCache.size(2) * kCache.size(3) : -1;
+        if (k.rowElements() != row || v.rowElements() != row || k.rows() != v.rows()
+                || slotMapping.numel() != k.rows() || !Arrays.equals(kCache.shape(), vCache.shape())) {
+            throw shapeError("writeKvCache", k, v, kCache, vCache, slotMapping);
+        }
+        checkKernel(KilnCuda.kiln_cuda_write_kv_cache(k.address(), k.rowStride(), v.address(), v.rowStride(),
+                kCache.address(), vCache.address(), slotMapping.address(), k.rows(), kCache.size(2), kCache.size(3),
+                kCache.size(0) * kCache.size(1), activation.code, streamAddress()));
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale) {
+        requireActivation(out, "attention out");
+        requireActivation(q, "attention q");
+        requireActivation(kCache, "attention kCache");
+        if (q.rank() != 3 || kCache.rank() != 4 || out.rows() != q.rows()
+                || out.rowElements() != q.size(1) * q.size(2) || kCache.size(3) != q.size(2)
+                || q.rows() != metadata.numTokens() || !Arrays.equals(kCache.shape(), vCache.shape())) {
+            throw shapeError("attention", out, q, kCache, vCache, metadata.blockTables());
+        }
+        long numQHeads = q.size(1);
+        long headDim = q.size(2);
+        long numKvHeads = kCache.size(2);
+        if (metadata.maxQueryLen() == 1 && metadata.numTokens() == metadata.numSeqs()) {
+            long need = KilnCuda.kiln_cuda_attention_decode_workspace_size(metadata.numSeqs(), numQHeads, numKvHeads,
+                    headDim, metadata.maxSeqLen());
+            ensureDecodeWorkspace(need);
+            checkKernel(KilnCuda.kiln_cuda_attention_decode(out.address(), out.rowStride(), q.address(),
+                    q.rowStride(), kCache.address(), vCache.address(), metadata.blockTables().address(),
+                    metadata.maxBlocksPerSeq(), metadata.seqLens().address(), metadata.numSeqs(),
+                    metadata.maxSeqLen(), numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
+                    decodeWorkspace == null ? 0 : decodeWorkspace.address(), decodeWorkspaceBytes, activation.code,
+                    streamAddress()));
+        } else {
+            checkKernel(KilnCuda.kiln_cuda_attention_prefill(out.address(), out.rowStride(), q.address(),
+                    q.rowStride(), kCache.address(), vCache.address(), metadata.blockTables().address(),
+                    metadata.maxBlocksPerSeq(), metadata.queryStart().address(), metadata.seqLens().address(),
+                    metadata.numSeqs(), metadata.numTokens(), metadata.maxQueryLen(), numQHeads, numKvHeads, headDim,
+                    kCache.size(1), kCache.size(0), scale, activation.code, streamAddress()));
+        }
+    }
+
+    /**
+     * Grows the decode split-K workspace. It only grows, so after a warm-up step at the largest
+     * batch and context the step path never allocates.
+     */
+    private void ensureDecodeWorkspace(long bytes) {
+        if (bytes <= decodeWorkspaceBytes) {
+            return;
+        }
+        synchronize(); // the old buffer may still be read by queued kernels
+        if (decodeWorkspace != null) {
+            check(cudaFree(decodeWorkspace), "cudaFree");
+        }
+        long rounded = Math.max(1L << 20, Long.highestOneBit(bytes - 1) << 1);
+        decodeWorkspace = deviceMalloc(rounded, "the decode attention workspace");
+        decodeWorkspaceBytes = rounded;
+    }
+
+    @Override
+    public void gatherRows(Tensor out, Tensor in, Tensor rows) {
+        requireActivation(out, "gatherRows out");
+        requireActivation(in, "gatherRows in");
+        requireContiguous(out, "gatherRows out");
+        requireDType(rows, DType.I32, "gatherRows rows");
+        if (out.rows() != rows.numel() || out.rowElements() != in.rowElements()) {
+            throw shapeError("gatherRows", out, in, rows);
+        }
+        checkKernel(KilnCuda.kiln_cuda_gather_rows(out.address(), in.address(), in.rowStride(), rows.address(),
+                out.rows(), in.rows(), in.rowElements(), activation.code, streamAddress()));
+    }
+
+    @Override
+    public void argmax(Tensor logits, Tensor ids, Tensor logprobs) {
+        requireContiguous(logits, "argmax logits");
+        requireDType(ids, DType.I32, "argmax ids");
+        if (ids.numel() < logits.rows() || (logprobs != null && logprobs.numel() < logits.rows())) {
+            throw shapeError("argmax", logits, ids, logprobs);
+        }
+        checkKernel(KilnCuda.kiln_cuda_argmax(logits.address(), logits.rowStride(), logits.dtype().code,
+                logits.rows(), logits.rowElements(), ids.address(), logprobs == null ? 0 : logprobs.address(),
+                streamAddress()));
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        cudaStreamSynchronize(stream);
+        for (Pointer pointer : allocations.values()) {
+            cudaFree(pointer);
+        }
+        allocations.clear();
+        if (decodeWorkspace != null) {
+            cudaFree(decodeWorkspace);
+        }
+        cudaFree(cublasWorkspace);
+        for (int i = 0; i < 2; i++) {
+            cudaFreeHost(staging[i]);
+            cudaEventDestroy(stagingFree[i]);
+        }
+        cudaFreeHost(stepPinned);
+        cublasDestroy_v2(cublas);
+        cudaStreamDestroy(stream);
+        one.close();
+        zero.close();
+    }
+
+    // ---- checks ------------------------------------------------------------------------------
+
+    /** A JavaCPP pointer to an address that Java tracks itself (device or pinned memory). */
+    static final class RawPointer extends Pointer {
+        RawPointer(long address) {
+            this.address = address;
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new BackendException("the CUDA backend is closed");
+        }
+    }
+
+    private static String errorString(int status) {
+        return cudaGetErrorString(status).getString();
+    }
+
+    private static void check(int status, String what) {
+        if (status != 0) {
+            throw new BackendException(what + " failed: " + errorString(status));
+        }
+    }
+
+    private static void checkCublas(int status, String what) {
+        if (status != CUBLAS_STATUS_SUCCESS) {
+            throw new BackendException(what + " failed with cuBLAS status " + status);
+        }
+    }
+
+    private static void checkKernel(int status) {
+        if (status != 0) {
+            throw new BackendException("CUDA op failed: " + KilnCuda.kiln_cuda_last_error());
+        }
+    }
+
+    private void requireActivation(Tensor tensor, String what) {
+        requireDType(tensor, activation, what);
+    }
+
+    private static void requireDType(Tensor tensor, DType dtype, String what) {
+        if (tensor == null) {
+            throw new BackendException(what + " is missing");
+        }
+        if (tensor.dtype() != dtype) {
+            throw new BackendException(what + " must be " + dtype + " on the CUDA backend, got " + tensor);
+        }
+    }
+
+    private static void requireContiguous(Tensor tensor, String what) {
+        if (!tensor.isContiguous()) {
+            throw new BackendException(what + " must be contiguous, got " + tensor);
+        }
+    }
+
+    private static BackendException shapeError(String op, Tensor... tensors) {
+        return new BackendException(op + ": shapes do not fit: " + Arrays.toString(tensors));
+    }
+}
