@@ -1,0 +1,23 @@
+package ai.kiln.sampling;
+
+import ai.kiln.tensor.Tensor;
+
+/**
+ * Chooses each sampling sequence's next token from a step's logits. The host implementation
+ * ({@link HostSampler}) copies the logits to Java; a device sampler can take its place for the
+ * CUDA backend without the scheduler or engine changing.
+ */
+public interface Sampler extends AutoCloseable {
+
+    /**
+     * Samples one token per row and records it in the row's {@link SequenceSampling}.
+     *
+     * @param logits [rows.size(), V] in backend memory, row i for {@code rows.get(i)}
+     * @param rows   the sequences sampling this step, in logits-row order
+     * @param out    receives the chosen ids (and log-probabilities where asked), row by row
+     */
+    void sample(Tensor logits, SamplingBatch rows, SamplerOutput out);
+
+    @Override
+    void close();
+}
