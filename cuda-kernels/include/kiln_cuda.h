@@ -3,6 +3,23 @@
 // Every launcher takes device pointers owned by Java, sizes, and the stream to run on; it checks
 // the sizes it supports (head size, block size, dtype) and refuses others with a message that
 // kiln_cuda_last_error() returns. Launchers never synchronise and never allocate.
+//
+// Conventions shared by every launcher:
+//   - dtype is KILN_CUDA_F16 or KILN_CUDA_BF16 and applies to every activation, weight and cache
+//     argument of the call; arithmetic, softmax and reductions run in fp32.
+//   - Strides count elements, not bytes. Vectorised kernels need 16-byte aligned pointers and
+//     strides that are multiples of 8 elements; launchers check that where it matters.
+//   - Layouts are those of the CPU twin (native/include/kiln_cpu.h): K/V cache
+//     [num_blocks, block_size, num_kv_heads, head_dim], slot = block * block_size + offset,
+//     slot -1 is padding; a packed batch has query_start[num_seqs + 1] and seq_lens[num_seqs],
+//     the new tokens being the last query_len of the seq_len context.
+//   - Index arrays live on the device, so launchers cannot check them. Block tables, query_start
+//     and seq_lens are trusted: the Java side validates them (as the CPU twin does) before it calls.
+//     Per-token indices are guarded in the kernels: a slot outside [0, num_slots) is skipped, a
+//     token id or row outside its table gives a zero row, a position outside the cos/sin table
+//     leaves the token unrotated; none of them reads or writes outside a buffer.
+//   - Launch failures return KILN_CUDA_ERR_LAUNCH with the CUDA error's text; an earlier
+//     asynchronous fault on the same context surfaces there too.
 #ifndef KILN_CUDA_H
 #define KILN_CUDA_H
 
@@ -12,11 +29,169 @@
 extern "C" {
 #endif
 
+enum kiln_cuda_status {
+  KILN_CUDA_OK = 0,
+  KILN_CUDA_ERR_INVALID_ARGUMENT = -1,
+  KILN_CUDA_ERR_OUT_OF_RANGE = -2,
+  KILN_CUDA_ERR_UNSUPPORTED = -5,
+  KILN_CUDA_ERR_LAUNCH = -6,
+};
+
+// Element types, the numbering of kiln_cpu.h and ai.kiln.tensor.DType.
+enum kiln_cuda_dtype {
+  KILN_CUDA_F32 = 0,
+  KILN_CUDA_F16 = 1,
+  KILN_CUDA_BF16 = 2,
+};
+
 // Message of the last failed call on this thread ("" if none).
 const char* kiln_cuda_last_error(void);
 
 // Number of CUDA devices visible, 0 when there is no driver or device (never an error).
 int kiln_cuda_device_count(void);
+
+// ---- layer ops ---------------------------------------------------------------------------------
+
+// RMSNorm, optionally fused with the residual add (the semantics of kiln_cpu_rms_norm):
+//   residual == NULL: out[r] = x[r] / rms(x[r]) * weight
+//   residual != NULL: residual[r] += x[r] (stored rounded to dtype);
+//                     out[r] = residual[r] / rms(residual[r]) * weight
+//   out, x, residual: [rows, dim] with row strides; out may alias x. weight: [dim]
+int kiln_cuda_rms_norm(void* out, int64_t out_stride, const void* x, int64_t x_stride,
+                       void* residual, int64_t residual_stride, const void* weight, int64_t rows,
+                       int64_t dim, float eps, int dtype, void* stream);
+
+// Per-head RMSNorm in place (Qwen3 q/k norm): each [head_dim] row of x is normalised.
+//   x: [num_tokens, num_heads, head_dim], token stride token_stride (a slice of the qkv buffer)
+//   weight: [head_dim]; head_dim <= 512
+int kiln_cuda_head_rms_norm(void* x, int64_t token_stride, int64_t num_tokens, int64_t num_heads,
+                            int64_t head_dim, const void* weight, float eps, int dtype,
+                            void* stream);
+
+// Rotary embedding in place on q and k (either may be NULL), as kiln_cpu_rotary.
+//   q: [num_tokens, num_q_heads, head_dim], token stride q_stride
+//   k: [num_tokens, num_kv_heads, head_dim], token stride k_stride
+//   positions: [num_tokens] int32; cos_sin: [max_position, head_dim] fp32, the cos of the
+//   head_dim/2 frequencies then their sin. is_neox: 1 rotates (i, i + head_dim/2), 0 rotates
+//   (2i, 2i+1). head_dim % 8 == 0.
+int kiln_cuda_rotary(void* q, int64_t q_stride, int64_t num_q_heads, void* k, int64_t k_stride,
+                     int64_t num_kv_heads, int64_t head_dim, const int32_t* positions,
+                     int64_t num_tokens, const float* cos_sin, int64_t max_position, int is_neox,
+                     int dtype, void* stream);
+
+// Writes each token's K and V into its cache slot; slot -1 (any slot outside [0, num_slots)) is
+// skipped.
+//   k, v: [num_tokens, num_kv_heads, head_dim], token strides k_stride / v_stride
+//   k_cache, v_cache: [num_slots, num_kv_heads, head_dim] (= [num_blocks, block_size, ...])
+//   slot_mapping: [num_tokens] int32
+int kiln_cuda_write_kv_cache(const void* k, int64_t k_stride, const void* v, int64_t v_stride,
+                             void* k_cache, void* v_cache, const int32_t* slot_mapping,
+                             int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+                             int64_t num_slots, int dtype, void* stream);
+
+// Rotary fused with the cache write: q (may be NULL) is rotated in place, k is rotated as it is
+// written to k_cache (k itself is left unchanged), v is copied to v_cache. Arguments as in
+// kiln_cuda_rotary and kiln_cuda_write_kv_cache; a token whose slot is -1 still has q rotated.
+int kiln_cuda_rotary_write_kv_cache(void* q, int64_t q_stride, int64_t num_q_heads, const void* k,
+                                    int64_t k_stride, const void* v, int64_t v_stride,
+                                    void* k_cache, void* v_cache, const int32_t* slot_mapping,
+                                    const int32_t* positions, const float* cos_sin,
+                                    int64_t max_position, int is_neox, int64_t num_tokens,
+                                    int64_t num_kv_heads, int64_t head_dim, int64_t num_slots,
+                                    int dtype, void* stream);
+
+// out[t, i] = silu(gate_up[t, i]) * gate_up[t, inter + i]
+//   out: [num_tokens, inter]; gate_up: [num_tokens, 2 * inter]
+int kiln_cuda_silu_and_mul(void* out, const void* gate_up, int64_t num_tokens, int64_t inter,
+                           int dtype, void* stream);
+
+// out[t, :] = table[ids[t], :] (a zero row for an id outside [0, vocab))
+//   out: [num_tokens, hidden]; table: [vocab, hidden]; ids: [num_tokens] int32
+int kiln_cuda_embedding(void* out, const void* table, const int32_t* ids, int64_t num_tokens,
+                        int64_t hidden, int64_t vocab, int dtype, void* stream);
+
+// x[r, :] += bias in place.  x: [rows, dim] with row stride x_stride; bias: [dim]
+int kiln_cuda_add_bias(void* x, int64_t x_stride, const void* bias, int64_t rows, int64_t dim,
+                       int dtype, void* stream);
+
+// out[i, :] = in[rows[i], :] (a zero row for an index outside [0, num_in))
+//   out: [num_out, dim]; in: [num_in, dim] with row stride in_stride; rows: [num_out] int32
+int kiln_cuda_gather_rows(void* out, const void* in, int64_t in_stride, const int32_t* rows,
+                          int64_t num_out, int64_t num_in, int64_t dim, int dtype, void* stream);
+
+// ---- attention ---------------------------------------------------------------------------------
+
+// Causal attention over the paged cache for a packed varlen batch (prefill, chunked prefill and
+// mixed batches), the semantics of kiln_cpu_attention: sequence s owns query rows
+// [query_start[s], query_start[s+1]); its row j sits at position seq_lens[s] - query_len + j and
+// attends to positions 0 ..= that one, read from the cache (so a cached prefix or an earlier
+// chunk is attended; the new tokens' K/V must already be written).
+//   out: [num_tokens, num_q_heads, head_dim], token stride out_stride
+//   q:   [num_tokens, num_q_heads, head_dim], token stride q_stride
+//   k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim]
+//   block_tables: [num_seqs, max_blocks_per_seq] int32; query_start: [num_seqs + 1];
+//   seq_lens: [num_seqs]. max_query_len bounds every query_len (it sizes the grid).
+//   head_dim 64, 128 or 256; block_size 16 or 32; num_q_heads a multiple of num_kv_heads.
+int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                const void* k_cache, const void* v_cache,
+                                const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                const int32_t* query_start, const int32_t* seq_lens,
+                                int64_t num_seqs, int64_t num_tokens, int64_t max_query_len,
+                                int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                                int64_t block_size, int64_t num_blocks, float scale, int dtype,
+                                void* stream);
+
+// Bytes of device workspace that kiln_cuda_attention_decode needs for these sizes (an upper
+// bound: the split count it picks depends on the device). 0 is a valid answer.
+int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,
+                                                  int64_t num_kv_heads, int64_t head_dim,
+                                                  int64_t max_seq_len);
+
+// Decode attention: one query token per sequence (its last position, seq_lens[s] - 1) over the
+// paged cache; flash-decoding with the context split across blocks for long sequences, the
+// fp32 partial results kept in the caller's workspace and merged by a second kernel.
+//   out: [num_seqs, num_q_heads, head_dim], row stride out_stride
+//   q:   [num_seqs, num_q_heads, head_dim], row stride q_stride
+//   seq_lens: [num_seqs], each in [1, max_seq_len]; other arguments as for prefill.
+//   workspace: 256-byte aligned, workspace_bytes >= kiln_cuda_attention_decode_workspace_size().
+int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                               const void* k_cache, const void* v_cache,
+                               const int32_t* block_tables, int64_t max_blocks_per_seq,
+                               const int32_t* seq_lens, int64_t num_seqs, int64_t max_seq_len,
+                               int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                               int64_t block_size, int64_t num_blocks, float scale,
+                               void* workspace, int64_t workspace_bytes, int dtype, void* stream);
+
+// ---- sampling ----------------------------------------------------------------------------------
+// logits: [batch, vocab] of logits_dtype (F32, F16 or BF16) with row stride logits_stride.
+
+// Repetition, presence and frequency penalties, in place on the logits. Sequence b's entries are
+// [penalty_offsets[b], penalty_offsets[b+1]) of token_ids / counts: each token that appeared in
+// the prompt or the output once (distinct ids), with counts = its occurrences in the output.
+//   logit > 0 ? logit / repetition[b] : logit * repetition[b]   (every listed token)
+//   logit -= presence[b] * (count > 0) + frequency[b] * count
+// Any of repetition / presence / frequency may be NULL (that penalty is off).
+int kiln_cuda_apply_penalties(void* logits, int64_t logits_stride, int logits_dtype,
+                              int64_t batch, int64_t vocab, const int32_t* penalty_offsets,
+                              const int32_t* token_ids, const int32_t* counts,
+                              const float* repetition, const float* presence,
+                              const float* frequency, void* stream);
+
+// Greedy: out_ids[b] = argmax logits[b] (the first on ties); out_logprobs[b] (may be NULL) =
+// log_softmax(logits[b])[out_ids[b]].
+int kiln_cuda_argmax(const void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
+                     int64_t vocab, int32_t* out_ids, float* out_logprobs, void* stream);
+
+// Sampling with per-sequence parameters (device arrays of [batch]); temperature[b] <= 0 is
+// greedy. Tokens are kept when they pass all of top_k (<= 0 or >= vocab: off), min_p (<= 0: off)
+// and then top_p over the survivors (>= 1: off); ties at a threshold are all kept. The draw is
+// exact: argmax of logit / temperature + Gumbel noise over the kept tokens, the noise from
+// Philox-4x32-10 with key seeds[b] and counter (token id, 0, steps[b]), so a request replays
+// with the same seed. out_logprobs[b] (may be NULL) = log_softmax(logits[b] / temperature)[id].
+int kiln_cuda_sample(const void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
+                     int64_t vocab, const float* temperature, const int32_t* top_k,
+                     const float* top_p, const float* min_p, const uint64_t* seeds,
+                     const int64_t* steps, int32_t* out_ids, float* out_logprobs, void* stream);
 
 #ifdef __cplusplus
 }

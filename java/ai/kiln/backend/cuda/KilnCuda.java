@@ -7,6 +7,8 @@ import org.bytedeco.javacpp.annotation.Platform;
 /**
  * JavaCPP binding of libkiln_cuda (cuda-kernels/include/kiln_cuda.h). Built only where the CUDA
  * kernels were built; loading it needs the CUDA runtime (libcudart.so.13) on the library path.
+ * Device pointers and the stream travel as raw addresses ({@code long}); every launcher returns 0
+ * or a negative status, and {@link #kiln_cuda_last_error()} says what was wrong.
  */
 @Platform(include = "kiln_cuda.h", link = "kiln_cuda")
 public final class KilnCuda {
@@ -17,7 +19,103 @@ public final class KilnCuda {
     private KilnCuda() {
     }
 
+    /** Loads the native libraries (a no-op after the first call). */
+    public static void ensureLoaded() {
+        // The static initialiser did the work.
+    }
+
     public static native @Cast("const char*") String kiln_cuda_last_error();
 
     public static native int kiln_cuda_device_count();
+
+    // ---- layer ops ---------------------------------------------------------------------------
+
+    public static native int kiln_cuda_rms_norm(@Cast("void*") long out, @Cast("int64_t") long outStride,
+            @Cast("const void*") long x, @Cast("int64_t") long xStride, @Cast("void*") long residual,
+            @Cast("int64_t") long residualStride, @Cast("const void*") long weight, @Cast("int64_t") long rows,
+            @Cast("int64_t") long dim, float eps, int dtype, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_head_rms_norm(@Cast("void*") long x, @Cast("int64_t") long tokenStride,
+            @Cast("int64_t") long numTokens, @Cast("int64_t") long numHeads, @Cast("int64_t") long headDim,
+            @Cast("const void*") long weight, float eps, int dtype, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_rotary(@Cast("void*") long q, @Cast("int64_t") long qStride,
+            @Cast("int64_t") long numQHeads, @Cast("void*") long k, @Cast("int64_t") long kStride,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("const int32_t*") long positions,
+            @Cast("int64_t") long numTokens, @Cast("const float*") long cosSin, @Cast("int64_t") long maxPosition,
+            int isNeox, int dtype, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_write_kv_cache(@Cast("const void*") long k, @Cast("int64_t") long kStride,
+            @Cast("const void*") long v, @Cast("int64_t") long vStride, @Cast("void*") long kCache,
+            @Cast("void*") long vCache, @Cast("const int32_t*") long slotMapping, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots, int dtype,
+            @Cast("void*") long stream);
+
+    public static native int kiln_cuda_rotary_write_kv_cache(@Cast("void*") long q, @Cast("int64_t") long qStride,
+            @Cast("int64_t") long numQHeads, @Cast("const void*") long k, @Cast("int64_t") long kStride,
+            @Cast("const void*") long v, @Cast("int64_t") long vStride, @Cast("void*") long kCache,
+            @Cast("void*") long vCache, @Cast("const int32_t*") long slotMapping,
+            @Cast("const int32_t*") long positions, @Cast("const float*") long cosSin,
+            @Cast("int64_t") long maxPosition, int isNeox, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots, int dtype,
+            @Cast("void*") long stream);
+
+    public static native int kiln_cuda_silu_and_mul(@Cast("void*") long out, @Cast("const void*") long gateUp,
+            @Cast("int64_t") long numTokens, @Cast("int64_t") long inter, int dtype, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_embedding(@Cast("void*") long out, @Cast("const void*") long table,
+            @Cast("const int32_t*") long ids, @Cast("int64_t") long numTokens, @Cast("int64_t") long hidden,
+            @Cast("int64_t") long vocab, int dtype, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_add_bias(@Cast("void*") long x, @Cast("int64_t") long xStride,
+            @Cast("const void*") long bias, @Cast("int64_t") long rows, @Cast("int64_t") long dim, int dtype,
+            @Cast("void*") long stream);
+
+    public static native int kiln_cuda_gather_rows(@Cast("void*") long out, @Cast("const void*") long in,
+            @Cast("int64_t") long inStride, @Cast("const int32_t*") long rows, @Cast("int64_t") long numOut,
+            @Cast("int64_t") long numIn, @Cast("int64_t") long dim, int dtype, @Cast("void*") long stream);
+
+    // ---- attention ---------------------------------------------------------------------------
+
+    public static native int kiln_cuda_attention_prefill(@Cast("void*") long out, @Cast("int64_t") long outStride,
+            @Cast("const void*") long q, @Cast("int64_t") long qStride, @Cast("const void*") long kCache,
+            @Cast("const void*") long vCache, @Cast("const int32_t*") long blockTables,
+            @Cast("int64_t") long maxBlocksPerSeq, @Cast("const int32_t*") long queryStart,
+            @Cast("const int32_t*") long seqLens, @Cast("int64_t") long numSeqs, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long maxQueryLen, @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads,
+            @Cast("int64_t") long headDim, @Cast("int64_t") long blockSize, @Cast("int64_t") long numBlocks,
+            float scale, int dtype, @Cast("void*") long stream);
+
+    public static native @Cast("int64_t") long kiln_cuda_attention_decode_workspace_size(
+            @Cast("int64_t") long numSeqs, @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads,
+            @Cast("int64_t") long headDim, @Cast("int64_t") long maxSeqLen);
+
+    public static native int kiln_cuda_attention_decode(@Cast("void*") long out, @Cast("int64_t") long outStride,
+            @Cast("const void*") long q, @Cast("int64_t") long qStride, @Cast("const void*") long kCache,
+            @Cast("const void*") long vCache, @Cast("const int32_t*") long blockTables,
+            @Cast("int64_t") long maxBlocksPerSeq, @Cast("const int32_t*") long seqLens,
+            @Cast("int64_t") long numSeqs, @Cast("int64_t") long maxSeqLen, @Cast("int64_t") long numQHeads,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long blockSize,
+            @Cast("int64_t") long numBlocks, float scale, @Cast("void*") long workspace,
+            @Cast("int64_t") long workspaceBytes, int dtype, @Cast("void*") long stream);
+
+    // ---- sampling ----------------------------------------------------------------------------
+
+    public static native int kiln_cuda_apply_penalties(@Cast("void*") long logits,
+            @Cast("int64_t") long logitsStride, int logitsDtype, @Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab, @Cast("const int32_t*") long penaltyOffsets,
+            @Cast("const int32_t*") long tokenIds, @Cast("const int32_t*") long counts,
+            @Cast("const float*") long repetition, @Cast("const float*") long presence,
+            @Cast("const float*") long frequency, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_argmax(@Cast("const void*") long logits, @Cast("int64_t") long logitsStride,
+            int logitsDtype, @Cast("int64_t") long batch, @Cast("int64_t") long vocab, @Cast("int32_t*") long outIds,
+            @Cast("float*") long outLogprobs, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_sample(@Cast("const void*") long logits, @Cast("int64_t") long logitsStride,
+            int logitsDtype, @Cast("int64_t") long batch, @Cast("int64_t") long vocab,
+            @Cast("const float*") long temperature, @Cast("const int32_t*") long topK,
+            @Cast("const float*") long topP, @Cast("const float*") long minP, @Cast("const uint64_t*") long seeds,
+            @Cast("const int64_t*") long steps, @Cast("int32_t*") long outIds, @Cast("float*") long outLogprobs,
+            @Cast("void*") long stream);
 }

@@ -1,0 +1,322 @@
+// kiln_kernel_bench: times Kiln's CUDA kernels with CUDA events (warm-up, then the median of
+// many runs; input sets rotated so that repeated runs do not hit in L2) and prints TFLOP/s for
+// prefill attention and TB/s (bytes that must move, read + written) for the memory-bound ops,
+// next to a device-to-device copy measured in the same run.
+//
+//   kiln_kernel_bench [--only NAME] [--reps N]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kiln_cuda.h"
+
+namespace {
+
+#define CUDA_OK(call)                                                                                   \
+  do {                                                                                                  \
+    cudaError_t e_ = (call);                                                                            \
+    if (e_ != cudaSuccess) {                                                                            \
+      std::fprintf(stderr, "FATAL %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                                     \
+    }                                                                                                   \
+  } while (0)
+
+#define KILN_OK(call)                                                                                   \
+  do {                                                                                                  \
+    int s_ = (call);                                                                                    \
+    if (s_ != 0) {                                                                                      \
+      std::fprintf(stderr, "FATAL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, #call, s_, kiln_cuda_last_error()); \
+      std::exit(2);                                                                                     \
+    }                                                                                                   \
+  } while (0)
+
+int reps = 50;
+std::string only;
+size_t l2_bytes = 50u << 20;
+std::mt19937_64 rng(1234);
+
+struct Buf {
+  void* p = nullptr;
+  size_t bytes = 0;
+  explicit Buf(size_t n) : bytes(n) { CUDA_OK(cudaMalloc(&p, n)); }
+  ~Buf() { cudaFree(p); }
+  Buf(const Buf&) = delete;
+  template <typename T> T* as() const { return static_cast<T*>(p); }
+};
+
+// Random bf16 / fp16 values in [-1, 1) (bit pattern built on the host, uploaded once).
+void fill_random(const Buf& b, int dtype) {
+  std::vector<uint16_t> h(b.bytes / 2);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto& x : h) {
+    const float f = u(rng);
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    if (dtype == KILN_CUDA_BF16) {
+      x = static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    } else {  // fp16 of a value in [-1, 1): exponent rebias, mantissa truncated (fine for timing)
+      const uint32_t sign = (bits >> 16) & 0x8000u;
+      const int exp = static_cast<int>((bits >> 23) & 0xff) - 127 + 15;
+      x = exp <= 0 ? static_cast<uint16_t>(sign) : static_cast<uint16_t>(sign | (exp << 10) | ((bits >> 13) & 0x3ff));
+    }
+  }
+  CUDA_OK(cudaMemcpy(b.p, h.data(), b.bytes, cudaMemcpyHostToDevice));
+}
+
+// Median milliseconds of fn(i) over `reps` runs after warm-up; fn gets the run index so it can
+// rotate through input sets.
+double time_ms(const std::function<void(int)>& fn) {
+  for (int i = 0; i < 5; ++i) fn(i);
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<cudaEvent_t> ev(2 * reps);
+  for (auto& e : ev) CUDA_OK(cudaEventCreate(&e));
+  for (int i = 0; i < reps; ++i) {
+    CUDA_OK(cudaEventRecord(ev[2 * i]));
+    fn(i);
+    CUDA_OK(cudaEventRecord(ev[2 * i + 1]));
+  }
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<float> ms(reps);
+  for (int i = 0; i < reps; ++i) CUDA_OK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+  for (auto& e : ev) cudaEventDestroy(e);
+  std::sort(ms.begin(), ms.end());
+  return ms[reps / 2];
+}
+
+int sets_for(size_t bytes_per_set) {  // enough input sets to exceed twice the L2
+  const size_t want = 2 * l2_bytes;
+  const int n = static_cast<int>((want + bytes_per_set - 1) / bytes_per_set);
+  return std::max(1, std::min(n, 8));
+}
+
+bool wanted(const char* name) { return only.empty() || std::string(name).find(only) != std::string::npos; }
+
+double copy_tbps = 0;
+
+void bench_copy() {
+  const size_t bytes = size_t(1) << 30;
+  Buf a(bytes), b(bytes);
+  CUDA_OK(cudaMemset(a.p, 1, bytes));
+  const double ms = time_ms([&](int) { CUDA_OK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice)); });
+  copy_tbps = 2.0 * bytes / (ms * 1e-3) / 1e12;
+  std::printf("%-58s %9.3f ms %8.3f TB/s  (1 GiB read + 1 GiB written)\n", "copy (cudaMemcpyAsync D2D)", ms, copy_tbps);
+}
+
+// Paged cache with a random block table for `seqs` sequences of seq_len tokens each.
+struct PagedCache {
+  int64_t block_size, blocks_per_seq, num_blocks;
+  std::vector<int32_t> tables;
+  PagedCache(int64_t num_seqs, int64_t seq_len, int64_t bs) : block_size(bs) {
+    blocks_per_seq = (seq_len + bs - 1) / bs;
+    num_blocks = num_seqs * blocks_per_seq;
+    tables.resize(num_blocks);
+    std::iota(tables.begin(), tables.end(), 0);
+    std::shuffle(tables.begin(), tables.end(), rng);
+  }
+};
+
+void bench_prefill(int64_t seq_len, int64_t heads, int64_t head_dim, int dtype, const char* path) {
+  const int64_t bs = 16;
+  if (path) setenv("KILN_CUDA_PREFILL", path, 1); else unsetenv("KILN_CUDA_PREFILL");
+  PagedCache cache(1, seq_len, bs);
+  const int64_t row = heads * head_dim;
+  const size_t q_bytes = seq_len * row * 2, kv_bytes = cache.num_blocks * bs * row * 2;
+  const int sets = sets_for(2 * q_bytes + 2 * kv_bytes);
+  std::vector<Buf*> bufs;
+  for (int s = 0; s < sets; ++s) {
+    bufs.push_back(new Buf(q_bytes));
+    bufs.push_back(new Buf(kv_bytes));
+    bufs.push_back(new Buf(kv_bytes));
+    bufs.push_back(new Buf(q_bytes));
+    for (int j = 0; j < 3; ++j) fill_random(*bufs[bufs.size() - 4 + j], dtype);
+  }
+  Buf tab(cache.tables.size() * 4), qs(8), lens(4);
+  CUDA_OK(cudaMemcpy(tab.p, cache.tables.data(), tab.bytes, cudaMemcpyHostToDevice));
+  const int32_t qs_h[2] = {0, static_cast<int32_t>(seq_len)}, len_h = static_cast<int32_t>(seq_len);
+  CUDA_OK(cudaMemcpy(qs.p, qs_h, 8, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(lens.p, &len_h, 4, cudaMemcpyHostToDevice));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const double ms = time_ms([&](int i) {
+    Buf** b = &bufs[4 * (i % sets)];
+    KILN_OK(kiln_cuda_attention_prefill(b[3]->p, row, b[0]->p, row, b[1]->p, b[2]->p, tab.as<int32_t>(),
+                                        cache.blocks_per_seq, qs.as<int32_t>(), lens.as<int32_t>(), 1, seq_len, seq_len,
+                                        heads, heads, head_dim, bs, cache.num_blocks, scale, dtype, nullptr));
+  });
+  const double flops = 4.0 * seq_len * seq_len * head_dim * heads / 2.0;  // causal: half of 4*S^2*D*H
+  char name[160];
+  std::snprintf(name, sizeof(name), "prefill causal B=1 H=%lld S=%lld D=%lld %s bs16 [%s]", (long long)heads,
+                (long long)seq_len, (long long)head_dim, dtype == KILN_CUDA_BF16 ? "bf16" : "fp16", path ? path : "auto");
+  std::printf("%-58s %9.3f ms %8.1f TFLOP/s\n", name, ms, flops / (ms * 1e-3) / 1e12);
+  for (Buf* b : bufs) delete b;
+  unsetenv("KILN_CUDA_PREFILL");
+}
+
+void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_heads, int64_t head_dim, int64_t bs) {
+  const int dtype = KILN_CUDA_BF16;
+  PagedCache cache(batch, seq_len, bs);
+  const int64_t kv_row = kv_heads * head_dim, q_row = q_heads * head_dim;
+  const size_t kv_bytes = cache.num_blocks * bs * kv_row * 2;
+  const int sets = sets_for(2 * kv_bytes);
+  std::vector<Buf*> kv;
+  for (int s = 0; s < 2 * sets; ++s) {
+    kv.push_back(new Buf(kv_bytes));
+    fill_random(*kv.back(), dtype);
+  }
+  Buf q(batch * q_row * 2), out(batch * q_row * 2), tab(cache.tables.size() * 4), lens(batch * 4);
+  fill_random(q, dtype);
+  CUDA_OK(cudaMemcpy(tab.p, cache.tables.data(), tab.bytes, cudaMemcpyHostToDevice));
+  std::vector<int32_t> lens_h(batch, static_cast<int32_t>(seq_len));
+  CUDA_OK(cudaMemcpy(lens.p, lens_h.data(), lens.bytes, cudaMemcpyHostToDevice));
+  const int64_t ws_bytes = kiln_cuda_attention_decode_workspace_size(batch, q_heads, kv_heads, head_dim, seq_len);
+  Buf ws(ws_bytes > 0 ? ws_bytes : 256);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const double ms = time_ms([&](int i) {
+    const int s = i % sets;
+    KILN_OK(kiln_cuda_attention_decode(out.p, q_row, q.p, q_row, kv[2 * s]->p, kv[2 * s + 1]->p, tab.as<int32_t>(),
+                                       cache.blocks_per_seq, lens.as<int32_t>(), batch, seq_len, q_heads, kv_heads,
+                                       head_dim, bs, cache.num_blocks, scale, ws.p, ws_bytes, dtype, nullptr));
+  });
+  const double bytes = 2.0 * batch * seq_len * kv_row * 2;  // K and V read once
+  char name[160];
+  std::snprintf(name, sizeof(name), "decode B=%lld L=%lld h%lld/%lld D=%lld bf16 bs%lld", (long long)batch,
+                (long long)seq_len, (long long)q_heads, (long long)kv_heads, (long long)head_dim, (long long)bs);
+  std::printf("%-58s %9.3f ms %8.3f TB/s  (%.0f%% of copy)\n", name, ms, bytes / (ms * 1e-3) / 1e12,
+              100.0 * bytes / (ms * 1e-3) / 1e12 / copy_tbps);
+  for (Buf* b : kv) delete b;
+}
+
+void report_bw(const char* name, double ms, double bytes) {
+  const double tbps = bytes / (ms * 1e-3) / 1e12;
+  std::printf("%-58s %9.3f ms %8.3f TB/s  (%.0f%% of copy)\n", name, ms, tbps, 100.0 * tbps / copy_tbps);
+}
+
+void bench_rms_norm(int64_t rows, int64_t dim, bool residual) {
+  const int dtype = KILN_CUDA_BF16;
+  const size_t bytes = rows * dim * 2;
+  const int sets = sets_for(3 * bytes);
+  std::vector<Buf*> b;
+  for (int s = 0; s < 3 * sets; ++s) {
+    b.push_back(new Buf(bytes));
+    fill_random(*b.back(), dtype);
+  }
+  Buf w(dim * 2);
+  fill_random(w, dtype);
+  // The residual rotates too, so repeated adds stay bounded: inputs are re-randomised per set.
+  const double ms = time_ms([&](int i) {
+    const int s = i % sets;
+    KILN_OK(kiln_cuda_rms_norm(b[3 * s + 2]->p, dim, b[3 * s]->p, dim, residual ? b[3 * s + 1]->p : nullptr, dim, w.p,
+                               rows, dim, 1e-6f, dtype, nullptr));
+  });
+  char name[160];
+  std::snprintf(name, sizeof(name), "rms_norm %lldx%lld bf16%s", (long long)rows, (long long)dim,
+                residual ? " +residual" : "");
+  report_bw(name, ms, (residual ? 4.0 : 2.0) * bytes);
+  for (Buf* x : b) delete x;
+}
+
+void bench_rotary_write(int64_t tokens, int64_t q_heads, int64_t kv_heads, int64_t head_dim) {
+  const int dtype = KILN_CUDA_BF16;
+  const int64_t bs = 16, max_pos = 8192;
+  const size_t q_bytes = tokens * q_heads * head_dim * 2, kv_bytes = tokens * kv_heads * head_dim * 2;
+  const int sets = sets_for(q_bytes + 4 * kv_bytes);
+  std::vector<Buf*> b;
+  for (int s = 0; s < sets; ++s) {
+    b.push_back(new Buf(q_bytes));
+    for (int j = 0; j < 4; ++j) b.push_back(new Buf(kv_bytes));  // k, v, k_cache, v_cache
+    for (int j = 0; j < 3; ++j) fill_random(*b[5 * s + j], dtype);
+  }
+  std::vector<int32_t> slots(tokens), pos(tokens);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::shuffle(slots.begin(), slots.end(), rng);
+  for (auto& p : pos) p = static_cast<int32_t>(rng() % max_pos);
+  std::vector<float> cs(max_pos * head_dim);
+  for (auto& c : cs) c = std::uniform_real_distribution<float>(-1, 1)(rng);
+  Buf dslots(tokens * 4), dpos(tokens * 4), dcs(cs.size() * 4);
+  CUDA_OK(cudaMemcpy(dslots.p, slots.data(), dslots.bytes, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(dpos.p, pos.data(), dpos.bytes, cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(dcs.p, cs.data(), dcs.bytes, cudaMemcpyHostToDevice));
+  const int64_t qr = q_heads * head_dim, kr = kv_heads * head_dim;
+  const double ms = time_ms([&](int i) {
+    Buf** x = &b[5 * (i % sets)];
+    KILN_OK(kiln_cuda_rotary_write_kv_cache(x[0]->p, qr, q_heads, x[1]->p, kr, x[2]->p, kr, x[3]->p, x[4]->p,
+                                            dslots.as<int32_t>(), dpos.as<int32_t>(), dcs.as<float>(), max_pos, 1, tokens,
+                                            kv_heads, head_dim, tokens, dtype, nullptr));
+  });
+  (void)bs;
+  char name[160];
+  std::snprintf(name, sizeof(name), "rotary+kv write T=%lld h%lld/%lld D=%lld bf16 neox", (long long)tokens,
+                (long long)q_heads, (long long)kv_heads, (long long)head_dim);
+  // q read + written, k and v read, both cache rows written, cos/sin rows read.
+  report_bw(name, ms, 2.0 * q_bytes + 4.0 * kv_bytes + tokens * head_dim * 4.0);
+  for (Buf* x : b) delete x;
+}
+
+void bench_silu(int64_t tokens, int64_t inter) {
+  const int dtype = KILN_CUDA_BF16;
+  const size_t in_bytes = tokens * 2 * inter * 2, out_bytes = tokens * inter * 2;
+  const int sets = sets_for(in_bytes + out_bytes);
+  std::vector<Buf*> b;
+  for (int s = 0; s < sets; ++s) {
+    b.push_back(new Buf(in_bytes));
+    fill_random(*b.back(), dtype);
+    b.push_back(new Buf(out_bytes));
+  }
+  const double ms = time_ms([&](int i) {
+    const int s = i % sets;
+    KILN_OK(kiln_cuda_silu_and_mul(b[2 * s + 1]->p, b[2 * s]->p, tokens, inter, dtype, nullptr));
+  });
+  char name[160];
+  std::snprintf(name, sizeof(name), "silu_and_mul %lldx%lld bf16", (long long)tokens, (long long)inter);
+  report_bw(name, ms, static_cast<double>(in_bytes + out_bytes));
+  for (Buf* x : b) delete x;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else { std::fprintf(stderr, "usage: %s [--only NAME] [--reps N]\n", argv[0]); return 2; }
+  }
+  if (kiln_cuda_device_count() == 0) {
+    std::printf("skipped: no CUDA device\n");
+    return 0;
+  }
+  cudaDeviceProp prop{};
+  CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+  l2_bytes = prop.l2CacheSize;
+  std::printf("kiln_kernel_bench: %s, %d SMs, L2 %d MB, median of %d runs\n", prop.name, prop.multiProcessorCount,
+              prop.l2CacheSize >> 20, reps);
+  bench_copy();
+  if (wanted("decode")) {
+    bench_decode(64, 2048, 32, 8, 128, 16);
+    bench_decode(64, 2048, 32, 8, 128, 32);
+    bench_decode(1, 32768, 32, 8, 128, 16);
+    bench_decode(256, 512, 32, 8, 128, 16);
+  }
+  if (wanted("prefill")) {
+    for (const char* path : {static_cast<const char*>(nullptr), "mma"}) {
+      bench_prefill(4096, 32, 128, KILN_CUDA_BF16, path);
+      bench_prefill(1024, 32, 128, KILN_CUDA_BF16, path);
+      bench_prefill(16384, 32, 128, KILN_CUDA_BF16, path);
+      bench_prefill(4096, 32, 64, KILN_CUDA_BF16, path);
+    }
+  }
+  if (wanted("rms_norm")) {
+    bench_rms_norm(16384, 4096, true);
+    bench_rms_norm(16384, 4096, false);
+  }
+  if (wanted("rotary")) bench_rotary_write(16384, 32, 8, 128);
+  if (wanted("silu")) bench_silu(8192, 14336);
+  return 0;
+}

@@ -1,0 +1,142 @@
+// Launcher of decode attention: checks sizes, picks the number of context splits and the
+// variant (dtype x head_dim); the variants are instantiated in generated/attention_decode_*.cu.
+#include <cmath>
+
+#include "attention_decode.h"
+#include "common.cuh"
+
+namespace kiln {
+namespace {
+
+constexpr int kMaxSplits = 128;
+constexpr int64_t kMinSplitTokens = 256;  // NOTE: a split below this costs more in merge than it saves
+
+int64_t align256(int64_t bytes) { return (bytes + 255) / 256 * 256; }
+
+int64_t max_splits_for(int64_t max_seq_len) {
+  const int64_t by_len = (max_seq_len + kMinSplitTokens - 1) / kMinSplitTokens;
+  return by_len < kMaxSplits ? (by_len > 1 ? by_len : 1) : kMaxSplits;
+}
+
+int64_t workspace_bytes_for(int64_t splits, int64_t num_seqs, int64_t num_q_heads, int64_t head_dim) {
+  if (splits <= 1) return 0;
+  return align256(splits * num_seqs * num_q_heads * head_dim * 4) + align256(splits * num_seqs * num_q_heads * 4);
+}
+
+// Flash-decoding's rule: no split when the blocks already fill the GPU; else the smallest split
+// count whose last wave is at least 85% as full as the best one.
+int choose_splits(int64_t base_blocks, int64_t max_seq_len, int sms, int blocks_per_sm) {
+  const int64_t max_splits = max_splits_for(max_seq_len);
+  const double slots = static_cast<double>(sms) * blocks_per_sm;
+  if (max_splits <= 1 || base_blocks >= 0.8 * slots) return 1;
+  double efficiency[kMaxSplits + 1] = {0};
+  double best = 0.0;
+  for (int64_t s = 1; s <= max_splits; ++s) {
+    const double waves = base_blocks * s / slots;
+    efficiency[s] = waves / std::ceil(waves);
+    best = efficiency[s] > best ? efficiency[s] : best;
+  }
+  for (int64_t s = 1; s <= max_splits; ++s)
+    if (efficiency[s] >= 0.85 * best) return static_cast<int>(s);
+  return 1;
+}
+
+template <typename T>
+int dispatch_head_dim(DecodeParams& p, int64_t head_dim, int64_t max_seq_len, int64_t workspace_bytes,
+                      void* workspace, cudaStream_t stream) {
+  int blocks_per_sm = 1;
+  switch (head_dim) {
+    case 64: blocks_per_sm = decode_blocks_per_sm<T, 64>(); break;
+    case 128: blocks_per_sm = decode_blocks_per_sm<T, 128>(); break;
+    case 256: blocks_per_sm = decode_blocks_per_sm<T, 256>(); break;
+    default:
+      return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED,
+                       "kiln_cuda_attention_decode: head_dim %lld is not supported (64, 128, 256)",
+                       (long long)head_dim);
+  }
+  const int64_t base_blocks = p.num_seqs * p.num_kv_heads * p.head_groups;
+  int splits = choose_splits(base_blocks, max_seq_len, current_sm_count(), blocks_per_sm);
+  int64_t split_tokens = (max_seq_len + splits - 1) / splits;
+  split_tokens = (split_tokens + kDecodeStageTokens - 1) / kDecodeStageTokens * kDecodeStageTokens;
+  splits = static_cast<int>((max_seq_len + split_tokens - 1) / split_tokens);
+  p.num_splits = splits;
+  p.split_tokens = static_cast<int>(split_tokens);
+  if (splits > 1) {
+    const int64_t need = workspace_bytes_for(splits, p.num_seqs, p.num_q_heads, head_dim);
+    KILN_REQUIRE(workspace != nullptr && workspace_bytes >= need, KILN_CUDA_ERR_INVALID_ARGUMENT,
+                 "kiln_cuda_attention_decode: workspace of %lld bytes is smaller than the %lld needed",
+                 (long long)workspace_bytes, (long long)need);
+    KILN_REQUIRE((reinterpret_cast<uintptr_t>(workspace) & 255u) == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+                 "kiln_cuda_attention_decode: workspace must be 256-byte aligned");
+    p.partial_out = static_cast<float*>(workspace);
+    p.partial_lse = reinterpret_cast<float*>(static_cast<char*>(workspace) +
+                                             align256(splits * p.num_seqs * p.num_q_heads * head_dim * 4));
+  }
+  switch (head_dim) {
+    case 64: return run_attention_decode<T, 64>(p, stream);
+    case 128: return run_attention_decode<T, 128>(p, stream);
+    default: return run_attention_decode<T, 256>(p, stream);
+  }
+}
+
+}  // namespace
+}  // namespace kiln
+
+using namespace kiln;
+
+extern "C" int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,
+                                                             int64_t num_kv_heads, int64_t head_dim,
+                                                             int64_t max_seq_len) {
+  (void)num_kv_heads;
+  if (num_seqs <= 0 || num_q_heads <= 0 || head_dim <= 0 || max_seq_len <= 0) return 0;
+  return workspace_bytes_for(max_splits_for(max_seq_len), num_seqs, num_q_heads, head_dim);
+}
+
+extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                          const void* k_cache, const void* v_cache, const int32_t* block_tables,
+                                          int64_t max_blocks_per_seq, const int32_t* seq_lens, int64_t num_seqs,
+                                          int64_t max_seq_len, int64_t num_q_heads, int64_t num_kv_heads,
+                                          int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale,
+                                          void* workspace, int64_t workspace_bytes, int dtype, void* stream) {
+  const char* name = "kiln_cuda_attention_decode";
+  KILN_REQUIRE(out && q && k_cache && v_cache && block_tables && seq_lens, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: null pointer", name);
+  KILN_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0,
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: %lld q heads are not a multiple of %lld kv heads", name,
+               (long long)num_q_heads, (long long)num_kv_heads);
+  KILN_REQUIRE(block_size == 16 || block_size == 32, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: block_size %lld is not supported (16, 32)", name, (long long)block_size);
+  KILN_REQUIRE(num_seqs >= 0 && num_seqs <= 65535 && num_blocks > 0 && max_blocks_per_seq > 0 &&
+                   max_seq_len >= 0 && max_seq_len <= max_blocks_per_seq * block_size && max_seq_len < (1ll << 30),
+               KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: bad sizes (num_seqs %lld <= 65535, max_seq_len %lld <= max_blocks_per_seq * block_size)", name,
+               (long long)num_seqs, (long long)max_seq_len);
+  KILN_REQUIRE(out_stride >= num_q_heads * head_dim && q_stride >= num_q_heads * head_dim && out_stride % 8 == 0 &&
+                   q_stride % 8 == 0,
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: row strides must be >= heads * head_dim and multiples of 8", name);
+  KILN_REQUIRE(aligned16(out) && aligned16(q) && aligned16(k_cache) && aligned16(v_cache),
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out, q and the caches must be 16-byte aligned", name);
+  KILN_REQUIRE(num_kv_heads * (num_q_heads / num_kv_heads + 15) / 16 <= 65535, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: too many heads", name);
+  if (num_seqs == 0 || max_seq_len == 0) return KILN_CUDA_OK;
+  DecodeParams p{};
+  p.out = out;
+  p.q = q;
+  p.k_cache = k_cache;
+  p.v_cache = v_cache;
+  p.block_tables = block_tables;
+  p.seq_lens = seq_lens;
+  p.out_stride = out_stride;
+  p.q_stride = q_stride;
+  p.max_blocks_per_seq = max_blocks_per_seq;
+  p.num_seqs = num_seqs;
+  p.num_q_heads = num_q_heads;
+  p.num_kv_heads = num_kv_heads;
+  p.group = static_cast<int>(num_q_heads / num_kv_heads);
+  p.head_groups = (p.group + 15) / 16;
+  p.log2_block_size = block_size == 16 ? 4 : 5;
+  p.scale_log2 = scale * 1.4426950408889634f;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  KILN_DISPATCH_HALF(dtype, name,
+                     return dispatch_head_dim<T>(p, head_dim, max_seq_len, workspace_bytes, workspace, s););
+}

@@ -1,0 +1,289 @@
+// Decode attention device code: one block per (split of the context, kv head, <= 16 of its q
+// heads, sequence). The block streams its K/V pages through a cp.async pipeline of
+// kDecodeStageTokens-token stages; each of the 4 warps takes 16 tokens of a stage and runs
+// S = Q K^T and O += P V on the tensor cores (mma.sync m16n8k16) with the group's q heads as the
+// 16 rows, so every K/V byte is loaded once for all q heads that share it. The warps' online
+// softmax states are merged through shared memory at the end; with several splits the block
+// writes an fp32 partial result and its log-sum-exp, and decode_merge_kernel combines them.
+#pragma once
+
+#include "attention_decode.h"
+#include "common.cuh"
+
+namespace kiln {
+
+template <int kHeadDim>
+struct DecodeTraits {
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256,
+                "decode attention supports head_dim 64, 128 and 256");
+  static constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
+  // NOTE: stages sized so that two or more blocks fit per SM with >= 64 KB of loads in flight.
+  static constexpr int kStages = kHeadDim <= 64 ? 4 : (kHeadDim <= 128 ? 3 : 2);
+  static constexpr int kStageBytes = kDecodeStageTokens * kHeadDim * 2;  // K or V of one stage
+  static constexpr int kQBytes = 16 * kHeadDim * 2;
+  static constexpr int kSmemBytes = kQBytes + 2 * kStages * kStageBytes;
+  static constexpr int kWarps = kDecodeThreads / 32;
+  static_assert(kDecodeStageTokens == 16 * kWarps, "each warp takes 16 tokens of a stage");
+  // The final merge reuses the K stages for [warps][16][head_dim] fp32 and V for (m, l).
+  static_assert(kWarps * 16 * kHeadDim * 4 <= kStages * kStageBytes, "merge scratch must fit in the K stages");
+};
+
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const DecodeParams p) {
+  using Tr = DecodeTraits<kHeadDim>;
+  constexpr int kChunks = Tr::kChunks;
+  constexpr int kStages = Tr::kStages;
+  constexpr int kKSteps = kHeadDim / 16;
+  constexpr int kDTiles = kHeadDim / 8;
+  extern __shared__ __align__(128) uint8_t smem[];
+  uint8_t* sQ = smem;
+  uint8_t* sK = smem + Tr::kQBytes;
+  uint8_t* sV = sK + kStages * Tr::kStageBytes;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int split = blockIdx.x;
+  const int kv_head = blockIdx.y / p.head_groups;
+  const int hg = blockIdx.y % p.head_groups;
+  const int64_t seq = blockIdx.z;
+  // NOTE: clamped to the block table's capacity so that a bad length cannot index past it.
+  const int seq_len = static_cast<int>(min(static_cast<int64_t>(p.seq_lens[seq]), p.max_blocks_per_seq << p.log2_block_size));
+  const int start = split * p.split_tokens;
+  const int end = min(seq_len, start + p.split_tokens);
+  const int head0 = kv_head * p.group + hg * 16;
+  const int rows = min(16, p.group - hg * 16);
+
+  if (start >= end) {  // this split holds no context: an empty partial (weight 0 in the merge)
+    if (p.num_splits > 1) {
+      const int64_t base = (static_cast<int64_t>(split) * p.num_seqs + seq) * p.num_q_heads + head0;
+      for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) p.partial_out[base * kHeadDim + i] = 0.0f;
+      for (int r = tid; r < rows; r += kDecodeThreads) p.partial_lse[base + r] = -INFINITY;
+    } else {
+      T* out = static_cast<T*>(p.out) + seq * p.out_stride + static_cast<int64_t>(head0) * kHeadDim;
+      for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) out[i] = from_float<T>(0.0f);
+    }
+    return;
+  }
+
+  // ---- loads ----
+  {
+    const T* q = static_cast<const T*>(p.q) + seq * p.q_stride + static_cast<int64_t>(head0) * kHeadDim;
+    for (int i = tid; i < 16 * kChunks; i += kDecodeThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      const bool valid = r < rows;
+      cp_async_16(smem_addr(sQ) + swizzled_offset<kChunks>(r, c), valid ? q + r * kHeadDim + c * 8 : q, valid);
+    }
+    cp_async_commit();
+  }
+  const T* k_cache = static_cast<const T*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
+  const T* v_cache = static_cast<const T*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
+  const int64_t slot_stride = p.num_kv_heads * kHeadDim;
+  const int32_t* table = p.block_tables + seq * p.max_blocks_per_seq;
+  const int block_mask = (1 << p.log2_block_size) - 1;
+  auto load_stage = [&](int stage, int buf) {
+    const int tok0 = start + stage * kDecodeStageTokens;
+    const uint32_t k_dst = smem_addr(sK + buf * Tr::kStageBytes);
+    const uint32_t v_dst = smem_addr(sV + buf * Tr::kStageBytes);
+#pragma unroll
+    for (int it = 0; it < kDecodeStageTokens * kChunks / kDecodeThreads; ++it) {
+      const int i = tid + it * kDecodeThreads;
+      const int t = i / kChunks, c = i % kChunks;
+      const int tok = tok0 + t;
+      const bool valid = tok < end;
+      int64_t offset = 0;
+      if (valid) {
+        const int64_t slot = (static_cast<int64_t>(table[tok >> p.log2_block_size]) << p.log2_block_size) +
+                             (tok & block_mask);
+        offset = slot * slot_stride + c * 8;
+      }
+      const uint32_t o = swizzled_offset<kChunks>(t, c);
+      cp_async_16(k_dst + o, k_cache + offset, valid);
+      cp_async_16(v_dst + o, v_cache + offset, valid);
+    }
+  };
+
+  const int num_stages = (end - start + kDecodeStageTokens - 1) / kDecodeStageTokens;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < num_stages) load_stage(s, s);
+    cp_async_commit();  // NOTE: empty groups keep the wait counts uniform
+  }
+
+  // Q arrives first (the oldest group); its fragments stay in registers.
+  cp_async_wait<kStages - 1>();
+  __syncthreads();
+  uint32_t qf[kKSteps][4];
+#pragma unroll
+  for (int kk = 0; kk < kKSteps; ++kk)
+    ldmatrix_x4(qf[kk], smem_addr(sQ) + swizzled_offset<kChunks>(lane & 15, kk * 2 + (lane >> 4)));
+  float acc[kDTiles][4];
+#pragma unroll
+  for (int n = 0; n < kDTiles; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  for (int it = 0; it < num_stages; ++it) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (it + kStages - 1 < num_stages) load_stage(it + kStages - 1, (it + kStages - 1) % kStages);
+    cp_async_commit();
+    const int buf = it % kStages;
+    const uint32_t k_base = smem_addr(sK + buf * Tr::kStageBytes);
+    const uint32_t v_base = smem_addr(sV + buf * Tr::kStageBytes);
+
+    // S = Q K^T over this warp's 16 tokens: two n8 tiles.
+    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+    const int k_row = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
+#pragma unroll
+    for (int kk = 0; kk < kKSteps; ++kk) {
+      uint32_t b[4];
+      ldmatrix_x4(b, k_base + swizzled_offset<kChunks>(k_row, kk * 2 + ((lane >> 3) & 1)));
+      mma_16816<T>(s[0], qf[kk], b[0], b[1]);
+      mma_16816<T>(s[1], qf[kk], b[2], b[3]);
+    }
+
+    // Online softmax (log2 domain); tokens past the split's end are masked.
+    const int tok_base = start + it * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        s[j][e] = (tok_base + j * 8 + (e & 1) < end) ? s[j][e] * p.scale_log2 : -INFINITY;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[r], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+      const float corr = fast_exp2(m[r] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        s[j][2 * r] = fast_exp2(s[j][2 * r] - m_use);
+        s[j][2 * r + 1] = fast_exp2(s[j][2 * r + 1] - m_use);
+        sum += s[j][2 * r] + s[j][2 * r + 1];
+      }
+      l[r] = l[r] * corr + sum;
+      m[r] = m_new;
+#pragma unroll
+      for (int n = 0; n < kDTiles; ++n) {
+        acc[n][2 * r] *= corr;
+        acc[n][2 * r + 1] *= corr;
+      }
+    }
+
+    // O += P V: P (16 x 16 tokens) from the score registers, V via transposed ldmatrix.
+    uint32_t pa[4];
+    pa[0] = pack2<T>(s[0][0], s[0][1]);
+    pa[1] = pack2<T>(s[0][2], s[0][3]);
+    pa[2] = pack2<T>(s[1][0], s[1][1]);
+    pa[3] = pack2<T>(s[1][2], s[1][3]);
+    const int v_row = warp * 16 + (lane & 15);
+#pragma unroll
+    for (int dp = 0; dp < kHeadDim / 16; ++dp) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, v_base + swizzled_offset<kChunks>(v_row, dp * 2 + (lane >> 4)));
+      mma_16816<T>(acc[2 * dp], pa, b[0], b[1]);
+      mma_16816<T>(acc[2 * dp + 1], pa, b[2], b[3]);
+    }
+  }
+
+  // ---- merge the warps' states ----
+  cp_async_wait<0>();
+  __syncthreads();
+  float* s_acc = reinterpret_cast<float*>(sK);  // [warps][16][head_dim]
+  float* s_ml = reinterpret_cast<float*>(sV);   // [warps][16][2]
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    const int row = (lane >> 2) + 8 * r;
+    if ((lane & 3) == 0) {
+      s_ml[(warp * 16 + row) * 2] = m[r];
+      s_ml[(warp * 16 + row) * 2 + 1] = l[r];
+    }
+#pragma unroll
+    for (int n = 0; n < kDTiles; ++n) {
+      const int col = n * 8 + 2 * (lane & 3);
+      *reinterpret_cast<float2*>(&s_acc[(warp * 16 + row) * kHeadDim + col]) = make_float2(acc[n][2 * r], acc[n][2 * r + 1]);
+    }
+  }
+  __syncthreads();
+  const int64_t partial_base = (static_cast<int64_t>(split) * p.num_seqs + seq) * p.num_q_heads + head0;
+  T* out = static_cast<T*>(p.out) + seq * p.out_stride + static_cast<int64_t>(head0) * kHeadDim;
+  for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) {
+    const int r = i / kHeadDim, d = i % kHeadDim;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < Tr::kWarps; ++w) mx = fmaxf(mx, s_ml[(w * 16 + r) * 2]);
+    float total = 0.0f, o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Tr::kWarps; ++w) {
+      const float mw = s_ml[(w * 16 + r) * 2];
+      const float wt = mw == -INFINITY ? 0.0f : fast_exp2(mw - mx);
+      total += wt * s_ml[(w * 16 + r) * 2 + 1];
+      o += wt * s_acc[(w * 16 + r) * kHeadDim + d];
+    }
+    const float value = total > 0.0f ? o / total : 0.0f;
+    if (p.num_splits == 1) {
+      out[i] = from_float<T>(value);
+    } else {
+      p.partial_out[partial_base * kHeadDim + i] = value;
+      if (d == 0) p.partial_lse[partial_base + r] = total > 0.0f ? mx + __log2f(total) : -INFINITY;
+    }
+  }
+}
+
+// Combines the splits of one (sequence, q head): weights 2^(lse_s - max lse).
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(kHeadDim) decode_merge_kernel(const DecodeParams p) {
+  const int64_t head = blockIdx.x, seq = blockIdx.y;
+  const int d = threadIdx.x;
+  const int64_t stride = p.num_seqs * p.num_q_heads;  // between splits
+  const int64_t base = seq * p.num_q_heads + head;
+  float mx = -INFINITY;
+  for (int s = 0; s < p.num_splits; ++s) mx = fmaxf(mx, p.partial_lse[s * stride + base]);
+  float total = 0.0f, o = 0.0f;
+  for (int s = 0; s < p.num_splits; ++s) {
+    const float lse = p.partial_lse[s * stride + base];
+    if (lse == -INFINITY) continue;
+    const float w = fast_exp2(lse - mx);
+    total += w;
+    o += w * p.partial_out[(s * stride + base) * kHeadDim + d];
+  }
+  T* out = static_cast<T*>(p.out) + seq * p.out_stride + head * kHeadDim;
+  out[d] = from_float<T>(total > 0.0f ? o / total : 0.0f);
+}
+
+template <typename T, int kHeadDim>
+int decode_blocks_per_sm() {
+  static const int blocks = [] {
+    int n = 0;
+    const int smem = DecodeTraits<kHeadDim>::kSmemBytes;
+    if (cudaFuncSetAttribute(decode_split_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) !=
+            cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_split_kernel<T, kHeadDim>, kDecodeThreads, smem) !=
+            cudaSuccess) {
+      cudaGetLastError();
+      n = 1;
+    }
+    return n > 0 ? n : 1;
+  }();
+  return blocks;
+}
+
+template <typename T, int kHeadDim>
+int run_attention_decode(const DecodeParams& p, cudaStream_t stream) {
+  constexpr int smem = DecodeTraits<kHeadDim>::kSmemBytes;
+  cudaFuncSetAttribute(decode_split_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const dim3 grid(p.num_splits, static_cast<unsigned>(p.num_kv_heads * p.head_groups), static_cast<unsigned>(p.num_seqs));
+  decode_split_kernel<T, kHeadDim><<<grid, kDecodeThreads, smem, stream>>>(p);
+  KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (split kernel)");
+  if (p.num_splits > 1) {
+    decode_merge_kernel<T, kHeadDim>
+        <<<dim3(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.num_seqs)), kHeadDim, 0, stream>>>(p);
+    KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (merge kernel)");
+  }
+  return KILN_CUDA_OK;
+}
+
+}  // namespace kiln

@@ -1,0 +1,755 @@
+// kiln_op_tests: every CUDA op against the CPU twin (libkiln_cpu, fp32) on the same fresh random
+// inputs, in bf16 and fp16. An output passes when it has no NaN / unwritten element and its max
+// error against the fp32 reference is at most twice that of the same op done plainly in the low
+// precision, plus a small slack (flash-attention's rule). Outputs are NaN-poisoned before each
+// run, unused cache slots hold NaN. Exits 1 on any failure, 0 when all pass or without a GPU.
+//
+//   kiln_op_tests [--seed N] [--small] [--filter SUBSTRING]
+//   --small: reduced sizes (for compute-sanitizer); --filter: only ops whose name contains it.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+#include "kiln_cpu.h"
+#include "kiln_cuda.h"
+
+namespace {
+
+std::mt19937_64 rng;
+bool small_mode = false;
+std::string filter;
+
+struct Row {
+  std::string op, dtype, shape;
+  Comparison c;
+  std::string note;
+};
+std::vector<Row> rows;
+
+const char* dname(int dtype) { return dtype == KILN_CUDA_BF16 ? "bf16" : (dtype == KILN_CUDA_F16 ? "fp16" : "fp32"); }
+
+bool wanted(const std::string& op) { return filter.empty() || op.find(filter) != std::string::npos; }
+
+void record(const std::string& op, int dtype, const std::string& shape, const Comparison& c,
+            const std::string& note = "") {
+  rows.push_back({op, dname(dtype), shape, c, note});
+  std::printf("%-6s %-28s %-5s %-44s max_err %.3e naive %.3e bound %.3e rel_l2 %.2e bad %lld %s\n",
+              c.pass ? "PASS" : "FAIL", op.c_str(), dname(dtype), shape.c_str(), c.max_err, c.naive_err, c.bound,
+              c.rel_l2, c.bad, note.c_str());
+  std::fflush(stdout);
+}
+
+void record_status(const std::string& op, int dtype, const std::string& shape, int status) {
+  Comparison c;
+  c.pass = false;
+  c.bad = -1;
+  record(op, dtype, shape, c, std::string("status ") + std::to_string(status) + ": " + kiln_cuda_last_error());
+}
+
+void sync_or_die(const char* what) {
+  const cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "FATAL: %s: %s\n", what, cudaGetErrorString(e));
+    std::exit(2);
+  }
+}
+
+std::vector<float> randn(size_t n, int dtype, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = round_to(dist(rng), dtype);
+  return v;
+}
+
+std::vector<float> rounded(const std::vector<float>& v, int dtype) {
+  std::vector<float> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = round_to(v[i], dtype);
+  return r;
+}
+
+std::string shape_str(std::initializer_list<long long> dims) {
+  std::string s;
+  for (long long d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
+constexpr int kDtypes[2] = {KILN_CUDA_BF16, KILN_CUDA_F16};
+
+// ---- RMSNorm ---------------------------------------------------------------------------------
+
+void test_rms_norm() {
+  if (!wanted("rms_norm")) return;
+  struct Case { int64_t rows, dim, pad; bool residual; };
+  std::vector<Case> cases = {{1, 64, 0, false}, {7, 1000, 0, true}, {113, 4096, 8, true}, {33, 8192, 0, false},
+                             {5, 5120, 16, true}, {3, 20000, 0, true}};
+  if (small_mode) cases = {{7, 1000, 0, true}, {5, 4096, 8, true}};
+  for (int dtype : kDtypes) {
+    for (const Case& cs : cases) {
+      const int64_t stride = cs.dim + cs.pad;
+      const float eps = 1e-6f;
+      auto x = randn(cs.rows * stride, dtype);
+      auto res = randn(cs.rows * stride, dtype);
+      auto w = randn(cs.dim, dtype, 0.5f);
+      // CPU twin (fp32), strided in place on copies.
+      std::vector<float> ref_out(cs.rows * stride, NAN), ref_res = res;
+      int st = kiln_cpu_rms_norm(ref_out.data(), stride, x.data(), stride, cs.residual ? ref_res.data() : nullptr,
+                                 stride, w.data(), KILN_F32, cs.rows, cs.dim, eps);
+      if (st != 0) { std::printf("cpu twin failed: %s\n", kiln_last_error()); std::exit(2); }
+      // Naive low precision: residual rounded when stored, norm of the stored value, one rounding.
+      std::vector<float> naive_out(cs.rows * stride, NAN), naive_res = res;
+      for (int64_t r = 0; r < cs.rows; ++r) {
+        double ss = 0;
+        std::vector<float> src(cs.dim);
+        for (int64_t i = 0; i < cs.dim; ++i) {
+          float v = x[r * stride + i];
+          if (cs.residual) v = naive_res[r * stride + i] = round_to(v + res[r * stride + i], dtype);
+          src[i] = v;
+          ss += static_cast<double>(v) * v;
+        }
+        const float inv = 1.0f / std::sqrt(static_cast<float>(ss / cs.dim) + eps);
+        for (int64_t i = 0; i < cs.dim; ++i) naive_out[r * stride + i] = round_to(src[i] * inv * w[i], dtype);
+      }
+      DeviceBuffer dx = upload(x, dtype), dres = upload(res, dtype), dw = upload(w, dtype);
+      DeviceBuffer dout(cs.rows * stride * 2);
+      dout.poison();
+      st = kiln_cuda_rms_norm(dout.ptr, stride, dx.ptr, stride, cs.residual ? dres.ptr : nullptr, stride, dw.ptr,
+                              cs.rows, cs.dim, eps, dtype, nullptr);
+      const std::string shape = shape_str({cs.rows, cs.dim}) + (cs.pad ? " stride+" + std::to_string(cs.pad) : "") +
+                                (cs.residual ? " +residual" : "");
+      if (st != 0) { record_status("rms_norm", dtype, shape, st); continue; }
+      sync_or_die("rms_norm");
+      auto out = download(dout, cs.rows * stride, dtype);
+      // Only the [rows, dim] part is compared; padding columns must stay poisoned.
+      for (int64_t r = 0; r < cs.rows; ++r)
+        for (int64_t i = cs.dim; i < stride; ++i) ref_out[r * stride + i] = naive_out[r * stride + i] = NAN;
+      record("rms_norm", dtype, shape, compare(out, ref_out, naive_out, 1e-6));
+      if (cs.residual) {
+        auto got_res = download(dres, cs.rows * stride, dtype);
+        record("rms_norm.residual", dtype, shape, compare(got_res, ref_res, naive_res, 1e-6));
+      }
+    }
+  }
+}
+
+void test_head_rms_norm() {
+  if (!wanted("head_rms_norm")) return;
+  struct Case { int64_t tokens, heads, head_dim, extra; };  // extra: other heads in the token row (strided)
+  std::vector<Case> cases = {{1, 8, 128, 0}, {7, 4, 64, 12}, {113, 16, 128, 8}, {9, 2, 256, 0}};
+  if (small_mode) cases = {{7, 4, 64, 12}};
+  for (int dtype : kDtypes) {
+    for (const Case& cs : cases) {
+      const int64_t stride = (cs.heads + cs.extra) * cs.head_dim;
+      const float eps = 1e-6f;
+      auto x = randn(cs.tokens * stride, dtype, 2.0f);
+      auto w = randn(cs.head_dim, dtype, 0.5f);
+      // CPU twin: rms_norm over rows = tokens * heads on a contiguous copy.
+      std::vector<float> rows_in(cs.tokens * cs.heads * cs.head_dim), rows_out(rows_in.size());
+      for (int64_t t = 0; t < cs.tokens; ++t)
+        std::copy_n(&x[t * stride], cs.heads * cs.head_dim, &rows_in[t * cs.heads * cs.head_dim]);
+      kiln_cpu_rms_norm(rows_out.data(), cs.head_dim, rows_in.data(), cs.head_dim, nullptr, 0, w.data(), KILN_F32,
+                        cs.tokens * cs.heads, cs.head_dim, eps);
+      std::vector<float> ref = x, naive = x;  // untouched heads must stay as they were
+      for (int64_t t = 0; t < cs.tokens; ++t)
+        for (int64_t i = 0; i < cs.heads * cs.head_dim; ++i) {
+          ref[t * stride + i] = rows_out[t * cs.heads * cs.head_dim + i];
+          naive[t * stride + i] = round_to(ref[t * stride + i], dtype);
+        }
+      DeviceBuffer dx = upload(x, dtype), dw = upload(w, dtype);
+      const int st = kiln_cuda_head_rms_norm(dx.ptr, stride, cs.tokens, cs.heads, cs.head_dim, dw.ptr, eps, dtype, nullptr);
+      const std::string shape = shape_str({cs.tokens, cs.heads, cs.head_dim}) + (cs.extra ? " strided" : "");
+      if (st != 0) { record_status("head_rms_norm", dtype, shape, st); continue; }
+      sync_or_die("head_rms_norm");
+      record("head_rms_norm", dtype, shape, compare(download(dx, x.size(), dtype), ref, naive, 1e-6));
+    }
+  }
+}
+
+// ---- rotary and the KV-cache write ------------------------------------------------------------------
+
+std::vector<float> make_cos_sin(int64_t max_pos, int64_t head_dim) {
+  std::vector<float> t(max_pos * head_dim);
+  const int64_t half = head_dim / 2;
+  for (int64_t p = 0; p < max_pos; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      const double freq = std::pow(500000.0, -2.0 * i / head_dim);
+      t[p * head_dim + i] = static_cast<float>(std::cos(p * freq));
+      t[p * head_dim + half + i] = static_cast<float>(std::sin(p * freq));
+    }
+  return t;
+}
+
+void test_rotary() {
+  if (!wanted("rotary")) return;
+  struct Case { int64_t tokens, q_heads, kv_heads, head_dim; };
+  std::vector<Case> cases = {{1, 8, 2, 128}, {7, 4, 4, 64}, {113, 32, 8, 128}, {17, 8, 1, 256}};
+  if (small_mode) cases = {{7, 4, 4, 64}};
+  const int64_t max_pos = 5000;
+  for (int dtype : kDtypes) {
+    for (int neox = 0; neox < 2; ++neox) {
+      for (const Case& cs : cases) {
+        const int64_t qs = cs.q_heads * cs.head_dim + 8, ks = cs.kv_heads * cs.head_dim + 8;  // strided rows
+        auto q = randn(cs.tokens * qs, dtype), k = randn(cs.tokens * ks, dtype);
+        auto cos_sin = make_cos_sin(max_pos, cs.head_dim);
+        std::vector<int32_t> pos(cs.tokens);
+        for (auto& p : pos) p = static_cast<int32_t>(rng() % max_pos);
+        std::vector<float> rq = q, rk = k;
+        kiln_cpu_rotary(rq.data(), qs, cs.q_heads, rk.data(), ks, cs.kv_heads, cs.head_dim, pos.data(), cs.tokens,
+                        cos_sin.data(), max_pos, neox);
+        DeviceBuffer dq = upload(q, dtype), dk = upload(k, dtype), dpos = upload_raw(pos), dcs = upload_raw(cos_sin);
+        const int st = kiln_cuda_rotary(dq.ptr, qs, cs.q_heads, dk.ptr, ks, cs.kv_heads, cs.head_dim, dpos.as<int32_t>(),
+                                        cs.tokens, dcs.as<float>(), max_pos, neox, dtype, nullptr);
+        const std::string shape = shape_str({cs.tokens, cs.q_heads, cs.kv_heads, cs.head_dim}) + (neox ? " neox" : " interleaved");
+        if (st != 0) { record_status("rotary", dtype, shape, st); continue; }
+        sync_or_die("rotary");
+        record("rotary.q", dtype, shape, compare(download(dq, q.size(), dtype), rq, rounded(rq, dtype), 1e-6));
+        record("rotary.k", dtype, shape, compare(download(dk, k.size(), dtype), rk, rounded(rk, dtype), 1e-6));
+      }
+    }
+  }
+}
+
+void test_kv_write() {
+  if (!wanted("write_kv_cache")) return;
+  struct Case { int64_t tokens, q_heads, kv_heads, head_dim, block_size, blocks; };
+  std::vector<Case> cases = {{1, 8, 2, 128, 16, 4}, {7, 4, 4, 64, 16, 3}, {113, 32, 8, 128, 32, 8}, {37, 8, 1, 256, 16, 5}};
+  if (small_mode) cases = {{7, 4, 4, 64, 16, 3}};
+  const int64_t max_pos = 4096;
+  for (int dtype : kDtypes) {
+    for (int mode = 0; mode < 3; ++mode) {  // 0: plain write, 1: rotary neox, 2: rotary interleaved
+      for (const Case& cs : cases) {
+        const int64_t slots = cs.block_size * cs.blocks;
+        const int64_t row = cs.kv_heads * cs.head_dim;
+        const int64_t qs = cs.q_heads * cs.head_dim, ks = row + 8, vs = row + 16;
+        auto q = randn(cs.tokens * qs, dtype), k = randn(cs.tokens * ks, dtype), v = randn(cs.tokens * vs, dtype);
+        // Distinct slots, every fifth token padding (-1).
+        std::vector<int32_t> all(slots);
+        std::iota(all.begin(), all.end(), 0);
+        std::shuffle(all.begin(), all.end(), rng);
+        std::vector<int32_t> slot(cs.tokens), pos(cs.tokens);
+        for (int64_t t = 0; t < cs.tokens; ++t) {
+          slot[t] = (t % 5 == 3) ? -1 : all[t % slots];
+          pos[t] = static_cast<int32_t>(rng() % max_pos);
+        }
+        auto cos_sin = make_cos_sin(max_pos, cs.head_dim);
+        std::vector<float> rq = q, rk = k;
+        if (mode > 0)
+          kiln_cpu_rotary(rq.data(), qs, cs.q_heads, rk.data(), ks, cs.kv_heads, cs.head_dim, pos.data(), cs.tokens,
+                          cos_sin.data(), max_pos, mode == 1);
+        std::vector<float> ref_k(slots * row, NAN), ref_v(slots * row, NAN);
+        kiln_cpu_write_kv_cache(rk.data(), ks, v.data(), vs, ref_k.data(), ref_v.data(), slot.data(), cs.tokens,
+                                cs.kv_heads, cs.head_dim, slots);
+        DeviceBuffer dq = upload(q, dtype), dk = upload(k, dtype), dv = upload(v, dtype);
+        DeviceBuffer dkc(slots * row * 2), dvc(slots * row * 2), dslot = upload_raw(slot), dpos = upload_raw(pos),
+            dcs = upload_raw(cos_sin);
+        dkc.poison();
+        dvc.poison();
+        int st;
+        if (mode == 0)
+          st = kiln_cuda_write_kv_cache(dk.ptr, ks, dv.ptr, vs, dkc.ptr, dvc.ptr, dslot.as<int32_t>(), cs.tokens,
+                                        cs.kv_heads, cs.head_dim, slots, dtype, nullptr);
+        else
+          st = kiln_cuda_rotary_write_kv_cache(dq.ptr, qs, cs.q_heads, dk.ptr, ks, dv.ptr, vs, dkc.ptr, dvc.ptr,
+                                               dslot.as<int32_t>(), dpos.as<int32_t>(), dcs.as<float>(), max_pos,
+                                               mode == 1, cs.tokens, cs.kv_heads, cs.head_dim, slots, dtype, nullptr);
+        const char* op = mode == 0 ? "write_kv_cache" : (mode == 1 ? "rotary_write_kv_cache(neox)" : "rotary_write_kv_cache(gptj)");
+        const std::string shape = shape_str({cs.tokens, cs.kv_heads, cs.head_dim}) + " bs" + std::to_string(cs.block_size);
+        if (st != 0) { record_status(op, dtype, shape, st); continue; }
+        sync_or_die(op);
+        record(std::string(op) + ".k_cache", dtype, shape, compare(download(dkc, ref_k.size(), dtype), ref_k, rounded(ref_k, dtype), 1e-6));
+        record(std::string(op) + ".v_cache", dtype, shape, compare(download(dvc, ref_v.size(), dtype), ref_v, rounded(ref_v, dtype), 1e-6));
+        if (mode > 0)
+          record(std::string(op) + ".q", dtype, shape, compare(download(dq, q.size(), dtype), rq, rounded(rq, dtype), 1e-6));
+        // k itself is left unchanged.
+        record(std::string(op) + ".k_unchanged", dtype, shape, compare(download(dk, k.size(), dtype), k, k, 0.0));
+      }
+    }
+  }
+}
+
+// ---- elementwise ----------------------------------------------------------------------------------
+
+void test_silu_and_mul() {
+  if (!wanted("silu_and_mul")) return;
+  std::vector<std::pair<int64_t, int64_t>> cases = {{1, 64}, {7, 1000}, {113, 14336}, {5, 8191}};
+  if (small_mode) cases = {{7, 1000}};
+  for (int dtype : kDtypes) {
+    for (auto [tokens, inter] : cases) {
+      auto gu = randn(tokens * 2 * inter, dtype, 2.0f);
+      std::vector<float> ref(tokens * inter);
+      kiln_cpu_silu_and_mul(ref.data(), gu.data(), tokens, inter);
+      DeviceBuffer dgu = upload(gu, dtype), dout(tokens * inter * 2);
+      dout.poison();
+      const int st = kiln_cuda_silu_and_mul(dout.ptr, dgu.ptr, tokens, inter, dtype, nullptr);
+      const std::string shape = shape_str({tokens, inter});
+      if (st != 0) { record_status("silu_and_mul", dtype, shape, st); continue; }
+      sync_or_die("silu_and_mul");
+      record("silu_and_mul", dtype, shape, compare(download(dout, ref.size(), dtype), ref, rounded(ref, dtype), 1e-6));
+    }
+  }
+}
+
+void test_embedding_gather_bias() {
+  for (int dtype : kDtypes) {
+    if (wanted("embedding")) {
+      for (auto [tokens, hidden, vocab] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 64, 10}, {113, 4096, 1000}, {7, 1001, 50}}) {
+        auto table = randn(vocab * hidden, dtype);
+        std::vector<int32_t> ids(tokens);
+        for (auto& id : ids) id = static_cast<int32_t>(rng() % vocab);
+        std::vector<float> ref(tokens * hidden);
+        kiln_cpu_embedding(ref.data(), table.data(), KILN_F32, ids.data(), tokens, hidden, vocab);
+        DeviceBuffer dt = upload(table, dtype), dids = upload_raw(ids), dout(tokens * hidden * 2);
+        dout.poison();
+        const int st = kiln_cuda_embedding(dout.ptr, dt.ptr, dids.as<int32_t>(), tokens, hidden, vocab, dtype, nullptr);
+        const std::string shape = shape_str({tokens, hidden, vocab});
+        if (st != 0) { record_status("embedding", dtype, shape, st); continue; }
+        sync_or_die("embedding");
+        record("embedding", dtype, shape, compare(download(dout, ref.size(), dtype), ref, ref, 0.0));
+      }
+    }
+    if (wanted("gather_rows")) {
+      for (auto [num_out, num_in, dim, pad] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{{1, 5, 64, 0}, {33, 113, 4096, 8}, {7, 9, 1001, 3}}) {
+        const int64_t stride = dim + pad;
+        auto in = randn(num_in * stride, dtype);
+        std::vector<int32_t> idx(num_out);
+        for (auto& i : idx) i = static_cast<int32_t>(rng() % num_in);
+        std::vector<float> ref(num_out * dim);
+        kiln_cpu_gather_rows(ref.data(), in.data(), stride, idx.data(), num_out, num_in, dim);
+        DeviceBuffer din = upload(in, dtype), didx = upload_raw(idx), dout(num_out * dim * 2);
+        dout.poison();
+        const int st = kiln_cuda_gather_rows(dout.ptr, din.ptr, stride, didx.as<int32_t>(), num_out, num_in, dim, dtype, nullptr);
+        const std::string shape = shape_str({num_out, num_in, dim}) + (pad ? " strided" : "");
+        if (st != 0) { record_status("gather_rows", dtype, shape, st); continue; }
+        sync_or_die("gather_rows");
+        record("gather_rows", dtype, shape, compare(download(dout, ref.size(), dtype), ref, ref, 0.0));
+      }
+    }
+    if (wanted("add_bias")) {
+      // No CPU twin op: the reference is x + b in fp32 here.
+      for (auto [nrows, dim, pad] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 64, 0}, {113, 4096, 8}, {7, 1001, 3}}) {
+        const int64_t stride = dim + pad;
+        auto x = randn(nrows * stride, dtype), b = randn(dim, dtype);
+        std::vector<float> ref = x;
+        for (int64_t r = 0; r < nrows; ++r)
+          for (int64_t i = 0; i < dim; ++i) ref[r * stride + i] = x[r * stride + i] + b[i];
+        DeviceBuffer dx = upload(x, dtype), db = upload(b, dtype);
+        const int st = kiln_cuda_add_bias(dx.ptr, stride, db.ptr, nrows, dim, dtype, nullptr);
+        const std::string shape = shape_str({nrows, dim}) + (pad ? " strided" : "");
+        if (st != 0) { record_status("add_bias", dtype, shape, st); continue; }
+        sync_or_die("add_bias");
+        record("add_bias", dtype, shape, compare(download(dx, ref.size(), dtype), ref, rounded(ref, dtype), 1e-6));
+      }
+    }
+  }
+}
+
+// ---- attention ------------------------------------------------------------------------------------
+
+struct Seq { int32_t seq_len, query_len; };
+
+// Prefill (decode == false) or decode attention on a packed batch against kiln_cpu_attention.
+void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_size, int64_t q_heads, int64_t kv_heads,
+                        const std::vector<Seq>& seqs, const std::string& tag) {
+  const int64_t num_seqs = static_cast<int64_t>(seqs.size());
+  std::vector<int32_t> query_start(num_seqs + 1, 0), seq_lens(num_seqs);
+  int64_t used_blocks = 0, max_blocks = 1, max_query = 0, max_seq = 0;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    seq_lens[s] = seqs[s].seq_len;
+    query_start[s + 1] = query_start[s] + seqs[s].query_len;
+    const int64_t nb = (seqs[s].seq_len + block_size - 1) / block_size;
+    used_blocks += nb;
+    max_blocks = std::max(max_blocks, nb + 1);  // one spare table entry per sequence, never valid
+    max_query = std::max<int64_t>(max_query, seqs[s].query_len);
+    max_seq = std::max<int64_t>(max_seq, seqs[s].seq_len);
+  }
+  const int64_t num_tokens = query_start[num_seqs];
+  const int64_t num_blocks = used_blocks + 3;  // spare blocks stay NaN
+  std::vector<int32_t> perm(num_blocks);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  // Unused table entries hold an id far outside the cache: reading through one would fault.
+  std::vector<int32_t> tables(num_seqs * max_blocks, 0x3fffffff);
+  int64_t next = 0;
+  const int64_t kv_row = kv_heads * head_dim;
+  std::vector<float> kc(num_blocks * block_size * kv_row, NAN), vc(kc.size(), NAN);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const int64_t nb = (seqs[s].seq_len + block_size - 1) / block_size;
+    for (int64_t b = 0; b < nb; ++b) tables[s * max_blocks + b] = perm[next++];
+    for (int64_t p = 0; p < seqs[s].seq_len; ++p) {
+      const int64_t slot = static_cast<int64_t>(tables[s * max_blocks + p / block_size]) * block_size + p % block_size;
+      for (int64_t i = 0; i < kv_row; ++i) {
+        kc[slot * kv_row + i] = round_to(dist(rng), dtype);
+        vc[slot * kv_row + i] = round_to(dist(rng), dtype);
+      }
+    }
+  }
+  const int64_t row = q_heads * head_dim;
+  const int64_t q_stride = row + (tag.find("strided") != std::string::npos ? 64 : 0);
+  auto q = randn(num_tokens * q_stride, dtype);
+  std::vector<float> q_packed(num_tokens * row);
+  for (int64_t t = 0; t < num_tokens; ++t) std::copy_n(&q[t * q_stride], row, &q_packed[t * row]);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+
+  std::vector<float> ref(num_tokens * row), naive(num_tokens * row);
+  if (kiln_cpu_attention(ref.data(), row, q_packed.data(), row, kc.data(), vc.data(), tables.data(), max_blocks,
+                         query_start.data(), seq_lens.data(), num_seqs, num_tokens, q_heads, kv_heads, head_dim,
+                         block_size, num_blocks, scale) != 0) {
+    std::printf("cpu twin failed: %s\n", kiln_last_error());
+    std::exit(2);
+  }
+  naive_attention_lowp(naive.data(), q_packed.data(), kc.data(), vc.data(), tables.data(), max_blocks, query_start.data(),
+                       seq_lens.data(), num_seqs, num_tokens, q_heads, kv_heads, head_dim, block_size, scale, dtype);
+
+  DeviceBuffer dq = upload(q, dtype), dkc = upload(kc, dtype), dvc = upload(vc, dtype);
+  DeviceBuffer dtab = upload_raw(tables), dqs = upload_raw(query_start), dlens = upload_raw(seq_lens);
+  const int64_t out_stride = q_stride;
+  DeviceBuffer dout(num_tokens * out_stride * 2);
+  dout.poison();
+  int st;
+  std::string note;
+  if (decode) {
+    const int64_t ws = kiln_cuda_attention_decode_workspace_size(num_seqs, q_heads, kv_heads, head_dim, max_seq);
+    DeviceBuffer dws(ws);
+    dws.poison();
+    st = kiln_cuda_attention_decode(dout.ptr, out_stride, dq.ptr, q_stride, dkc.ptr, dvc.ptr, dtab.as<int32_t>(),
+                                    max_blocks, dlens.as<int32_t>(), num_seqs, max_seq, q_heads, kv_heads, head_dim,
+                                    block_size, num_blocks, scale, dws.ptr, ws, dtype, nullptr);
+    note = "ws " + std::to_string(ws) + "B";
+    if (st == 0) sync_or_die("attention_decode");
+  } else {
+    st = kiln_cuda_attention_prefill(dout.ptr, out_stride, dq.ptr, q_stride, dkc.ptr, dvc.ptr, dtab.as<int32_t>(),
+                                     max_blocks, dqs.as<int32_t>(), dlens.as<int32_t>(), num_seqs, num_tokens, max_query,
+                                     q_heads, kv_heads, head_dim, block_size, num_blocks, scale, dtype, nullptr);
+    if (st == 0) sync_or_die("attention_prefill");
+  }
+  const char* op = decode ? "attention_decode" : "attention_prefill";
+  std::string shape = "D" + std::to_string(head_dim) + " bs" + std::to_string(block_size) + " h" + std::to_string(q_heads) +
+                      "/" + std::to_string(kv_heads) + " " + tag;
+  if (st != 0) { record_status(op, dtype, shape, st); return; }
+  auto got_full = download(dout, num_tokens * out_stride, dtype);
+  std::vector<float> got(num_tokens * row);
+  for (int64_t t = 0; t < num_tokens; ++t) std::copy_n(&got_full[t * out_stride], row, &got[t * row]);
+  record(op, dtype, shape, compare(got, ref, naive, 1e-4), note);
+}
+
+void test_attention() {
+  const bool do_prefill = wanted("attention_prefill"), do_decode = wanted("attention_decode");
+  if (!do_prefill && !do_decode) return;
+  const std::vector<std::pair<int64_t, int64_t>> heads = {{4, 4}, {8, 2}, {16, 2}, {8, 1}};
+  const char* env = std::getenv("KILN_CUDA_PREFILL");
+  const std::string path = env ? std::string(" path=") + env : "";
+  if (small_mode) {
+    for (int dtype : kDtypes) {
+      for (int64_t d : {64, 128}) {
+        if (do_prefill)
+          run_attention_case(false, dtype, d, 16, 8, 2, {{1, 1}, {7, 7}, {150, 113}, {40, 33}}, "small" + path);
+        if (do_decode) run_attention_case(true, dtype, d, 16, 8, 2, {{1, 1}, {7, 1}, {113, 1}, {700, 1}}, "small");
+      }
+    }
+    return;
+  }
+  for (int dtype : kDtypes) {
+    for (int64_t d : {64, 128, 256}) {
+      for (int64_t bs : {16, 32}) {
+        for (auto [qh, kvh] : heads) {
+          if (do_prefill) {
+            const bool strided = (qh == 8 && kvh == 2);
+            run_attention_case(false, dtype, d, bs, qh, kvh,
+                               {{1, 1}, {7, 7}, {113, 113}, {200, 87}, {1023, 1023}, {1500, 300}, {64, 1}},
+                               std::string("lens 1,7,113,1023 + chunked") + (strided ? " strided" : "") + path);
+          }
+          if (do_decode)
+            run_attention_case(true, dtype, d, bs, qh, kvh,
+                               {{1, 1}, {7, 1}, {113, 1}, {1023, 1}, {4097, 1}, {2000, 1}, {16, 1}, {33, 1}},
+                               "lens 1,7,113,1023,4097,2000,16,33");
+        }
+      }
+    }
+    if (do_prefill) {
+      run_attention_case(false, dtype, 128, 16, 8, 2, {{4097, 4097}}, "len 4097" + path);
+      run_attention_case(false, dtype, 128, 32, 32, 1, {{4097, 1000}, {513, 513}}, "MQA32 chunked 4097/1000" + path);
+    }
+    if (do_decode) {
+      run_attention_case(true, dtype, 128, 16, 32, 1, {{5000, 1}, {1, 1}, {77, 1}}, "MQA32");
+      run_attention_case(true, dtype, 128, 16, 32, 8, {{32768, 1}}, "B=1 32k split-K");
+      std::vector<Seq> many;
+      for (int i = 0; i < 64; ++i) many.push_back({static_cast<int32_t>(1 + rng() % 600), 1});
+      run_attention_case(true, dtype, 128, 16, 32, 8, many, "B=64 random lens <= 600");
+    }
+  }
+}
+
+// ---- sampling -----------------------------------------------------------------------------------
+
+void test_argmax() {
+  if (!wanted("argmax")) return;
+  for (int dtype : {KILN_CUDA_F32, KILN_CUDA_BF16, KILN_CUDA_F16}) {
+    for (auto [batch, vocab] : std::vector<std::pair<int64_t, int64_t>>{{1, 10}, {7, 32000}, {3, 151936}}) {
+      auto logits = randn(batch * vocab, dtype, 3.0f);
+      std::vector<int32_t> ref_ids(batch);
+      std::vector<float> ref_lp(batch);
+      kiln_cpu_argmax(logits.data(), batch, vocab, ref_ids.data(), ref_lp.data());
+      DeviceBuffer dl = upload(logits, dtype), dids(batch * 4), dlp(batch * 4);
+      dids.poison();
+      dlp.poison();
+      const int st = kiln_cuda_argmax(dl.ptr, vocab, dtype, batch, vocab, dids.as<int32_t>(), dlp.as<float>(), nullptr);
+      const std::string shape = shape_str({batch, vocab});
+      if (st != 0) { record_status("argmax", dtype, shape, st); continue; }
+      sync_or_die("argmax");
+      auto ids = download_raw<int32_t>(dids, batch);
+      auto lp = download_raw<float>(dlp, batch);
+      Comparison c = compare(lp, ref_lp, {}, 2e-5);
+      for (int64_t b = 0; b < batch; ++b) c.bad += ids[b] != ref_ids[b];
+      c.pass = c.pass && c.bad == 0;
+      record("argmax", dtype, shape, c, "ids must match exactly; bad = mismatched ids");
+    }
+  }
+}
+
+void test_penalties() {
+  if (!wanted("penalties")) return;
+  for (int dtype : {KILN_CUDA_F32, KILN_CUDA_BF16}) {
+    const int64_t batch = 5, vocab = 1000;
+    auto logits = randn(batch * vocab, dtype, 3.0f);
+    std::vector<int32_t> offsets(batch + 1, 0), ids, counts;
+    std::vector<float> rep(batch), pres(batch), freq(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      std::vector<int32_t> all(vocab);
+      std::iota(all.begin(), all.end(), 0);
+      std::shuffle(all.begin(), all.end(), rng);
+      const int n = static_cast<int>(rng() % 40);
+      for (int i = 0; i < n; ++i) {
+        ids.push_back(all[i]);
+        counts.push_back(static_cast<int32_t>(rng() % 4));
+      }
+      offsets[b + 1] = offsets[b] + n;
+      rep[b] = 1.0f + 0.1f * b;
+      pres[b] = 0.25f * b;
+      freq[b] = 0.1f * (b % 3);
+    }
+    std::vector<float> ref = logits;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int32_t e = offsets[b]; e < offsets[b + 1]; ++e) {
+        float& x = ref[b * vocab + ids[e]];
+        x = x > 0 ? x / rep[b] : x * rep[b];
+        x -= pres[b] * (counts[e] > 0) + freq[b] * counts[e];
+      }
+    DeviceBuffer dl = upload(logits, dtype), doff = upload_raw(offsets), dids = upload_raw(ids), dcnt = upload_raw(counts),
+                 drep = upload_raw(rep), dpres = upload_raw(pres), dfreq = upload_raw(freq);
+    const int st = kiln_cuda_apply_penalties(dl.ptr, vocab, dtype, batch, vocab, doff.as<int32_t>(), dids.as<int32_t>(),
+                                             dcnt.as<int32_t>(), drep.as<float>(), dpres.as<float>(), dfreq.as<float>(), nullptr);
+    if (st != 0) { record_status("apply_penalties", dtype, "5x1000", st); continue; }
+    sync_or_die("apply_penalties");
+    record("apply_penalties", dtype, "5x1000", compare(download(dl, ref.size(), dtype), ref, rounded(ref, dtype), 1e-6));
+  }
+}
+
+// The reference draw: same thresholds and Philox noise, in double.
+struct Draw { int32_t id; double score; std::vector<bool> kept; double logprob; };
+Draw reference_draw(const float* row, int64_t vocab, float temperature, int32_t top_k, float top_p, float min_p,
+                    uint64_t seed, int64_t step) {
+  Draw d;
+  std::vector<int64_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+  const double mx = row[order[0]];
+  double z = 0;
+  for (int64_t i = 0; i < vocab; ++i) z += std::exp((row[i] - mx) / temperature);
+  double threshold = -INFINITY;
+  if (min_p > 0) threshold = std::max(threshold, mx + temperature * std::log(static_cast<double>(min_p)));
+  if (top_k > 0 && top_k < vocab) threshold = std::max(threshold, static_cast<double>(row[order[top_k - 1]]));
+  if (top_p < 1) {
+    double kept = 0;
+    for (int64_t i = 0; i < vocab; ++i)
+      if (row[i] >= threshold) kept += std::exp((row[i] - mx) / temperature);
+    double cum = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      const float v = row[order[i]];
+      if (v < threshold) break;
+      cum += std::exp((v - mx) / temperature);
+      if (cum >= top_p * kept) { threshold = std::max(threshold, static_cast<double>(v)); break; }
+    }
+  }
+  d.kept.assign(vocab, false);
+  d.score = -INFINITY;
+  d.id = -1;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (!(row[i] >= threshold)) continue;
+    d.kept[i] = true;
+    const uint32_t bits = philox_first_host(static_cast<uint32_t>(i), 0u, static_cast<uint32_t>(step),
+                                            static_cast<uint32_t>(static_cast<uint64_t>(step) >> 32),
+                                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+    const double u = (static_cast<double>(bits >> 8) + 0.5) / 16777216.0;
+    const double s = (row[i] - mx) / temperature - std::log(-std::log(u));
+    if (s > d.score) d.score = s, d.id = static_cast<int32_t>(i);
+  }
+  d.logprob = (row[d.id] - mx) / temperature - std::log(z);
+  return d;
+}
+
+void test_sample() {
+  if (!wanted("sample")) return;
+  // 1. Per-row draws against the reference (mixed parameters, greedy rows included).
+  for (int dtype : {KILN_CUDA_F32, KILN_CUDA_BF16}) {
+    const int64_t batch = 16, vocab = 32000;
+    auto logits = randn(batch * vocab, dtype, 2.0f);
+    std::vector<float> temp(batch), top_p(batch), min_p(batch);
+    std::vector<int32_t> top_k(batch);
+    std::vector<uint64_t> seeds(batch);
+    std::vector<int64_t> steps(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      temp[b] = b % 5 == 0 ? 0.0f : 0.5f + 0.1f * (b % 7);
+      top_k[b] = b % 3 == 0 ? 0 : static_cast<int32_t>(1 + rng() % 100);
+      top_p[b] = b % 4 == 0 ? 1.0f : 0.5f + 0.1f * (b % 5);
+      min_p[b] = b % 6 == 1 ? 0.05f : 0.0f;
+      seeds[b] = rng();
+      steps[b] = static_cast<int64_t>(rng() % 100000);
+    }
+    DeviceBuffer dl = upload(logits, dtype), dt = upload_raw(temp), dk = upload_raw(top_k), dp = upload_raw(top_p),
+                 dm = upload_raw(min_p), ds = upload_raw(seeds), dst = upload_raw(steps), dids(batch * 4), dlp(batch * 4);
+    dids.poison();
+    dlp.poison();
+    const int st = kiln_cuda_sample(dl.ptr, vocab, dtype, batch, vocab, dt.as<float>(), dk.as<int32_t>(), dp.as<float>(),
+                                    dm.as<float>(), ds.as<uint64_t>(), dst.as<int64_t>(), dids.as<int32_t>(),
+                                    dlp.as<float>(), nullptr);
+    if (st != 0) { record_status("sample", dtype, "16x32000", st); continue; }
+    sync_or_die("sample");
+    auto ids = download_raw<int32_t>(dids, batch);
+    auto lp = download_raw<float>(dlp, batch);
+    Comparison c;
+    std::vector<float> ref_lp(batch);
+    long long mismatched = 0;
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* row = &logits[b * vocab];
+      if (temp[b] <= 0) {
+        int32_t best = 0;
+        for (int64_t i = 1; i < vocab; ++i) if (row[i] > row[best]) best = static_cast<int32_t>(i);
+        double z = 0;
+        for (int64_t i = 0; i < vocab; ++i) z += std::exp(static_cast<double>(row[i]) - row[best]);
+        ref_lp[b] = static_cast<float>(-std::log(z));
+        if (ids[b] != best) ++c.bad;
+        continue;
+      }
+      Draw d = reference_draw(row, vocab, temp[b], top_k[b], top_p[b], min_p[b], seeds[b], steps[b]);
+      if (ids[b] < 0 || ids[b] >= vocab || !d.kept[ids[b]]) { ++c.bad; continue; }
+      if (ids[b] != d.id) {
+        // Only a near tie in the Gumbel scores may pick another kept token.
+        const uint32_t bits = philox_first_host(static_cast<uint32_t>(ids[b]), 0u, static_cast<uint32_t>(steps[b]),
+                                                static_cast<uint32_t>(static_cast<uint64_t>(steps[b]) >> 32),
+                                                static_cast<uint32_t>(seeds[b]), static_cast<uint32_t>(seeds[b] >> 32));
+        const double u = (static_cast<double>(bits >> 8) + 0.5) / 16777216.0;
+        double mx = row[0];
+        for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, static_cast<double>(row[i]));
+        const double s = (row[ids[b]] - mx) / temp[b] - std::log(-std::log(u));
+        if (s < d.score - 1e-3) ++c.bad; else ++mismatched;
+      }
+      double z = 0, mx = row[0];
+      for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, static_cast<double>(row[i]));
+      for (int64_t i = 0; i < vocab; ++i) z += std::exp((row[i] - mx) / temp[b]);
+      ref_lp[b] = static_cast<float>((row[ids[b]] - mx) / temp[b] - std::log(z));
+    }
+    Comparison lc = compare(lp, ref_lp, {}, 1e-4);
+    lc.bad += c.bad;
+    lc.pass = lc.pass && lc.bad == 0;
+    record("sample.draws", dtype, "16x32000 mixed params", lc,
+           "bad = ids outside the kept set or not the reference draw; near ties " + std::to_string(mismatched));
+  }
+  // 2. Distribution: one row drawn with many seeds, frequencies vs the filtered softmax.
+  {
+    const int64_t vocab = 50, batch = small_mode ? 512 : 16384;
+    auto base = randn(vocab, KILN_CUDA_F32, 1.5f);
+    std::vector<float> logits(batch * vocab);
+    for (int64_t b = 0; b < batch; ++b) std::copy(base.begin(), base.end(), &logits[b * vocab]);
+    const float t = 0.8f, p = 0.9f;
+    const int32_t k = 20;
+    std::vector<float> temp(batch, t), top_p(batch, p), min_p(batch, 0.0f);
+    std::vector<int32_t> top_k(batch, k);
+    std::vector<uint64_t> seeds(batch);
+    std::vector<int64_t> steps(batch, 7);
+    const uint64_t seed0 = rng();
+    for (int64_t b = 0; b < batch; ++b) seeds[b] = seed0 + b;
+    DeviceBuffer dl = upload_raw(logits), dt = upload_raw(temp), dk = upload_raw(top_k), dp = upload_raw(top_p),
+                 dm = upload_raw(min_p), ds = upload_raw(seeds), dst = upload_raw(steps), dids(batch * 4);
+    const int st = kiln_cuda_sample(dl.ptr, vocab, KILN_CUDA_F32, batch, vocab, dt.as<float>(), dk.as<int32_t>(),
+                                    dp.as<float>(), dm.as<float>(), ds.as<uint64_t>(), dst.as<int64_t>(),
+                                    dids.as<int32_t>(), nullptr, nullptr);
+    if (st != 0) {
+      record_status("sample.distribution", KILN_CUDA_F32, "16384x50", st);
+    } else {
+      sync_or_die("sample distribution");
+      auto ids = download_raw<int32_t>(dids, batch);
+      Draw d = reference_draw(base.data(), vocab, t, k, p, 0.0f, 0, 0);
+      double mx = *std::max_element(base.begin(), base.end()), z = 0;
+      for (int64_t i = 0; i < vocab; ++i) if (d.kept[i]) z += std::exp((base[i] - mx) / t);
+      std::vector<double> freq(vocab, 0);
+      Comparison c;
+      for (int32_t id : ids) {
+        if (id < 0 || id >= vocab || !d.kept[id]) ++c.bad; else freq[id] += 1.0 / batch;
+      }
+      double tv = 0;
+      for (int64_t i = 0; i < vocab; ++i) tv += std::fabs(freq[i] - (d.kept[i] ? std::exp((base[i] - mx) / t) / z : 0.0));
+      c.max_err = tv / 2;
+      c.bound = small_mode ? 0.15 : 0.04;
+      c.pass = c.bad == 0 && c.max_err <= c.bound;
+      record("sample.distribution", KILN_CUDA_F32, std::to_string(batch) + " draws, vocab 50 k20 p0.9 t0.8", c,
+             "max_err = total variation distance");
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t seed = static_cast<uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--small")) small_mode = true;
+    else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
+    else { std::fprintf(stderr, "usage: %s [--seed N] [--small] [--filter OP]\n", argv[0]); return 2; }
+  }
+  if (kiln_cuda_device_count() == 0) {
+    std::printf("skipped: no CUDA device\n");
+    return 0;
+  }
+  cudaDeviceProp prop{};
+  CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("kiln_op_tests: seed %llu (rerun with --seed %llu), device %s (sm_%d%d), %s\n",
+              (unsigned long long)seed, (unsigned long long)seed, prop.name, prop.major, prop.minor,
+              small_mode ? "small sizes" : "full sizes");
+  rng.seed(seed);
+
+  test_rms_norm();
+  test_head_rms_norm();
+  test_rotary();
+  test_kv_write();
+  test_silu_and_mul();
+  test_embedding_gather_bias();
+  test_attention();
+  test_argmax();
+  test_penalties();
+  test_sample();
+
+  int failed = 0;
+  std::map<std::string, std::pair<int, int>> per_op;  // op -> (pass, total)
+  double worst_ratio = 0;
+  for (const Row& r : rows) {
+    auto& e = per_op[r.op + " " + r.dtype];
+    e.second++;
+    if (r.c.pass) e.first++; else failed++;
+    if (r.c.bound > 0) worst_ratio = std::max(worst_ratio, r.c.max_err / r.c.bound);
+  }
+  std::printf("\n%-46s %8s\n", "op dtype", "passed");
+  for (const auto& [name, pt] : per_op) std::printf("%-46s %4d/%-4d\n", name.c_str(), pt.first, pt.second);
+  std::printf("\n%zu checks, %d failed, worst max_err/bound %.3f, seed %llu\n", rows.size(), failed, worst_ratio,
+              (unsigned long long)seed);
+  return failed ? 1 : 0;
+}
