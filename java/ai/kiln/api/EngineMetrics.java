@@ -1,0 +1,27 @@
+package ai.kiln.api;
+
+/**
+ * A snapshot of the engine's state and counters, refreshed after every step.
+ *
+ * @param numRunning         sequences holding KV blocks
+ * @param numWaiting         sequences waiting for admission
+ * @param kvCacheUsage       fraction of usable KV blocks held by sequences, in [0, 1]
+ * @param numKvBlocks        usable KV blocks in the cache
+ * @param blockSize          tokens per block
+ * @param prefixCacheQueries prompt tokens looked up in the prefix cache
+ * @param prefixCacheHits    of those, tokens found cached (not computed)
+ * @param promptTokens       prompt tokens of requests that started generating
+ * @param generationTokens   tokens generated
+ * @param numPreemptions     sequences preempted for lack of blocks (to be recomputed)
+ * @param requestsFinished   requests finished (any reason)
+ * @param steps              model steps run
+ */
+public record EngineMetrics(int numRunning, int numWaiting, double kvCacheUsage, int numKvBlocks, int blockSize,
+        long prefixCacheQueries, long prefixCacheHits, long promptTokens, long generationTokens, long numPreemptions,
+        long requestsFinished, long steps) {
+
+    /** Hits over queries; 0 before any query. */
+    public double prefixCacheHitRate() {
+        return prefixCacheQueries == 0 ? 0 : (double) prefixCacheHits / prefixCacheQueries;
+    }
+}

@@ -1,0 +1,158 @@
+package ai.kiln.api;
+
+import java.time.Duration;
+
+/**
+ * How an {@link Engine} runs. Build with {@link #builder()}; every field is checked here.
+ *
+ * @param device               "cpu", or "cuda" / "cuda:N" for CUDA device N
+ * @param threads              CPU backend threads (0: one per core)
+ * @param kvCacheBytes         CPU backend: bytes of KV cache (the block count follows from it)
+ * @param gpuMemoryUtilization CUDA backend: the fraction of the device's free memory (as found before
+ *                             loading) the engine may use; the KV cache gets what weights and
+ *                             workspace leave of it
+ * @param blockSize            tokens per KV-cache block
+ * @param maxBatchedTokens     token budget of one step (prompt chunks plus decodes)
+ * @param maxRunningSeqs       the most sequences running at once
+ * @param maxModelLen          the longest sequence, prompt plus output (null: the model's max_position_embeddings)
+ * @param prefixCaching        share the KV blocks of equal prompt prefixes between requests
+ * @param seed                 seeds the random streams of requests that bring no seed of their own
+ * @param streamBufferSize     outputs a streaming request may have undelivered before it is cancelled
+ * @param shutdownGrace        how long {@link Engine#close()} lets in-flight requests finish
+ */
+public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
+        int blockSize, int maxBatchedTokens, int maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
+        long seed, int streamBufferSize, Duration shutdownGrace) {
+
+    public EngineOptions {
+        if (device == null || !(device.equals("cpu") || device.equals("cuda") || device.matches("cuda:\\d+"))) {
+            throw new IllegalArgumentException("device must be \"cpu\", \"cuda\" or \"cuda:N\", got " + device);
+        }
+        if (threads < 0) {
+            throw new IllegalArgumentException("threads must be >= 0 (0: one per core), got " + threads);
+        }
+        if (kvCacheBytes <= 0) {
+            throw new IllegalArgumentException("kvCacheBytes must be > 0, got " + kvCacheBytes);
+        }
+        if (!(gpuMemoryUtilization > 0 && gpuMemoryUtilization <= 1)) {
+            throw new IllegalArgumentException("gpuMemoryUtilization must be in (0, 1], got " + gpuMemoryUtilization);
+        }
+        if (blockSize < 1 || blockSize > 1024) {
+            throw new IllegalArgumentException("blockSize must be in [1, 1024], got " + blockSize);
+        }
+        if (maxBatchedTokens < 1) {
+            throw new IllegalArgumentException("maxBatchedTokens must be >= 1, got " + maxBatchedTokens);
+        }
+        if (maxRunningSeqs < 1) {
+            throw new IllegalArgumentException("maxRunningSeqs must be >= 1, got " + maxRunningSeqs);
+        }
+        if (maxModelLen != null && maxModelLen < 2) {
+            throw new IllegalArgumentException("maxModelLen must be >= 2, got " + maxModelLen);
+        }
+        if (streamBufferSize < 1) {
+            throw new IllegalArgumentException("streamBufferSize must be >= 1, got " + streamBufferSize);
+        }
+        if (shutdownGrace == null || shutdownGrace.isNegative()) {
+            throw new IllegalArgumentException("shutdownGrace must be >= 0, got " + shutdownGrace);
+        }
+    }
+
+    /** CPU, 512 MiB of KV cache, blocks of 16, 2048 tokens and 256 sequences per step, prefix caching on. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public static EngineOptions defaults() {
+        return builder().build();
+    }
+
+    public Builder toBuilder() {
+        return new Builder().device(device).threads(threads).kvCacheBytes(kvCacheBytes)
+                .gpuMemoryUtilization(gpuMemoryUtilization).blockSize(blockSize).maxBatchedTokens(maxBatchedTokens)
+                .maxRunningSeqs(maxRunningSeqs).maxModelLen(maxModelLen).prefixCaching(prefixCaching).seed(seed)
+                .streamBufferSize(streamBufferSize).shutdownGrace(shutdownGrace);
+    }
+
+    public static final class Builder {
+        private String device = "cpu";
+        private int threads;
+        private long kvCacheBytes = 512L << 20;
+        private double gpuMemoryUtilization = 0.9;
+        private int blockSize = 16;
+        private int maxBatchedTokens = 2048;
+        private int maxRunningSeqs = 256;
+        private Integer maxModelLen;
+        private boolean prefixCaching = true;
+        private long seed;
+        private int streamBufferSize = 1024;
+        private Duration shutdownGrace = Duration.ofSeconds(30);
+
+        private Builder() {
+        }
+
+        public Builder device(String device) {
+            this.device = device;
+            return this;
+        }
+
+        public Builder threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        public Builder kvCacheBytes(long bytes) {
+            this.kvCacheBytes = bytes;
+            return this;
+        }
+
+        public Builder gpuMemoryUtilization(double fraction) {
+            this.gpuMemoryUtilization = fraction;
+            return this;
+        }
+
+        public Builder blockSize(int blockSize) {
+            this.blockSize = blockSize;
+            return this;
+        }
+
+        public Builder maxBatchedTokens(int tokens) {
+            this.maxBatchedTokens = tokens;
+            return this;
+        }
+
+        public Builder maxRunningSeqs(int seqs) {
+            this.maxRunningSeqs = seqs;
+            return this;
+        }
+
+        public Builder maxModelLen(Integer tokens) {
+            this.maxModelLen = tokens;
+            return this;
+        }
+
+        public Builder prefixCaching(boolean on) {
+            this.prefixCaching = on;
+            return this;
+        }
+
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        public Builder streamBufferSize(int outputs) {
+            this.streamBufferSize = outputs;
+            return this;
+        }
+
+        public Builder shutdownGrace(Duration grace) {
+            this.shutdownGrace = grace;
+            return this;
+        }
+
+        public EngineOptions build() {
+            return new EngineOptions(device, threads, kvCacheBytes, gpuMemoryUtilization, blockSize, maxBatchedTokens,
+                    maxRunningSeqs, maxModelLen, prefixCaching, seed, streamBufferSize, shutdownGrace);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+package ai.kiln.api;
+
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalInt;
+
+/** What the engine needs of a tokenizer: the seam between the engine and ai.kiln.tokenizer. */
+interface TextCodec {
+
+    int[] encode(String text, boolean addSpecialTokens);
+
+    /** A decoder that turns a stream of ids into text, one stable piece at a time. */
+    Decoder newDecoder(boolean skipSpecialTokens);
+
+    OptionalInt eosTokenId();
+
+    boolean hasChatTemplate();
+
+    String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt);
+
+    /** Incremental detokenization of one completion. */
+    interface Decoder {
+        /** Text that became stable with this token (possibly empty). */
+        String push(int id);
+
+        /** Whatever is still pending, at the end of the completion. */
+        String flush();
+    }
+}

@@ -1,0 +1,419 @@
+package ai.kiln.cli;
+
+import ai.kiln.api.Engine;
+import ai.kiln.api.EngineOptions;
+import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.GenerateResult;
+import ai.kiln.api.RequestHandle;
+import ai.kiln.api.RequestOutput;
+import ai.kiln.sampling.SamplingParams;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Flow;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code kiln generate}: one prompt (streamed to stdout, or as one JSON object with --json), or a
+ * JSONL file of prompts submitted together so they run as one continuous batch, answered as JSON
+ * lines in input order.
+ */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = {"Generate a completion for a prompt, or for every line of a JSONL file as one batch.",
+                "Exit codes: 0 done, 1 bad input file or model, 2 bad options."})
+public final class GenerateCommand implements Callable<Integer> {
+
+    static final Set<String> LINE_FIELDS = Set.of("prompt", "max_tokens", "temperature", "seed", "top_p", "top_k",
+            "min_p", "stop", "ignore_eos");
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory")
+    Path model;
+
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "the prompt")
+    String prompt;
+
+    @Option(names = "--chat", paramLabel = "FILE.json",
+            description = "chat messages ([{\"role\": ..., \"content\": ...}], or {\"messages\": [...]}) rendered with the model's chat template")
+    Path chat;
+
+    @Option(names = "--input", paramLabel = "FILE.jsonl",
+            description = "one request per line: {\"prompt\": ..., \"max_tokens\": ..., \"temperature\": ..., \"seed\": ...,"
+                    + " \"top_p\", \"top_k\", \"min_p\", \"stop\", \"ignore_eos\"}; prints one JSON line per input line")
+    Path input;
+
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "16", description = "tokens to generate (default ${DEFAULT-VALUE})")
+    int maxTokens;
+
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "1.0", description = "0: greedy (default ${DEFAULT-VALUE})")
+    double temperature;
+
+    @Option(names = "--top-p", paramLabel = "P", defaultValue = "1.0", description = "nucleus sampling mass (default ${DEFAULT-VALUE})")
+    double topP;
+
+    @Option(names = "--top-k", paramLabel = "K", defaultValue = "0", description = "keep the K most likely tokens (0: off)")
+    int topK;
+
+    @Option(names = "--min-p", paramLabel = "P", defaultValue = "0", description = "drop tokens below P times the most likely (0: off)")
+    double minP;
+
+    @Option(names = "--seed", paramLabel = "S", description = "seed of the random choices")
+    Long seed;
+
+    @Option(names = "--stop", paramLabel = "TEXT", description = "stop string (repeatable)")
+    List<String> stop = new ArrayList<>();
+
+    @Option(names = "--ignore-eos", description = "keep generating past end-of-sequence tokens")
+    boolean ignoreEos;
+
+    @Option(names = "--json", description = "print {\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\"}")
+    boolean json;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core)")
+    int threads;
+
+    @Option(names = "--kv-cache-mib", defaultValue = "512", description = "CPU KV cache size in MiB (default ${DEFAULT-VALUE})")
+    long kvCacheMib;
+
+    @Option(names = "--max-model-len", description = "longest sequence (default: the model's)")
+    Integer maxModelLen;
+
+    @Option(names = "--block-size", defaultValue = "16", description = "tokens per KV block (default ${DEFAULT-VALUE})")
+    int blockSize;
+
+    @Option(names = "--max-batched-tokens", defaultValue = "2048", description = "token budget per step (default ${DEFAULT-VALUE})")
+    int maxBatchedTokens;
+
+    @Option(names = "--max-num-seqs", defaultValue = "256", description = "running sequences at most (default ${DEFAULT-VALUE})")
+    int maxNumSeqs;
+
+    @Option(names = "--no-prefix-caching", description = "do not share KV blocks of equal prompt prefixes")
+    boolean noPrefixCaching;
+
+    private final ObjectMapper mapper = new ObjectMapper();
+
+    /** A problem with the input file's content: exit code 1. */
+    private static final class InputException extends RuntimeException {
+        InputException(String message) {
+            super(message);
+        }
+    }
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        try {
+            int given = (prompt != null ? 1 : 0) + (chat != null ? 1 : 0) + (input != null ? 1 : 0);
+            if (given != 1) {
+                throw usage("give exactly one of --prompt, --chat and --input");
+            }
+            if (!Files.isDirectory(model)) {
+                throw usage("--model: " + model + " is not a directory");
+            }
+            if (!Files.isRegularFile(model.resolve("config.json"))) {
+                throw usage("--model: " + model + " has no config.json");
+            }
+            EngineOptions options = engineOptions();
+            if (input != null) {
+                List<GenerateRequest> requests = readInput(input);
+                try (Engine engine = Engine.create(model, options)) {
+                    runBatch(engine, requests, out);
+                }
+            } else {
+                SamplingParams params = params(null, "");
+                GenerateRequest request = chat != null ? GenerateRequest.ofChat(readChat(chat), params)
+                        : GenerateRequest.of(prompt, params);
+                try (Engine engine = Engine.create(model, options)) {
+                    runOne(engine, request, out);
+                }
+            }
+            return 0;
+        } catch (CommandLine.ParameterException e) {
+            err.println("kiln generate: " + e.getMessage());
+            return 2;
+        } catch (InputException e) {
+            err.println("kiln generate: " + e.getMessage());
+            return 1;
+        } catch (RuntimeException e) {
+            err.println("kiln generate: " + KilnCli.describe(unwrap(e)));
+            return 1;
+        } finally {
+            out.flush();
+            err.flush();
+        }
+    }
+
+    private CommandLine.ParameterException usage(String message) {
+        return new CommandLine.ParameterException(spec.commandLine(), message);
+    }
+
+    private static Throwable unwrap(Throwable e) {
+        return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+    }
+
+    private EngineOptions engineOptions() {
+        try {
+            return EngineOptions.builder().device(device).threads(threads).kvCacheBytes(kvCacheMib << 20)
+                    .maxModelLen(maxModelLen).blockSize(blockSize).maxBatchedTokens(maxBatchedTokens)
+                    .maxRunningSeqs(maxNumSeqs).prefixCaching(!noPrefixCaching).build();
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
+    }
+
+    /**
+     * The command line's sampling options, overridden by a JSONL line's fields if given;
+     * {@code where} prefixes messages about the line.
+     */
+    private SamplingParams params(JsonNode line, String where) {
+        SamplingParams.Builder b = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topP(topP)
+                .topK(topK).minP(minP).seed(seed).stop(stop).ignoreEos(ignoreEos);
+        if (line != null) {
+            if (line.has("max_tokens")) {
+                b.maxTokens(intField(line, "max_tokens", where));
+            }
+            if (line.has("temperature")) {
+                b.temperature(numberField(line, "temperature", where));
+            }
+            if (line.has("top_p")) {
+                b.topP(numberField(line, "top_p", where));
+            }
+            if (line.has("top_k")) {
+                b.topK(intField(line, "top_k", where));
+            }
+            if (line.has("min_p")) {
+                b.minP(numberField(line, "min_p", where));
+            }
+            if (line.has("seed")) {
+                JsonNode s = line.get("seed");
+                if (!s.isIntegralNumber() || !s.canConvertToLong()) {
+                    throw new InputException(where + "'seed' must be an integer, got " + s);
+                }
+                b.seed(s.asLong());
+            }
+            if (line.has("stop")) {
+                b.stop(stopField(line.get("stop"), where));
+            }
+            if (line.has("ignore_eos")) {
+                JsonNode v = line.get("ignore_eos");
+                if (!v.isBoolean()) {
+                    throw new InputException(where + "'ignore_eos' must be true or false, got " + v);
+                }
+                b.ignoreEos(v.asBoolean());
+            }
+        }
+        try {
+            return b.build();
+        } catch (IllegalArgumentException e) {
+            if (line == null) {
+                // The message starts with the field's API name (top_p); name the option (--top-p).
+                String message = e.getMessage();
+                int space = message.indexOf(' ');
+                String field = space > 0 ? message.substring(0, space) : message;
+                throw usage("--" + field.replace('_', '-') + message.substring(field.length()));
+            }
+            throw new InputException(where + e.getMessage());
+        }
+    }
+
+    private static int intField(JsonNode line, String field, String where) {
+        JsonNode v = line.get(field);
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) {
+            throw new InputException(where + "'" + field + "' must be an integer, got " + v);
+        }
+        return v.asInt();
+    }
+
+    private static double numberField(JsonNode line, String field, String where) {
+        JsonNode v = line.get(field);
+        if (!v.isNumber()) {
+            throw new InputException(where + "'" + field + "' must be a number, got " + v);
+        }
+        return v.asDouble();
+    }
+
+    private static List<String> stopField(JsonNode v, String where) {
+        List<String> out = new ArrayList<>();
+        if (v.isTextual()) {
+            out.add(v.asText());
+        } else if (v.isArray()) {
+            for (JsonNode s : v) {
+                if (!s.isTextual()) {
+                    throw new InputException(where + "'stop' must be a string or a list of strings, got " + v);
+                }
+                out.add(s.asText());
+            }
+        } else if (!v.isNull()) {
+            throw new InputException(where + "'stop' must be a string or a list of strings, got " + v);
+        }
+        return out;
+    }
+
+    private List<GenerateRequest> readInput(Path file) {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw usage("--input: cannot read " + file + " (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+        }
+        List<GenerateRequest> requests = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            String text = lines.get(i);
+            if (text.isBlank()) {
+                continue;
+            }
+            String where = file.getFileName() + " line " + (i + 1) + ": ";
+            JsonNode line;
+            try {
+                line = mapper.readTree(text);
+            } catch (JsonProcessingException e) {
+                throw new InputException(where + "not valid JSON (" + e.getOriginalMessage() + ")");
+            }
+            if (line == null || !line.isObject()) {
+                throw new InputException(where + "expected a JSON object, got " + (line == null ? "nothing" : line.getNodeType()));
+            }
+            for (Iterator<String> names = line.fieldNames(); names.hasNext();) {
+                String name = names.next();
+                if (!LINE_FIELDS.contains(name)) {
+                    throw new InputException(where + "unknown field '" + name + "' (known: " + String.join(", ",
+                            LINE_FIELDS.stream().sorted().toList()) + ")");
+                }
+            }
+            JsonNode p = line.get("prompt");
+            if (p == null || !p.isTextual()) {
+                throw new InputException(where + "'prompt' must be a string" + (p == null ? " and is missing" : ", got " + p));
+            }
+            requests.add(GenerateRequest.of(p.asText(), params(line, where)).withRequestId("line-" + (i + 1)));
+        }
+        if (requests.isEmpty()) {
+            throw new InputException(file.getFileName() + ": no requests (the file is empty)");
+        }
+        return requests;
+    }
+
+    private List<Map<String, Object>> readChat(Path file) {
+        JsonNode root;
+        try {
+            root = mapper.readTree(file.toFile());
+        } catch (JsonProcessingException e) {
+            throw new InputException(file.getFileName() + ": not valid JSON (" + e.getOriginalMessage() + ")");
+        } catch (IOException e) {
+            throw usage("--chat: cannot read " + file + " (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+        }
+        JsonNode messages = root != null && root.isObject() ? root.get("messages") : root;
+        if (messages == null || !messages.isArray() || messages.isEmpty()) {
+            throw new InputException(file.getFileName() + ": expected a non-empty list of messages, or {\"messages\": [...]}");
+        }
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (int i = 0; i < messages.size(); i++) {
+            JsonNode m = messages.get(i);
+            if (!m.isObject() || !m.path("role").isTextual() || !m.has("content")) {
+                throw new InputException(file.getFileName() + ": message " + i + " needs a string 'role' and a 'content'");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> map = mapper.convertValue(m, Map.class);
+            out.add(map);
+        }
+        return out;
+    }
+
+    private void runOne(Engine engine, GenerateRequest request, PrintWriter out) {
+        if (json) {
+            GenerateResult result = engine.generate(request);
+            out.println(toJson(result));
+            return;
+        }
+        RequestHandle handle = engine.submit(request.withStream(true));
+        CountDownLatch ended = new CountDownLatch(1);
+        handle.subscribe(new Flow.Subscriber<>() {
+            @Override
+            public void onSubscribe(Flow.Subscription subscription) {
+                subscription.request(Long.MAX_VALUE);
+            }
+
+            @Override
+            public void onNext(RequestOutput item) {
+                out.print(item.text());
+                out.flush();
+            }
+
+            @Override
+            public void onError(Throwable throwable) {
+                ended.countDown();
+            }
+
+            @Override
+            public void onComplete() {
+                ended.countDown();
+            }
+        });
+        GenerateResult result = handle.result().join();
+        try {
+            ended.await(); // the stream's last text is delivered after the result completes
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        out.println();
+        if (result.finishReason() == ai.kiln.scheduler.FinishReason.ABORT) {
+            throw new IllegalStateException("generation aborted: " + result.completions().get(0).stopReason());
+        }
+    }
+
+    private void runBatch(Engine engine, List<GenerateRequest> requests, PrintWriter out) {
+        List<RequestHandle> handles = new ArrayList<>(requests.size());
+        for (GenerateRequest request : requests) {
+            try {
+                handles.add(engine.submit(request));
+            } catch (IllegalArgumentException e) {
+                handles.forEach(RequestHandle::cancel);
+                throw new InputException(input.getFileName() + " " + request.requestId().replace('-', ' ') + ": "
+                        + e.getMessage());
+            }
+        }
+        for (RequestHandle handle : handles) {
+            out.println(toJson(handle.result().join()));
+        }
+    }
+
+    private String toJson(GenerateResult result) {
+        ObjectNode node = mapper.createObjectNode();
+        ArrayNode promptIds = node.putArray("prompt_token_ids");
+        for (int id : result.promptTokenIds()) {
+            promptIds.add(id);
+        }
+        ArrayNode ids = node.putArray("token_ids");
+        for (int id : result.tokenIds()) {
+            ids.add(id);
+        }
+        node.put("text", result.text());
+        node.put("finish_reason", result.finishReason().apiName());
+        try {
+            return mapper.writeValueAsString(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
