@@ -30,6 +30,17 @@ for step in "${steps[@]}"; do
       rc=${PIPESTATUS[0]}
       echo "kiln_op_tests exit $rc" | tee -a "$OUT/tests.log"
       [ "$rc" -ne 0 ] && status=1
+      for path in sm90v1 mma; do  # the other prefill kernels on the same cases
+        KILN_CUDA_PREFILL=$path timeout 200 "$BIN/kiln_op_tests" --filter attention_prefill 2>&1 |
+          grep -E "^(FAIL|FATAL)|checks," | sed "s/^/[$path] /" | tee -a "$OUT/tests.log"
+        [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+      done
+      if [ "$rc" -eq 2 ]; then  # a fatal CUDA error stops the process: run each op group on its own
+        for op in rms_norm rotary write_kv_cache silu_and_mul embedding gather_rows add_bias attention_prefill \
+                  attention_decode argmax penalties sample; do
+          timeout 200 "$BIN/kiln_op_tests" --filter "$op" 2>&1 | grep -E "^(PASS|FAIL|FATAL)|checks," | tee -a "$OUT/tests-groups.log"
+        done
+      fi
       ;;
     sanitize)
       for tool in memcheck racecheck; do

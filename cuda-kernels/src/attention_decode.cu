@@ -24,7 +24,7 @@ int64_t workspace_bytes_for(int64_t splits, int64_t num_seqs, int64_t num_q_head
 }
 
 // Flash-decoding's rule: no split when the blocks already fill the GPU; else the smallest split
-// count whose last wave is at least 85% as full as the best one.
+// count whose last wave is at least 95% as full as the best one.
 int choose_splits(int64_t base_blocks, int64_t max_seq_len, int sms, int blocks_per_sm) {
   const int64_t max_splits = max_splits_for(max_seq_len);
   const double slots = static_cast<double>(sms) * blocks_per_sm;
@@ -37,7 +37,7 @@ int choose_splits(int64_t base_blocks, int64_t max_seq_len, int sms, int blocks_
     best = efficiency[s] > best ? efficiency[s] : best;
   }
   for (int64_t s = 1; s <= max_splits; ++s)
-    if (efficiency[s] >= 0.85 * best) return static_cast<int>(s);
+    if (efficiency[s] >= 0.95 * best) return static_cast<int>(s);
   return 1;
 }
 

@@ -1,15 +1,506 @@
-// Prefill attention device code, Hopper path (wgmma, sm_90a). Placeholder: no variant yet, the
-// launcher falls back to the portable kernel.
+// Prefill attention device code, Hopper path (wgmma, sm_90a). One block of two warpgroups per
+// (q head, 128 query rows, sequence); each warpgroup owns 64 rows. K/V tiles of 128 tokens are
+// gathered from the paged cache by cp.async into 128-byte-swizzled shared memory, two stages
+// deep, so the next tile streams in while this one is computed. S = Q K^T runs as wgmma with
+// both operands in shared memory; the online softmax works on the accumulator registers, which
+// then feed O += P V directly as the register A operand, with V read MN-major (transposed) from
+// the same swizzled layout. No score matrix leaves the registers.
+//
+// NOTE: the loads stay cp.async (not the bulk tensor copy engine) because a tile's rows come
+// from arbitrary cache blocks; block sizes of 16 and 32 tokens would need 4-8 copies per tile.
 #pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
 #include "attention_prefill.h"
 #include "common.cuh"
+#include "wgmma.cuh"
 
 namespace kiln {
 
+template <int kHeadDim_>
+struct PrefillSm90Config {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = 128;  // two warpgroups x 64 rows
+  static constexpr int kBlockN = 128;
+  static constexpr int kThreads = 256;
+  static constexpr int kStages = 2;
+  static constexpr int kChunks = kHeadDim / 8;                // 16-byte chunks per row
+  static constexpr int kQBytes = kBlockM * kHeadDim * 2;
+  static constexpr int kTileBytes = kBlockN * kHeadDim * 2;   // one K or V tile
+  static constexpr int kSmemBytes = kQBytes + 2 * kStages * kTileBytes + 1024;  // + alignment slack
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma prefill kernel has head_dim 64 and 128");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory of one block is at most 227 KB");
+};
+
+// Byte offset of 16-byte chunk c of row r in a [kRows][head_dim] tile stored as head_dim/64
+// column blocks of [kRows][128 B], each 128-byte swizzled (the wgmma SW128 canonical layout).
+template <int kRows>
+__device__ __forceinline__ uint32_t sw128_offset(int r, int c) {
+  return static_cast<uint32_t>((c >> 3) * (kRows * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+// wgmma shared-memory descriptor, 128-byte swizzle; the tile base must be 1024-byte aligned.
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  return static_cast<uint64_t>((addr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((lbo_bytes >> 4) & 0x3FFFu) << 16) |
+         (static_cast<uint64_t>((sbo_bytes >> 4) & 0x3FFFu) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Orders this thread's generic-proxy shared-memory writes (cp.async) before async-proxy reads
+// (wgmma), and the reverse.
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// Keeps the compiler from moving accumulator accesses across the asynchronous matrix ops.
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t a, uint64_t b, int scale_d) {
+  if constexpr (N == 128) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) wgmma_m64n128k16_ss_bf16(d, a, b, scale_d);
+    else wgmma_m64n128k16_ss_f16(d, a, b, scale_d);
+  } else {
+    static_assert(N == 64, "wgmma_ss: N must be 64 or 128");
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) wgmma_m64n64k16_ss_bf16(d, a, b, scale_d);
+    else wgmma_m64n64k16_ss_f16(d, a, b, scale_d);
+  }
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_rs_tn(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b, int scale_d) {
+  if constexpr (N == 128) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) wgmma_m64n128k16_rs_tn_bf16(d, a, b, scale_d);
+    else wgmma_m64n128k16_rs_tn_f16(d, a, b, scale_d);
+  } else {
+    static_assert(N == 64, "wgmma_rs_tn: N must be 64 or 128");
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) wgmma_m64n64k16_rs_tn_bf16(d, a, b, scale_d);
+    else wgmma_m64n64k16_rs_tn_f16(d, a, b, scale_d);
+  }
+}
+
 template <typename T, int kHeadDim>
-int run_attention_prefill_sm90(PrefillParams, int64_t, cudaStream_t) {
-  return KILN_CUDA_ERR_UNSUPPORTED;
+__global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Cfg = PrefillSm90Config<kHeadDim>;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kChunks = Cfg::kChunks;
+  constexpr int kThreads = Cfg::kThreads;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t smem_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sQ = smem_base;
+  const uint32_t sK = sQ + Cfg::kQBytes;                      // [stage] tiles
+  const uint32_t sV = sK + Cfg::kStages * Cfg::kTileBytes;    // [stage] tiles
+
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int wg = tid >> 7;               // warpgroup: rows [64 * wg, 64 * wg + 64)
+  const int wg_warp = (tid >> 5) & 3;    // warp within the warpgroup: 16 of its rows
+  const int head = blockIdx.x;
+  const int m_block = p.num_m_blocks - 1 - static_cast<int>(blockIdx.y);  // NOTE: longest rows first
+  const int64_t seq = blockIdx.z;
+  const int q0 = p.query_start[seq];
+  const int query_len = p.query_start[seq + 1] - q0;
+  const int row0 = m_block * kBlockM;
+  if (row0 >= query_len) return;
+  const int seq_len = static_cast<int>(
+      min(static_cast<int64_t>(p.seq_lens[seq]), p.max_blocks_per_seq << p.log2_block_size));
+  const int rows_here = min(kBlockM, query_len - row0);
+  const int pos_first = seq_len - query_len + row0;
+  const int kv_end = min(seq_len, pos_first + rows_here);
+  const int n_blocks = kv_end > 0 ? (kv_end + kBlockN - 1) / kBlockN : 0;
+  const int kv_head = head / p.group;
+
+  const T* q = static_cast<const T*>(p.q) + static_cast<int64_t>(q0 + row0) * p.q_stride +
+               static_cast<int64_t>(head) * kHeadDim;
+  const T* k_cache = static_cast<const T*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
+  const T* v_cache = static_cast<const T*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
+  const int64_t slot_stride = p.num_kv_heads * kHeadDim;
+  const int32_t* table = p.block_tables + seq * p.max_blocks_per_seq;
+  const int block_mask = (1 << p.log2_block_size) - 1;
+
+#pragma unroll
+  for (int it = 0; it < kBlockM * kChunks / kThreads; ++it) {
+    const int i = tid + it * kThreads;
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = r < rows_here;
+    cp_async_16(sQ + sw128_offset<kBlockM>(r, c), valid ? q + static_cast<int64_t>(r) * p.q_stride + c * 8 : q, valid);
+  }
+  // K and V rows of one tile: a thread copies one chunk column of kBlockN * kChunks / kThreads
+  // tokens; K and V share the slot lookup.
+  auto load_tile = [&](int tile, int stage) {
+    const uint32_t k_dst = sK + stage * Cfg::kTileBytes, v_dst = sV + stage * Cfg::kTileBytes;
+#pragma unroll
+    for (int it = 0; it < kBlockN * kChunks / kThreads; ++it) {
+      const int i = tid + it * kThreads;
+      const int t = i / kChunks, c = i % kChunks;
+      const int tok = tile * kBlockN + t;
+      const bool valid = tok < kv_end;
+      int64_t offset = 0;
+      if (valid) {
+        const int64_t slot = (static_cast<int64_t>(table[tok >> p.log2_block_size]) << p.log2_block_size) + (tok & block_mask);
+        offset = slot * slot_stride + c * 8;
+      }
+      const uint32_t o = sw128_offset<kBlockN>(t, c);
+      cp_async_16(k_dst + o, k_cache + offset, valid);
+      cp_async_16(v_dst + o, v_cache + offset, valid);
+    }
+  };
+  if (n_blocks > 0) load_tile(0, 0);
+  cp_async_commit();
+  if (n_blocks > 1) load_tile(1, 1);
+  cp_async_commit();
+
+  float o[kHeadDim / 2];
+#pragma unroll
+  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const int row_base = wg * 64 + wg_warp * 16 + (lane >> 2);  // this thread's rows: row_base, row_base + 8
+
+  for (int nb = 0; nb < n_blocks; ++nb) {
+    const int stage = nb & 1;
+    cp_async_wait<1>();
+    fence_proxy_async();
+    __syncthreads();  // tile nb (and Q) visible to the tensor cores
+
+    // S = Q K^T: 64 x 128 per warpgroup, K-major operands, k-steps of 16 along head_dim.
+    float s[kBlockN / 2];
+    fence_operands(s);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      const uint32_t col = (kk >> 2), sub = (kk & 3) * 32;
+      const uint64_t da = sw128_desc(sQ + col * (kBlockM * 128) + wg * (64 * 128) + sub, 16, 1024);
+      const uint64_t db = sw128_desc(sK + stage * Cfg::kTileBytes + col * (kBlockN * 128) + sub, 16, 1024);
+      wgmma_ss<T, kBlockN>(s, da, db, kk > 0 ? 1 : 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operands(s);
+
+    // Online softmax in the log2 domain on the accumulator layout: s[4j + 2r + e] is row
+    // row_base + 8r, key nb * kBlockN + 8j + 2 * (lane % 4) + e.
+    const int key0 = nb * kBlockN;
+    const bool need_mask = key0 + kBlockN - 1 > pos_first || key0 + kBlockN > seq_len;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int limit = min(pos_first + row_base + 8 * r + 1, seq_len);
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float x = s[4 * j + 2 * r + e] * p.scale_log2;
+          if (need_mask && key0 + 8 * j + 2 * (lane & 3) + e >= limit) x = -INFINITY;
+          s[4 * j + 2 * r + e] = x;
+          mx = fmaxf(mx, x);
+        }
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[r], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+      const float corr = fast_exp2(m[r] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pe = fast_exp2(s[4 * j + 2 * r + e] - m_use);
+          s[4 * j + 2 * r + e] = pe;
+          sum += pe;
+        }
+      }
+      l[r] = l[r] * corr + sum;
+      m[r] = m_new;
+#pragma unroll
+      for (int j = 0; j < kHeadDim / 8; ++j) {
+        o[4 * j + 2 * r] *= corr;
+        o[4 * j + 2 * r + 1] *= corr;
+      }
+    }
+
+    // O += P V: P from the registers (k-steps of 16 keys), V MN-major from shared memory.
+    uint32_t pf[kBlockN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      pf[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+    fence_operands(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      const uint64_t db = sw128_desc(sV + stage * Cfg::kTileBytes + kk * (16 * 128), kBlockN * 128, 1024);
+      wgmma_rs_tn<T, kHeadDim>(o, pf[kk], db, 1);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operands(o);
+
+    fence_proxy_async();
+    __syncthreads();  // both warpgroups are done with this stage
+    if (nb + 2 < n_blocks) load_tile(nb + 2, stage);
+    cp_async_commit();
+  }
+  cp_async_wait<0>();
+
+  T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q0 + row0) * p.out_stride + static_cast<int64_t>(head) * kHeadDim;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = row_base + 8 * r;
+    if (row < rows_here) {
+      T* dst = out + static_cast<int64_t>(row) * p.out_stride + 2 * (lane & 3);
+#pragma unroll
+      for (int j = 0; j < kHeadDim / 8; ++j)
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+    }
+  }
+#else
+  __trap();  // launched only on sm_90 devices, which run the sm_90a code
+#endif
+}
+
+// Version 2: the same tiles with the two products of consecutive tiles overlapped inside each
+// warpgroup (FlashAttention-3's intra-warpgroup pipelining): S(n) = Q K(n)^T and
+// O += P(n-1) V(n-1) are issued together, the softmax of S(n) runs while the tensor cores do
+// P(n-1) V(n-1), and O is rescaled once that product is done. K and V stream one tile apart
+// (K(n+1) and V(n) load during tile n), one barrier per tile.
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(256, 1) prefill_sm90_overlap_kernel(const PrefillParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Cfg = PrefillSm90Config<kHeadDim>;
+  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kChunks = Cfg::kChunks;
+  constexpr int kThreads = Cfg::kThreads;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t smem_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sQ = smem_base;
+  const uint32_t sK = sQ + Cfg::kQBytes;
+  const uint32_t sV = sK + Cfg::kStages * Cfg::kTileBytes;
+
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int wg = tid >> 7;
+  const int wg_warp = (tid >> 5) & 3;
+  const int head = blockIdx.x;
+  const int m_block = p.num_m_blocks - 1 - static_cast<int>(blockIdx.y);
+  const int64_t seq = blockIdx.z;
+  const int q0 = p.query_start[seq];
+  const int query_len = p.query_start[seq + 1] - q0;
+  const int row0 = m_block * kBlockM;
+  if (row0 >= query_len) return;
+  const int seq_len = static_cast<int>(
+      min(static_cast<int64_t>(p.seq_lens[seq]), p.max_blocks_per_seq << p.log2_block_size));
+  const int rows_here = min(kBlockM, query_len - row0);
+  const int pos_first = seq_len - query_len + row0;
+  const int kv_end = min(seq_len, pos_first + rows_here);
+  const int n_blocks = kv_end > 0 ? (kv_end + kBlockN - 1) / kBlockN : 0;
+  const int kv_head = head / p.group;
+
+  const T* q = static_cast<const T*>(p.q) + static_cast<int64_t>(q0 + row0) * p.q_stride +
+               static_cast<int64_t>(head) * kHeadDim;
+  const T* k_cache = static_cast<const T*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
+  const T* v_cache = static_cast<const T*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
+  const int64_t slot_stride = p.num_kv_heads * kHeadDim;
+  const int32_t* table = p.block_tables + seq * p.max_blocks_per_seq;
+  const int block_mask = (1 << p.log2_block_size) - 1;
+
+#pragma unroll
+  for (int it = 0; it < kBlockM * kChunks / kThreads; ++it) {
+    const int i = tid + it * kThreads;
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = r < rows_here;
+    cp_async_16(sQ + sw128_offset<kBlockM>(r, c), valid ? q + static_cast<int64_t>(r) * p.q_stride + c * 8 : q, valid);
+  }
+  auto load_rows = [&](const T* cache, uint32_t dst, int tile) {
+#pragma unroll
+    for (int it = 0; it < kBlockN * kChunks / kThreads; ++it) {
+      const int i = tid + it * kThreads;
+      const int t = i / kChunks, c = i % kChunks;
+      const int tok = tile * kBlockN + t;
+      const bool valid = tok < kv_end;
+      int64_t offset = 0;
+      if (valid) {
+        const int64_t slot = (static_cast<int64_t>(table[tok >> p.log2_block_size]) << p.log2_block_size) + (tok & block_mask);
+        offset = slot * slot_stride + c * 8;
+      }
+      cp_async_16(dst + sw128_offset<kBlockN>(t, c), cache + offset, valid);
+    }
+  };
+  if (n_blocks > 0) load_rows(k_cache, sK, 0);
+  cp_async_commit();
+
+  float o[kHeadDim / 2];
+#pragma unroll
+  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  uint32_t pf[kBlockN / 16][4];
+  const int row_base = wg * 64 + wg_warp * 16 + (lane >> 2);
+
+  for (int nb = 0; nb < n_blocks; ++nb) {
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // K(nb) and V(nb-1) visible; every warpgroup is done with tile nb-1's products
+    if (nb + 1 < n_blocks) load_rows(k_cache, sK + ((nb + 1) & 1) * Cfg::kTileBytes, nb + 1);
+    load_rows(v_cache, sV + (nb & 1) * Cfg::kTileBytes, nb);
+    cp_async_commit();
+
+    float s[kBlockN / 2];
+    fence_operands(s);
+    fence_operands(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      const uint32_t col = (kk >> 2), sub = (kk & 3) * 32;
+      const uint64_t da = sw128_desc(sQ + col * (kBlockM * 128) + wg * (64 * 128) + sub, 16, 1024);
+      const uint64_t db = sw128_desc(sK + (nb & 1) * Cfg::kTileBytes + col * (kBlockN * 128) + sub, 16, 1024);
+      wgmma_ss<T, kBlockN>(s, da, db, kk > 0 ? 1 : 0);
+    }
+    wgmma_commit();
+    if (nb > 0) {
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        const uint64_t db = sw128_desc(sV + ((nb - 1) & 1) * Cfg::kTileBytes + kk * (16 * 128), kBlockN * 128, 1024);
+        wgmma_rs_tn<T, kHeadDim>(o, pf[kk], db, 1);
+      }
+      wgmma_commit();
+      wgmma_wait<1>();  // S(nb) is ready; P(nb-1) V(nb-1) may still run
+    } else {
+      wgmma_wait<0>();
+    }
+    fence_operands(s);
+
+    const int key0 = nb * kBlockN;
+    const bool need_mask = key0 + kBlockN - 1 > pos_first || key0 + kBlockN > seq_len;
+    float corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int limit = min(pos_first + row_base + 8 * r + 1, seq_len);
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float x = s[4 * j + 2 * r + e] * p.scale_log2;
+          if (need_mask && key0 + 8 * j + 2 * (lane & 3) + e >= limit) x = -INFINITY;
+          s[4 * j + 2 * r + e] = x;
+          mx = fmaxf(mx, x);
+        }
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[r], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+      corr[r] = fast_exp2(m[r] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pe = fast_exp2(s[4 * j + 2 * r + e] - m_use);
+          s[4 * j + 2 * r + e] = pe;
+          sum += pe;
+        }
+      }
+      l[r] = l[r] * corr[r] + sum;
+      m[r] = m_new;
+    }
+    wgmma_wait<0>();  // P(nb-1) V(nb-1) done: O and the P registers are free
+    fence_operands(o);
+#pragma unroll
+    for (int j = 0; j < kHeadDim / 8; ++j) {
+      o[4 * j] *= corr[0];
+      o[4 * j + 1] *= corr[0];
+      o[4 * j + 2] *= corr[1];
+      o[4 * j + 3] *= corr[1];
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      pf[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  }
+  if (n_blocks > 0) {  // the last tile's P V
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+    fence_operands(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      const uint64_t db = sw128_desc(sV + ((n_blocks - 1) & 1) * Cfg::kTileBytes + kk * (16 * 128), kBlockN * 128, 1024);
+      wgmma_rs_tn<T, kHeadDim>(o, pf[kk], db, 1);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operands(o);
+  }
+  cp_async_wait<0>();
+
+  T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q0 + row0) * p.out_stride + static_cast<int64_t>(head) * kHeadDim;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = row_base + 8 * r;
+    if (row < rows_here) {
+      T* dst = out + static_cast<int64_t>(row) * p.out_stride + 2 * (lane & 3);
+#pragma unroll
+      for (int j = 0; j < kHeadDim / 8; ++j)
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+    }
+  }
+#else
+  __trap();
+#endif
+}
+
+// KILN_CUDA_PREFILL=sm90v1 selects version 1 (no overlap), for comparisons.
+inline bool prefill_sm90_v1_forced() {
+  const char* force = std::getenv("KILN_CUDA_PREFILL");
+  return force != nullptr && std::strcmp(force, "sm90v1") == 0;
+}
+
+template <typename T, int kHeadDim>
+int run_attention_prefill_sm90(PrefillParams p, int64_t max_query_len, cudaStream_t stream) {
+  if constexpr (kHeadDim != 64 && kHeadDim != 128) {
+    return KILN_CUDA_ERR_UNSUPPORTED;  // the portable kernel takes it
+  } else {
+    using Cfg = PrefillSm90Config<kHeadDim>;
+    p.num_m_blocks = static_cast<int>((max_query_len + Cfg::kBlockM - 1) / Cfg::kBlockM);
+    KILN_REQUIRE(p.num_m_blocks <= 65535, KILN_CUDA_ERR_INVALID_ARGUMENT,
+                 "kiln_cuda_attention_prefill: max_query_len %lld is too long", (long long)max_query_len);
+    constexpr int smem = Cfg::kSmemBytes;
+    const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.num_m_blocks),
+                    static_cast<unsigned>(p.num_seqs));
+    if (prefill_sm90_v1_forced()) {
+      cudaFuncSetAttribute(prefill_sm90_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      prefill_sm90_kernel<T, kHeadDim><<<grid, Cfg::kThreads, smem, stream>>>(p);
+    } else {
+      cudaFuncSetAttribute(prefill_sm90_overlap_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      prefill_sm90_overlap_kernel<T, kHeadDim><<<grid, Cfg::kThreads, smem, stream>>>(p);
+    }
+    KILN_CHECK_LAUNCH("kiln_cuda_attention_prefill (sm90)");
+    return KILN_CUDA_OK;
+  }
 }
 
 }  // namespace kiln
