@@ -1,0 +1,75 @@
+package ai.kiln.server;
+
+/**
+ * A request the server answers with an OpenAI-style error body:
+ * {@code {"error": {"message", "type", "param", "code"}}} and an HTTP status.
+ */
+final class ApiError extends RuntimeException {
+
+    final int status;
+    final String type;
+    final String param;
+    final String code;
+    /** Seconds for a Retry-After header; 0: none. */
+    final int retryAfterSeconds;
+
+    ApiError(int status, String type, String message, String param, String code, int retryAfterSeconds) {
+        super(message, null, false, false);
+        this.status = status;
+        this.type = type;
+        this.param = param;
+        this.code = code;
+        this.retryAfterSeconds = retryAfterSeconds;
+    }
+
+    /** 400: the body is not what the endpoint accepts; {@code param} names the field, or null. */
+    static ApiError invalid(String message, String param) {
+        return new ApiError(400, "invalid_request_error", message, param, null, 0);
+    }
+
+    static ApiError invalid(String message, String param, String code) {
+        return new ApiError(400, "invalid_request_error", message, param, code, 0);
+    }
+
+    static ApiError unauthorized() {
+        return new ApiError(401, "invalid_request_error",
+                "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'.", null, "invalid_api_key", 0);
+    }
+
+    static ApiError modelNotFound(String model, String served) {
+        return new ApiError(404, "invalid_request_error",
+                "The model '" + model + "' does not exist; this server serves '" + served + "'.", "model",
+                "model_not_found", 0);
+    }
+
+    static ApiError unknownRoute(String method, String path) {
+        return new ApiError(404, "invalid_request_error", "Unknown route: " + method + " " + path + ".", null,
+                "unknown_url", 0);
+    }
+
+    static ApiError methodNotAllowed(String method, String path, String allowed) {
+        return new ApiError(405, "invalid_request_error",
+                "Method " + method + " is not allowed on " + path + "; use " + allowed + ".", null,
+                "method_not_allowed", 0);
+    }
+
+    static ApiError tooLarge(long limit) {
+        return new ApiError(413, "invalid_request_error",
+                "The request body is larger than the server's limit of " + limit + " bytes.", null,
+                "request_too_large", 0);
+    }
+
+    static ApiError overloaded(int waiting, int retryAfterSeconds) {
+        return new ApiError(429, "rate_limit_error",
+                "The server is at capacity (" + waiting + " requests waiting); retry later.", null,
+                "too_many_requests", retryAfterSeconds);
+    }
+
+    static ApiError unavailable(String message, String code) {
+        return new ApiError(503, "service_unavailable", message, null, code, 0);
+    }
+
+    static ApiError internal(String message) {
+        return new ApiError(500, "server_error", message, null, "internal_error", 0);
+    }
+}

@@ -1,0 +1,471 @@
+package ai.kiln.server;
+
+import ai.kiln.api.Engine;
+import ai.kiln.tokenizer.Tokenizer;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import org.eclipse.jetty.http.HttpFields;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.ErrorHandler;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+
+/**
+ * Kiln's OpenAI-compatible HTTP server over Jetty. It listens from {@link #start()} on (answering
+ * {@code /health}, and 503 on {@code /ready} and the generation routes while the model loads),
+ * serves an engine from {@link #serve(Engine, Tokenizer, String)} on, and on {@link #drain(Duration)} turns
+ * {@code /ready} and new generation requests to 503 while in-flight requests finish.
+ */
+public final class KilnServer implements AutoCloseable {
+
+    /**
+     * What {@code kiln serve} configures.
+     *
+     * @param host              address to bind; loopback unless told otherwise
+     * @param port              port to bind; 0: an ephemeral one
+     * @param servedModelName   the model name clients use; null: the model directory's name
+     * @param apiKey            when set, every /v1 request must carry {@code Authorization: Bearer <key>}
+     * @param maxWaiting        generation requests admitted but not yet started, beyond which new ones get 429
+     * @param maxBodyBytes      the largest request body; larger ones get 413
+     * @param gracePeriod       how long a drain waits for in-flight requests before cancelling them
+     * @param heartbeat         a quiet stream gets an SSE comment this often (it reveals a gone client)
+     * @param maxStreamBufferBytes a stream whose unsent bytes exceed this (a slow reader) is cancelled
+     */
+    public record Options(String host, int port, String servedModelName, String apiKey, int maxWaiting,
+            long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes) {
+
+        public Options {
+            Objects.requireNonNull(host, "host");
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("port must be in [0, 65535], got " + port);
+            }
+            if (apiKey != null && apiKey.isEmpty()) {
+                throw new IllegalArgumentException("the API key must not be empty");
+            }
+            if (maxWaiting < 0) {
+                throw new IllegalArgumentException("max-waiting must be >= 0, got " + maxWaiting);
+            }
+            if (maxBodyBytes < 1) {
+                throw new IllegalArgumentException("max-body-bytes must be >= 1, got " + maxBodyBytes);
+            }
+            if (gracePeriod.isNegative()) {
+                throw new IllegalArgumentException("the grace period must be >= 0, got " + gracePeriod);
+            }
+            if (heartbeat.isNegative() || heartbeat.isZero()) {
+                throw new IllegalArgumentException("the heartbeat interval must be > 0, got " + heartbeat);
+            }
+            if (maxStreamBufferBytes < 1024) {
+                throw new IllegalArgumentException("the stream buffer must be >= 1024 bytes, got " + maxStreamBufferBytes);
+            }
+        }
+
+        /** Loopback, port 8000, 256 waiting, 8 MiB bodies, 30 s grace, 10 s heartbeats, 1 MiB stream buffers. */
+        public static Options defaults() {
+            return new Options("127.0.0.1", 8000, null, null, 256, 8L << 20, Duration.ofSeconds(30),
+                    Duration.ofSeconds(10), 1L << 20);
+        }
+
+        public Options withPort(int port) {
+            return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes);
+        }
+
+        public Options withApiKey(String key) {
+            return new Options(host, port, servedModelName, key, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes);
+        }
+
+        public Options withMaxWaiting(int waiting) {
+            return new Options(host, port, servedModelName, apiKey, waiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes);
+        }
+
+        public Options withServedModelName(String name) {
+            return new Options(host, port, name, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes);
+        }
+
+        public Options withLimits(long bodyBytes, Duration heartbeatEvery, long streamBufferBytes) {
+            return new Options(host, port, servedModelName, apiKey, maxWaiting, bodyBytes, gracePeriod, heartbeatEvery,
+                    streamBufferBytes);
+        }
+
+        public Options withGracePeriod(Duration grace) {
+            return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, grace, heartbeat,
+                    maxStreamBufferBytes);
+        }
+    }
+
+    /** Where the server is in its life. */
+    public enum State { LOADING, READY, DRAINING, STOPPED }
+
+    private static final Pattern CLIENT_REQUEST_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
+    private static final Map<String, String> ROUTES = Map.of(
+            "/v1/completions", "POST",
+            "/v1/chat/completions", "POST",
+            "/v1/models", "GET",
+            "/health", "GET",
+            "/ready", "GET",
+            "/metrics", "GET");
+
+    private final Options options;
+    private final Server jetty;
+    private final ServerConnector connector;
+    final ServerMetrics metrics = new ServerMetrics();
+    private final RequestLog log;
+    private final byte[] apiKeyBytes;
+    private final ScheduledExecutorService heartbeats;
+    private final Set<SseStream> streams = ConcurrentHashMap.newKeySet();
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
+
+    private volatile State state = State.LOADING;
+    private volatile GenerationEndpoints endpoints;
+    private volatile String modelName;
+
+    public KilnServer(Options options) {
+        this(options, System.err);
+    }
+
+    public KilnServer(Options options, PrintStream logTo) {
+        this.options = options;
+        this.log = new RequestLog(logTo);
+        this.apiKeyBytes = options.apiKey() == null ? null : options.apiKey().getBytes(StandardCharsets.UTF_8);
+        this.modelName = options.servedModelName();
+        QueuedThreadPool threads = new QueuedThreadPool(256, 8);
+        threads.setName("kiln-http");
+        threads.setDaemon(true);
+        jetty = new Server(threads);
+        HttpConfiguration http = new HttpConfiguration();
+        http.setSendServerVersion(false);
+        http.setSendDateHeader(true);
+        connector = new ServerConnector(jetty, new HttpConnectionFactory(http));
+        connector.setHost(options.host());
+        connector.setPort(options.port());
+        connector.setIdleTimeout(TimeUnit.SECONDS.toMillis(60));
+        jetty.addConnector(connector);
+        jetty.setHandler(new ApiHandler());
+        jetty.setErrorHandler(new JsonErrorHandler());
+        jetty.setStopTimeout(2000);
+        heartbeats = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "kiln-sse-heartbeat");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Binds and starts answering; generation routes answer 503 until {@link #serve}. */
+    public KilnServer start() throws Exception {
+        jetty.start();
+        long every = options.heartbeat().toMillis();
+        heartbeats.scheduleWithFixedDelay(() -> {
+            long quiet = options.heartbeat().toNanos();
+            for (SseStream stream : streams) {
+                if (stream.isOver()) {
+                    streams.remove(stream);
+                } else {
+                    stream.heartbeat(quiet);
+                }
+            }
+        }, every, Math.max(1, every / 2), TimeUnit.MILLISECONDS);
+        log.info("listening on http://" + options.host() + ":" + port());
+        return this;
+    }
+
+    /**
+     * Serves {@code engine} under {@code defaultModelName} (unless a served model name was given):
+     * /ready turns 200. The tokenizer (null if the model has none) spells out tokens for
+     * log-probabilities and echoed token-id prompts.
+     */
+    public void serve(Engine engine, Tokenizer tokenizer, String defaultModelName) {
+        if (modelName == null) {
+            modelName = defaultModelName;
+        }
+        GenerationEndpoints generation = new GenerationEndpoints(engine, tokenizer, modelName, options, metrics,
+                streams);
+        metrics.engineGauges(generation::running, generation::waiting, generation::kvCacheUsage,
+                generation::prefixCacheHitRate);
+        endpoints = generation;
+        if (state == State.LOADING) {
+            state = State.READY;
+        }
+        log.info("serving model '" + modelName + "'");
+    }
+
+    public int port() {
+        return connector.getLocalPort();
+    }
+
+    public State state() {
+        return state;
+    }
+
+    public String modelName() {
+        return modelName;
+    }
+
+    /**
+     * Stops taking generation requests (503, and /ready 503), waits up to {@code grace} for the
+     * in-flight ones to finish, then cancels what is left. Returns whether all finished in time.
+     */
+    public boolean drain(Duration grace) throws InterruptedException {
+        if (state == State.STOPPED) {
+            return true;
+        }
+        state = State.DRAINING;
+        GenerationEndpoints generation = endpoints;
+        if (generation == null) {
+            return true;
+        }
+        log.info("draining: " + generation.inFlight() + " requests in flight, grace period " + grace.toSeconds() + "s");
+        boolean finished = generation.awaitIdle(grace);
+        if (!finished) {
+            log.info("grace period over: cancelling " + generation.inFlight() + " requests");
+            generation.cancelAll();
+            generation.awaitIdle(Duration.ofSeconds(5));
+        }
+        return finished;
+    }
+
+    /** Stops listening; streams still open are cut. Does not close the engine. */
+    @Override
+    public void close() throws Exception {
+        state = State.STOPPED;
+        heartbeats.shutdownNow();
+        try {
+            jetty.stop();
+        } finally {
+            stopped.countDown();
+        }
+    }
+
+    /** Blocks until {@link #close()}. */
+    public void awaitStopped() throws InterruptedException {
+        stopped.await();
+    }
+
+    private boolean authorized(Request request) {
+        if (apiKeyBytes == null) {
+            return true;
+        }
+        String header = request.getHeaders().get(HttpHeader.AUTHORIZATION);
+        byte[] given = new byte[0];
+        if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+            given = header.substring(7).trim().getBytes(StandardCharsets.UTF_8);
+        }
+        // NOTE: MessageDigest.isEqual takes time independent of where the bytes differ.
+        return MessageDigest.isEqual(given, apiKeyBytes);
+    }
+
+    private final class ApiHandler extends Handler.Abstract {
+
+        @Override
+        public boolean handle(Request request, Response response, Callback callback) {
+            String given = request.getHeaders().get("x-request-id");
+            String requestId = given != null && CLIENT_REQUEST_ID.matcher(given).matches() ? given
+                    : UUID.randomUUID().toString().replace("-", "");
+            response.getHeaders().put("x-request-id", requestId);
+            Exchange exchange = new Exchange(request, response, callback, requestId);
+            String method = request.getMethod();
+            String path = Request.getPathInContext(request);
+            String endpoint = ROUTES.containsKey(path) ? path : "other";
+            Request.addCompletionListener(request, failure -> {
+                int status = failure == null ? response.getStatus() : (response.isCommitted() ? response.getStatus() : 500);
+                metrics.requests.labelValues(endpoint, Integer.toString(status)).inc();
+                log.request(exchange, method, path, status, failure);
+            });
+            try {
+                route(exchange, method, path);
+            } catch (ApiError e) {
+                exchange.sendError(e);
+            } catch (RuntimeException e) {
+                log.info("request_id=" + requestId + " internal error: " + e);
+                exchange.sendError(ApiError.internal("Internal error: " + e.getMessage()));
+            }
+            return true;
+        }
+
+        private void route(Exchange exchange, String method, String path) {
+            String allowed = ROUTES.get(path);
+            if (allowed == null) {
+                if (path.startsWith("/v1/models/")) {
+                    allowed = "GET";
+                } else {
+                    throw ApiError.unknownRoute(method, path);
+                }
+            }
+            if (!allowed.equals(method) && !(method.equals("HEAD") && allowed.equals("GET"))) {
+                exchange.response.getHeaders().put(HttpHeader.ALLOW, allowed);
+                throw ApiError.methodNotAllowed(method, path, allowed);
+            }
+            if (path.startsWith("/v1/") && !authorized(exchange.request)) {
+                exchange.response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer");
+                throw ApiError.unauthorized();
+            }
+            switch (path) {
+                case "/health" -> exchange.sendJson(200, Map.of("status", "ok"));
+                case "/ready" -> ready(exchange);
+                case "/metrics" -> exchange.send(200, metrics.contentType(), metrics.scrape());
+                case "/v1/models" -> models(exchange);
+                case "/v1/completions", "/v1/chat/completions" -> generate(exchange, path);
+                default -> model(exchange, path.substring("/v1/models/".length()));
+            }
+        }
+
+        private void ready(Exchange exchange) {
+            State s = state;
+            if (s == State.READY) {
+                exchange.sendJson(200, Map.of("status", "ready", "model", modelName));
+            } else {
+                exchange.sendError(ApiError.unavailable(readiness(s), s.name().toLowerCase()));
+            }
+        }
+
+        private void models(Exchange exchange) {
+            ObjectNode root = Exchange.JSON.createObjectNode();
+            root.put("object", "list");
+            ArrayNode data = root.putArray("data");
+            if (endpoints != null) {
+                data.add(modelCard());
+            }
+            exchange.sendJson(200, root);
+        }
+
+        private void model(Exchange exchange, String id) {
+            if (endpoints == null || !id.equals(modelName)) {
+                throw ApiError.modelNotFound(id, String.valueOf(modelName));
+            }
+            exchange.sendJson(200, modelCard());
+        }
+
+        private ObjectNode modelCard() {
+            ObjectNode card = Exchange.JSON.createObjectNode();
+            card.put("id", modelName);
+            card.put("object", "model");
+            card.put("created", createdEpochSeconds);
+            card.put("owned_by", "kiln");
+            card.put("max_model_len", endpoints.maxModelLen());
+            return card;
+        }
+
+        private void generate(Exchange exchange, String path) {
+            State s = state;
+            GenerationEndpoints generation = endpoints;
+            if (s != State.READY || generation == null) {
+                metrics.rejected.labelValues(s.name().toLowerCase()).inc();
+                throw ApiError.unavailable(readiness(s), s.name().toLowerCase());
+            }
+            JsonNode body = readJson(exchange.request);
+            if (path.equals("/v1/completions")) {
+                CompletionRequest parsed = CompletionRequest.parse(body);
+                checkModel(parsed.model());
+                generation.completions(exchange, parsed);
+            } else {
+                ChatRequest parsed = ChatRequest.parse(body);
+                checkModel(parsed.model());
+                generation.chat(exchange, parsed);
+            }
+        }
+
+        private void checkModel(String model) {
+            if (!model.equals(modelName)) {
+                throw ApiError.modelNotFound(model, modelName);
+            }
+        }
+
+        private JsonNode readJson(Request request) {
+            long limit = options.maxBodyBytes();
+            long length = request.getLength();
+            if (length > limit) {
+                throw ApiError.tooLarge(limit);
+            }
+            byte[] bytes;
+            try (InputStream in = Content.Source.asInputStream(request)) {
+                bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limit + 1));
+            } catch (IOException e) {
+                throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
+            }
+            if (bytes.length > limit) {
+                throw ApiError.tooLarge(limit);
+            }
+            if (bytes.length == 0) {
+                throw ApiError.invalid("The request body is empty; send a JSON object.", null, "invalid_json");
+            }
+            try {
+                JsonNode node = Exchange.JSON.readTree(bytes);
+                if (node == null || node.isMissingNode()) {
+                    throw ApiError.invalid("The request body is empty; send a JSON object.", null, "invalid_json");
+                }
+                return node;
+            } catch (JsonProcessingException e) {
+                throw ApiError.invalid("The request body is not valid JSON: " + e.getOriginalMessage(), null,
+                        "invalid_json");
+            } catch (IOException e) {
+                throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
+            }
+        }
+    }
+
+    private static String readiness(State s) {
+        return switch (s) {
+            case LOADING -> "The model is still loading; retry shortly.";
+            case DRAINING -> "The server is shutting down and takes no new requests.";
+            case STOPPED -> "The server has stopped.";
+            case READY -> "ready";
+        };
+    }
+
+    /** Jetty's own errors (a malformed request line, a failure in a handler) as OpenAI-style JSON. */
+    private static final class JsonErrorHandler extends ErrorHandler {
+
+        @Override
+        protected void generateResponse(Request request, Response response, int code, String message, Throwable cause,
+                Callback callback) {
+            String text = message == null || message.isBlank() ? "HTTP " + code : message;
+            response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+            String type = code >= 500 ? "server_error" : "invalid_request_error";
+            response.write(true, ByteBuffer.wrap(Exchange.errorBody(code, text, type, null, null)), callback);
+        }
+
+        @Override
+        public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {
+            fields.put(HttpHeader.CONTENT_TYPE, "application/json");
+            return ByteBuffer.wrap(Exchange.errorBody(status, reason == null ? "HTTP " + status : reason,
+                    "invalid_request_error", null, null));
+        }
+
+        @Override
+        protected void writeErrorJson(Request request, PrintWriter writer, int code, String message, Throwable cause) {
+            writer.write(new String(Exchange.errorBody(code, message == null ? "HTTP " + code : message,
+                    code >= 500 ? "server_error" : "invalid_request_error", null, null), StandardCharsets.UTF_8));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+package ai.kiln.server;
+
+import ai.kiln.api.Engine;
+import ai.kiln.api.EngineOptions;
+import ai.kiln.tokenizer.Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicReference;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code kiln serve}: the OpenAI-compatible HTTP server. It listens at once ({@code /health} 200,
+ * {@code /ready} 503), loads the model, then serves. SIGTERM or SIGINT drains: {@code /ready} and
+ * new requests answer 503, in-flight requests get the grace period to finish, and the process
+ * exits 0.
+ */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).")
+public final class ServeCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    Path model;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1",
+            description = "Address to bind (default: ${DEFAULT-VALUE}, loopback only; 0.0.0.0 for every interface).")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8000", description = "Port (default: ${DEFAULT-VALUE}; 0: any free port).")
+    int port;
+
+    @Option(names = "--served-model-name", paramLabel = "NAME",
+            description = "The model name clients send (default: the model directory's name).")
+    String servedModelName;
+
+    @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:KILN_API_KEY}",
+            description = "Require 'Authorization: Bearer KEY' on /v1 routes (default: $KILN_API_KEY, else none).")
+    String apiKey;
+
+    @Option(names = "--max-waiting", defaultValue = "256",
+            description = "Requests admitted but not yet started beyond which new ones get 429 (default: ${DEFAULT-VALUE}).")
+    int maxWaiting;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    String device;
+
+    @Option(names = "--max-body-bytes", defaultValue = "8388608",
+            description = "Largest request body; larger ones get 413 (default: ${DEFAULT-VALUE}).")
+    long maxBodyBytes;
+
+    @Option(names = "--grace-period-seconds", defaultValue = "30",
+            description = "On SIGTERM, how long in-flight requests may run before they are cancelled (default: ${DEFAULT-VALUE}).")
+    long gracePeriodSeconds;
+
+    @Option(names = "--heartbeat-seconds", defaultValue = "10",
+            description = "A quiet stream gets an SSE comment this often (default: ${DEFAULT-VALUE}).")
+    double heartbeatSeconds;
+
+    @Option(names = "--stream-buffer-bytes", defaultValue = "1048576",
+            description = "Unsent bytes a stream may hold before its slow reader is cut off (default: ${DEFAULT-VALUE}).")
+    long streamBufferBytes;
+
+    @Option(names = "--max-model-len", description = "Longest sequence, prompt plus output (default: the model's).")
+    Integer maxModelLen;
+
+    @Option(names = "--max-num-seqs", defaultValue = "256",
+            description = "Most sequences running at once (default: ${DEFAULT-VALUE}).")
+    int maxNumSeqs;
+
+    @Option(names = "--max-batched-tokens", defaultValue = "2048",
+            description = "Token budget of one step (default: ${DEFAULT-VALUE}).")
+    int maxBatchedTokens;
+
+    @Option(names = "--kv-cache-mib", defaultValue = "512",
+            description = "CPU backend: KV-cache size in MiB (default: ${DEFAULT-VALUE}).")
+    long kvCacheMib;
+
+    @Option(names = "--gpu-memory-utilization", defaultValue = "0.9",
+            description = "CUDA backend: fraction of free device memory to use (default: ${DEFAULT-VALUE}).")
+    double gpuMemoryUtilization;
+
+    @Option(names = "--threads", defaultValue = "0", description = "CPU backend threads (default: one per core).")
+    int threads;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed for requests that bring none (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() throws Exception {
+        KilnServer.Options options = new KilnServer.Options(host, port, servedModelName,
+                apiKey == null || apiKey.isEmpty() ? null : apiKey, maxWaiting, maxBodyBytes,
+                Duration.ofSeconds(gracePeriodSeconds), Duration.ofMillis((long) (heartbeatSeconds * 1000)),
+                streamBufferBytes);
+        EngineOptions engineOptions = EngineOptions.builder().device(device).threads(threads)
+                .kvCacheBytes(kvCacheMib << 20).gpuMemoryUtilization(gpuMemoryUtilization)
+                .maxRunningSeqs(maxNumSeqs).maxBatchedTokens(maxBatchedTokens).maxModelLen(maxModelLen).seed(seed)
+                // The server drains first; what is left by the time the engine closes is cancelled.
+                .shutdownGrace(Duration.ofSeconds(1)).build();
+        KilnServer server = new KilnServer(options).start();
+        AtomicReference<Engine> engine = new AtomicReference<>();
+        Thread drainHook = new Thread(() -> shutdown(server, engine, options.gracePeriod()), "kiln-serve-drain");
+        Runtime.getRuntime().addShutdownHook(drainHook);
+        try {
+            engine.set(Engine.create(model, engineOptions));
+            Tokenizer tokenizer = Files.isRegularFile(model.resolve("tokenizer.json")) ? Tokenizer.load(model) : null;
+            Path name = model.toAbsolutePath().normalize().getFileName();
+            server.serve(engine.get(), tokenizer, name == null ? "model" : name.toString());
+        } catch (Exception | Error e) {
+            Runtime.getRuntime().removeShutdownHook(drainHook);
+            server.close();
+            Engine loaded = engine.get();
+            if (loaded != null) {
+                loaded.close();
+            }
+            throw e;
+        }
+        server.awaitStopped();
+        return 0;
+    }
+
+    /**
+     * The JVM shutdown hook (SIGTERM, SIGINT): drain, stop listening, close the engine, exit 0.
+     * NOTE: the JVM would report a signal death (143) after the hooks; a completed drain is a
+     * clean exit, so the hook ends the process itself with status 0.
+     */
+    private static void shutdown(KilnServer server, AtomicReference<Engine> engine, Duration grace) {
+        try {
+            server.drain(grace);
+            server.close();
+            Engine e = engine.get();
+            if (e != null) {
+                e.close();
+            }
+            System.err.println("kiln-serve stopped");
+            System.err.flush();
+        } catch (Exception e) {
+            System.err.println("kiln-serve: shutdown failed: " + e);
+            System.err.flush();
+            Runtime.getRuntime().halt(1);
+        }
+        Runtime.getRuntime().halt(0);
+    }
+}
