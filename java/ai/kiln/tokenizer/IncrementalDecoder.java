@@ -1,0 +1,40 @@
+package ai.kiln.tokenizer;
+
+/**
+ * Decodes generated token ids one at a time for streaming. {@link #push} returns the text that
+ * has become final: never half of a multi-byte character, never a byte-fallback run that could
+ * still turn out invalid, never a space that the decoder might still strip. After the last id,
+ * {@link #flush} returns whatever was held back. The concatenation of all returned pieces equals
+ * {@link Tokenizer#decode} of all the ids. Not thread-safe: use one per sequence.
+ */
+public final class IncrementalDecoder {
+    private final Tokenizer tokenizer;
+    private final boolean skipSpecialTokens;
+    private final DecoderStage.Collector collector = new DecoderStage.Collector();
+    private DecoderStage stage;
+
+    IncrementalDecoder(Tokenizer tokenizer, boolean skipSpecialTokens) {
+        this.tokenizer = tokenizer;
+        this.skipSpecialTokens = skipSpecialTokens;
+        this.stage = tokenizer.decoder().newStage();
+    }
+
+    /** Adds the next id; returns the newly final text, or "" if none. Unknown ids are ignored, as in {@link Tokenizer#decode}. */
+    public String push(int id) {
+        String token = tokenizer.decodableToken(id, skipSpecialTokens);
+        if (token == null) {
+            return "";
+        }
+        stage.begin(collector);
+        stage.text(token, collector);
+        stage.end(collector);
+        return collector.take();
+    }
+
+    /** Ends the sequence: returns all text still held back and resets the decoder for a new sequence. */
+    public String flush() {
+        stage.finish(collector);
+        stage = tokenizer.decoder().newStage();
+        return collector.take();
+    }
+}
