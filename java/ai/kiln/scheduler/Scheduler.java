@@ -76,15 +76,22 @@ public final class Scheduler {
             throw new RequestRejectedException("the prompt has " + promptLength + " tokens; the model's context is "
                     + maxLen + " tokens, which leaves no room to generate");
         }
-        int resolved = maxTokens == null ? maxLen - promptLength : maxTokens;
-        if ((long) promptLength + resolved > maxLen) {
-            throw new RequestRejectedException("the prompt (" + promptLength + " tokens) + max_tokens (" + resolved
-                    + ") = " + ((long) promptLength + resolved) + " tokens exceeds the model's context of " + maxLen
+        if (maxTokens != null && (long) promptLength + maxTokens > maxLen) {
+            throw new RequestRejectedException("the prompt (" + promptLength + " tokens) + max_tokens (" + maxTokens
+                    + ") = " + ((long) promptLength + maxTokens) + " tokens exceeds the model's context of " + maxLen
                     + " tokens");
         }
+        int usable = kv.pool().numUsableBlocks();
+        long capacity = (long) usable * blockSize;
+        if (promptLength > capacity) {
+            throw new RequestRejectedException("the prompt (" + promptLength + " tokens) needs "
+                    + kv.blocksFor(promptLength) + " KV-cache blocks of " + blockSize + " tokens, but the cache has only "
+                    + usable + " (" + capacity + " tokens)");
+        }
+        // null: as many as the context and the cache leave (the last token needs no slot).
+        int resolved = maxTokens != null ? maxTokens : (int) Math.min(maxLen - promptLength, capacity - promptLength + 1);
         // The last generated token is never fed back, so it needs no slot.
         int needed = kv.blocksFor(promptLength + resolved - 1);
-        int usable = kv.pool().numUsableBlocks();
         if (needed > usable) {
             throw new RequestRejectedException("the prompt (" + promptLength + " tokens) + max_tokens (" + resolved
                     + ") needs " + needed + " KV-cache blocks of " + blockSize + " tokens, but the cache has only "
