@@ -195,6 +195,34 @@ record CompletionRequest(String model, List<Prompt> prompts, SamplingParams para
             }
         }
         b.stop(stop);
+        // vLLM's extensions.
+        Boolean ignoreEos = body.bool("ignore_eos");
+        if (ignoreEos != null) {
+            b.ignoreEos(ignoreEos);
+        }
+        Integer minTokens = body.integer("min_tokens");
+        if (minTokens != null) {
+            b.minTokens(minTokens);
+        }
+        JsonNode stopIds = body.node("stop_token_ids");
+        if (stopIds != null) {
+            if (!stopIds.isArray()) {
+                throw BodyFields.wrongType("stop_token_ids", "an array of token ids", stopIds);
+            }
+            List<Integer> ids = new ArrayList<>();
+            for (JsonNode id : stopIds) {
+                ids.add(BodyFields.toInt("stop_token_ids[" + ids.size() + "]", id));
+            }
+            b.stopTokenIds(ids);
+        }
+        Boolean skipSpecial = body.bool("skip_special_tokens");
+        if (skipSpecial != null) {
+            b.skipSpecialTokens(skipSpecial);
+        }
+        Boolean includeStop = body.bool("include_stop_str_in_output");
+        if (includeStop != null) {
+            b.includeStopStrInOutput(includeStop);
+        }
         return b;
     }
 

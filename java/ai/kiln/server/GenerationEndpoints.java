@@ -198,8 +198,11 @@ final class GenerationEndpoints {
                     ObjectNode message = choice.putObject("message");
                     message.put("role", "assistant");
                     message.put("content", c.text());
+                    message.putNull("refusal");
                     if (req.logprobs()) {
-                        choice.putObject("logprobs").set("content", chatLogprobs(c.logprobs()));
+                        ObjectNode logprobs = choice.putObject("logprobs");
+                        logprobs.set("content", chatLogprobs(c.logprobs()));
+                        logprobs.putNull("refusal");
                     } else {
                         choice.putNull("logprobs");
                     }
@@ -296,7 +299,9 @@ final class GenerationEndpoints {
                     choice.put("index", out.index());
                     choice.putObject("delta").put("content", out.text());
                     if (req.logprobs()) {
-                        choice.putObject("logprobs").set("content", chatLogprobs(out.logprobs()));
+                        ObjectNode logprobs = choice.putObject("logprobs");
+                        logprobs.set("content", chatLogprobs(out.logprobs()));
+                        logprobs.putNull("refusal");
                     } else {
                         choice.putNull("logprobs");
                     }
@@ -473,6 +478,8 @@ final class GenerationEndpoints {
             if (!ended.compareAndSet(false, true)) {
                 return;
             }
+            exchange.promptTokens = promptTokens();
+            exchange.completionTokens = completionTokens.get();
             if (firstFailure != null) {
                 listener.failed(firstFailure);
             } else {
@@ -555,8 +562,6 @@ final class GenerationEndpoints {
                 for (GenerateResult r : results) {
                     metrics.promptTokens.inc(r.promptTokenIds().length);
                 }
-                exchange.promptTokens = results.stream().mapToInt(r -> r.promptTokenIds().length).sum();
-                exchange.completionTokens = call.completionTokens.get();
             }
             metrics.requestLatency.observe((System.nanoTime() - exchange.arrivalNanos) / 1e9);
         });
