@@ -69,67 +69,71 @@ class BadInputTest {
                 .collect(Collectors.joining(","));
         return Stream.of(
                 // path, body, status, param, code, words the message must hold
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": ", 400, null, "invalid_json", "not valid JSON"),
-                Arguments.of(c, "", 400, null, "invalid_json", "empty"),
-                Arguments.of(c, "[1, 2]", 400, null, null, "JSON object"),
-                Arguments.of(c, "{\"prompt\": \"hi\"}", 400, "model", "missing_required_parameter", "model"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\"}", 400, "prompt", "missing_required_parameter", "prompt"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\"}", 400, "messages", "missing_required_parameter", "messages"),
-                Arguments.of(c, "{\"model\": 7, \"prompt\": \"hi\"}", 400, "model", "invalid_type", "string"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": 5}", 400, "prompt", "invalid_type", "prompt"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": \"ten\"}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": ", 400, null, "invalid_json", "not valid JSON"),
+                bad(c, "", 400, null, "invalid_json", "empty"),
+                bad(c, "[1, 2]", 400, null, null, "JSON object"),
+                bad(c, "{\"prompt\": \"hi\"}", 400, "model", "missing_required_parameter", "model"),
+                bad(c, "{\"model\": \"llama3-gqa\"}", 400, "prompt", "missing_required_parameter", "prompt"),
+                bad(chat, "{\"model\": \"llama3-gqa\"}", 400, "messages", "missing_required_parameter", "messages"),
+                bad(c, "{\"model\": 7, \"prompt\": \"hi\"}", 400, "model", "invalid_type", "string"),
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": 5}", 400, "prompt", "invalid_type", "prompt"),
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": \"ten\"}", 400,
                         "max_tokens", "invalid_type", "integer"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": 2.5}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": 2.5}", 400,
                         "max_tokens", "invalid_type", "integer"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"temperature\": \"hot\"}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"temperature\": \"hot\"}", 400,
                         "temperature", "invalid_type", "number"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stream\": \"yes\"}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stream\": \"yes\"}", 400,
                         "stream", "invalid_type", "boolean"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stop\": 3}", 400, "stop",
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stop\": 3}", 400, "stop",
                         "invalid_type", "string"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\", \"messages\": \"hi\"}", 400, "messages",
+                bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": \"hi\"}", 400, "messages",
                         "invalid_type", "array"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\", \"messages\": []}", 400, "messages", null,
+                bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": []}", 400, "messages", null,
                         "at least one"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"content\": \"hi\"}]}", 400,
+                bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"content\": \"hi\"}]}", 400,
                         "messages[0].role", "missing_required_parameter", "role"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}",
+                bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}",
                         400, "messages[0].role", null, "wizard"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": -1}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": -1}", 400,
                         "max_tokens", null, ">= 1"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"temperature\": -0.5}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"temperature\": -0.5}", 400,
                         "temperature", null, "[0, 2]"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"top_p\": 0}", 400, "top_p", null,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"top_p\": 0}", 400, "top_p", null,
                         "(0, 1]"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"top_p\": 1.5}", 400, "top_p",
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"top_p\": 1.5}", 400, "top_p",
                         null, "(0, 1]"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"n\": 0}", 400, "n", null, ">= 1"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"logprobs\": 21}", 400, "logprobs",
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"n\": 0}", 400, "n", null, ">= 1"),
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"logprobs\": 21}", 400, "logprobs",
                         null, "[0, 20]"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"presence_penalty\": 3}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"presence_penalty\": 3}", 400,
                         "presence_penalty", null, "[-2, 2]"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stream_options\": {\"include_usage\": true}}",
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stream_options\": {\"include_usage\": true}}",
                         400, "stream_options", null, "stream"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+                bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
                         + " \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format",
                         "unsupported_parameter", "json_object"),
-                Arguments.of(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
+                bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
                         + " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools",
                         "unsupported_parameter", "tools"),
-                Arguments.of(c, "{\"model\": \"gpt-4\", \"prompt\": \"hi\"}", 404, "model", "model_not_found", "gpt-4"),
-                Arguments.of(chat, "{\"model\": \"gpt-4\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
+                bad(c, "{\"model\": \"gpt-4\", \"prompt\": \"hi\"}", 404, "model", "model_not_found", "gpt-4"),
+                bad(chat, "{\"model\": \"gpt-4\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
                         404, "model", "model_not_found", "gpt-4"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": [" + tooLong + "]}", 400, "prompt",
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": [" + tooLong + "]}", 400, "prompt",
                         "context_length_exceeded", "600", "512"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": [1, 2, 3], \"max_tokens\": 510}", 400,
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": [1, 2, 3], \"max_tokens\": 510}", 400,
                         "prompt", "context_length_exceeded", "510", "512"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": [1, 99999]}", 400, "prompt", null, "99999"),
-                Arguments.of(c, "{\"model\": \"llama3-gqa\", \"prompt\": [1, -2]}", 400, "prompt", null, ">= 0"));
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": [1, 99999]}", 400, "prompt", null, "99999"),
+                bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": [1, -2]}", 400, "prompt", null, ">= 0"));
+    }
+
+    static Arguments bad(String path, String body, int status, String param, String code, String... words) {
+        return Arguments.of(path, body, status, param, code, words);
     }
 
     @ParameterizedTest(name = "[{index}] {0} {2} {3}")
     @MethodSource("badBodies")
-    void badBodyGetsAClearError(String path, String body, int status, String param, String code, String... words) {
+    void badBodyGetsAClearError(String path, String body, int status, String param, String code, String[] words) {
         HttpResponse<String> r = harness.post(path, body);
         assertError(r, status, param, code, words);
     }
