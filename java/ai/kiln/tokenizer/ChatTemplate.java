@@ -68,8 +68,13 @@ final class ChatTemplate {
         jinjava = new Jinjava(jinjavaConfig);
         jinjava.getGlobalContext().registerFilter(new ToJsonFilter());
         jinjava.getGlobalContext().registerFilter(new TrimFilter());
+        jinjava.getGlobalContext().registerFilter(new LengthFilter("length"));
+        jinjava.getGlobalContext().registerFilter(new LengthFilter("count"));
+        jinjava.getGlobalContext().registerFilter(new LoopIfFilter());
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 ChatTemplate.class, "raiseException", String.class));
+        jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "kiln_str",
+                PythonValues.class, "str", Object.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
                 ChatTemplate.class, "strftimeNow", String.class));
     }
@@ -81,8 +86,187 @@ final class ChatTemplate {
         if (text.endsWith("\n")) {
             text = text.substring(0, text.length() - 1);
         }
+        text = removeComments(text);
         text = REVERSE_SLICE.matcher(text).replaceAll("|reverse");
-        return parenthesizeNamespaceArguments(text);
+        text = parenthesizeNamespaceArguments(text);
+        return rewriteTags(text);
+    }
+
+    private static final Pattern NOT_TEST = Pattern.compile(
+            "\\bnot\\s+([A-Za-z_][A-Za-z0-9_]*(?:\\s*(?:\\.\\s*[A-Za-z_][A-Za-z0-9_]*|\\[[^\\[\\]]*]))*)"
+                    + "\\s+is\\s+((?:not\\s+)?[A-Za-z_][A-Za-z0-9_]*(?:\\s*\\([^()]*\\))?)");
+    private static final Pattern FOR_TAG = Pattern.compile("^(\\s*for\\s+)(.+?)(\\s+in\\s+)(.*)$", Pattern.DOTALL);
+
+    /**
+     * Rewrites inside tags what Jinjava parses differently from Jinja2: "not x is defined" (the
+     * test binds tighter than "not" in Jinja2), "for x in items if condition" (Jinjava ignores
+     * the filter), and prints every {@code {{ value }}} through Python's str() (True, [1, 'a']).
+     */
+    static String rewriteTags(String text) {
+        StringBuilder out = new StringBuilder(text.length() + 64);
+        int i = 0;
+        while (i < text.length()) {
+            boolean expression = text.startsWith("{{", i);
+            if (!expression && !text.startsWith("{%", i)) {
+                out.append(text.charAt(i++));
+                continue;
+            }
+            int end = endOfTag(text, i);
+            String tag = text.substring(i, end);
+            int bodyStart = 2;
+            if (tag.length() > 2 && (tag.charAt(2) == '-' || tag.charAt(2) == '+')) {
+                bodyStart = 3;
+            }
+            int bodyEnd = Math.max(bodyStart, tag.length() - 2);
+            if (bodyEnd > bodyStart && (tag.charAt(bodyEnd - 1) == '-' || tag.charAt(bodyEnd - 1) == '+')) {
+                bodyEnd--;
+            }
+            String body = tag.substring(bodyStart, bodyEnd);
+            if (!expression && body.trim().equals("raw")) {
+                Matcher endRaw = Pattern.compile("\\{%[-+]?\\s*endraw\\s*[-+]?%}").matcher(text);
+                int rawEnd = endRaw.find(end) ? endRaw.end() : text.length();
+                out.append(text, i, rawEnd);
+                i = rawEnd;
+                continue;
+            }
+            body = NOT_TEST.matcher(body).replaceAll("not ($1 is $2)");
+            if (expression) {
+                // A function call, not "(...)|filter": Jinjava reads "({'a': 1, 'b': 2})" as a tuple.
+                body = " kiln_str(" + body + ") ";
+            } else {
+                body = rewriteForIf(body);
+            }
+            out.append(tag, 0, bodyStart).append(body).append(tag, bodyEnd, tag.length());
+            i = end;
+        }
+        return out.toString();
+    }
+
+    /** "for x in items if cond" becomes "for x in (items)|kiln_loop_if('x', 'cond')". */
+    private static String rewriteForIf(String body) {
+        Matcher forTag = FOR_TAG.matcher(body);
+        if (!forTag.matches()) {
+            return body;
+        }
+        String rest = forTag.group(4);
+        int condition = firstTopLevelKeyword(rest, "if");
+        if (condition < 0) {
+            return body;
+        }
+        String iterable = rest.substring(0, condition).trim();
+        String tail = rest.substring(condition + 2).trim();
+        String recursive = "";
+        if (tail.endsWith(" recursive")) {
+            tail = tail.substring(0, tail.length() - " recursive".length()).trim();
+            recursive = " recursive";
+        }
+        return forTag.group(1) + forTag.group(2) + forTag.group(3) + "(" + iterable + ")|kiln_loop_if('"
+                + quoteForLiteral(forTag.group(2).trim()) + "', '" + quoteForLiteral(tail) + "')" + recursive + " ";
+    }
+
+    private static String quoteForLiteral(String text) {
+        return text.replace("\\", "\\\\").replace("'", "\\'");
+    }
+
+    /**
+     * Position of the first {@code keyword} surrounded by spaces outside strings and brackets, or
+     * -1. Jinja2 does not allow a bare conditional expression as a loop's iterable, so the first
+     * top-level "if" starts the loop filter.
+     */
+    private static int firstTopLevelKeyword(String text, String keyword) {
+        int depth = 0;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '\'' || c == '"') {
+                int end = endOfStringLiteral(text, i);
+                i = end < 0 ? text.length() : end;
+            } else if (c == '(' || c == '[' || c == '{') {
+                depth++;
+            } else if (c == ')' || c == ']' || c == '}') {
+                depth--;
+            } else if (depth == 0 && i > 0 && Character.isWhitespace(text.charAt(i - 1)) && text.startsWith(keyword, i)
+                    && i + keyword.length() < text.length() && Character.isWhitespace(text.charAt(i + keyword.length()))) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Removes {@code {# comments #}} with Jinja2's whitespace rules, which Jinjava does not apply
+     * to comments: "{#-" strips all whitespace before and "-#}" all whitespace after; otherwise
+     * lstrip_blocks removes spaces and tabs between the line start and the comment, and
+     * trim_blocks removes one newline after it. Expression and statement tags are skipped
+     * whole, so a "{#" inside a string literal stays, and so does everything in raw blocks.
+     */
+    static String removeComments(String text) {
+        StringBuilder out = new StringBuilder(text.length());
+        int i = 0;
+        while (i < text.length()) {
+            if (text.startsWith("{%", i) || text.startsWith("{{", i)) {
+                int end = endOfTag(text, i);
+                boolean raw = text.startsWith("{%", i) && text.substring(i + 2, end).replace("-", "").replace("+", "").trim().equals("raw");
+                if (raw) {
+                    Matcher endRaw = Pattern.compile("\\{%[-+]?\\s*endraw\\s*[-+]?%}").matcher(text);
+                    end = endRaw.find(end) ? endRaw.end() : text.length();
+                }
+                out.append(text, i, end);
+                i = end;
+                continue;
+            }
+            if (!text.startsWith("{#", i)) {
+                out.append(text.charAt(i++));
+                continue;
+            }
+            int close = text.indexOf("#}", i + 2);
+            if (close < 0) {
+                throw new IllegalArgumentException("unterminated comment in chat template");
+            }
+            boolean stripBefore = i + 2 < text.length() && text.charAt(i + 2) == '-';
+            boolean stripAfter = close > i + 2 && text.charAt(close - 1) == '-';
+            if (stripBefore) {
+                int keep = out.length();
+                while (keep > 0 && Character.isWhitespace(out.charAt(keep - 1))) {
+                    keep--;
+                }
+                out.setLength(keep);
+            } else {
+                int lineStart = out.length();
+                while (lineStart > 0 && (out.charAt(lineStart - 1) == ' ' || out.charAt(lineStart - 1) == '\t')) {
+                    lineStart--;
+                }
+                if (lineStart == 0 || out.charAt(lineStart - 1) == '\n') {
+                    out.setLength(lineStart);
+                }
+            }
+            i = close + 2;
+            if (stripAfter) {
+                while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
+                    i++;
+                }
+            } else if (i < text.length() && text.charAt(i) == '\n') {
+                i++;
+            }
+        }
+        return out.toString();
+    }
+
+    /** Index just past the "}}" or "%}" closing the tag that starts at {@code start}, skipping string literals. */
+    private static int endOfTag(String text, int start) {
+        String closing = text.charAt(start + 1) == '{' ? "}}" : "%}";
+        for (int i = start + 2; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '\'' || c == '"') {
+                int end = endOfStringLiteral(text, i);
+                if (end < 0) {
+                    return text.length();
+                }
+                i = end;
+            } else if (text.startsWith(closing, i)) {
+                return i + 2;
+            }
+        }
+        return text.length();
     }
 
     private static String parenthesizeNamespaceArguments(String text) {
@@ -269,6 +453,110 @@ final class ChatTemplate {
         }
     }
 
+    /** Jinja2's length: code points for strings (Python's len), not UTF-16 units. */
+    static final class LengthFilter implements Filter {
+        private final String name;
+
+        LengthFilter(String name) {
+            this.name = name;
+        }
+
+        @Override
+        public String getName() {
+            return name;
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (var == null) {
+                return 0;
+            }
+            if (var instanceof CharSequence s) {
+                return s.toString().codePointCount(0, s.length());
+            }
+            if (var instanceof java.util.Collection<?> c) {
+                return c.size();
+            }
+            if (var instanceof Map<?, ?> m) {
+                return m.size();
+            }
+            if (var instanceof Object[] array) {
+                return array.length;
+            }
+            if (var instanceof Iterable<?> items) {
+                int n = 0;
+                for (Object ignored : items) {
+                    n++;
+                }
+                return n;
+            }
+            return 0;
+        }
+    }
+
+    /** The items of a "for ... in ... if condition" loop for which the condition holds. */
+    static final class LoopIfFilter implements Filter {
+        @Override
+        public String getName() {
+            return "kiln_loop_if";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (args.length != 2) {
+                throw new IllegalArgumentException("kiln_loop_if takes the loop target and the condition");
+            }
+            String[] targets = args[0].split("\\s*,\\s*");
+            List<Object> kept = new ArrayList<>();
+            Iterable<?> items = var instanceof Map<?, ?> map ? map.keySet() : var instanceof Iterable<?> it ? it : List.of();
+            for (Object item : items) {
+                try (JinjavaInterpreter.InterpreterScopeClosable scope = interpreter.enterScope()) {
+                    if (targets.length == 1) {
+                        interpreter.getContext().put(targets[0], item);
+                    } else {
+                        List<Object> parts = new ArrayList<>();
+                        if (item instanceof Map.Entry<?, ?> entry) {
+                            parts.add(entry.getKey());
+                            parts.add(entry.getValue());
+                        } else if (item instanceof Iterable<?> tuple) {
+                            tuple.forEach(parts::add);
+                        }
+                        for (int t = 0; t < targets.length; t++) {
+                            interpreter.getContext().put(targets[t], t < parts.size() ? parts.get(t) : null);
+                        }
+                    }
+                    Object condition = interpreter.resolveELExpression(args[1], interpreter.getLineNumber());
+                    if (isTruthy(condition)) {
+                        kept.add(item);
+                    }
+                }
+            }
+            return kept;
+        }
+
+        private static boolean isTruthy(Object value) {
+            if (value == null) {
+                return false;
+            }
+            if (value instanceof Boolean b) {
+                return b;
+            }
+            if (value instanceof Number n) {
+                return n.doubleValue() != 0;
+            }
+            if (value instanceof CharSequence s) {
+                return s.length() > 0;
+            }
+            if (value instanceof java.util.Collection<?> c) {
+                return !c.isEmpty();
+            }
+            if (value instanceof Map<?, ?> m) {
+                return !m.isEmpty();
+            }
+            return true;
+        }
+    }
+
     /** Jinja2's trim: Python's str.strip(chars), which strips Unicode whitespace. */
     static final class TrimFilter implements Filter {
         @Override
@@ -279,7 +567,7 @@ final class ChatTemplate {
         @Override
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
             String chars = args != null && args.length > 0 ? args[0] : null;
-            return PythonStrings.strip(var == null ? "" : var.toString(), chars, true, true);
+            return PythonStrings.strip(PythonValues.str(var), chars, true, true);
         }
     }
 }
