@@ -8,7 +8,7 @@
 namespace kiln {
 namespace {
 
-constexpr int kMaxSplits = 128;
+constexpr int kMaxSplits = kDecodeMaxSplits;
 constexpr int64_t kMinSplitTokens = 256;  // NOTE: a split below this costs more in merge than it saves
 
 int64_t align256(int64_t bytes) { return (bytes + 255) / 256 * 256; }

@@ -233,25 +233,38 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   }
 }
 
-// Combines the splits of one (sequence, q head): weights 2^(lse_s - max lse).
+// Combines the splits of one (sequence, q head): weights 2^(lse_s - max lse). The weights are
+// computed once into shared memory so that the loads of the partial rows are independent.
 template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kHeadDim) decode_merge_kernel(const DecodeParams p) {
+  __shared__ float s_w[kDecodeMaxSplits];
+  __shared__ float s_total;
   const int64_t head = blockIdx.x, seq = blockIdx.y;
   const int d = threadIdx.x;
   const int64_t stride = p.num_seqs * p.num_q_heads;  // between splits
   const int64_t base = seq * p.num_q_heads + head;
-  float mx = -INFINITY;
-  for (int s = 0; s < p.num_splits; ++s) mx = fmaxf(mx, p.partial_lse[s * stride + base]);
-  float total = 0.0f, o = 0.0f;
-  for (int s = 0; s < p.num_splits; ++s) {
-    const float lse = p.partial_lse[s * stride + base];
-    if (lse == -INFINITY) continue;
-    const float w = fast_exp2(lse - mx);
-    total += w;
-    o += w * p.partial_out[(s * stride + base) * kHeadDim + d];
+  for (int s = d; s < p.num_splits; s += kHeadDim) s_w[s] = p.partial_lse[s * stride + base];
+  __syncthreads();
+  if (d < 32) {
+    float mx = -INFINITY;
+    for (int s = d; s < p.num_splits; s += 32) mx = fmaxf(mx, s_w[s]);
+    mx = warp_max(mx);
+    float total = 0.0f;
+    for (int s = d; s < p.num_splits; s += 32) {
+      const float w = s_w[s] == -INFINITY ? 0.0f : fast_exp2(s_w[s] - mx);
+      s_w[s] = w;
+      total += w;
+    }
+    total = warp_sum(total);
+    if (d == 0) s_total = total;
   }
+  __syncthreads();
+  float o = 0.0f;
+  const float* src = p.partial_out + base * kHeadDim + d;
+#pragma unroll 8
+  for (int s = 0; s < p.num_splits; ++s) o += s_w[s] * src[s * stride * kHeadDim];
   T* out = static_cast<T*>(p.out) + seq * p.out_stride + head * kHeadDim;
-  out[d] = from_float<T>(total > 0.0f ? o / total : 0.0f);
+  out[d] = from_float<T>(s_total > 0.0f ? o / s_total : 0.0f);
 }
 
 template <typename T, int kHeadDim>

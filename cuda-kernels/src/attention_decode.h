@@ -30,6 +30,8 @@ struct DecodeParams {
 // Context tokens a decode block loads per pipeline stage (16 per warp).
 constexpr int kDecodeStageTokens = 64;
 constexpr int kDecodeThreads = 128;
+// Most context splits of one sequence (the merge kernel keeps their weights in shared memory).
+constexpr int kDecodeMaxSplits = 128;
 
 template <typename T, int kHeadDim>
 int run_attention_decode(const DecodeParams& p, cudaStream_t stream);
