@@ -18,6 +18,7 @@ import ai.kiln.scheduler.SchedulerConfig;
 import ai.kiln.scheduler.Sequence;
 import ai.kiln.scheduler.StepPlan;
 import ai.kiln.tensor.Tensor;
+import ai.kiln.tokenizer.Tokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -81,8 +82,10 @@ public final class Engine implements AutoCloseable {
     // Engine loop state.
     private final Set<RequestState> inFlight = Collections.newSetFromMap(new IdentityHashMap<>());
     private final SamplerOutput samplerOutput;
+    private final List<Runnable> finished = new ArrayList<>(); // completions of requests ended this iteration
     private long promptTokens;
     private long generationTokens;
+    private long prefillTokens;
     private long requestsFinished;
     private long steps;
     private volatile EngineMetrics metrics;
@@ -132,6 +135,15 @@ public final class Engine implements AutoCloseable {
         ModelConfig config = ModelConfig.load(modelDir);
         TextCodec codec = TokenizerCodec.loadIfPresent(modelDir);
         return create(modelDir, config, codec, options);
+    }
+
+    /** {@link #create(Path, EngineOptions)} with a tokenizer already loaded (null: token ids only). */
+    public static Engine create(Path modelDir, Tokenizer tokenizer, EngineOptions options) {
+        if (!Files.isDirectory(modelDir)) {
+            throw new EngineException("model directory " + modelDir + " does not exist");
+        }
+        return create(modelDir, ModelConfig.load(modelDir), tokenizer == null ? null : new TokenizerCodec(tokenizer),
+                options);
     }
 
     /** {@link #create(Path, EngineOptions)} with a given (or no) text codec; for tests. */
@@ -231,6 +243,11 @@ public final class Engine implements AutoCloseable {
     /** Whether text prompts, text outputs and stop strings are available (a tokenizer.json was found). */
     public boolean hasTokenizer() {
         return codec != null;
+    }
+
+    /** The model's tokenizer, or null when the model directory has none. */
+    public Tokenizer tokenizer() {
+        return codec instanceof TokenizerCodec t ? t.tokenizer() : null;
     }
 
     /** The backend's one-line description. */
@@ -384,13 +401,16 @@ public final class Engine implements AutoCloseable {
             failAll(e);
         } finally {
             publishMetrics();
+            deliverFinished();
             releaseResources();
         }
     }
 
     private void drainInbox() {
         Command command;
+        boolean any = false;
         while ((command = inbox.poll()) != null) {
+            any = true;
             if (command instanceof Submit submit) {
                 RequestState state = submit.request();
                 inFlight.add(state);
@@ -400,6 +420,10 @@ public final class Engine implements AutoCloseable {
             } else if (command instanceof Cancel cancel) {
                 abort(cancel.request(), cancel.reason());
             }
+        }
+        if (any) {
+            publishMetrics();
+            deliverFinished();
         }
     }
 
@@ -423,9 +447,11 @@ public final class Engine implements AutoCloseable {
             return;
         }
         steps++;
+        prefillTokens += plan.numPrefillTokens();
         scheduler.update(plan, samplerOutput);
         processOutputs(plan);
         publishMetrics();
+        deliverFinished();
     }
 
     private void processOutputs(StepPlan plan) {
@@ -473,6 +499,7 @@ public final class Engine implements AutoCloseable {
         finishRequest(state, reason);
     }
 
+    /** Ends a request; its future and stream complete at {@link #deliverFinished}, after the metrics show it. */
     private void finishRequest(RequestState state, String abortReason) {
         state.done = true;
         inFlight.remove(state);
@@ -483,12 +510,21 @@ public final class Engine implements AutoCloseable {
                 state.channel.offer(state.completions[i].delta(state.seqs[i]));
             }
         }
-        if (abortReason == null) {
-            state.channel.complete();
-        } else {
-            state.channel.fail(new RequestAbortedException("request " + state.requestId + ": " + abortReason));
+        finished.add(() -> {
+            if (abortReason == null) {
+                state.channel.complete();
+            } else {
+                state.channel.fail(new RequestAbortedException("request " + state.requestId + ": " + abortReason));
+            }
+            state.future.complete(result);
+        });
+    }
+
+    private void deliverFinished() {
+        for (Runnable r : finished) {
+            r.run();
         }
-        state.future.complete(result);
+        finished.clear();
     }
 
     private void abortAll(String reason) {
@@ -514,7 +550,7 @@ public final class Engine implements AutoCloseable {
         KvCacheManager kv = scheduler.kvCache();
         metrics = new EngineMetrics(scheduler.numRunning(), scheduler.numWaiting(), kv.usage(),
                 kv.pool().numUsableBlocks(), kv.blockSize(), kv.prefixCacheQueries(), kv.prefixCacheHits(), promptTokens,
-                generationTokens, scheduler.numPreemptions(), requestsFinished, steps);
+                generationTokens, prefillTokens, scheduler.numPreemptions(), requestsFinished, steps);
     }
 
     private void releaseResources() {

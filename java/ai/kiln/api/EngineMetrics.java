@@ -12,12 +12,14 @@ package ai.kiln.api;
  * @param prefixCacheHits    of those, tokens found cached (not computed)
  * @param promptTokens       prompt tokens of requests that started generating
  * @param generationTokens   tokens generated
+ * @param prefillTokens      tokens computed in prompt chunks (prompts, and recomputes after a
+ *                           preemption; tokens found in the prefix cache are not computed)
  * @param numPreemptions     sequences preempted for lack of blocks (to be recomputed)
  * @param requestsFinished   requests finished (any reason)
  * @param steps              model steps run
  */
 public record EngineMetrics(int numRunning, int numWaiting, double kvCacheUsage, int numKvBlocks, int blockSize,
-        long prefixCacheQueries, long prefixCacheHits, long promptTokens, long generationTokens, long numPreemptions,
+        long prefixCacheQueries, long prefixCacheHits, long promptTokens, long generationTokens, long prefillTokens, long numPreemptions,
         long requestsFinished, long steps) {
 
     /** Hits over queries; 0 before any query. */
