@@ -697,10 +697,15 @@ final class GenerationEndpoints {
                 String token = tokenString(lp.tokenId());
                 tokens.add(token);
                 tokenLogprobs.add(lp.logprob());
+                // NOTE: keyed by text, as OpenAI's shape is; of tokens with the same text the chosen
+                // one, then the most likely, keeps the key.
                 ObjectNode alternatives = top.addObject();
                 alternatives.put(token, lp.logprob());
                 for (TokenLogprobs.Candidate c : lp.top()) {
-                    alternatives.put(tokenString(c.tokenId()), c.logprob());
+                    String text = tokenString(c.tokenId());
+                    if (!alternatives.has(text)) {
+                        alternatives.put(text, c.logprob());
+                    }
                 }
                 textOffset.add(offset[0]);
                 offset[0] += token.length();
