@@ -185,9 +185,35 @@ VARIANTS = {
             ]},
         },
     },
+    "llama2-fused-replacements": {
+        "base": "llama2",
+        "patch": {
+            "decoder": {"type": "Sequence", "decoders": [
+                {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"},
+                {"type": "Replace", "pattern": {"String": "  "}, "content": "<2sp>"},
+                {"type": "Replace", "pattern": {"Regex": "[0-9]+"}, "content": "#"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 1},
+            ]},
+        },
+    },
+    "llama2-unknown-no-byte-fallback": {
+        "base": "llama2",
+        "patch": {"model.byte_fallback": False},
+    },
+    "llama2-unknown-unfused": {
+        "base": "llama2",
+        "patch": {"model.byte_fallback": False, "model.fuse_unk": False},
+    },
+    "llama3-without-ignore-merges": {
+        "base": "llama3",
+        "patch": {"model.ignore_merges": False},
+    },
     "qwen3-whitespace-removed": {
         "base": "qwen3",
         "patch": {
+            "decoder": None,
             "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
                 {"type": "WhitespaceSplit"},
                 {"type": "Split", "pattern": {"Regex": "(?i:[aeiou])"}, "behavior": "Removed", "invert": False},
@@ -207,7 +233,7 @@ VARIANTS = {
             "decoder": {"type": "Sequence", "decoders": [
                 {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
                 {"type": "Replace", "pattern": {"String": "^"}, "content": "<caret>"},
-                {"type": "Strip", "content": "<", "start": 1, "stop": 2},
+                {"type": "Strip", "content": "<", "start": 1, "stop": 1},
             ]},
         },
     },
@@ -257,18 +283,99 @@ CONVERSATIONS = [
 ]
 
 
+# Small templates exercising Jinja features that chat templates use, rendered with each
+# conversation through transformers' apply_chat_template(chat_template=...).
+FEATURE_TEMPLATES = [
+    {"name": "mistral-alternation", "template":
+        "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+        "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}"},
+    {"name": "whitespace-control",
+     "template": "{% for m in messages %}\n  {% if m.role == 'user' %}\n    U: {{ m.content }}\n  {% else %}\n    {{- 'A: ' -}}\n    {{ m.content }}\n  {% endif %}\n{#- note -#}\n{% endfor %}\n{%- if add_generation_prompt %}\n  G:\n{% endif %}\n"},
+    {"name": "filters-and-tests",
+     "template": "{{ messages|length }}|{{ (messages|last).role }}|{{ (messages|first)['content']|upper }}|"
+                 "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}:{{ m.content|trim|length }}{% if not loop.last %},{% endif %}{% endfor %}|"
+                 "{{ messages[-1]['content'][:5] }}|{{ messages[1:]|map(attribute='role')|join(',') }}|"
+                 "{% if tools is not none and tools %}T{% else %}noT{% endif %}|{{ 7 // 2 }}{{ 7 % 3 }}|{{ 'x' ~ 3 }}|"
+                 "{% if 'content' in messages[0] %}has{% endif %}|{{ messages|selectattr('role', 'equalto', 'user')|list|length }}"},
+    {"name": "string-methods",
+     "template": "{% for m in messages %}{{ m.content.startswith(('W', 'Hi')) }};{{ m.content.endswith('?') }};"
+                 "{{ m.content.split()|length }};{{ m.content.rsplit(' ', 1)[0] }};{{ m.content.replace(' ', '_') }};"
+                 "{{ m.content.lstrip('WHi ').rstrip('?!.') }};{{ m.content.strip() }};{{ m.content.split('e')|join('|') }}\n{% endfor %}"},
+    {"name": "namespace-and-slices",
+     "template": "{%- set ns = namespace(found=false, count=messages|length - 1, names=[]) %}"
+                 "{%- for m in messages[::-1] %}{%- if not ns.found and m.role == 'user' %}{%- set ns.found = true %}"
+                 "{%- set ns.count = (messages|length - 1) - loop.index0 %}{%- endif %}{%- endfor %}"
+                 "last user at {{ ns.count }}{% for m in messages %}{% if loop.index0 > ns.count %} after:{{ m.role }}{% endif %}{% endfor %}"},
+    {"name": "tojson-variants",
+     "template": "{{ messages|tojson }}\n{{ messages[0]|tojson(indent=2) }}\n{{ {'b': 1, 'a': [true, none, 1.5, 'x\"y']}|tojson(sort_keys=true) }}\n"
+                 "{% if tools %}{{ tools|tojson(indent=4) }}{% endif %}"},
+    {"name": "content-parts-and-defaults",
+     "template": "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
+                 "{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}{% for part in m.content %}"
+                 "{% if part.type == 'text' %}{{ part.text }}{% endif %}{% endfor %}{% endif %}"
+                 "{{ m.get('name', '-') }}{% if m.tool_calls is defined %}[calls {{ m.tool_calls|length }}]{% endif %}|{% endfor %}"
+                 "{{ add_generation_prompt }}"},
+    {"name": "strftime", "template": "{{ strftime_now('%Y')|length }} {{ strftime_now('%d %b %Y')|length }}"},
+    {"name": "loop-controls",
+     "template": "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}{{ m.role }} {% if loop.index > 2 %}{% break %}{% endif %}{% endfor %}"},
+]
+
+FEATURE_CONVERSATIONS = ["system-user", "multi-turn", "whitespace-unicode", "tool-calls", "content-parts"]
+
+CONTENT_PARTS = {"name": "content-parts", "messages": [
+    {"role": "user", "content": [{"type": "text", "text": "Describe "}, {"type": "image"}, {"type": "text", "text": "this."}], "name": "ann"},
+    {"role": "assistant", "content": "A cat."}]}
+
+
+def apply_patch(spec, patch):
+    """Top-level fields of tokenizer.json are replaced; "model.X" keys replace a field of the model."""
+    for key, value in patch.items():
+        if key.startswith("model."):
+            spec["model"][key[len("model."):]] = copy.deepcopy(value)
+        else:
+            spec[key] = copy.deepcopy(value)
+
+
+FUZZ_POOL = (
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") * 3 + list("0123456789") * 2
+    + list(" " * 12) + list("\n\n\t\r") + list(".,;:!?'\"()[]{}<>|/\\-_=+*&^%$#@~`")
+    + ["'s", "'T", "'re", "'LL", "\u00e9", "\u00fc", "\u00df", "\u0301", "\u0308", "\u4e2d", "\u6587", "\u65e5", "\u672c",
+       "\u3042", "\u30ab", "\ud55c", "\uae00", "\u0645", "\u0631", "\u0928", "\u094d", "\u0e2a", "\u03a9", "\u0416",
+       "\u00a0", "\u3000", "\u2028", "\u200b", "\u200d", "\ufeff", "\u2581", "\u2581\u2581", "\U0001f600", "\U0001f44d",
+       "\U0001f3fd", "\u2764\ufe0f", "\U0001f1fa\U0001f1f8", "\u00bd", "\u0663", "\uff17", "\u2167", "\ue000", "\x00", "\x1b",
+       "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|begin_of_text|>", "<think>", "<0x41>", "<|",
+       "|>", "<mask>", "[SEP]", "cat", "dog", "  ", "   ", "\n\n\n", "1234", "hello", "World", "http://", "www.", "\u017f"]
+)
+
+
+def fuzz_corpus(seed, count):
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        length = rng.choice([1, 2, 3, 5, 8, 13, 21, 34, 55])
+        texts.append("".join(rng.choice(FUZZ_POOL) for _ in range(length)))
+    return texts
+
+
 def record_tokenizer(tok, corpus):
     cases = []
     for text in corpus:
         for add_special in (False, True):
-            ids = tok.encode(text, add_special_tokens=add_special).ids
-            cases.append({
-                "text": text,
-                "add_special": add_special,
-                "ids": ids,
-                "decoded": tok.decode(ids, skip_special_tokens=False),
-                "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
-            })
+            entry = {"text": text, "add_special": add_special}
+            try:
+                entry["ids"] = tok.encode(text, add_special_tokens=add_special).ids
+            except BaseException as error:  # PyO3 panics derive from BaseException
+                entry["error"] = f"{type(error).__name__}: {error}"
+                cases.append(entry)
+                continue
+            for key, skip in (("decoded", False), ("decoded_skip_special", True)):
+                try:
+                    entry[key] = tok.decode(entry["ids"], skip_special_tokens=skip)
+                except BaseException as error:
+                    entry[key + "_error"] = f"{type(error).__name__}: {error}"
+            cases.append(entry)
     return cases
 
 
@@ -304,8 +411,8 @@ def random_decode_cases(tok, seed):
         for key, skip in (("decoded", False), ("decoded_skip_special", True)):
             try:
                 entry[key] = tok.decode(ids, skip_special_tokens=skip)
-            except Exception as error:  # recorded so the Java side can match the behaviour
-                entry[key + "_error"] = repr(error)
+            except BaseException as error:  # recorded so the Java side can match the behaviour
+                entry[key + "_error"] = f"{type(error).__name__}: {error}"
         cases.append(entry)
     return cases
 
@@ -316,7 +423,7 @@ def surrogate_cases(tok):
         try:
             ids = tok.encode(text).ids
             out.append({"text": text, "ids": ids})
-        except Exception as error:
+        except BaseException as error:
             out.append({"text": text, "error": f"{type(error).__name__}: {error}"})
     return out
 
@@ -337,6 +444,7 @@ def record_vocabulary(name, tok, corpus):
         "tokenizers_version": tokenizers.__version__,
         "facts": vocabulary_facts(tok),
         "cases": record_tokenizer(tok, corpus),
+        "fuzz_cases": record_tokenizer(tok, fuzz_corpus(seed=20240601, count=150)),
         "decode_cases": random_decode_cases(tok, seed=sum(map(ord, name))),
         "lone_surrogates": surrogate_cases(tok),
     }
@@ -347,7 +455,7 @@ def load_transformers_tokenizer(model_dir):
     import transformers
     try:
         return transformers.AutoTokenizer.from_pretrained(model_dir), "AutoTokenizer"
-    except Exception:
+    except BaseException:
         traceback.print_exc()
         with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
             config = json.load(f)
@@ -373,9 +481,28 @@ def record_chat(vocab_dir):
                                                 add_generation_prompt=add_generation_prompt, **copy.deepcopy(extra))
                 render["prompt"] = prompt
                 render["ids"] = plain.encode(prompt, add_special_tokens=False).ids
-            except Exception as error:
+            except BaseException as error:
                 render["error"] = f"{type(error).__name__}: {error}"
             entry["renders"].append(render)
+        if name == "llama3":
+            conversations = {c["name"]: c for c in CONVERSATIONS + [CONTENT_PARTS]}
+            features = []
+            for feature in FEATURE_TEMPLATES:
+                for conversation_name in FEATURE_CONVERSATIONS:
+                    conversation = conversations[conversation_name]
+                    for add_generation_prompt in (True, False):
+                        extra = conversation.get("extra", {})
+                        render = {"template_name": feature["name"], "template": feature["template"],
+                                  "conversation": conversation_name, "messages": conversation["messages"],
+                                  "add_generation_prompt": add_generation_prompt, "extra": extra}
+                        try:
+                            render["prompt"] = hf.apply_chat_template(
+                                copy.deepcopy(conversation["messages"]), chat_template=feature["template"], tokenize=False,
+                                add_generation_prompt=add_generation_prompt, **copy.deepcopy(extra))
+                        except BaseException as error:
+                            render["error"] = f"{type(error).__name__}: {error}"
+                        features.append(render)
+            out["feature_templates"] = features
         # Informational: how transformers' own encode differs from the raw tokenizers pipeline.
         entry["transformers_encode"] = [{"text": t, "ids": hf.encode(t)} for t in ("Hello world", " hello", "<s>Hello</s>")]
         out["templates"][name] = entry
@@ -417,11 +544,11 @@ def main():
     for name, variant in VARIANTS.items():
         with open(os.path.join(args.vocab_dir, variant["base"], "tokenizer.json"), encoding="utf-8") as f:
             spec = json.load(f)
-        spec.update(copy.deepcopy(variant["patch"]))
+        apply_patch(spec, variant["patch"])
         try:
             tok = Tokenizer.from_str(json.dumps(spec))
             variants[name] = dict(variant, **record_vocabulary(name, tok, CORPUS))
-        except Exception as error:
+        except BaseException as error:
             variants[name] = dict(variant, error=f"{type(error).__name__}: {error}")
         print("recorded variant", name, flush=True)
     write("variants.json", variants)
@@ -429,7 +556,7 @@ def main():
     try:
         write("chat-templates.json", record_chat(args.vocab_dir))
         print("recorded chat templates", flush=True)
-    except Exception:
+    except BaseException:
         traceback.print_exc()
 
     import transformers

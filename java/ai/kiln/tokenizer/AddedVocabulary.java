@@ -15,6 +15,8 @@ import java.util.Map;
 final class AddedVocabulary {
     private final Map<Integer, AddedToken> byId = new HashMap<>();
     private final Map<String, AddedToken> byContent = new LinkedHashMap<>();
+    /** What decoding sees for each added token id: the content, normalized for "normalized" tokens. */
+    private final Map<Integer, String> decodedForm = new HashMap<>();
     private final Matcher rawMatcher;
     private final Matcher normalizedMatcher;
 
@@ -25,6 +27,10 @@ final class AddedVocabulary {
             byId.putIfAbsent(token.id(), token);
             byContent.putIfAbsent(token.content(), token);
             (token.normalized() ? normalized : raw).add(token);
+            // Hugging Face decodes a normalized added token as its normalized content: with
+            // Llama 2's normalizer, "dog" decodes as "▁dog", hence " dog".
+            decodedForm.putIfAbsent(token.id(), token.normalized() && normalizer != null
+                    ? normalizer.normalize(token.content()) : token.content());
         }
         rawMatcher = new Matcher(raw, null);
         normalizedMatcher = new Matcher(normalized, normalizer);
@@ -32,6 +38,11 @@ final class AddedVocabulary {
 
     AddedToken byId(int id) {
         return byId.get(id);
+    }
+
+    /** The token string that decoding uses for an added token's id, or null. */
+    String decodedForm(int id) {
+        return decodedForm.get(id);
     }
 
     AddedToken byContent(String content) {

@@ -59,7 +59,7 @@ sealed interface Normalizer {
         }
     }
 
-    /** Drops nonspacing combining marks (category Mn); usually follows NFD or NFKD. */
+    /** Drops combining marks (categories Mn, Mc and Me, as Hugging Face's is_combining_mark); usually follows NFD or NFKD. */
     record StripAccents() implements Normalizer {
         @Override
         public String normalize(String text) {
@@ -67,7 +67,9 @@ sealed interface Normalizer {
             for (int i = 0; i < text.length(); ) {
                 int cp = text.codePointAt(i);
                 i += Character.charCount(cp);
-                if (Character.getType(cp) != Character.NON_SPACING_MARK) {
+                int type = Character.getType(cp);
+                if (type != Character.NON_SPACING_MARK && type != Character.COMBINING_SPACING_MARK
+                        && type != Character.ENCLOSING_MARK) {
                     out.appendCodePoint(cp);
                 }
             }

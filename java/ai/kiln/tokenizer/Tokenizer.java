@@ -191,14 +191,18 @@ public final class Tokenizer {
     }
 
     private boolean isSpecial(int id) {
-        // Hugging Face checks the token's text against the special added tokens.
-        AddedToken added = pipeline.addedVocabulary().byContent(tokenString(id));
+        AddedToken added = pipeline.addedVocabulary().byId(id);
+        if (added == null) {
+            // Hugging Face compares token text, so a model token spelled like a special one counts too.
+            added = pipeline.addedVocabulary().byContent(pipeline.model().idToToken(id) == null ? "" : pipeline.model().idToToken(id));
+        }
         return added != null && added.special();
     }
 
+    /** The token string of an id as decoding sees it (added tokens first, as Hugging Face's id_to_token). */
     private String tokenString(int id) {
-        AddedToken added = pipeline.addedVocabulary().byId(id);
-        return added != null ? added.content() : pipeline.model().idToToken(id);
+        String added = pipeline.addedVocabulary().decodedForm(id);
+        return added != null ? added : pipeline.model().idToToken(id);
     }
 
     /** A decoder for streaming generated ids; see {@link IncrementalDecoder}. */

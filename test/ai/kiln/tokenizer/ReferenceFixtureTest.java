@@ -27,6 +27,37 @@ class ReferenceFixtureTest {
                 fixtureTests(() -> TestVocabularies.tokenizer(name), TestVocabularies.fixture(name + ".json"))));
     }
 
+    /**
+     * Variants of the real files with other normalizers, pre-tokenizers, added-token options,
+     * model options, post-processors and decoders, recorded the same way.
+     */
+    @TestFactory
+    Stream<DynamicNode> variants() {
+        JsonNode variants = TestVocabularies.fixture("variants.json");
+        List<DynamicNode> containers = new ArrayList<>();
+        variants.fields().forEachRemaining(entry -> {
+            JsonNode variant = entry.getValue();
+            java.util.function.Supplier<Tokenizer> tokenizer = memoized(() -> TestVocabularies.variant(
+                    variant.get("base").textValue(), variant.get("patch")));
+            containers.add(DynamicContainer.dynamicContainer(entry.getKey(), fixtureTests(tokenizer, variant)));
+        });
+        return containers.stream();
+    }
+
+    static <T> java.util.function.Supplier<T> memoized(java.util.function.Supplier<T> supplier) {
+        return new java.util.function.Supplier<>() {
+            private T value;
+
+            @Override
+            public synchronized T get() {
+                if (value == null) {
+                    value = supplier.get();
+                }
+                return value;
+            }
+        };
+    }
+
     static Stream<DynamicNode> fixtureTests(java.util.function.Supplier<Tokenizer> tokenizer, JsonNode fixture) {
         List<DynamicNode> tests = new ArrayList<>();
         JsonNode facts = fixture.get("facts");
@@ -37,7 +68,12 @@ class ReferenceFixtureTest {
                     assertEquals(entry.getValue().textValue(), t.tokenText(Integer.parseInt(entry.getKey()))));
         }));
         int index = 0;
-        for (JsonNode c : fixture.get("cases")) {
+        List<JsonNode> cases = new ArrayList<>();
+        fixture.get("cases").forEach(cases::add);
+        if (fixture.has("fuzz_cases")) {
+            fixture.get("fuzz_cases").forEach(cases::add);
+        }
+        for (JsonNode c : cases) {
             String text = c.get("text").textValue();
             boolean addSpecial = c.get("add_special").booleanValue();
             String label = String.format("case %d %s add_special=%s", index++, TestVocabularies.visible(
@@ -48,8 +84,8 @@ class ReferenceFixtureTest {
                 int[] actual = t.encode(text, addSpecial);
                 assertArrayEquals(expected, actual, () -> "ids of " + TestVocabularies.visible(text)
                         + "\nexpected " + Arrays.toString(expected) + "\nactual   " + Arrays.toString(actual));
-                assertDecodes(t, expected, c.get("decoded").textValue(), false);
-                assertDecodes(t, expected, c.get("decoded_skip_special").textValue(), true);
+                assertDecodes(t, expected, c.get("decoded"), false);
+                assertDecodes(t, expected, c.get("decoded_skip_special"), true);
             }));
         }
         index = 0;
@@ -57,8 +93,8 @@ class ReferenceFixtureTest {
             int[] ids = TestVocabularies.ints(c.get("ids"));
             tests.add(DynamicTest.dynamicTest("decode " + index++ + " " + Arrays.toString(ids), () -> {
                 Tokenizer t = tokenizer.get();
-                assertDecodes(t, ids, c.get("decoded").textValue(), false);
-                assertDecodes(t, ids, c.get("decoded_skip_special").textValue(), true);
+                assertDecodes(t, ids, c.get("decoded"), false);
+                assertDecodes(t, ids, c.get("decoded_skip_special"), true);
             }));
         }
         for (JsonNode c : fixture.get("lone_surrogates")) {
@@ -73,10 +109,17 @@ class ReferenceFixtureTest {
         return tests.stream();
     }
 
-    static void assertDecodes(Tokenizer t, int[] ids, String expected, boolean skipSpecialTokens) {
+    /**
+     * One-shot decode equals the reference (absent where the reference panicked: Hugging Face's
+     * Strip decoder indexes out of bounds on an empty string, Kiln returns ""), and streaming
+     * decode equals one-shot decode.
+     */
+    static void assertDecodes(Tokenizer t, int[] ids, JsonNode expected, boolean skipSpecialTokens) {
         String oneShot = t.decode(ids, skipSpecialTokens);
-        assertEquals(TestVocabularies.visible(expected), TestVocabularies.visible(oneShot),
-                () -> "decode(" + Arrays.toString(ids) + ", skipSpecialTokens=" + skipSpecialTokens + ")");
+        if (expected != null) {
+            assertEquals(TestVocabularies.visible(expected.textValue()), TestVocabularies.visible(oneShot),
+                    () -> "decode(" + Arrays.toString(ids) + ", skipSpecialTokens=" + skipSpecialTokens + ")");
+        }
         String streamed = TestVocabularies.streamDecode(t, ids, skipSpecialTokens);
         assertEquals(TestVocabularies.visible(oneShot), TestVocabularies.visible(streamed),
                 () -> "streamed decode of " + Arrays.toString(ids) + ", skipSpecialTokens=" + skipSpecialTokens);

@@ -46,6 +46,33 @@ final class TestVocabularies {
         });
     }
 
+    /**
+     * A variant of a real tokenizer.json: top-level fields replaced by the patch, and
+     * "model.X" keys replacing one field of the model, as scripts/record_tokenizer_fixtures.py does.
+     */
+    static Tokenizer variant(String base, JsonNode patch) {
+        try {
+            com.fasterxml.jackson.databind.node.ObjectNode spec =
+                    (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(directory(base).resolve("tokenizer.json").toFile());
+            patch.fields().forEachRemaining(entry -> {
+                if (entry.getKey().startsWith("model.")) {
+                    ((com.fasterxml.jackson.databind.node.ObjectNode) spec.get("model"))
+                            .set(entry.getKey().substring("model.".length()), entry.getValue());
+                } else {
+                    spec.set(entry.getKey(), entry.getValue());
+                }
+            });
+            Path dir = Files.createTempDirectory("kiln-tokenizer-variant");
+            dir.toFile().deleteOnExit();
+            Path file = dir.resolve("tokenizer.json");
+            JSON.writeValue(file.toFile(), spec);
+            file.toFile().deleteOnExit();
+            return Tokenizer.load(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     static JsonNode fixture(String resourceName) {
         try (InputStream in = TestVocabularies.class.getResourceAsStream("/tokenizer/" + resourceName)) {
             if (in == null) {
