@@ -30,9 +30,12 @@ import jinjava.javax.el.CompositeELResolver;
  * {@code namespace(...)} are parenthesized (Jinjava would otherwise apply a filter in
  * {@code n=messages|length - 1} to the whole argument).
  *
- * <p>Known differences from Jinja2, none used by the Llama 3 or Qwen 3 templates: {@code loop.previtem}
- * and {@code loop.nextitem} are undefined; printing a boolean or None gives "true"/"" rather than
- * "True"/"None"; other slices with a step are not supported.
+ * <p>Known differences from Jinja2, none used by the Llama 3 or Qwen 3 templates: the loop
+ * controls {@code {% break %}} and {@code {% continue %}} are not supported (rendering fails with
+ * "Unknown tag"); {@code loop.previtem} and {@code loop.nextitem} are undefined; printing None
+ * gives "" rather than "None" (Jinjava cannot tell None from undefined); slices with a step other
+ * than {@code [::-1]} are not supported; string slices count UTF-16 units, not code points;
+ * Python type errors (adding a string and a list) render instead of failing.
  */
 final class ChatTemplate {
     private static final Pattern REVERSE_SLICE = Pattern.compile("\\[\\s*:\\s*:\\s*-\\s*1\\s*]");
@@ -71,6 +74,8 @@ final class ChatTemplate {
         jinjava.getGlobalContext().registerFilter(new LengthFilter("length"));
         jinjava.getGlobalContext().registerFilter(new LengthFilter("count"));
         jinjava.getGlobalContext().registerFilter(new LoopIfFilter());
+        jinjava.getGlobalContext().registerFilter(new CaseFilter("upper", true));
+        jinjava.getGlobalContext().registerFilter(new CaseFilter("lower", false));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 ChatTemplate.class, "raiseException", String.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "kiln_str",
@@ -554,6 +559,28 @@ final class ChatTemplate {
                 return !m.isEmpty();
             }
             return true;
+        }
+    }
+
+    /** Jinja2's upper and lower: of the value's Python str(). */
+    static final class CaseFilter implements Filter {
+        private final String name;
+        private final boolean upper;
+
+        CaseFilter(String name, boolean upper) {
+            this.name = name;
+            this.upper = upper;
+        }
+
+        @Override
+        public String getName() {
+            return name;
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            String text = PythonValues.str(var);
+            return upper ? text.toUpperCase(java.util.Locale.ROOT) : text.toLowerCase(java.util.Locale.ROOT);
         }
     }
 
