@@ -14,6 +14,7 @@ public final class BlockTable {
     private BlockHash[] hashes = new BlockHash[4]; // [numHashes] hash of full block i
     private int numHashes;
     private int numRegistered;              // blocks [0, numRegistered) are in (or came from) the prefix cache
+    private int epoch;                      // bumped when the table is emptied
 
     /** Blocks held. */
     public int size() {
@@ -25,6 +26,14 @@ public final class BlockTable {
             throw new IndexOutOfBoundsException("block " + index + " of a table of " + size);
         }
         return blocks[index];
+    }
+
+    /**
+     * Changes whenever the table is emptied (a preemption or the end of the sequence); while it
+     * stays the same the table has only grown, so a copy of its first entries is still valid.
+     */
+    public int epoch() {
+        return epoch;
     }
 
     /** The backing array: ids at [0, size()); read only. */
@@ -60,6 +69,7 @@ public final class BlockTable {
     void clear() {
         size = 0;
         numRegistered = 0;
+        epoch++;
     }
 
     int numHashes() {

@@ -25,7 +25,11 @@ public final class StepPlan {
     final int[] queryStart;             // [maxSeqs + 1]
     final int[] seqLens;                // [maxSeqs]
     final int[] blockTables;            // [maxSeqs, maxBlocksPerSeq]
-    final int[] rowFilled;              // [maxSeqs] entries of each block-table row written last time
+    // What each block-table row holds from earlier steps, so that a sequence that keeps its row
+    // (the running ones do, step after step) costs only its new blocks.
+    final int[] rowFilled;              // [maxSeqs] entries written
+    private final Sequence[] rowSeq;    // [maxSeqs] whose blocks they are
+    private final int[] rowEpoch;       // [maxSeqs] that table's epoch then
     final int[] logitsRows;             // [maxSeqs]
     // Sampling rows, logits row r for samplingSeqs[r].
     private final Sequence[] samplingSeqs; // [maxSeqs]
@@ -44,6 +48,8 @@ public final class StepPlan {
         seqLens = new int[maxSeqs];
         blockTables = new int[Math.multiplyExact(maxSeqs, maxBlocksPerSeq)];
         rowFilled = new int[maxSeqs];
+        rowSeq = new Sequence[maxSeqs];
+        rowEpoch = new int[maxSeqs];
         logitsRows = new int[maxSeqs];
         samplingSeqs = new Sequence[maxSeqs];
         sampling = new SamplingBatch(maxSeqs);
@@ -83,12 +89,16 @@ public final class StepPlan {
         seqLens[s] = end;
         // Block-table row: this sequence's blocks, zeros after (only where a longer row was before).
         int used = seq.blocks().size();
+        int epoch = seq.blocks().epoch();
         int rowStart = s * maxBlocksPerSeq;
-        System.arraycopy(blocks, 0, blockTables, rowStart, used);
+        int from = rowSeq[s] == seq && rowEpoch[s] == epoch && rowFilled[s] <= used ? rowFilled[s] : 0;
+        System.arraycopy(blocks, from, blockTables, rowStart + from, used - from);
         if (rowFilled[s] > used) {
             Arrays.fill(blockTables, rowStart + used, rowStart + rowFilled[s], 0);
         }
         rowFilled[s] = used;
+        rowSeq[s] = seq;
+        rowEpoch[s] = epoch;
         if (end == seq.numTokens()) {
             // The last known token is computed: its logits give the next token.
             logitsRows[numSampling] = t - 1;
