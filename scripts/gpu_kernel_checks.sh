@@ -30,7 +30,7 @@ for step in "${steps[@]}"; do
       rc=${PIPESTATUS[0]}
       echo "kiln_op_tests exit $rc" | tee -a "$OUT/tests.log"
       [ "$rc" -ne 0 ] && status=1
-      for path in sm90v2 sm90v3 mma; do  # the other prefill kernels on the same cases
+      for path in sm90v1 sm90v2 sm90v4 mma; do  # the other prefill kernels on the same cases
         KILN_CUDA_PREFILL=$path timeout 200 "$BIN/kiln_op_tests" --filter attention_prefill 2>&1 |
           grep -E "^(FAIL|FATAL)|checks," | sed "s/^/[$path] /" | tee -a "$OUT/tests.log"
         [ "${PIPESTATUS[0]}" -ne 0 ] && status=1

@@ -100,8 +100,12 @@ __device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-template <typename T, int kHeadDim, bool kPingpong>
+// kPingpong: order the warpgroups' products (version 3). kLateLoads (version 4, with kPingpong):
+// one barrier per tile, after which warpgroup 1 alone issues the next tile's loads while
+// warpgroup 0 starts its products, taking the loads off warpgroup 0's path.
+template <typename T, int kHeadDim, bool kPingpong, bool kLateLoads = false>
 __global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParams p) {
+  static_assert(!kLateLoads || kPingpong, "late loads by warpgroup 1 go with the ordered products");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = PrefillSm90Config<kHeadDim>;
   constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kChunks = Cfg::kChunks;
@@ -145,13 +149,14 @@ __global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParam
     const bool valid = r < rows_here;
     cp_async_16(sQ + sw128_offset<kBlockM>(r, c), valid ? q + static_cast<int64_t>(r) * p.q_stride + c * 8 : q, valid);
   }
-  // K and V rows of one tile: a thread copies one chunk column of kBlockN * kChunks / kThreads
-  // tokens; K and V share the slot lookup.
-  auto load_tile = [&](int tile, int stage) {
+  // K and V rows of one tile: a thread copies one chunk column of kBlockN * kChunks / threads
+  // tokens; K and V share the slot lookup. `loaders` threads from `first` take part.
+  auto load_tile = [&](int tile, int stage, auto loaders, int first) {
+    constexpr int kLoaders = decltype(loaders)::value;
     const uint32_t k_dst = sK + stage * Cfg::kTileBytes, v_dst = sV + stage * Cfg::kTileBytes;
 #pragma unroll
-    for (int it = 0; it < kBlockN * kChunks / kThreads; ++it) {
-      const int i = tid + it * kThreads;
+    for (int it = 0; it < kBlockN * kChunks / kLoaders; ++it) {
+      const int i = tid - first + it * kLoaders;
       const int t = i / kChunks, c = i % kChunks;
       const int tok = tile * kBlockN + t;
       const bool valid = tok < kv_end;
@@ -165,10 +170,14 @@ __global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParam
       cp_async_16(v_dst + o, v_cache + offset, valid);
     }
   };
-  if (n_blocks > 0) load_tile(0, 0);
+  using AllThreads = std::integral_constant<int, kThreads>;
+  using OneWarpgroup = std::integral_constant<int, 128>;
+  if (n_blocks > 0) load_tile(0, 0, AllThreads{}, 0);
   cp_async_commit();
-  if (n_blocks > 1) load_tile(1, 1);
-  cp_async_commit();
+  if constexpr (!kLateLoads) {
+    if (n_blocks > 1) load_tile(1, 1, AllThreads{}, 0);
+    cp_async_commit();
+  }
 
   float o[kHeadDim / 2];
 #pragma unroll
@@ -178,9 +187,17 @@ __global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParam
 
   for (int nb = 0; nb < n_blocks; ++nb) {
     const int stage = nb & 1;
-    cp_async_wait<1>();
+    if constexpr (kLateLoads) {
+      cp_async_wait<0>();
+    } else {
+      cp_async_wait<1>();
+    }
     fence_proxy_async();
-    __syncthreads();  // tile nb (and Q) visible to the tensor cores
+    __syncthreads();  // tile nb (and Q) visible to the tensor cores; tile nb-1 fully consumed
+    if constexpr (kLateLoads) {
+      if (wg == 1 && nb + 1 < n_blocks) load_tile(nb + 1, (nb + 1) & 1, OneWarpgroup{}, 128);
+      cp_async_commit();
+    }
 
     // S = Q K^T: 64 x 128 per warpgroup, K-major operands, k-steps of 16 along head_dim.
     float s[kBlockN / 2];
@@ -263,10 +280,12 @@ __global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParam
     wgmma_wait<0>();
     fence_operands(o);
 
-    fence_proxy_async();
-    __syncthreads();  // both warpgroups are done with this stage
-    if (nb + 2 < n_blocks) load_tile(nb + 2, stage);
-    cp_async_commit();
+    if constexpr (!kLateLoads) {
+      fence_proxy_async();
+      __syncthreads();  // both warpgroups are done with this stage
+      if (nb + 2 < n_blocks) load_tile(nb + 2, stage, AllThreads{}, 0);
+      cp_async_commit();
+    }
   }
   cp_async_wait<0>();
 
@@ -487,15 +506,17 @@ __global__ void __launch_bounds__(256, 1) prefill_sm90_overlap_kernel(const Pref
 #endif
 }
 
-// KILN_CUDA_PREFILL=sm90v1|sm90v2|sm90v3 picks a version, for comparisons: 1 plain, 2 with the
-// overlapped products, 3 = 1 with the warpgroups' products ordered (kPingpong).
-// NOTE: version 1 is the default: on the H100 it measured 327 against 285 TFLOP/s for version 2
-// (causal, S=4096, D=128; docs/kernels-notes.md).
+// KILN_CUDA_PREFILL=sm90v1|sm90v2|sm90v4 picks another version, for comparisons: 1 plain, 2 with
+// the overlapped products, 4 = 3 with late loads by warpgroup 1.
+// NOTE: version 3 (1 with the warpgroups' products ordered) is the default: on the H100 it
+// measured 339 TFLOP/s against 325 for version 1 and 283 for version 2 (causal, S=4096, D=128;
+// docs/kernels-notes.md).
 inline int prefill_sm90_version() {
   const char* force = std::getenv("KILN_CUDA_PREFILL");
+  if (force != nullptr && std::strcmp(force, "sm90v1") == 0) return 1;
   if (force != nullptr && std::strcmp(force, "sm90v2") == 0) return 2;
-  if (force != nullptr && std::strcmp(force, "sm90v3") == 0) return 3;
-  return 1;
+  if (force != nullptr && std::strcmp(force, "sm90v4") == 0) return 4;
+  return 3;
 }
 
 template <typename T, int kHeadDim>
@@ -515,13 +536,17 @@ int run_attention_prefill_sm90(PrefillParams p, int64_t max_query_len, cudaStrea
         cudaFuncSetAttribute(prefill_sm90_overlap_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         prefill_sm90_overlap_kernel<T, kHeadDim><<<grid, Cfg::kThreads, smem, stream>>>(p);
         break;
-      case 3:
-        cudaFuncSetAttribute(prefill_sm90_kernel<T, kHeadDim, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        prefill_sm90_kernel<T, kHeadDim, true><<<grid, Cfg::kThreads, smem, stream>>>(p);
-        break;
-      default:
+      case 1:
         cudaFuncSetAttribute(prefill_sm90_kernel<T, kHeadDim, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         prefill_sm90_kernel<T, kHeadDim, false><<<grid, Cfg::kThreads, smem, stream>>>(p);
+        break;
+      case 4:
+        cudaFuncSetAttribute(prefill_sm90_kernel<T, kHeadDim, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        prefill_sm90_kernel<T, kHeadDim, true, true><<<grid, Cfg::kThreads, smem, stream>>>(p);
+        break;
+      default:
+        cudaFuncSetAttribute(prefill_sm90_kernel<T, kHeadDim, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        prefill_sm90_kernel<T, kHeadDim, true><<<grid, Cfg::kThreads, smem, stream>>>(p);
         break;
     }
     KILN_CHECK_LAUNCH("kiln_cuda_attention_prefill (sm90)");
