@@ -220,6 +220,14 @@ public final class KilnServer implements AutoCloseable {
         log.info("serving model '" + modelName + "'");
     }
 
+    /**
+     * Sets SO_SNDBUF of connections accepted from now on (the kernel's share of a slow reader's
+     * backlog); by default the kernel sizes it. For tests of slow readers.
+     */
+    void socketSendBufferBytes(int bytes) {
+        connector.setAcceptedSendBufferSize(bytes);
+    }
+
     public int port() {
         return connector.getLocalPort();
     }

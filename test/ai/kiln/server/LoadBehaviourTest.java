@@ -66,6 +66,37 @@ class LoadBehaviourTest {
     }
 
     @Test
+    void aSlowReaderIsCutOffWithoutHoldingUpTheEngine() throws Exception {
+        KilnServer.Options options = ServerHarness.serverOptions().withLimits(1 << 20, Duration.ofSeconds(10), 16 * 1024);
+        try (ServerHarness harness = ServerHarness.start(options, ServerHarness.engineOptions().build())) {
+            harness.server.socketSendBufferBytes(8192);
+            long generatedBefore = harness.engine.metrics().generationTokens();
+            // Four completions with 20 alternatives per token: about 1.5 MB of events, never read.
+            String body = "{\"model\": \"llama3-gqa\", \"prompt\": \"Tell me a long story\", \"max_tokens\": 480,"
+                    + " \"n\": 4, \"logprobs\": 20, \"temperature\": 0, \"ignore_eos\": true, \"stream\": true}";
+            try (Socket socket = new Socket()) {
+                socket.setReceiveBufferSize(4096);
+                socket.connect(new InetSocketAddress("127.0.0.1", harness.server.port()), 10_000);
+                byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+                OutputStream out = socket.getOutputStream();
+                out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + bytes.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(bytes);
+                out.flush();
+                // Meanwhile another client is served at full speed.
+                HttpResponse<String> other = harness.post("/v1/completions",
+                        "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"max_tokens\": 8}");
+                assertEquals(200, other.statusCode(), other.body());
+                assertTrue(harness.awaitEngineIdle(Duration.ofSeconds(60)), "the slow reader's request still runs");
+            }
+            long generated = harness.engine.metrics().generationTokens() - generatedBefore;
+            assertTrue(generated < 4 * 480, "the slow reader's request ran to its end (" + generated + " tokens)");
+            String metrics = harness.get("/metrics").body();
+            assertEquals(1.0, metricValue(metrics, "kiln_requests_cancelled_total"), metrics);
+        }
+    }
+
+    @Test
     void requestsBeyondMaxWaitingGet429WithRetryAfter() throws Exception {
         KilnServer.Options options = ServerHarness.serverOptions().withMaxWaiting(1);
         try (ServerHarness harness = ServerHarness.start(options, ServerHarness.engineOptions().maxRunningSeqs(1).build())) {
