@@ -28,10 +28,15 @@ final class BpeModel {
     /** Id of "<0xNN>" for each byte, or -1. */
     private final int[] byteFallbackIds = new int[256];
     private final boolean plainCharacters;
-    private final WordCache cache = new WordCache(1 << 16);
+    /**
+     * Words already tokenized; null when disabled. Sized by the system property
+     * {@value #CACHE_PROPERTY} (entries, a power of two; 0 disables), read when a tokenizer loads.
+     */
+    private final WordCache cache;
+    static final String CACHE_PROPERTY = "kiln.tokenizer.wordCacheEntries";
 
     BpeModel(Map<String, Integer> vocab, MergeTable merges, Options options) {
-        this.vocab = Map.copyOf(vocab);
+        this.vocab = new HashMap<>(vocab);
         this.merges = merges;
         this.options = options;
         int maxId = vocab.values().stream().mapToInt(Integer::intValue).max().orElse(-1);
@@ -62,6 +67,8 @@ final class BpeModel {
             byteFallbackIds[b] = fallback == null ? -1 : fallback;
         }
         plainCharacters = isEmpty(options.continuingSubwordPrefix()) && isEmpty(options.endOfWordSuffix());
+        int cacheEntries = Integer.getInteger(CACHE_PROPERTY, 1 << 16);
+        cache = cacheEntries > 0 ? new WordCache(Integer.highestOneBit(cacheEntries)) : null;
     }
 
     private static boolean isEmpty(String s) {
@@ -92,9 +99,12 @@ final class BpeModel {
         int[] next = new int[64];
         int[] prev = new int[64];
         boolean[] removed = new boolean[64];
+        /** The packed merge of the pair starting at each position, or MergeTable.NONE. */
+        long[] mergeAt = new long[64];
         /** Holds at most 2n - 2 candidates for n symbols: each merge pops one and pushes at most two. */
         long[] heap = new long[128];
         final IntList word = new IntList(64);
+        int symbolCount;
 
         /** Grows the arrays to hold {@code symbols} symbols, keeping the ids written so far. */
         void ensureCapacity(int symbols) {
@@ -104,6 +114,7 @@ final class BpeModel {
                 next = new int[capacity];
                 prev = new int[capacity];
                 removed = new boolean[capacity];
+                mergeAt = new long[capacity];
                 heap = new long[capacity * 2];
             }
         }
@@ -119,7 +130,7 @@ final class BpeModel {
             return;
         }
         int length = end - start;
-        boolean cacheable = length <= WordCache.MAX_WORD_LENGTH;
+        boolean cacheable = cache != null && length <= WordCache.MAX_WORD_LENGTH;
         int hash = 0;
         if (cacheable) {
             hash = WordCache.hash(text, start, end);
@@ -131,39 +142,71 @@ final class BpeModel {
         }
         IntList result = scratch.word;
         result.clear();
-        String word = byteLevel ? ByteLevelAlphabet.map(text, start, end) : text.substring(start, end);
-        Integer whole = options.ignoreMerges() ? vocab.get(word) : null;
-        if (whole != null) {
-            result.add(whole);
-        } else if (byteLevel && plainCharacters && !options.byteFallback() && hasAllByteLevelIds(word)) {
-            mergeSymbols(initialByteLevelSymbols(word, scratch), scratch, result);
+        if (!byteLevel || !plainCharacters || options.byteFallback() || !byteLevelSymbols(text, start, end, scratch)) {
+            String word = byteLevel ? ByteLevelAlphabet.map(text, start, end) : text.substring(start, end);
+            Integer whole = options.ignoreMerges() ? vocab.get(word) : null;
+            if (whole != null) {
+                result.add(whole);
+            } else {
+                mergeSymbols(initialSymbols(word, scratch), scratch, result);
+            }
         } else {
-            mergeSymbols(initialSymbols(word, scratch), scratch, result);
+            mergeSymbols(scratch.symbolCount, scratch, result);
+            // ignore_merges: a word that is itself a token is that token. When the merges end in
+            // one symbol it already is; only a multi-token result needs the whole-word lookup.
+            if (options.ignoreMerges() && result.size() > 1) {
+                Integer whole = vocab.get(ByteLevelAlphabet.map(text, start, end));
+                if (whole != null) {
+                    result.clear();
+                    result.add(whole);
+                }
+            }
         }
-        int[] ids = result.toArray();
         if (cacheable) {
+            int[] ids = result.toArray();
             cache.put(text.substring(start, end), hash, ids);
+            out.addAll(ids);
+        } else {
+            for (int i = 0; i < result.size(); i++) {
+                out.add(result.get(i));
+            }
         }
-        out.addAll(ids);
     }
 
-    private boolean hasAllByteLevelIds(String mappedWord) {
-        for (int i = 0; i < mappedWord.length(); i++) {
-            int b = ByteLevelAlphabet.byteOf(mappedWord.charAt(i));
-            if (b < 0 || byteLevelIds[b] < 0) {
+    /**
+     * Writes the byte-level symbol ids of {@code text[start, end)} (one per UTF-8 byte) into the
+     * scratch arrays; false if some byte has no token, in which case the general path handles it.
+     */
+    private boolean byteLevelSymbols(String text, int start, int end, Scratch scratch) {
+        scratch.ensureCapacity((end - start) * 4);
+        int[] ids = scratch.ids;
+        int n = 0;
+        for (int i = start; i < end; i++) {
+            char c = text.charAt(i);
+            if (c < 0x80) {
+                ids[n++] = byteLevelIds[c];
+            } else if (c < 0x800) {
+                ids[n++] = byteLevelIds[0xC0 | (c >> 6)];
+                ids[n++] = byteLevelIds[0x80 | (c & 0x3F)];
+            } else if (Character.isHighSurrogate(c) && i + 1 < end && Character.isLowSurrogate(text.charAt(i + 1))) {
+                int cp = Character.toCodePoint(c, text.charAt(++i));
+                ids[n++] = byteLevelIds[0xF0 | (cp >> 18)];
+                ids[n++] = byteLevelIds[0x80 | ((cp >> 12) & 0x3F)];
+                ids[n++] = byteLevelIds[0x80 | ((cp >> 6) & 0x3F)];
+                ids[n++] = byteLevelIds[0x80 | (cp & 0x3F)];
+            } else {
+                ids[n++] = byteLevelIds[0xE0 | (c >> 12)];
+                ids[n++] = byteLevelIds[0x80 | ((c >> 6) & 0x3F)];
+                ids[n++] = byteLevelIds[0x80 | (c & 0x3F)];
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            if (ids[i] < 0) {
                 return false;
             }
         }
+        scratch.symbolCount = n;
         return true;
-    }
-
-    private int initialByteLevelSymbols(String mappedWord, Scratch scratch) {
-        int n = mappedWord.length();
-        scratch.ensureCapacity(n);
-        for (int i = 0; i < n; i++) {
-            scratch.ids[i] = byteLevelIds[ByteLevelAlphabet.byteOf(mappedWord.charAt(i))];
-        }
-        return n;
     }
 
     /** Hugging Face's BPE::merge_word up to the merges: characters to ids, unknowns, byte fallback. */
@@ -244,15 +287,18 @@ final class BpeModel {
         int[] next = scratch.next;
         int[] prev = scratch.prev;
         boolean[] removed = scratch.removed;
+        long[] mergeAt = scratch.mergeAt;
         long[] heap = scratch.heap;
         int heapSize = 0;
         for (int i = 0; i < count; i++) {
             next[i] = i + 1;
             prev[i] = i - 1;
             removed[i] = false;
+            mergeAt[i] = MergeTable.NONE;
         }
         for (int i = 0; i + 1 < count; i++) {
             long merge = merges.get(ids[i], ids[i + 1]);
+            mergeAt[i] = merge;
             if (merge != MergeTable.NONE) {
                 heapSize = push(heap, heapSize, MergeTable.rankOf(merge), i);
             }
@@ -262,17 +308,13 @@ final class BpeModel {
             heapSize = pop(heap, heapSize);
             int rank = (int) (top >>> 32);
             int pos = (int) top;
-            if (removed[pos]) {
+            // Stale entries: the left symbol was merged away, or its pair changed since the push.
+            // mergeAt always holds the current pair's merge, which spares a table lookup here.
+            long merge = mergeAt[pos];
+            if (removed[pos] || merge == MergeTable.NONE || MergeTable.rankOf(merge) != rank) {
                 continue;
             }
             int right = next[pos];
-            if (right >= count) {
-                continue;
-            }
-            long merge = merges.get(ids[pos], ids[right]);
-            if (merge == MergeTable.NONE || MergeTable.rankOf(merge) != rank) {
-                continue;
-            }
             ids[pos] = MergeTable.mergedIdOf(merge);
             removed[right] = true;
             int after = next[right];
@@ -283,15 +325,15 @@ final class BpeModel {
             int before = prev[pos];
             if (before >= 0) {
                 long left = merges.get(ids[before], ids[pos]);
+                mergeAt[before] = left;
                 if (left != MergeTable.NONE) {
                     heapSize = push(heap, heapSize, MergeTable.rankOf(left), before);
                 }
             }
-            if (after < count) {
-                long following = merges.get(ids[pos], ids[after]);
-                if (following != MergeTable.NONE) {
-                    heapSize = push(heap, heapSize, MergeTable.rankOf(following), pos);
-                }
+            long following = after < count ? merges.get(ids[pos], ids[after]) : MergeTable.NONE;
+            mergeAt[pos] = following;
+            if (following != MergeTable.NONE) {
+                heapSize = push(heap, heapSize, MergeTable.rankOf(following), pos);
             }
         }
         for (int i = 0; i < count; i = next[i]) {

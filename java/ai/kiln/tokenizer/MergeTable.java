@@ -9,16 +9,17 @@ final class MergeTable {
     static final long NONE = -1L;
     private static final long EMPTY_KEY = -1L;
 
-    private final long[] keys;
-    private final long[] values;
+    /** Key and value side by side (key at 2 * slot), so that a probe touches one cache line. */
+    private final long[] entries;
     private final int mask;
     private int size;
 
     MergeTable(int expectedMerges) {
         int capacity = Integer.highestOneBit(Math.max(16, expectedMerges * 2 - 1)) << 1;
-        keys = new long[capacity];
-        values = new long[capacity];
-        java.util.Arrays.fill(keys, EMPTY_KEY);
+        entries = new long[capacity * 2];
+        for (int slot = 0; slot < capacity; slot++) {
+            entries[2 * slot] = EMPTY_KEY;
+        }
         mask = capacity - 1;
     }
 
@@ -39,19 +40,19 @@ final class MergeTable {
         if (left < 0 || right < 0 || rank < 0 || mergedId < 0) {
             throw new IllegalArgumentException("negative id or rank in merge " + left + " " + right);
         }
-        if ((size + 1) * 2 > keys.length) {
+        if ((size + 1) * 2 > mask + 1) {
             throw new IllegalStateException("merge table sized for fewer merges than were added");
         }
         long key = pairKey(left, right);
         int slot = slotOf(key);
-        while (keys[slot] != EMPTY_KEY && keys[slot] != key) {
+        while (entries[2 * slot] != EMPTY_KEY && entries[2 * slot] != key) {
             slot = (slot + 1) & mask;
         }
-        if (keys[slot] == EMPTY_KEY) {
+        if (entries[2 * slot] == EMPTY_KEY) {
             size++;
         }
-        keys[slot] = key;
-        values[slot] = ((long) rank << 32) | (mergedId & 0xFFFFFFFFL);
+        entries[2 * slot] = key;
+        entries[2 * slot + 1] = ((long) rank << 32) | (mergedId & 0xFFFFFFFFL);
     }
 
     /** The packed merge for a pair (use {@link #rankOf}, {@link #mergedIdOf}), or {@link #NONE}. */
@@ -59,9 +60,9 @@ final class MergeTable {
         long key = pairKey(left, right);
         int slot = slotOf(key);
         while (true) {
-            long k = keys[slot];
+            long k = entries[2 * slot];
             if (k == key) {
-                return values[slot];
+                return entries[2 * slot + 1];
             }
             if (k == EMPTY_KEY) {
                 return NONE;
