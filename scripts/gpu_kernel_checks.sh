@@ -30,7 +30,7 @@ for step in "${steps[@]}"; do
       rc=${PIPESTATUS[0]}
       echo "kiln_op_tests exit $rc" | tee -a "$OUT/tests.log"
       [ "$rc" -ne 0 ] && status=1
-      for path in sm90v1 sm90v2 sm90v4 mma; do  # the other prefill kernels on the same cases
+      for path in ${PREFILL_PATHS:-sm90v1 sm90v4 mma}; do  # the other prefill kernels on the same cases
         KILN_CUDA_PREFILL=$path timeout 200 "$BIN/kiln_op_tests" --filter attention_prefill 2>&1 |
           grep -E "^(FAIL|FATAL)|checks," | sed "s/^/[$path] /" | tee -a "$OUT/tests.log"
         [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
@@ -50,6 +50,9 @@ for step in "${steps[@]}"; do
         echo "compute-sanitizer $tool: exit $rc; $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" | tail -1)"
         grep -E "^(PASS|FAIL)" "$OUT/sanitizer-$tool.log" | awk '{print $1}' | sort | uniq -c
       done
+      timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/kiln_op_tests" --small \
+        >"$OUT/sanitizer-memcheck-all.log" 2>&1
+      echo "compute-sanitizer memcheck, every op (small): exit $?; $(grep 'ERROR SUMMARY' "$OUT/sanitizer-memcheck-all.log" | tail -1)"
       ;;
     bench)
       timeout 240 "$BIN/kiln_kernel_bench" 2>&1 | tee "$OUT/bench.log"

@@ -4,7 +4,9 @@
 // deep, so the next tile streams in while this one is computed. S = Q K^T runs as wgmma with
 // both operands in shared memory; the online softmax works on the accumulator registers, which
 // then feed O += P V directly as the register A operand, with V read MN-major (transposed) from
-// the same swizzled layout. No score matrix leaves the registers.
+// the same swizzled layout. No score matrix leaves the registers. By default (version 3) the
+// second warpgroup issues its products only after the first has issued its own, so that one
+// warpgroup's softmax overlaps the other's products on the tensor cores.
 //
 // NOTE: the loads stay cp.async (not the bulk tensor copy engine) because a tile's rows come
 // from arbitrary cache blocks; block sizes of 16 and 32 tokens would need 4-8 copies per tile.
@@ -309,212 +311,15 @@ __global__ void __launch_bounds__(256, 1) prefill_sm90_kernel(const PrefillParam
 #endif
 }
 
-// Version 2: the same tiles with the two products of consecutive tiles overlapped inside each
-// warpgroup (FlashAttention-3's intra-warpgroup pipelining): S(n) = Q K(n)^T and
-// O += P(n-1) V(n-1) are issued together, the softmax of S(n) runs while the tensor cores do
-// P(n-1) V(n-1), and O is rescaled once that product is done. K and V stream one tile apart
-// (K(n+1) and V(n) load during tile n), one barrier per tile.
-template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(256, 1) prefill_sm90_overlap_kernel(const PrefillParams p) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Cfg = PrefillSm90Config<kHeadDim>;
-  constexpr int kBlockM = Cfg::kBlockM, kBlockN = Cfg::kBlockN, kChunks = Cfg::kChunks;
-  constexpr int kThreads = Cfg::kThreads;
-  extern __shared__ uint8_t smem_raw[];
-  const uint32_t smem_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sQ = smem_base;
-  const uint32_t sK = sQ + Cfg::kQBytes;
-  const uint32_t sV = sK + Cfg::kStages * Cfg::kTileBytes;
-
-  const int tid = threadIdx.x, lane = tid & 31;
-  const int wg = tid >> 7;
-  const int wg_warp = (tid >> 5) & 3;
-  const int head = blockIdx.x;
-  const int m_block = p.num_m_blocks - 1 - static_cast<int>(blockIdx.y);
-  const int64_t seq = blockIdx.z;
-  const int q0 = p.query_start[seq];
-  const int query_len = p.query_start[seq + 1] - q0;
-  const int row0 = m_block * kBlockM;
-  if (row0 >= query_len) return;
-  const int seq_len = static_cast<int>(
-      min(static_cast<int64_t>(p.seq_lens[seq]), p.max_blocks_per_seq << p.log2_block_size));
-  const int rows_here = min(kBlockM, query_len - row0);
-  const int pos_first = seq_len - query_len + row0;
-  const int kv_end = min(seq_len, pos_first + rows_here);
-  const int n_blocks = kv_end > 0 ? (kv_end + kBlockN - 1) / kBlockN : 0;
-  const int kv_head = head / p.group;
-
-  const T* q = static_cast<const T*>(p.q) + static_cast<int64_t>(q0 + row0) * p.q_stride +
-               static_cast<int64_t>(head) * kHeadDim;
-  const T* k_cache = static_cast<const T*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
-  const T* v_cache = static_cast<const T*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
-  const int64_t slot_stride = p.num_kv_heads * kHeadDim;
-  const int32_t* table = p.block_tables + seq * p.max_blocks_per_seq;
-  const int block_mask = (1 << p.log2_block_size) - 1;
-
-#pragma unroll
-  for (int it = 0; it < kBlockM * kChunks / kThreads; ++it) {
-    const int i = tid + it * kThreads;
-    const int r = i / kChunks, c = i % kChunks;
-    const bool valid = r < rows_here;
-    cp_async_16(sQ + sw128_offset<kBlockM>(r, c), valid ? q + static_cast<int64_t>(r) * p.q_stride + c * 8 : q, valid);
-  }
-  auto load_rows = [&](const T* cache, uint32_t dst, int tile) {
-#pragma unroll
-    for (int it = 0; it < kBlockN * kChunks / kThreads; ++it) {
-      const int i = tid + it * kThreads;
-      const int t = i / kChunks, c = i % kChunks;
-      const int tok = tile * kBlockN + t;
-      const bool valid = tok < kv_end;
-      int64_t offset = 0;
-      if (valid) {
-        const int64_t slot = (static_cast<int64_t>(table[tok >> p.log2_block_size]) << p.log2_block_size) + (tok & block_mask);
-        offset = slot * slot_stride + c * 8;
-      }
-      cp_async_16(dst + sw128_offset<kBlockN>(t, c), cache + offset, valid);
-    }
-  };
-  if (n_blocks > 0) load_rows(k_cache, sK, 0);
-  cp_async_commit();
-
-  float o[kHeadDim / 2];
-#pragma unroll
-  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  uint32_t pf[kBlockN / 16][4];
-  const int row_base = wg * 64 + wg_warp * 16 + (lane >> 2);
-
-  for (int nb = 0; nb < n_blocks; ++nb) {
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();  // K(nb) and V(nb-1) visible; every warpgroup is done with tile nb-1's products
-    if (nb + 1 < n_blocks) load_rows(k_cache, sK + ((nb + 1) & 1) * Cfg::kTileBytes, nb + 1);
-    load_rows(v_cache, sV + (nb & 1) * Cfg::kTileBytes, nb);
-    cp_async_commit();
-
-    float s[kBlockN / 2];
-    fence_operands(s);
-    fence_operands(o);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      const uint32_t col = (kk >> 2), sub = (kk & 3) * 32;
-      const uint64_t da = sw128_desc(sQ + col * (kBlockM * 128) + wg * (64 * 128) + sub, 16, 1024);
-      const uint64_t db = sw128_desc(sK + (nb & 1) * Cfg::kTileBytes + col * (kBlockN * 128) + sub, 16, 1024);
-      wgmma_ss<T, kBlockN>(s, da, db, kk > 0 ? 1 : 0);
-    }
-    wgmma_commit();
-    if (nb > 0) {
-#pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        const uint64_t db = sw128_desc(sV + ((nb - 1) & 1) * Cfg::kTileBytes + kk * (16 * 128), kBlockN * 128, 1024);
-        wgmma_rs_tn<T, kHeadDim>(o, pf[kk], db, 1);
-      }
-      wgmma_commit();
-      wgmma_wait<1>();  // S(nb) is ready; P(nb-1) V(nb-1) may still run
-    } else {
-      wgmma_wait<0>();
-    }
-    fence_operands(s);
-
-    const int key0 = nb * kBlockN;
-    const bool need_mask = key0 + kBlockN - 1 > pos_first || key0 + kBlockN > seq_len;
-    float corr[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int limit = min(pos_first + row_base + 8 * r + 1, seq_len);
-      float mx = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float x = s[4 * j + 2 * r + e] * p.scale_log2;
-          if (need_mask && key0 + 8 * j + 2 * (lane & 3) + e >= limit) x = -INFINITY;
-          s[4 * j + 2 * r + e] = x;
-          mx = fmaxf(mx, x);
-        }
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[r], mx);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-      corr[r] = fast_exp2(m[r] - m_use);
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float pe = fast_exp2(s[4 * j + 2 * r + e] - m_use);
-          s[4 * j + 2 * r + e] = pe;
-          sum += pe;
-        }
-      }
-      l[r] = l[r] * corr[r] + sum;
-      m[r] = m_new;
-    }
-    wgmma_wait<0>();  // P(nb-1) V(nb-1) done: O and the P registers are free
-    fence_operands(o);
-#pragma unroll
-    for (int j = 0; j < kHeadDim / 8; ++j) {
-      o[4 * j] *= corr[0];
-      o[4 * j + 1] *= corr[0];
-      o[4 * j + 2] *= corr[1];
-      o[4 * j + 3] *= corr[1];
-    }
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      pf[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-      pf[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  }
-  if (n_blocks > 0) {  // the last tile's P V
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();
-    fence_operands(o);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint64_t db = sw128_desc(sV + ((n_blocks - 1) & 1) * Cfg::kTileBytes + kk * (16 * 128), kBlockN * 128, 1024);
-      wgmma_rs_tn<T, kHeadDim>(o, pf[kk], db, 1);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_operands(o);
-  }
-  cp_async_wait<0>();
-
-  T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q0 + row0) * p.out_stride + static_cast<int64_t>(head) * kHeadDim;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    const int row = row_base + 8 * r;
-    if (row < rows_here) {
-      T* dst = out + static_cast<int64_t>(row) * p.out_stride + 2 * (lane & 3);
-#pragma unroll
-      for (int j = 0; j < kHeadDim / 8; ++j)
-        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack2<T>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-    }
-  }
-#else
-  __trap();
-#endif
-}
-
-// KILN_CUDA_PREFILL=sm90v1|sm90v2|sm90v4 picks another version, for comparisons: 1 plain, 2 with
-// the overlapped products, 4 = 3 with late loads by warpgroup 1.
+// KILN_CUDA_PREFILL=sm90v1|sm90v4 picks another version, for comparisons: 1 without the ordered
+// products, 4 = 3 with late loads by warpgroup 1.
 // NOTE: version 3 (1 with the warpgroups' products ordered) is the default: on the H100 it
-// measured 339 TFLOP/s against 325 for version 1 and 283 for version 2 (causal, S=4096, D=128;
-// docs/kernels-notes.md).
+// measured 341 TFLOP/s against 327 for version 1 and 319 for version 4 (causal, S=4096, D=128).
+// Version 2, which overlapped consecutive tiles' products FlashAttention-3 style, measured 284
+// and was dropped (docs/kernels-notes.md).
 inline int prefill_sm90_version() {
   const char* force = std::getenv("KILN_CUDA_PREFILL");
   if (force != nullptr && std::strcmp(force, "sm90v1") == 0) return 1;
-  if (force != nullptr && std::strcmp(force, "sm90v2") == 0) return 2;
   if (force != nullptr && std::strcmp(force, "sm90v4") == 0) return 4;
   return 3;
 }
@@ -532,10 +337,6 @@ int run_attention_prefill_sm90(PrefillParams p, int64_t max_query_len, cudaStrea
     const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.num_m_blocks),
                     static_cast<unsigned>(p.num_seqs));
     switch (prefill_sm90_version()) {
-      case 2:
-        cudaFuncSetAttribute(prefill_sm90_overlap_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        prefill_sm90_overlap_kernel<T, kHeadDim><<<grid, Cfg::kThreads, smem, stream>>>(p);
-        break;
       case 1:
         cudaFuncSetAttribute(prefill_sm90_kernel<T, kHeadDim, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         prefill_sm90_kernel<T, kHeadDim, false><<<grid, Cfg::kThreads, smem, stream>>>(p);
