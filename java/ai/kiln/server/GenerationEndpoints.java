@@ -26,6 +26,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Flow;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BiConsumer;
 import org.eclipse.jetty.server.Request;
 
 /**
@@ -130,7 +131,7 @@ final class GenerationEndpoints {
         if (req.stream()) {
             streamCompletions(exchange, call, req, id, created, n);
         } else {
-            call.results.whenComplete((results, failure) -> {
+            call.results.whenComplete(guarded(exchange, (results, failure) -> {
                 if (failure != null) {
                     exchange.sendError(failureError(failure));
                     return;
@@ -165,7 +166,7 @@ final class GenerationEndpoints {
                 exchange.promptTokens = prompt;
                 exchange.completionTokens = completion;
                 exchange.sendJson(200, root);
-            });
+            }));
         }
     }
 
@@ -177,7 +178,7 @@ final class GenerationEndpoints {
         if (req.stream()) {
             streamChat(exchange, call, req, id, created);
         } else {
-            call.results.whenComplete((results, failure) -> {
+            call.results.whenComplete(guarded(exchange, (results, failure) -> {
                 if (failure != null) {
                     exchange.sendError(failureError(failure));
                     return;
@@ -213,7 +214,7 @@ final class GenerationEndpoints {
                 exchange.promptTokens = prompt;
                 exchange.completionTokens = completion;
                 exchange.sendJson(200, root);
-            });
+            }));
         }
     }
 
@@ -441,8 +442,18 @@ final class GenerationEndpoints {
                 if (listener == null) {
                     early.add(new Object[] {promptIndex, out});
                 } else {
-                    listener.output(promptIndex, out);
+                    deliver(listener, promptIndex, out);
                 }
+            }
+        }
+
+        /** A listener that throws ends the call: the request is cancelled and the exchange failed. */
+        private void deliver(OutputListener l, int promptIndex, RequestOutput out) {
+            try {
+                l.output(promptIndex, out);
+            } catch (RuntimeException e) {
+                cancel();
+                exchange.callback.failed(e);
             }
         }
 
@@ -490,7 +501,7 @@ final class GenerationEndpoints {
         synchronized void subscribe(OutputListener l) {
             listener = l;
             for (Object[] e : early) {
-                l.output((Integer) e[0], (RequestOutput) e[1]);
+                deliver(l, (Integer) e[0], (RequestOutput) e[1]);
             }
             early.clear();
             if (open == 0) {
@@ -627,6 +638,22 @@ final class GenerationEndpoints {
             return ApiError.unavailable("The request was cancelled: " + cause.getMessage(), "request_cancelled");
         }
         return ApiError.internal("Generation failed: " + cause.getMessage());
+    }
+
+    /** Runs a responder; if it throws, the client still gets an answer (a 500) and the exchange completes. */
+    private static <T> BiConsumer<T, Throwable> guarded(Exchange exchange,
+            BiConsumer<T, Throwable> responder) {
+        return (value, failure) -> {
+            try {
+                responder.accept(value, failure);
+            } catch (RuntimeException e) {
+                if (exchange.response.isCommitted()) {
+                    exchange.callback.failed(e);
+                } else {
+                    exchange.sendError(ApiError.internal("Could not write the response: " + e));
+                }
+            }
+        };
     }
 
     /** A non-streamed request cancelled before it finished (the drain's grace period ran out) is a 503. */

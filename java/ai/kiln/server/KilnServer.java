@@ -9,7 +9,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -24,7 +23,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
-import org.eclipse.jetty.http.HttpFields;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.io.Content;
 import org.eclipse.jetty.server.Handler;
@@ -461,19 +459,6 @@ public final class KilnServer implements AutoCloseable {
             response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
             String type = code >= 500 ? "server_error" : "invalid_request_error";
             response.write(true, ByteBuffer.wrap(Exchange.errorBody(code, text, type, null, null)), callback);
-        }
-
-        @Override
-        public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {
-            fields.put(HttpHeader.CONTENT_TYPE, "application/json");
-            return ByteBuffer.wrap(Exchange.errorBody(status, reason == null ? "HTTP " + status : reason,
-                    "invalid_request_error", null, null));
-        }
-
-        @Override
-        protected void writeErrorJson(Request request, PrintWriter writer, int code, String message, Throwable cause) {
-            writer.write(new String(Exchange.errorBody(code, message == null ? "HTTP " + code : message,
-                    code >= 500 ? "server_error" : "invalid_request_error", null, null), StandardCharsets.UTF_8));
         }
     }
 }

@@ -265,7 +265,7 @@ class OpenAiSdkTest {
         List<CompletionChoice.Logprobs.TopLogprob> top = lp.topLogprobs().orElseThrow();
         for (int i = 0; i < tokens.size(); i++) {
             assertTrue(values.get(i) <= 0);
-            Map<String, JsonValue> alternatives = top.get(i)._additionalProperties();
+            Map<String, JsonValue> alternatives = top.get(i)._allProperties();
             assertTrue(alternatives.size() >= 1 && alternatives.size() <= 4, alternatives.toString());
             // Greedy: the chosen token is the most likely one.
             double best = alternatives.values().stream().mapToDouble(v -> ((Number) v.asNumber().orElseThrow()).doubleValue())
