@@ -181,11 +181,18 @@ public final class Engine implements AutoCloseable {
             }
             long numBlocks = kvBytes / blockBytes;
             if (numBlocks < 2) {
-                throw new EngineException(String.format("the KV cache gets %d bytes, room for %d blocks of %d tokens"
-                        + " (%d bytes each); at least 2 are needed", kvBytes, Math.max(0, numBlocks), blockSize,
+                String where = Backends.isCpu(options) ? ""
+                        : String.format(" (%d bytes free after the weights and workspace, less %.0f%% of the %d found"
+                                + " free at the start)", backend.freeMemoryBytes(),
+                                100 * (1 - options.gpuMemoryUtilization()), freeBefore);
+                throw new EngineException(String.format("the KV cache gets %d bytes%s, room for %d blocks of %d tokens"
+                        + " (%d bytes each); at least 2 are needed", kvBytes, where, Math.max(0, numBlocks), blockSize,
                         blockBytes));
             }
-            numBlocks = Math.min(numBlocks, Integer.MAX_VALUE / blockSize);
+            // NOTE: more blocks than every running sequence at full length could hold would only
+            // serve the prefix cache; capping there bounds the block pool's host memory for small
+            // models on large devices.
+            numBlocks = Math.min(numBlocks, (long) maxSeqs * maxBlocksPerSeq + 1);
             cache = new KvCacheStorage(backend, config.numLayers(), (int) numBlocks, blockSize, config.numKvHeads(),
                     config.headDim());
             KvCacheManager kv = new KvCacheManager((int) numBlocks, blockSize, options.prefixCaching());

@@ -19,8 +19,8 @@ package ai.kiln.api;
  * @param steps              model steps run
  */
 public record EngineMetrics(int numRunning, int numWaiting, double kvCacheUsage, int numKvBlocks, int blockSize,
-        long prefixCacheQueries, long prefixCacheHits, long promptTokens, long generationTokens, long prefillTokens, long numPreemptions,
-        long requestsFinished, long steps) {
+        long prefixCacheQueries, long prefixCacheHits, long promptTokens, long generationTokens, long prefillTokens,
+        long numPreemptions, long requestsFinished, long steps) {
 
     /** Hits over queries; 0 before any query. */
     public double prefixCacheHitRate() {

@@ -10,7 +10,8 @@ import java.time.Duration;
  * @param kvCacheBytes         CPU backend: bytes of KV cache (the block count follows from it)
  * @param gpuMemoryUtilization CUDA backend: the fraction of the device's free memory (as found before
  *                             loading) the engine may use; the KV cache gets what weights and
- *                             workspace leave of it
+ *                             workspace leave of it. Either way the cache has at most the blocks
+ *                             that maxRunningSeqs sequences of maxModelLen tokens fill.
  * @param blockSize            tokens per KV-cache block
  * @param maxBatchedTokens     token budget of one step (prompt chunks plus decodes)
  * @param maxRunningSeqs       the most sequences running at once

@@ -53,27 +53,34 @@ public final class GenerateCommand implements Callable<Integer> {
     String prompt;
 
     @Option(names = "--chat", paramLabel = "FILE.json",
-            description = "chat messages ([{\"role\": ..., \"content\": ...}], or {\"messages\": [...]}) rendered with the model's chat template")
+            description = "chat messages ([{\"role\": ..., \"content\": ...}], or {\"messages\": [...]}),"
+                    + " rendered with the model's chat template")
     Path chat;
 
     @Option(names = "--input", paramLabel = "FILE.jsonl",
-            description = "one request per line: {\"prompt\": ..., \"max_tokens\": ..., \"temperature\": ..., \"seed\": ...,"
-                    + " \"top_p\", \"top_k\", \"min_p\", \"stop\", \"ignore_eos\"}; prints one JSON line per input line")
+            description = "one request per line: {\"prompt\": ..., \"max_tokens\": ..., \"temperature\": ...,"
+                    + " \"seed\": ..., \"top_p\", \"top_k\", \"min_p\", \"stop\", \"ignore_eos\"}; prints one JSON"
+                    + " line per input line (--json is implied)")
     Path input;
 
-    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "16", description = "tokens to generate (default ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "16",
+            description = "tokens to generate (default ${DEFAULT-VALUE})")
     int maxTokens;
 
-    @Option(names = "--temperature", paramLabel = "T", defaultValue = "1.0", description = "0: greedy (default ${DEFAULT-VALUE})")
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "1.0",
+            description = "0: greedy (default ${DEFAULT-VALUE})")
     double temperature;
 
-    @Option(names = "--top-p", paramLabel = "P", defaultValue = "1.0", description = "nucleus sampling mass (default ${DEFAULT-VALUE})")
+    @Option(names = "--top-p", paramLabel = "P", defaultValue = "1.0",
+            description = "nucleus sampling mass (default ${DEFAULT-VALUE})")
     double topP;
 
-    @Option(names = "--top-k", paramLabel = "K", defaultValue = "0", description = "keep the K most likely tokens (0: off)")
+    @Option(names = "--top-k", paramLabel = "K", defaultValue = "0",
+            description = "keep the K most likely tokens (0: off)")
     int topK;
 
-    @Option(names = "--min-p", paramLabel = "P", defaultValue = "0", description = "drop tokens below P times the most likely (0: off)")
+    @Option(names = "--min-p", paramLabel = "P", defaultValue = "0",
+            description = "drop tokens below P times the most likely (0: off)")
     double minP;
 
     @Option(names = "--seed", paramLabel = "S", description = "seed of the random choices")
@@ -88,25 +95,30 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print {\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\"}")
     boolean json;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu",
+            description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
     String device;
 
-    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core)")
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (0: one per core)")
     int threads;
 
-    @Option(names = "--kv-cache-mib", defaultValue = "512", description = "CPU KV cache size in MiB (default ${DEFAULT-VALUE})")
+    @Option(names = "--kv-cache-mib", paramLabel = "MIB", defaultValue = "512",
+            description = "CPU KV cache size in MiB (default ${DEFAULT-VALUE})")
     long kvCacheMib;
 
-    @Option(names = "--max-model-len", description = "longest sequence (default: the model's)")
+    @Option(names = "--max-model-len", paramLabel = "N", description = "longest sequence (default: the model's)")
     Integer maxModelLen;
 
-    @Option(names = "--block-size", defaultValue = "16", description = "tokens per KV block (default ${DEFAULT-VALUE})")
+    @Option(names = "--block-size", paramLabel = "N", defaultValue = "16",
+            description = "tokens per KV block (default ${DEFAULT-VALUE})")
     int blockSize;
 
-    @Option(names = "--max-batched-tokens", defaultValue = "2048", description = "token budget per step (default ${DEFAULT-VALUE})")
+    @Option(names = "--max-batched-tokens", paramLabel = "N", defaultValue = "2048",
+            description = "token budget per step (default ${DEFAULT-VALUE})")
     int maxBatchedTokens;
 
-    @Option(names = "--max-num-seqs", defaultValue = "256", description = "running sequences at most (default ${DEFAULT-VALUE})")
+    @Option(names = "--max-num-seqs", paramLabel = "N", defaultValue = "256",
+            description = "running sequences at most (default ${DEFAULT-VALUE})")
     int maxNumSeqs;
 
     @Option(names = "--no-prefix-caching", description = "do not share KV blocks of equal prompt prefixes")
