@@ -24,11 +24,11 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
 
-    @Option(names = "--host", defaultValue = "127.0.0.1",
+    @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
             description = "Address to bind (default: ${DEFAULT-VALUE}, loopback only; 0.0.0.0 for every interface).")
     String host;
 
-    @Option(names = "--port", defaultValue = "8000", description = "Port (default: ${DEFAULT-VALUE}; 0: any free port).")
+    @Option(names = "--port", paramLabel = "PORT", defaultValue = "8000", description = "Port (default: ${DEFAULT-VALUE}; 0: any free port).")
     int port;
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
@@ -39,52 +39,52 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Require 'Authorization: Bearer KEY' on /v1 routes (default: $KILN_API_KEY, else none).")
     String apiKey;
 
-    @Option(names = "--max-waiting", defaultValue = "256",
+    @Option(names = "--max-waiting", paramLabel = "N", defaultValue = "256",
             description = "Requests admitted but not yet started beyond which new ones get 429 (default: ${DEFAULT-VALUE}).")
     int maxWaiting;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
     String device;
 
-    @Option(names = "--max-body-bytes", defaultValue = "8388608",
+    @Option(names = "--max-body-bytes", paramLabel = "BYTES", defaultValue = "8388608",
             description = "Largest request body; larger ones get 413 (default: ${DEFAULT-VALUE}).")
     long maxBodyBytes;
 
-    @Option(names = "--grace-period-seconds", defaultValue = "30",
+    @Option(names = "--grace-period-seconds", paramLabel = "SECONDS", defaultValue = "30",
             description = "On SIGTERM, how long in-flight requests may run before they are cancelled (default: ${DEFAULT-VALUE}).")
     long gracePeriodSeconds;
 
-    @Option(names = "--heartbeat-seconds", defaultValue = "10",
+    @Option(names = "--heartbeat-seconds", paramLabel = "SECONDS", defaultValue = "10",
             description = "A quiet stream gets an SSE comment this often (default: ${DEFAULT-VALUE}).")
     double heartbeatSeconds;
 
-    @Option(names = "--stream-buffer-bytes", defaultValue = "1048576",
+    @Option(names = "--stream-buffer-bytes", paramLabel = "BYTES", defaultValue = "1048576",
             description = "Unsent bytes a stream may hold before its slow reader is cut off (default: ${DEFAULT-VALUE}).")
     long streamBufferBytes;
 
-    @Option(names = "--max-model-len", description = "Longest sequence, prompt plus output (default: the model's).")
+    @Option(names = "--max-model-len", paramLabel = "TOKENS", description = "Longest sequence, prompt plus output (default: the model's).")
     Integer maxModelLen;
 
-    @Option(names = "--max-num-seqs", defaultValue = "256",
+    @Option(names = "--max-num-seqs", paramLabel = "N", defaultValue = "256",
             description = "Most sequences running at once (default: ${DEFAULT-VALUE}).")
     int maxNumSeqs;
 
-    @Option(names = "--max-batched-tokens", defaultValue = "2048",
+    @Option(names = "--max-batched-tokens", paramLabel = "TOKENS", defaultValue = "2048",
             description = "Token budget of one step (default: ${DEFAULT-VALUE}).")
     int maxBatchedTokens;
 
-    @Option(names = "--kv-cache-mib", defaultValue = "512",
+    @Option(names = "--kv-cache-mib", paramLabel = "MIB", defaultValue = "512",
             description = "CPU backend: KV-cache size in MiB (default: ${DEFAULT-VALUE}).")
     long kvCacheMib;
 
-    @Option(names = "--gpu-memory-utilization", defaultValue = "0.9",
+    @Option(names = "--gpu-memory-utilization", paramLabel = "FRACTION", defaultValue = "0.9",
             description = "CUDA backend: fraction of free device memory to use (default: ${DEFAULT-VALUE}).")
     double gpuMemoryUtilization;
 
-    @Option(names = "--threads", defaultValue = "0", description = "CPU backend threads (default: one per core).")
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU backend threads (default: one per core).")
     int threads;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Seed for requests that bring none (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Seed for requests that bring none (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Override

@@ -38,7 +38,8 @@ final class ServerHarness implements AutoCloseable {
     }
 
     static EngineOptions.Builder engineOptions() {
-        return EngineOptions.builder().device("cpu").kvCacheBytes(16L << 20).maxRunningSeqs(128);
+        return EngineOptions.builder().device("cpu").kvCacheBytes(16L << 20).maxRunningSeqs(128)
+                .shutdownGrace(Duration.ofSeconds(2));
     }
 
     static KilnServer.Options serverOptions() {
