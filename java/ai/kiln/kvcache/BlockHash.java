@@ -23,12 +23,14 @@ public record BlockHash(long high, long low) {
         long h2 = mix(parent.low ^ K2 * (count + 1));
         for (int i = from; i < from + count; i++) {
             long t = tokens[i] & 0xffffffffL;
-            // NOTE: the lanes absorb each token with different multipliers and rotations, so a
-            // collision would have to hit two independent 64-bit mixes at once.
-            h1 = mix(h1 ^ (t * K1 + 0x632be59bd9b4e019L));
-            h2 = mix(Long.rotateLeft(h2, 29) ^ (t * K2 + 0x85ebca77c2b2ae63L));
+            // NOTE: the two lanes absorb each token with different multipliers and rotations (as
+            // xxHash's rounds do) and are finalised with the full mix, so a collision would have to
+            // hit two independent 64-bit lanes at once.
+            h1 = Long.rotateLeft(h1 + t * K2, 31) * K1;
+            h2 = Long.rotateLeft(h2 ^ (t * K1 + 0x632be59bd9b4e019L), 27) * K2 + 0x85ebca77c2b2ae63L;
         }
-        return new BlockHash(h1, mix(h2 ^ h1));
+        h1 = mix(h1);
+        return new BlockHash(h1, mix(h2 ^ Long.rotateLeft(h1, 17)));
     }
 
     /** The 64-bit finaliser of MurmurHash3: every input bit affects every output bit. */

@@ -77,10 +77,16 @@ public final class StepPlan {
         queryStart[s] = t;
         int[] tokens = seq.tokens();
         int[] blocks = seq.blocks().ids();
-        for (int pos = start; pos < end; pos++, t++) {
-            tokenIds[t] = tokens[pos];
-            positions[t] = pos;
-            slotMapping[t] = blocks[pos / blockSize] * blockSize + pos % blockSize;
+        for (int pos = start; pos < end;) {
+            // The run of positions within one block: slots are consecutive there.
+            int offset = pos % blockSize;
+            int slot = blocks[pos / blockSize] * blockSize + offset;
+            int runEnd = Math.min(end, pos + blockSize - offset);
+            for (; pos < runEnd; pos++, t++, slot++) {
+                tokenIds[t] = tokens[pos];
+                positions[t] = pos;
+                slotMapping[t] = slot;
+            }
         }
         numTokens = t;
         queryStart[s + 1] = t;

@@ -8,6 +8,7 @@ import ai.kiln.scheduler.Scheduler;
 import ai.kiln.scheduler.SchedulerConfig;
 import ai.kiln.scheduler.Sequence;
 import ai.kiln.scheduler.StepPlan;
+import java.util.ArrayDeque;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -60,6 +61,7 @@ public class SchedulerBenchmark {
     private Scheduler scheduler;
     private SamplerOutput sampled;
     private SplittableRandom random;
+    private final ArrayDeque<Sequence> arrivals = new ArrayDeque<>();
     private long nextId;
     private boolean mixed;
     private int steps;
@@ -78,8 +80,12 @@ public class SchedulerBenchmark {
         for (int r = 0; r < SEQS; r++) {
             sampled.set(r, 3 + r, null);
         }
+        arrivals.clear();
+        for (int i = 0; i < (mixed ? 4096 : 0); i++) {
+            arrivals.add(newSequence());
+        }
         for (int i = 0; i < SEQS; i++) {
-            submit(mixed ? 64 + random.nextInt(449) : MAX_MODEL_LEN - PROMPT);
+            submit();
         }
         // Prefill everything, so that the measurement starts from a decoding batch.
         while (scheduler.numWaiting() > 0 || hasPrefill()) {
@@ -87,7 +93,7 @@ public class SchedulerBenchmark {
         }
         if (mixed) {
             for (int i = 0; i < 8; i++) {
-                submit(64 + random.nextInt(449));
+                submit();
             }
         }
         steps = 0;
@@ -104,15 +110,22 @@ public class SchedulerBenchmark {
         return false;
     }
 
-    private void submit(int maxTokens) {
+    /** A new request: its sequence is made in advance, as Engine.submit does on the caller's thread. */
+    private void submit() {
+        Sequence seq = arrivals.pollFirst();
+        scheduler.add(seq != null ? seq : newSequence());
+    }
+
+    private Sequence newSequence() {
         long id = nextId++;
+        int maxTokens = mixed ? 64 + random.nextInt(449) : MAX_MODEL_LEN - PROMPT;
         int[] prompt = new int[PROMPT];
         for (int i = 0; i < PROMPT; i++) {
             prompt[i] = (int) ((id * 7919 + i * 31) % 100_000);
         }
         SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(maxTokens).build();
-        scheduler.add(new Sequence(id, "r" + id, 0, prompt, maxTokens, new int[0],
-                new SequenceSampling(params, id, prompt, PROMPT, new int[0]), null, null));
+        return new Sequence(id, "r" + id, 0, prompt, maxTokens, new int[0],
+                new SequenceSampling(params, id, prompt, PROMPT, new int[0]), null, null);
     }
 
     @Benchmark
@@ -125,7 +138,7 @@ public class SchedulerBenchmark {
         if (mixed) {
             // Finished requests are replaced by new arrivals, keeping eight waiting.
             for (int i = scheduler.numRunning() + scheduler.numWaiting(); i < SEQS + 8; i++) {
-                submit(64 + random.nextInt(449));
+                submit();
             }
         }
         return plan;
