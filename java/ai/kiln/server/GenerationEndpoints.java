@@ -380,6 +380,9 @@ final class GenerationEndpoints {
         void failed(Throwable failure);
     }
 
+    private record Early(int promptIndex, RequestOutput out) {
+    }
+
     /** The engine requests of one HTTP request. */
     private final class Call {
         final Exchange exchange;
@@ -390,7 +393,7 @@ final class GenerationEndpoints {
         final long[] lastTokenNanos;
         CompletableFuture<List<GenerateResult>> results;
         private OutputListener listener;                         // guarded by this
-        private final List<Object[]> early = new ArrayList<>();  // outputs before subscribe, guarded by this
+        private final List<Early> early = new ArrayList<>();     // outputs before subscribe, guarded by this
         private int open;                                        // engine streams not ended, guarded by this
         private Throwable firstFailure;                          // guarded by this
 
@@ -440,7 +443,7 @@ final class GenerationEndpoints {
                 }
                 // NOTE: delivered under the call's lock, so outputs reach the listener in order.
                 if (listener == null) {
-                    early.add(new Object[] {promptIndex, out});
+                    early.add(new Early(promptIndex, out));
                 } else {
                     deliver(listener, promptIndex, out);
                 }
@@ -500,8 +503,8 @@ final class GenerationEndpoints {
 
         synchronized void subscribe(OutputListener l) {
             listener = l;
-            for (Object[] e : early) {
-                deliver(l, (Integer) e[0], (RequestOutput) e[1]);
+            for (Early e : early) {
+                deliver(l, e.promptIndex(), e.out());
             }
             early.clear();
             if (open == 0) {

@@ -148,7 +148,7 @@ class LoadBehaviourTest {
             try {
                 // The first request holds the only running slot; the second waits, its stream quiet.
                 Future<SseClient> first = pool.submit(() -> SseClient.post(harness.http, harness.base + "/v1/completions",
-                        LONG_STREAM.replace("480", "100")));
+                        LONG_STREAM.replace("480", "400")));
                 Thread.sleep(100);
                 Future<SseClient> second = pool.submit(() -> SseClient.post(harness.http, harness.base
                         + "/v1/completions", LONG_STREAM.replace("480", "8")));
@@ -162,10 +162,10 @@ class LoadBehaviourTest {
                 pool.shutdownNow();
             }
             String metrics = harness.get("/metrics").body();
-            assertEquals(108.0, metricValue(metrics, "kiln_generation_tokens_total"), metrics);
+            assertEquals(408.0, metricValue(metrics, "kiln_generation_tokens_total"), metrics);
             assertTrue(metricValue(metrics, "kiln_prompt_tokens_total") > 0, metrics);
             assertEquals(2.0, metricValue(metrics, "kiln_time_to_first_token_seconds_count"), metrics);
-            assertEquals(106.0, metricValue(metrics, "kiln_time_per_output_token_seconds_count"), metrics);
+            assertEquals(406.0, metricValue(metrics, "kiln_time_per_output_token_seconds_count"), metrics);
             assertEquals(0.0, metricValue(metrics, "kiln_requests_running"), metrics);
             assertEquals(0.0, metricValue(metrics, "kiln_requests_waiting"), metrics);
             assertTrue(metrics.contains("kiln_prefix_cache_hit_rate"), metrics);
