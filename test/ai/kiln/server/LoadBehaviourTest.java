@@ -97,6 +97,34 @@ class LoadBehaviourTest {
     }
 
     @Test
+    void aDrainCancelsWhatOutlivesTheGracePeriod() throws Exception {
+        try (ServerHarness harness = ServerHarness.start()) {
+            ExecutorService pool = Executors.newSingleThreadExecutor();
+            try {
+                Future<SseClient> stream = pool.submit(() -> SseClient.post(harness.http, harness.base
+                        + "/v1/completions", LONG_STREAM));
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (harness.engine.metrics().numRunning() == 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertTrue(!harness.server.drain(Duration.ofMillis(100)), "the long request finished within 100 ms");
+                assertEquals(KilnServer.State.DRAINING, harness.server.state());
+                SseClient cut = stream.get(60, TimeUnit.SECONDS);
+                assertTrue(cut.done(), "the stream did not end properly");
+                JsonNode last = cut.events().get(cut.events().size() - 1);
+                assertEquals("request_cancelled", last.at("/error/code").asText(), last.toString());
+                assertTrue(harness.awaitEngineIdle(Duration.ofSeconds(10)), "KV blocks not freed");
+                BadInputTest.assertError(harness.post("/v1/completions", "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\"}"),
+                        503, null, "draining", "shutting down");
+                assertEquals(503, harness.get("/ready").statusCode());
+                assertEquals(200, harness.get("/health").statusCode());
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    @Test
     void requestsBeyondMaxWaitingGet429WithRetryAfter() throws Exception {
         KilnServer.Options options = ServerHarness.serverOptions().withMaxWaiting(1);
         try (ServerHarness harness = ServerHarness.start(options, ServerHarness.engineOptions().maxRunningSeqs(1).build())) {
