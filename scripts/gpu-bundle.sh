@@ -10,18 +10,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=$PWD/.gpu-build
 rm -rf .gpu
 mkdir -p .gpu/lib
-mvn -B -q test-compile -Dkiln.cuda=ON -Dkiln.build.dir="$build"
+# Hopper only: the GPU machine is an H100/H200, and half the library's size keeps the bundle small.
+mvn -B -q test-compile -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
+  "-Dkiln.cuda.gencode=-gencode=arch=compute_90a,code=sm_90a"
 mvn -B -q dependency:copy-dependencies -DincludeScope=test -DoutputDirectory="$build/gpu-lib" -Dkiln.build.dir="$build"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
-for jar in javacpp cuda jackson picocli; do
+for jar in javacpp cuda jackson; do
   cp "$build"/gpu-lib/"$jar"-*.jar .gpu/lib/
 done
 cp -r "$build"/classes .gpu/classes
 mkdir -p .gpu/test-classes && cp -r "$build"/test-classes/ai .gpu/test-classes/
 if [[ ! -x .jre/bin/java ]]; then
   jdk=${JDK_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
-  "$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.management,java.naming,java.net.http \
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output .jre
 fi
 du -sh .gpu .jre

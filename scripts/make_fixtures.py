@@ -150,6 +150,24 @@ def greedy(model, ids, steps):
     return out, min_gap
 
 
+def bf16_logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, -1].float().tolist()
+
+
+def add_bf16_records(directory):
+    """Adds logits_bf16_compute to an existing fixture's reference.json, touching nothing else."""
+    path = os.path.join(directory, "reference.json")
+    with open(path) as f:
+        reference = json.load(f)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.bfloat16).eval()
+    for record in reference["records"]:
+        record["logits_bf16_compute"] = bf16_logits(model, record["prompt_token_ids"])
+    with open(path, "w") as f:
+        json.dump(reference, f)
+    print(f"{os.path.basename(directory)}: bf16 records added")
+
+
 def make(out_dir, name, config_class, tokenizer_kind, config_kwargs, seed, dtype=torch.float32, classic=False,
          shard_size=None):
     directory = os.path.join(out_dir, name)
@@ -172,9 +190,9 @@ def make(out_dir, name, config_class, tokenizer_kind, config_kwargs, seed, dtype
 
     # The reference runs from the saved directory, as Kiln will, in fp32 arithmetic.
     reference_model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-    bf16_model = None
-    if dtype == torch.bfloat16:
-        bf16_model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.bfloat16).eval()
+    # Every fixture also records Hugging Face's own bf16 computation: its distance from the fp32
+    # logits is the yardstick for backends that compute in bf16.
+    bf16_model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.bfloat16).eval()
     records = []
     worst_gap = float("inf")
     for prompt in PROMPTS:
@@ -185,9 +203,7 @@ def make(out_dir, name, config_class, tokenizer_kind, config_kwargs, seed, dtype
         worst_gap = min(worst_gap, gap)
         record = {"prompt": prompt, "prompt_token_ids": ids, "logits": logits.tolist(),
                   "greedy_token_ids": tokens, "min_top2_gap": gap}
-        if bf16_model is not None:
-            with torch.no_grad():
-                record["logits_bf16_compute"] = bf16_model(torch.tensor([ids])).logits[0, -1].float().tolist()
+        record["logits_bf16_compute"] = bf16_logits(bf16_model, ids)
         records.append(record)
     with open(os.path.join(directory, "reference.json"), "w") as f:
         json.dump({"model": name, "architecture": config.architectures[0], "dtype": str(dtype).replace("torch.", ""),
@@ -200,46 +216,70 @@ def make(out_dir, name, config_class, tokenizer_kind, config_kwargs, seed, dtype
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="test/resources/fixtures")
+    parser.add_argument("--only", nargs="*", help="make only these fixtures (names)")
+    parser.add_argument("--add-bf16-records", action="store_true",
+                        help="only add Hugging Face bf16-compute logits to the existing fixtures under --out")
     args = parser.parse_args()
+    if args.add_bf16_records:
+        for name in sorted(os.listdir(args.out)):
+            if os.path.exists(os.path.join(args.out, name, "reference.json")):
+                add_bf16_records(os.path.join(args.out, name))
+        return
+    wanted = set(args.only or [])
+
+    def make_if_wanted(out, name, *rest, **kwargs):
+        if not wanted or name in wanted:
+            make(out, name, *rest, **kwargs)
     from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, max_position_embeddings=512,
                  rms_norm_eps=1e-5)
     # Llama 2 shape: MHA, untied, SentencePiece-style tokenizer.
-    make(args.out, "llama2-mha", LlamaConfig, "sentencepiece",
+    make_if_wanted(args.out, "llama2-mha", LlamaConfig, "sentencepiece",
          dict(small, num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=False), seed=1)
     # Llama 3 shape: GQA, rope_theta 500000, untied, classic config form.
-    make(args.out, "llama3-gqa", LlamaConfig, "byte_level",
+    make_if_wanted(args.out, "llama3-gqa", LlamaConfig, "byte_level",
          dict(small, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
               rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), seed=2, classic=True)
     # Llama 3.2 shape: MQA, tied embeddings, llama3 rope scaling (transformers 5 config form).
-    make(args.out, "llama32-mqa-tied-rope-scaled", LlamaConfig, "byte_level",
+    make_if_wanted(args.out, "llama32-mqa-tied-rope-scaled", LlamaConfig, "byte_level",
          dict(small, num_attention_heads=4, num_key_value_heads=1, tie_word_embeddings=True,
               rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                "original_max_position_embeddings": 64}), seed=3)
     # Llama 3.1 shape in the classic form, with llama3 rope scaling and attention bias.
-    make(args.out, "llama31-rope-scaled-bias-classic", LlamaConfig, "byte_level",
+    make_if_wanted(args.out, "llama31-rope-scaled-bias-classic", LlamaConfig, "byte_level",
          dict(small, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, attention_bias=True,
               rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                "original_max_position_embeddings": 128}), seed=4, classic=True)
     # Mistral: GQA, SentencePiece-style tokenizer.
-    make(args.out, "mistral-gqa", MistralConfig, "sentencepiece",
+    make_if_wanted(args.out, "mistral-gqa", MistralConfig, "sentencepiece",
          dict(small, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, sliding_window=None,
               head_dim=16), seed=5)
     # Qwen2: q/k/v bias, tied embeddings.
-    make(args.out, "qwen2-bias-tied", Qwen2Config, "byte_level",
+    make_if_wanted(args.out, "qwen2-bias-tied", Qwen2Config, "byte_level",
          dict(small, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
               use_sliding_window=False), seed=6)
     # Qwen3: q/k norm, explicit head_dim (32, not hidden/heads = 16), sharded weights.
-    make(args.out, "qwen3-qknorm-sharded", Qwen3Config, "byte_level",
+    make_if_wanted(args.out, "qwen3-qknorm-sharded", Qwen3Config, "byte_level",
          dict(small, num_attention_heads=4, num_key_value_heads=2, head_dim=32, tie_word_embeddings=False,
               use_sliding_window=False), seed=7, shard_size="300KB")
     # bf16 weights (Llama 3 shape, GQA).
-    make(args.out, "llama3-gqa-bf16", LlamaConfig, "byte_level",
+    make_if_wanted(args.out, "llama3-gqa-bf16", LlamaConfig, "byte_level",
          dict(small, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
               rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), seed=8, dtype=torch.bfloat16)
+    # The head sizes of real models, which the CUDA kernels are built for: 64 (Llama 3.2 1B) in
+    # bf16, and 128 (Llama 3 8B, Qwen) with Qwen3's q/k norm.
+    wide = dict(small, hidden_size=128, intermediate_size=256)
+    make_if_wanted(args.out, "llama32-d64-bf16", LlamaConfig, "byte_level",
+         dict(wide, num_attention_heads=2, num_key_value_heads=1, head_dim=64, tie_word_embeddings=True,
+              rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
+                               "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 64}), seed=9, dtype=torch.bfloat16)
+    make_if_wanted(args.out, "qwen3-d128", Qwen3Config, "byte_level",
+         dict(wide, num_attention_heads=2, num_key_value_heads=1, head_dim=128, tie_word_embeddings=False,
+              use_sliding_window=False), seed=10)
 
 
 if __name__ == "__main__":

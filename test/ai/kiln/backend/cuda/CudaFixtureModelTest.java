@@ -26,15 +26,15 @@ import org.junit.jupiter.params.provider.MethodSource;
  * every greedy decode step's logits within the same bound of the CPU backend's for the same
  * token history (so the paged decode path is checked too, without depending on argmax ties).
  *
- * <p>The bf16 bound follows flash-attention's rule: at most twice the error of Hugging Face's own
- * bf16 computation against its fp32 one (recorded for the bf16 fixture), and never above 5e-2.
+ * <p>The bound follows flash-attention's rule: at most twice the error of Hugging Face's own bf16
+ * computation of the same model against its fp32 one (each fixture records both), plus 1e-2. On
+ * these tiny random-weight models bf16 arithmetic alone moves the logits by 1e-2 to 1.3e-1 of their
+ * largest magnitude, so a fixed tolerance would be either meaningless or wrong.
  */
 @Tag("gpu")
 class CudaFixtureModelTest {
 
     static final int BLOCK_SIZE = 16;
-    static final double BF16_BOUND_CAP = 5e-2;
-    static double bf16Bound;
 
     @BeforeAll
     static void requireGpu() {
@@ -43,13 +43,15 @@ class CudaFixtureModelTest {
             System.out.println("CudaFixtureModelTest skipped: " + reason);
         }
         assumeTrue(reason == null, reason);
-        Fixtures.Model bf16 = Fixtures.named("llama3-gqa-bf16");
+    }
+
+    /** 2x the reference's own bf16 error on this fixture (the worst of its prompts) + 1e-2. */
+    static double bf16Bound(Fixtures.Model fixture) {
         double hfBf16Error = 0;
-        for (Fixtures.Record record : bf16.records()) {
+        for (Fixtures.Record record : fixture.records()) {
             hfBf16Error = Math.max(hfBf16Error, Fixtures.relativeError(record.logitsBf16Compute(), record.logits()));
         }
-        bf16Bound = Math.min(BF16_BOUND_CAP, 2 * hfBf16Error + 1e-3);
-        System.out.printf("HF bf16-vs-fp32 logits error %.3e -> bound %.3e%n", hfBf16Error, bf16Bound);
+        return 2 * hfBf16Error + 1e-2;
     }
 
     static List<Fixtures.Model> fixtures() {
@@ -87,11 +89,25 @@ class CudaFixtureModelTest {
         }
     }
 
+    /** Head sizes the attention kernels are built for; others are refused by name. */
+    static final java.util.Set<Integer> KERNEL_HEAD_DIMS = java.util.Set.of(64, 128, 256);
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void logitsWithinTheBf16BoundOfTheReferenceAndTheCpuBackend(Fixtures.Model fixture) {
+        int headDim = ModelConfig.load(fixture.dir()).headDim();
+        if (!KERNEL_HEAD_DIMS.contains(headDim)) {
+            try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.BF16), fixture)) {
+                ai.kiln.backend.BackendException error = org.junit.jupiter.api.Assertions.assertThrows(
+                        ai.kiln.backend.BackendException.class,
+                        () -> gpu.run(step(fixture.records().get(0).promptTokenIds(), 0, new int[16])));
+                assertTrue(error.getMessage().contains("head_dim " + headDim + " is not supported"), error.getMessage());
+            }
+            return;
+        }
         try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.BF16), fixture);
                 Loaded cpu = Loaded.of(new CpuBackend(0, 1L << 30), fixture)) {
+            double bound = bf16Bound(fixture);
             int blocks = 256 / BLOCK_SIZE;
             int[] table = new int[blocks];
             for (int i = 0; i < blocks; i++) {
@@ -106,10 +122,9 @@ class CudaFixtureModelTest {
                 ForwardBatch prefill = step(prompt, 0, table);
                 float[] gpuLogits = gpu.run(prefill);
                 float[] cpuLogits = cpu.run(prefill);
-                float[] reference = fixture.dtype().equals("bfloat16") ? record.logitsBf16Compute() : record.logits();
-                double error = Fixtures.relativeError(gpuLogits, reference);
+                double error = Fixtures.relativeError(gpuLogits, record.logits());
                 worstPrompt = Math.max(worstPrompt, error);
-                assertTrue(error <= bf16Bound, fixture + " '" + record.prompt() + "': logits error " + error);
+                assertTrue(error <= bound, fixture + " '" + record.prompt() + "': logits error " + error);
                 // Decode along the CPU's greedy path so both backends see the same history.
                 int length = prompt.length;
                 for (int i = 0; i < 16; i++) {
@@ -121,11 +136,11 @@ class CudaFixtureModelTest {
                     cpuLogits = cpu.run(decode);
                     double decodeError = Fixtures.relativeError(gpuLogits, cpuLogits);
                     worstDecode = Math.max(worstDecode, decodeError);
-                    assertTrue(decodeError <= bf16Bound, fixture + " decode step " + i + ": error " + decodeError);
+                    assertTrue(decodeError <= bound, fixture + " decode step " + i + ": error " + decodeError);
                 }
             }
-            System.out.printf("%s: prompt logits error %.3e, decode logits error vs CPU %.3e, greedy agreement %d/%d%n",
-                    fixture, worstPrompt, worstDecode, sameGreedy, steps);
+            System.out.printf("%s: bound %.3e, prompt logits error vs HF fp32 %.3e, decode logits error vs CPU"
+                    + " %.3e, greedy agreement %d/%d%n", fixture, bound, worstPrompt, worstDecode, sameGreedy, steps);
         }
     }
 
