@@ -16,10 +16,19 @@ mvn -B -q test-compile -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
 mvn -B -q dependency:copy-dependencies -DincludeScope=test -DoutputDirectory="$build/gpu-lib" -Dkiln.build.dir="$build"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
-for jar in javacpp cuda jackson; do
+for jar in javacpp cuda jackson-core jackson-databind jackson-annotations; do
   cp "$build"/gpu-lib/"$jar"-*.jar .gpu/lib/
 done
+# Of the CUDA presets' JNI libraries only the runtime's and cuBLAS's are loaded: keep those.
+platform_jar=$(ls .gpu/lib/cuda-*-linux-x86_64.jar)
+slim=$(mktemp -d)
+(cd "$slim" && unzip -q "$OLDPWD/$platform_jar" && find org/bytedeco/cuda/linux-x86_64 -name '*.so*' \
+   ! -name 'libjnicudart.so' ! -name 'libjnicublas.so' -delete && rm "$OLDPWD/$platform_jar" \
+   && zip -q -r "$OLDPWD/$platform_jar" .)
+rm -rf "$slim"
+find .gpu -name '*.so*' -exec strip --strip-unneeded {} \;
 cp -r "$build"/classes .gpu/classes
+rm -f .gpu/classes/ai/kiln/backend/cuda/linux-x86_64/*.o
 mkdir -p .gpu/test-classes && cp -r "$build"/test-classes/ai .gpu/test-classes/
 if [[ ! -x .jre/bin/java ]]; then
   jdk=${JDK_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
