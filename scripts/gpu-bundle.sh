@@ -16,7 +16,7 @@ mvn -B -q test-compile -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
 mvn -B -q dependency:copy-dependencies -DincludeScope=test -DoutputDirectory="$build/gpu-lib" -Dkiln.build.dir="$build"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
-for jar in javacpp cuda jackson-core jackson-databind jackson-annotations; do
+for jar in javacpp cuda jackson-core jackson-databind jackson-annotations picocli; do
   cp "$build"/gpu-lib/"$jar"-*.jar .gpu/lib/
 done
 # Of the CUDA presets' JNI libraries only the runtime's and cuBLAS's are loaded: keep those.

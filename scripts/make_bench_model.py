@@ -5,7 +5,7 @@
 
 The weights are random (seeded) but scaled like a trained model's (each linear layer's output
 keeps unit variance: std = 1 / sqrt(fan_in)), so activations stay finite and logits are spread
-enough that greedy decoding is not a string of near-ties. --tokenizer names a directory holding a
+enough that greedy decoding is not a string of near-ties. --tokenizer (optional) names a directory holding a
 Hugging Face tokenizer.json (and tokenizer_config.json) of a vocabulary no larger than the shape's,
 e.g. the Llama 3 or Qwen 3 vocabulary; the embedding rows past the tokenizer's are never produced
 by it but are read like the rest. Needs torch, safetensors and transformers (for the config).
@@ -78,7 +78,7 @@ def tensors_of(config, seed, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", required=True, choices=sorted(SHAPES))
-    parser.add_argument("--tokenizer", required=True, help="directory with tokenizer.json")
+    parser.add_argument("--tokenizer", help="directory with tokenizer.json (none: the model takes token ids only)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-gb", type=float, default=5.0, help="largest safetensors shard")
@@ -117,8 +117,8 @@ def main():
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"]}, f, indent=2)
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        source = os.path.join(args.tokenizer, name)
-        if os.path.exists(source):
+        source = os.path.join(args.tokenizer, name) if args.tokenizer else None
+        if source and os.path.exists(source):
             shutil.copy(source, os.path.join(args.out, name))
     print(f"{args.shape}: {total / 1e9:.2f} GB of bf16 weights in {len(shards)} shards -> {args.out}")
 

@@ -1,0 +1,131 @@
+package ai.kiln.bench;
+
+import ai.kiln.api.Engine;
+import ai.kiln.api.EngineOptions;
+import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.GenerateResult;
+import ai.kiln.api.RequestHandle;
+import ai.kiln.sampling.SamplingParams;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code kiln bench}: end-to-end generation throughput and latency, the way the peers report it
+ * (gpt-fast, vLLM's offline benchmark): a batch of requests with random prompt tokens of one length,
+ * greedy, a fixed number of new tokens each (end-of-sequence ignored), submitted at once.
+ *
+ * <p>Reports output tokens per second over the whole batch (from submission to the last token),
+ * the decode rate alone (output tokens after each request's first, over the time from the last
+ * first token to the end), and the time to first token. One JSON line per batch size.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Measure generation throughput and latency on random prompts.")
+public final class BenchCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, description = "Hugging Face model directory")
+    Path model;
+
+    @Option(names = "--device", defaultValue = "cuda", description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--batch", split = ",", defaultValue = "1", description = "batch sizes, e.g. 1,64")
+    int[] batchSizes;
+
+    @Option(names = "--prompt-len", defaultValue = "128", description = "prompt tokens per request")
+    int promptLen;
+
+    @Option(names = "--output-len", defaultValue = "256", description = "new tokens per request")
+    int outputLen;
+
+    @Option(names = "--repeat", defaultValue = "2", description = "timed runs per batch size (the best is kept)")
+    int repeat;
+
+    @Option(names = "--max-model-len", defaultValue = "4096", description = "context limit the engine sizes for")
+    int maxModelLen;
+
+    @Option(names = "--max-batched-tokens", defaultValue = "8192", description = "token budget of one step")
+    int maxBatchedTokens;
+
+    @Option(names = "--seed", defaultValue = "0", description = "seeds the random prompts")
+    long seed;
+
+    @Override
+    public Integer call() {
+        int maxBatch = Arrays.stream(batchSizes).max().orElse(1);
+        EngineOptions options = EngineOptions.builder().device(device).maxRunningSeqs(Math.max(maxBatch, 1))
+                .maxModelLen(maxModelLen).maxBatchedTokens(maxBatchedTokens).prefixCaching(false).build();
+        long loadStart = System.nanoTime();
+        try (Engine engine = Engine.create(model, options)) {
+            double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
+            System.err.printf("loaded %s on %s in %.1f s%n", model, engine.deviceDescription(), loadSeconds);
+            SplittableRandom random = new SplittableRandom(seed);
+            int vocab = engine.modelConfig().vocabSize();
+            // Warm-up: one request at the largest batch shape, so one-time costs stay out of the figures.
+            run(engine, random, vocab, maxBatch, Math.min(outputLen, 16));
+            ObjectMapper json = new ObjectMapper();
+            for (int batch : batchSizes) {
+                Result best = null;
+                for (int r = 0; r < repeat; r++) {
+                    Result result = run(engine, random, vocab, batch, outputLen);
+                    if (best == null || result.outputTokensPerSecond > best.outputTokensPerSecond) {
+                        best = result;
+                    }
+                }
+                ObjectNode line = json.createObjectNode();
+                line.put("model", model.getFileName().toString());
+                line.put("device", engine.deviceDescription());
+                line.put("batch", batch);
+                line.put("prompt_len", promptLen);
+                line.put("output_len", outputLen);
+                line.put("output_tokens_per_s", round(best.outputTokensPerSecond));
+                line.put("decode_tokens_per_s", round(best.decodeTokensPerSecond));
+                line.put("ttft_ms_median", round(best.ttftMedianMs));
+                line.put("ttft_ms_max", round(best.ttftMaxMs));
+                line.put("total_s", round(best.totalSeconds));
+                line.put("load_s", round(loadSeconds));
+                System.out.println(line);
+            }
+        }
+        return 0;
+    }
+
+    private record Result(double outputTokensPerSecond, double decodeTokensPerSecond, double ttftMedianMs,
+            double ttftMaxMs, double totalSeconds) {
+    }
+
+    private Result run(Engine engine, SplittableRandom random, int vocab, int batch, int newTokens) {
+        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(newTokens).ignoreEos(true).build();
+        List<RequestHandle> handles = new ArrayList<>();
+        long start = System.nanoTime();
+        for (int i = 0; i < batch; i++) {
+            int[] prompt = random.ints(promptLen, 0, vocab).toArray();
+            handles.add(engine.submit(GenerateRequest.ofTokens(prompt, params)));
+        }
+        double[] ttft = new double[batch];
+        double lastFirstToken = 0;
+        long generated = 0;
+        for (int i = 0; i < batch; i++) {
+            GenerateResult result = handles.get(i).result().join();
+            generated += result.numGeneratedTokens();
+            ttft[i] = result.timing().timeToFirstToken().toNanos() / 1e6;
+            lastFirstToken = Math.max(lastFirstToken, ttft[i]);
+        }
+        double totalMs = (System.nanoTime() - start) / 1e6;
+        Arrays.sort(ttft);
+        double decodeMs = totalMs - lastFirstToken;
+        return new Result(generated / (totalMs / 1e3), (generated - batch) / (decodeMs / 1e3), ttft[batch / 2],
+                ttft[batch - 1], totalMs / 1e3);
+    }
+
+    private static double round(double value) {
+        return Math.round(value * 100) / 100.0;
+    }
+}
