@@ -4,6 +4,7 @@ import ai.kiln.kvcache.KvCacheManager;
 import ai.kiln.sampling.SamplerOutput;
 import ai.kiln.sampling.SamplingParams;
 import ai.kiln.sampling.SequenceSampling;
+import ai.kiln.scheduler.FinishReason;
 import ai.kiln.scheduler.Scheduler;
 import ai.kiln.scheduler.SchedulerConfig;
 import ai.kiln.scheduler.Sequence;
@@ -68,8 +69,8 @@ public class SchedulerBenchmark {
     private long tokens;
     private long sampledRows;
 
-    @Setup(Level.Iteration)
-    public void setUp() {
+    @Setup(Level.Trial)
+    public void allocate() {
         mixed = batch.equals("mixed");
         random = new SplittableRandom(1);
         // Room for every sequence to grow through a whole iteration (decode) or to its end (mixed).
@@ -80,6 +81,14 @@ public class SchedulerBenchmark {
         for (int r = 0; r < SEQS; r++) {
             sampled.set(r, 3 + r, null);
         }
+    }
+
+    /** Every iteration starts from the same state: an empty pool, then 256 sequences prefilled. */
+    @Setup(Level.Iteration)
+    public void setUp() {
+        scheduler.finishAll(FinishReason.ABORT, "next iteration");
+        scheduler.kvCache().pool().resetPrefixCache();
+        random = new SplittableRandom(1);
         arrivals.clear();
         for (int i = 0; i < (mixed ? 4096 : 0); i++) {
             arrivals.add(newSequence());
