@@ -49,10 +49,6 @@ final class AddedVocabulary {
         return byContent.get(content);
     }
 
-    int size() {
-        return byContent.size();
-    }
-
     /** A piece of text, either plain (tokenId -1) or an added token already recognized. */
     record Segment(String text, int tokenId, boolean atInputStart) {
     }

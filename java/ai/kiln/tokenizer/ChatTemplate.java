@@ -25,10 +25,13 @@ import jinjava.javax.el.CompositeELResolver;
  * operator precedence and whitespace control, one trailing newline of the template dropped, line
  * endings normalized, transformers' {@code tojson} (Python json.dumps) and {@code raise_exception}
  * and {@code strftime_now}, Python str methods on strings, and Python's {@code str.strip()} for
- * {@code trim}. Two Python constructs Jinjava cannot parse are rewritten before parsing:
- * {@code seq[::-1]} becomes {@code seq|reverse}, and the keyword arguments of
- * {@code namespace(...)} are parenthesized (Jinjava would otherwise apply a filter in
- * {@code n=messages|length - 1} to the whole argument).
+ * {@code trim}, code points for {@code length}. Where Jinjava reads a construct differently from
+ * Jinja2, the template is rewritten before parsing: comments are removed with Jinja2's whitespace
+ * rules; {@code seq[::-1]} becomes {@code seq|reverse}; the keyword arguments of
+ * {@code namespace(...)} are parenthesized (Jinjava would apply the filter in
+ * {@code n=messages|length - 1} to the whole argument); {@code not x is defined} becomes
+ * {@code not (x is defined)}; the filter of {@code for x in items if cond} goes through a filter
+ * of the items; and every {@code {{ value }}} prints Python's str() of the value (True, [1, 'a']).
  *
  * <p>Known differences from Jinja2, none used by the Llama 3 or Qwen 3 templates: the loop
  * controls {@code {% break %}} and {@code {% continue %}} are not supported (rendering fails with
@@ -40,6 +43,12 @@ import jinjava.javax.el.CompositeELResolver;
 final class ChatTemplate {
     private static final Pattern REVERSE_SLICE = Pattern.compile("\\[\\s*:\\s*:\\s*-\\s*1\\s*]");
     private static final Pattern NAMESPACE_CALL = Pattern.compile("\\bnamespace\\s*\\(");
+    private static final Pattern KEYWORD_ARGUMENT = Pattern.compile("^(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*=)(?!=)(.*)$", Pattern.DOTALL);
+    private static final Pattern END_RAW = Pattern.compile("\\{%[-+]?\\s*endraw\\s*[-+]?%}");
+    private static final Pattern NOT_TEST = Pattern.compile(
+            "\\bnot\\s+([A-Za-z_][A-Za-z0-9_]*(?:\\s*(?:\\.\\s*[A-Za-z_][A-Za-z0-9_]*|\\[[^\\[\\]]*]))*)"
+                    + "\\s+is\\s+((?:not\\s+)?[A-Za-z_][A-Za-z0-9_]*(?:\\s*\\([^()]*\\))?)");
+    private static final Pattern FOR_TAG = Pattern.compile("^(\\s*for\\s+)(.+?)(\\s+in\\s+)(.*)$", Pattern.DOTALL);
 
     private final String source;
     private final String template;
@@ -97,11 +106,6 @@ final class ChatTemplate {
         return rewriteTags(text);
     }
 
-    private static final Pattern NOT_TEST = Pattern.compile(
-            "\\bnot\\s+([A-Za-z_][A-Za-z0-9_]*(?:\\s*(?:\\.\\s*[A-Za-z_][A-Za-z0-9_]*|\\[[^\\[\\]]*]))*)"
-                    + "\\s+is\\s+((?:not\\s+)?[A-Za-z_][A-Za-z0-9_]*(?:\\s*\\([^()]*\\))?)");
-    private static final Pattern FOR_TAG = Pattern.compile("^(\\s*for\\s+)(.+?)(\\s+in\\s+)(.*)$", Pattern.DOTALL);
-
     /**
      * Rewrites inside tags what Jinjava parses differently from Jinja2: "not x is defined" (the
      * test binds tighter than "not" in Jinja2), "for x in items if condition" (Jinjava ignores
@@ -128,7 +132,7 @@ final class ChatTemplate {
             }
             String body = tag.substring(bodyStart, bodyEnd);
             if (!expression && body.trim().equals("raw")) {
-                Matcher endRaw = Pattern.compile("\\{%[-+]?\\s*endraw\\s*[-+]?%}").matcher(text);
+                Matcher endRaw = END_RAW.matcher(text);
                 int rawEnd = endRaw.find(end) ? endRaw.end() : text.length();
                 out.append(text, i, rawEnd);
                 i = rawEnd;
@@ -212,7 +216,7 @@ final class ChatTemplate {
                 int end = endOfTag(text, i);
                 boolean raw = text.startsWith("{%", i) && text.substring(i + 2, end).replace("-", "").replace("+", "").trim().equals("raw");
                 if (raw) {
-                    Matcher endRaw = Pattern.compile("\\{%[-+]?\\s*endraw\\s*[-+]?%}").matcher(text);
+                    Matcher endRaw = END_RAW.matcher(text);
                     end = endRaw.find(end) ? endRaw.end() : text.length();
                 }
                 out.append(text, i, end);
@@ -288,7 +292,7 @@ final class ChatTemplate {
             List<String> arguments = splitTopLevel(text.substring(open + 1, close));
             for (int i = 0; i < arguments.size(); i++) {
                 String argument = arguments.get(i);
-                Matcher keyword = Pattern.compile("^(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*=)(?!=)(.*)$", Pattern.DOTALL).matcher(argument);
+                Matcher keyword = KEYWORD_ARGUMENT.matcher(argument);
                 if (i > 0) {
                     out.append(',');
                 }

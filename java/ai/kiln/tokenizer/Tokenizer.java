@@ -194,7 +194,8 @@ public final class Tokenizer {
         AddedToken added = pipeline.addedVocabulary().byId(id);
         if (added == null) {
             // Hugging Face compares token text, so a model token spelled like a special one counts too.
-            added = pipeline.addedVocabulary().byContent(pipeline.model().idToToken(id) == null ? "" : pipeline.model().idToToken(id));
+            String modelToken = pipeline.model().idToToken(id);
+            added = modelToken == null ? null : pipeline.addedVocabulary().byContent(modelToken);
         }
         return added != null && added.special();
     }

@@ -17,7 +17,7 @@ public final class UnsupportedComponentException extends TokenizerLoadException 
         this.component = component;
     }
 
-    /** Which part of the pipeline is unsupported, e.g. "normalizer type Precompiled". */
+    /** Which part of the pipeline is unsupported: "model", "normalizer", "pre-tokenizer", "regex", "post-processor" or "decoder". */
     public String component() {
         return component;
     }
