@@ -299,9 +299,13 @@ final class BpeModel {
         for (int i = 0; i + 1 < count; i++) {
             long merge = merges.get(ids[i], ids[i + 1]);
             mergeAt[i] = merge;
-            if (merge != MergeTable.NONE) {
+            if (merge != MergeTable.NONE && count > SCAN_LIMIT) {
                 heapSize = push(heap, heapSize, MergeTable.rankOf(merge), i);
             }
+        }
+        if (count <= SCAN_LIMIT) {
+            mergeByScan(count, scratch, out);
+            return;
         }
         while (heapSize > 0) {
             long top = heap[0];
@@ -335,6 +339,49 @@ final class BpeModel {
             if (following != MergeTable.NONE) {
                 heapSize = push(heap, heapSize, MergeTable.rankOf(following), pos);
             }
+        }
+        for (int i = 0; i < count; i = next[i]) {
+            out.add(ids[i]);
+        }
+    }
+
+    /**
+     * Below this many symbols, finding the lowest-ranked pair by scanning beats a heap. Both pick
+     * the pair with the lowest rank, leftmost among equals, so the results are the same.
+     */
+    private static final int SCAN_LIMIT = 24;
+
+    /** {@link #mergeSymbols} for short words, with mergeAt already filled. */
+    private void mergeByScan(int count, Scratch scratch, IntList out) {
+        int[] ids = scratch.ids;
+        int[] next = scratch.next;
+        int[] prev = scratch.prev;
+        long[] mergeAt = scratch.mergeAt;
+        while (true) {
+            int bestRank = Integer.MAX_VALUE;
+            int pos = -1;
+            for (int i = 0; i < count; i = next[i]) {
+                long merge = mergeAt[i];
+                if (merge != MergeTable.NONE && MergeTable.rankOf(merge) < bestRank) {
+                    bestRank = MergeTable.rankOf(merge);
+                    pos = i;
+                }
+            }
+            if (pos < 0) {
+                break;
+            }
+            int right = next[pos];
+            ids[pos] = MergeTable.mergedIdOf(mergeAt[pos]);
+            int after = next[right];
+            next[pos] = after;
+            if (after < count) {
+                prev[after] = pos;
+            }
+            int before = prev[pos];
+            if (before >= 0) {
+                mergeAt[before] = merges.get(ids[before], ids[pos]);
+            }
+            mergeAt[pos] = after < count ? merges.get(ids[pos], ids[after]) : MergeTable.NONE;
         }
         for (int i = 0; i < count; i = next[i]) {
             out.add(ids[i]);
