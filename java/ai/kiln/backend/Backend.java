@@ -111,6 +111,34 @@ public interface Backend extends AutoCloseable {
      */
     void argmax(Tensor logits, Tensor ids, Tensor logprobs);
 
+    // ---- graphs ------------------------------------------------------------------------------
+
+    /** Whether this backend can record a sequence of ops once and replay it (CUDA graphs). */
+    default boolean supportsGraphs() {
+        return false;
+    }
+
+    /**
+     * Starts recording the ops this thread issues instead of running them. Nothing may allocate,
+     * copy from the host or synchronise until {@link #endCapture()}.
+     */
+    default void beginCapture() {
+        throw new BackendException(name() + " backend does not record graphs");
+    }
+
+    /** Ends recording and returns a handle that {@link #replay} runs. */
+    default long endCapture() {
+        throw new BackendException(name() + " backend does not record graphs");
+    }
+
+    /** Runs a recorded graph on the backend's stream, over the same memory it was recorded with. */
+    default void replay(long graph) {
+        throw new BackendException(name() + " backend does not record graphs");
+    }
+
+    default void releaseGraph(long graph) {
+    }
+
     @Override
     void close();
 }

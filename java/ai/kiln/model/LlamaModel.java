@@ -7,7 +7,9 @@ import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The forward pass of the Llama family (Llama 2/3/3.1/3.2, Mistral, Qwen2, Qwen3), written once
@@ -18,6 +20,9 @@ import java.util.List;
  * nothing.
  */
 public final class LlamaModel implements AutoCloseable {
+
+    /** Decode batches up to this size run as CUDA-graph replays (buckets 1, 2, 4, ..., 256). */
+    public static final int MAX_GRAPH_BATCH = 256;
 
     private final ModelConfig config;
     private final ModelWeights weights;
@@ -50,6 +55,16 @@ public final class LlamaModel implements AutoCloseable {
     private final Tensor logits;      // [maxSeqs, V]
     private final Tensor cosSin;      // [maxPositions, D] F32
 
+    // Decode graphs: one per batch-size bucket, and the host side of their padded metadata.
+    private final int maxGraphBatch;
+    private final Map<Integer, Long> decodeGraphs = new HashMap<>();
+    private final int[] graphTokenIds;    // [maxGraphBatch]
+    private final int[] graphPositions;   // [maxGraphBatch]
+    private final int[] graphSlots;       // [maxGraphBatch]
+    private final int[] graphSeqLens;     // [maxGraphBatch]
+    private final int[] graphQueryStart;  // [maxGraphBatch + 1]: 0, 1, 2, ... (one token per sequence)
+    private final int[] graphBlockTables; // [maxGraphBatch * maxBlocksPerSeq]
+
     /**
      * @param maxTokens       the most tokens one step may carry
      * @param maxSeqs         the most sequences one step may carry
@@ -69,6 +84,16 @@ public final class LlamaModel implements AutoCloseable {
         this.maxBlocksPerSeq = maxBlocksPerSeq;
         this.maxPositions = maxPositions;
         this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
+        this.maxGraphBatch = backend.supportsGraphs() ? Math.min(Math.min(maxSeqs, maxTokens), MAX_GRAPH_BATCH) : 0;
+        graphTokenIds = new int[maxGraphBatch];
+        graphPositions = new int[maxGraphBatch];
+        graphSlots = new int[maxGraphBatch];
+        graphSeqLens = new int[maxGraphBatch];
+        graphQueryStart = new int[maxGraphBatch + 1];
+        for (int i = 0; i <= maxGraphBatch; i++) {
+            graphQueryStart[i] = i;
+        }
+        graphBlockTables = new int[maxGraphBatch * maxBlocksPerSeq];
         DType act = backend.activationDType();
         long h = config.hiddenSize();
         try {
@@ -155,6 +180,12 @@ public final class LlamaModel implements AutoCloseable {
     /**
      * Runs one step: writes the new tokens' K/V into the cache and returns the logits of the
      * requested rows, [numLogitsRows, V] in backend memory (valid until the next step).
+     *
+     * <p>On a backend that records graphs, a pure decode step (one new token per sequence, every
+     * sequence sampled) of at most {@link #maxGraphBatch()} sequences runs as the replay of a graph
+     * captured once per batch-size bucket: the batch is padded to the bucket (padding tokens write
+     * no K/V and their logits are never read) and its metadata copied into the fixed buffers the
+     * graph reads.
      */
     public Tensor forward(ForwardBatch batch, KvCacheStorage cache) {
         int t = batch.numTokens();
@@ -165,6 +196,9 @@ public final class LlamaModel implements AutoCloseable {
                     + " limits of " + maxTokens + " / " + maxSeqs);
         }
         batch.validate(config.vocabSize(), maxPositions, cache.numBlocks(), cache.blockSize());
+        if (isGraphDecode(batch)) {
+            return forwardDecodeGraph(batch, cache);
+        }
         backend.copyFromHost(tokenIds, batch.tokenIds(), t);
         backend.copyFromHost(positions, batch.positions(), t);
         backend.copyFromHost(slotMapping, batch.slotMapping(), t);
@@ -174,7 +208,83 @@ public final class LlamaModel implements AutoCloseable {
         backend.copyFromHost(logitsRows, batch.logitsRows(), batch.numLogitsRows());
         AttentionMetadata metadata = new AttentionMetadata(blockTables, queryStart, seqLens, s, t,
                 maxBlocksPerSeq, batch.maxQueryLen(), batch.maxSeqLen());
+        return compute(t, batch.numLogitsRows(), metadata, cache);
+    }
 
+    /** The largest decode batch that runs as a graph replay (0: graphs are off). */
+    public int maxGraphBatch() {
+        return maxGraphBatch;
+    }
+
+    private boolean isGraphDecode(ForwardBatch batch) {
+        int s = batch.numSeqs();
+        if (maxGraphBatch == 0 || s > maxGraphBatch || batch.numTokens() != s || batch.numLogitsRows() != s) {
+            return false;
+        }
+        for (int i = 0; i < s; i++) {
+            if (batch.logitsRows()[i] != i) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The graph bucket of a decode batch: the next power of two, at most maxGraphBatch. */
+    private int bucketOf(int numSeqs) {
+        int bucket = 1;
+        while (bucket < numSeqs) {
+            bucket <<= 1;
+        }
+        return Math.min(bucket, maxGraphBatch);
+    }
+
+    private Tensor forwardDecodeGraph(ForwardBatch batch, KvCacheStorage cache) {
+        int n = batch.numSeqs();
+        int bucket = bucketOf(n);
+        // Padding sequences: token 0 at position 0, no cache slot, one token of context read from
+        // block 0 (any block holds finite or NaN values; the row is never sampled).
+        System.arraycopy(batch.tokenIds(), 0, graphTokenIds, 0, n);
+        System.arraycopy(batch.positions(), 0, graphPositions, 0, n);
+        System.arraycopy(batch.slotMapping(), 0, graphSlots, 0, n);
+        System.arraycopy(batch.seqLens(), 0, graphSeqLens, 0, n);
+        System.arraycopy(batch.blockTables(), 0, graphBlockTables, 0, n * maxBlocksPerSeq);
+        for (int i = n; i < bucket; i++) {
+            graphTokenIds[i] = 0;
+            graphPositions[i] = 0;
+            graphSlots[i] = -1;
+            graphSeqLens[i] = 1;
+            graphBlockTables[i * maxBlocksPerSeq] = 0;
+        }
+        backend.copyFromHost(tokenIds, graphTokenIds, bucket);
+        backend.copyFromHost(positions, graphPositions, bucket);
+        backend.copyFromHost(slotMapping, graphSlots, bucket);
+        backend.copyFromHost(queryStart, graphQueryStart, bucket + 1);
+        backend.copyFromHost(seqLens, graphSeqLens, bucket);
+        backend.copyFromHost(blockTables, graphBlockTables, bucket * maxBlocksPerSeq);
+        backend.copyFromHost(logitsRows, graphQueryStart, bucket); // row i is sequence i's token
+        // The graph bakes in every launch argument, so the context bound is the model's limit.
+        AttentionMetadata metadata = new AttentionMetadata(blockTables, queryStart, seqLens, bucket, bucket,
+                maxBlocksPerSeq, 1, maxPositions);
+        Long graph = decodeGraphs.get(bucket);
+        if (graph == null) {
+            // The first step of a bucket runs eagerly (sizing workspaces and warming libraries, which
+            // capture forbids), then the same step is recorded for the next ones.
+            Tensor out = compute(bucket, bucket, metadata, cache);
+            backend.beginCapture();
+            try {
+                compute(bucket, bucket, metadata, cache);
+            } finally {
+                graph = backend.endCapture();
+            }
+            decodeGraphs.put(bucket, graph);
+            return out.rowSlice(0, n);
+        }
+        backend.replay(graph);
+        return logits.rowSlice(0, n);
+    }
+
+    /** The layers over the metadata already in backend memory: tokens [0, t), logits of r rows. */
+    private Tensor compute(int t, int r, AttentionMetadata metadata, KvCacheStorage cache) {
         int q = config.qSize();
         int kv = config.kvSize();
         float eps = (float) config.rmsNormEps();
@@ -216,7 +326,6 @@ public final class LlamaModel implements AutoCloseable {
         }
         backend.rmsNorm(normedT, layerOutT, residualT, weights.finalNorm(), eps);
 
-        int r = batch.numLogitsRows();
         Tensor lastHiddenR = lastHidden.rowSlice(0, r);
         Tensor logitsR = logits.rowSlice(0, r);
         backend.gatherRows(lastHiddenR, normedT, logitsRows.rowSlice(0, r));
@@ -226,6 +335,8 @@ public final class LlamaModel implements AutoCloseable {
 
     @Override
     public void close() {
+        decodeGraphs.values().forEach(backend::releaseGraph);
+        decodeGraphs.clear();
         owned.forEach(backend::free);
         owned.clear();
     }

@@ -19,6 +19,13 @@ import static org.bytedeco.cuda.global.cudart.cudaEventRecord;
 import static org.bytedeco.cuda.global.cudart.cudaEventSynchronize;
 import static org.bytedeco.cuda.global.cudart.cudaFree;
 import static org.bytedeco.cuda.global.cudart.cudaFreeHost;
+import static org.bytedeco.cuda.global.cudart.cudaGraphDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaGraphExecDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaGraphInstantiate;
+import static org.bytedeco.cuda.global.cudart.cudaGraphLaunch;
+import static org.bytedeco.cuda.global.cudart.cudaStreamBeginCapture;
+import static org.bytedeco.cuda.global.cudart.cudaStreamCaptureModeThreadLocal;
+import static org.bytedeco.cuda.global.cudart.cudaStreamEndCapture;
 import static org.bytedeco.cuda.global.cudart.cudaGetErrorString;
 import static org.bytedeco.cuda.global.cudart.cudaMalloc;
 import static org.bytedeco.cuda.global.cudart.cudaMallocHost;
@@ -42,6 +49,8 @@ import java.util.HashMap;
 import java.util.Map;
 import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cudart.CUevent_st;
+import org.bytedeco.cuda.cudart.CUgraphExec_st;
+import org.bytedeco.cuda.cudart.CUgraph_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
@@ -77,6 +86,9 @@ public final class CudaBackend implements Backend {
     private long stepPinnedUsed;
     private final FloatPointer one = new FloatPointer(1f);
     private final FloatPointer zero = new FloatPointer(0f);
+    private final Map<Long, CUgraphExec_st> graphs = new HashMap<>(); // handle -> executable graph
+    private long nextGraphHandle = 1;
+    private boolean capturing;
     private Pointer decodeWorkspace;
     private long decodeWorkspaceBytes;
     private boolean closed;
@@ -479,6 +491,9 @@ public final class CudaBackend implements Backend {
         if (bytes <= decodeWorkspaceBytes) {
             return;
         }
+        if (capturing) {
+            throw new BackendException("the decode workspace must be sized before a graph capture");
+        }
         synchronize(); // the old buffer may still be read by queued kernels
         if (decodeWorkspace != null) {
             check(cudaFree(decodeWorkspace), "cudaFree");
@@ -513,6 +528,59 @@ public final class CudaBackend implements Backend {
                 streamAddress()));
     }
 
+    // ---- graphs ------------------------------------------------------------------------------
+
+    @Override
+    public boolean supportsGraphs() {
+        return true;
+    }
+
+    @Override
+    public void beginCapture() {
+        if (capturing) {
+            throw new BackendException("a graph capture is already under way");
+        }
+        // Thread-local mode: other threads' CUDA calls (metrics reading free memory, say) stay legal.
+        check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+        capturing = true;
+    }
+
+    @Override
+    public long endCapture() {
+        if (!capturing) {
+            throw new BackendException("no graph capture is under way");
+        }
+        capturing = false;
+        CUgraph_st graph = new CUgraph_st();
+        check(cudaStreamEndCapture(stream, graph), "cudaStreamEndCapture");
+        CUgraphExec_st executable = new CUgraphExec_st();
+        try {
+            check(cudaGraphInstantiate(executable, graph, 0), "cudaGraphInstantiate");
+        } finally {
+            cudaGraphDestroy(graph);
+        }
+        long handle = nextGraphHandle++;
+        graphs.put(handle, executable);
+        return handle;
+    }
+
+    @Override
+    public void replay(long graph) {
+        CUgraphExec_st executable = graphs.get(graph);
+        if (executable == null) {
+            throw new BackendException("no graph " + graph);
+        }
+        check(cudaGraphLaunch(executable, stream), "cudaGraphLaunch");
+    }
+
+    @Override
+    public void releaseGraph(long graph) {
+        CUgraphExec_st executable = graphs.remove(graph);
+        if (executable != null) {
+            cudaGraphExecDestroy(executable);
+        }
+    }
+
     @Override
     public synchronized void close() {
         if (closed) {
@@ -520,6 +588,8 @@ public final class CudaBackend implements Backend {
         }
         closed = true;
         cudaStreamSynchronize(stream);
+        graphs.values().forEach(org.bytedeco.cuda.global.cudart::cudaGraphExecDestroy);
+        graphs.clear();
         for (Pointer pointer : allocations.values()) {
             cudaFree(pointer);
         }
