@@ -89,14 +89,14 @@ class FixtureModelTest {
         assertTrue(error <= LOGITS_TOLERANCE, fixture + " '" + record.prompt() + "': logits relative error " + error);
 
         int[] generated = new int[record.greedyTokenIds().length];
-        int next = argmax(logits);
+        int next = Fixtures.argmax(logits);
         int length = prompt.length;
         for (int i = 0; i < generated.length; i++) {
             generated[i] = next;
             out = model.forward(step(new int[] {next}, length, blockTable), cache);
             length++;
             copyLogits(out, logits, model);
-            next = argmax(logits);
+            next = Fixtures.argmax(logits);
         }
         assertArrayEquals(record.greedyTokenIds(), generated, fixture + " '" + record.prompt() + "': greedy tokens "
                 + Arrays.toString(generated));
@@ -106,26 +106,7 @@ class FixtureModelTest {
         model.backend().copyToHost(out, logits, logits.length);
     }
 
-    /** A one-sequence step: the given tokens at positions start.., their slots from the block table. */
     static ForwardBatch step(int[] tokens, int start, int[] blockTable) {
-        int n = tokens.length;
-        int[] positions = new int[n];
-        int[] slots = new int[n];
-        for (int i = 0; i < n; i++) {
-            positions[i] = start + i;
-            slots[i] = blockTable[positions[i] / BLOCK_SIZE] * BLOCK_SIZE + positions[i] % BLOCK_SIZE;
-        }
-        return new ForwardBatch(n, 1, tokens, positions, slots, new int[] {0, n}, new int[] {start + n}, blockTable,
-                blockTable.length, new int[] {n - 1}, 1);
-    }
-
-    static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
+        return Fixtures.singleSequenceStep(tokens, start, blockTable, BLOCK_SIZE);
     }
 }

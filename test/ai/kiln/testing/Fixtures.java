@@ -79,6 +79,34 @@ public final class Fixtures {
         return out;
     }
 
+    /**
+     * A one-sequence step for driving a model directly: the given tokens at positions start..,
+     * their cache slots from the block table.
+     */
+    public static ai.kiln.model.ForwardBatch singleSequenceStep(int[] tokens, int start, int[] blockTable,
+            int blockSize) {
+        int n = tokens.length;
+        int[] positions = new int[n];
+        int[] slots = new int[n];
+        for (int i = 0; i < n; i++) {
+            positions[i] = start + i;
+            slots[i] = blockTable[positions[i] / blockSize] * blockSize + positions[i] % blockSize;
+        }
+        return new ai.kiln.model.ForwardBatch(n, 1, tokens, positions, slots, new int[] {0, n}, new int[] {start + n},
+                blockTable, blockTable.length, new int[] {n - 1}, 1);
+    }
+
+    /** The index of the largest value (the first on ties). */
+    public static int argmax(float[] values) {
+        int best = 0;
+        for (int i = 1; i < values.length; i++) {
+            if (values[i] > values[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
     /** max |actual - expected| / max |expected|: the error relative to the logits' scale. */
     public static double relativeError(float[] actual, float[] expected) {
         if (actual.length != expected.length) {

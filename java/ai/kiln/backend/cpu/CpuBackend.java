@@ -1,8 +1,13 @@
 package ai.kiln.backend.cpu;
 
+import static ai.kiln.backend.TensorChecks.requireContiguous;
+import static ai.kiln.backend.TensorChecks.requireRank;
+import static ai.kiln.backend.TensorChecks.shapeError;
+
 import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.TensorChecks;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import java.util.Arrays;
@@ -324,27 +329,6 @@ public final class CpuBackend implements Backend {
     }
 
     private static void requireDType(Tensor tensor, DType dtype, String what) {
-        if (tensor == null) {
-            throw new BackendException(what + " is missing");
-        }
-        if (tensor.dtype() != dtype) {
-            throw new BackendException(what + " must be " + dtype + " on the CPU backend, got " + tensor);
-        }
-    }
-
-    private static void requireRank(Tensor tensor, int rank, String what) {
-        if (tensor.rank() != rank) {
-            throw new BackendException(what + " must have " + rank + " dimensions, got " + tensor);
-        }
-    }
-
-    private static void requireContiguous(Tensor tensor, String what) {
-        if (!tensor.isContiguous()) {
-            throw new BackendException(what + " must be contiguous, got " + tensor);
-        }
-    }
-
-    private static BackendException shapeError(String op, Tensor... tensors) {
-        return new BackendException(op + ": shapes do not fit: " + Arrays.toString(tensors));
+        TensorChecks.requireDType(tensor, dtype, what, "CPU");
     }
 }

@@ -1,5 +1,8 @@
 package ai.kiln.backend.cuda;
 
+import static ai.kiln.backend.TensorChecks.requireContiguous;
+import static ai.kiln.backend.TensorChecks.shapeError;
+
 import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
@@ -41,6 +44,7 @@ import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.TensorChecks;
 import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
@@ -651,21 +655,6 @@ public final class CudaBackend implements Backend {
     }
 
     private static void requireDType(Tensor tensor, DType dtype, String what) {
-        if (tensor == null) {
-            throw new BackendException(what + " is missing");
-        }
-        if (tensor.dtype() != dtype) {
-            throw new BackendException(what + " must be " + dtype + " on the CUDA backend, got " + tensor);
-        }
-    }
-
-    private static void requireContiguous(Tensor tensor, String what) {
-        if (!tensor.isContiguous()) {
-            throw new BackendException(what + " must be contiguous, got " + tensor);
-        }
-    }
-
-    private static BackendException shapeError(String op, Tensor... tensors) {
-        return new BackendException(op + ": shapes do not fit: " + Arrays.toString(tensors));
+        TensorChecks.requireDType(tensor, dtype, what, "CUDA");
     }
 }

@@ -128,8 +128,8 @@ class CudaFixtureModelTest {
                 // Decode along the CPU's greedy path so both backends see the same history.
                 int length = prompt.length;
                 for (int i = 0; i < 16; i++) {
-                    int next = argmax(cpuLogits);
-                    sameGreedy += argmax(gpuLogits) == next ? 1 : 0;
+                    int next = Fixtures.argmax(cpuLogits);
+                    sameGreedy += Fixtures.argmax(gpuLogits) == next ? 1 : 0;
                     steps++;
                     ForwardBatch decode = step(new int[] {next}, length++, table);
                     gpuLogits = gpu.run(decode);
@@ -145,24 +145,7 @@ class CudaFixtureModelTest {
     }
 
     static ForwardBatch step(int[] tokens, int start, int[] blockTable) {
-        int n = tokens.length;
-        int[] positions = new int[n];
-        int[] slots = new int[n];
-        for (int i = 0; i < n; i++) {
-            positions[i] = start + i;
-            slots[i] = blockTable[positions[i] / BLOCK_SIZE] * BLOCK_SIZE + positions[i] % BLOCK_SIZE;
-        }
-        return new ForwardBatch(n, 1, tokens, positions, slots, new int[] {0, n}, new int[] {start + n}, blockTable,
-                blockTable.length, new int[] {n - 1}, 1);
+        return Fixtures.singleSequenceStep(tokens, start, blockTable, BLOCK_SIZE);
     }
 
-    static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 }
