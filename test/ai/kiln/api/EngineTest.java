@@ -22,7 +22,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Flow;
@@ -396,18 +395,17 @@ class EngineTest {
         Fixtures.Model fixture = Fixtures.named("llama2-mha");
         int[] prompt = fixture.records().get(2).promptTokenIds();
         try (Engine engine = engine(fixture, b -> { })) {
-            CountDownLatch started = new CountDownLatch(1);
+            CompletableFuture<RequestHandle> handleRef = new CompletableFuture<>();
             Collector collector = new Collector(Long.MAX_VALUE) {
                 @Override
                 public synchronized void onNext(RequestOutput item) {
                     super.onNext(item);
-                    started.countDown();
+                    handleRef.join().cancel(); // on the first output: the request is running
                 }
             };
             RequestHandle handle = engine.submit(GenerateRequest.ofTokens(prompt, greedy(400)).withStream(true));
+            handleRef.complete(handle);
             handle.subscribe(collector);
-            assertTrue(started.await(30, TimeUnit.SECONDS));
-            handle.cancel();
             GenerateResult r = handle.result().get(30, TimeUnit.SECONDS);
             assertEquals(FinishReason.ABORT, r.finishReason());
             assertEquals("cancelled by the caller", r.completions().get(0).stopReason());
