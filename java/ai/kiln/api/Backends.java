@@ -16,6 +16,23 @@ final class Backends {
     private Backends() {
     }
 
+    /**
+     * Options with "auto" replaced by the device it picks: CUDA device 0 where a GPU and the CUDA
+     * libraries load, else the CPU. The choice, and why the GPU was passed over, goes to stderr.
+     */
+    static EngineOptions resolveDevice(EngineOptions options) {
+        if (!options.device().equals("auto")) {
+            return options;
+        }
+        String reason = CudaBackend.unavailableReason();
+        if (reason == null) {
+            System.err.println("kiln: a GPU was found: using the CUDA backend (--device cpu forces the CPU)");
+            return options.toBuilder().device("cuda").build();
+        }
+        System.err.println("kiln: using the CPU backend (" + reason + ")");
+        return options.toBuilder().device("cpu").build();
+    }
+
     static boolean isCpu(EngineOptions options) {
         return options.device().equals("cpu");
     }

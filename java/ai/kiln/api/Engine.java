@@ -147,7 +147,8 @@ public final class Engine implements AutoCloseable {
     }
 
     /** {@link #create(Path, EngineOptions)} with a given (or no) text codec; for tests. */
-    static Engine create(Path modelDir, ModelConfig config, TextCodec codec, EngineOptions options) {
+    static Engine create(Path modelDir, ModelConfig config, TextCodec codec, EngineOptions requested) {
+        EngineOptions options = Backends.resolveDevice(requested);
         int maxModelLen = options.maxModelLen() == null ? config.maxPositions() : options.maxModelLen();
         if (maxModelLen > config.maxPositions()) {
             throw new EngineException("maxModelLen " + maxModelLen + " exceeds the model's max_position_embeddings "

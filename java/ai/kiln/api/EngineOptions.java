@@ -5,7 +5,8 @@ import java.time.Duration;
 /**
  * How an {@link Engine} runs. Build with {@link #builder()}; every field is checked here.
  *
- * @param device               "cpu", or "cuda" / "cuda:N" for CUDA device N
+ * @param device               "auto" (CUDA device 0 where a GPU and the CUDA libraries load, else the
+ *                             CPU), "cpu", or "cuda" / "cuda:N" for CUDA device N
  * @param threads              CPU backend threads (0: one per core)
  * @param kvCacheBytes         CPU backend: bytes of KV cache (the block count follows from it)
  * @param gpuMemoryUtilization CUDA backend: the fraction of the device's free memory (as found before
@@ -26,8 +27,9 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         long seed, int streamBufferSize, Duration shutdownGrace) {
 
     public EngineOptions {
-        if (device == null || !(device.equals("cpu") || device.equals("cuda") || device.matches("cuda:\\d+"))) {
-            throw new IllegalArgumentException("device must be \"cpu\", \"cuda\" or \"cuda:N\", got " + device);
+        if (device == null || !(device.equals("auto") || device.equals("cpu") || device.equals("cuda")
+                || device.matches("cuda:\\d+"))) {
+            throw new IllegalArgumentException("device must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " + device);
         }
         if (threads < 0) {
             throw new IllegalArgumentException("threads must be >= 0 (0: one per core), got " + threads);

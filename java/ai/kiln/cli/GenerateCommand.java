@@ -95,8 +95,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print {\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\"}")
     boolean json;
 
-    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu",
-            description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "auto",
+            description = "auto (CUDA where a GPU is usable, else CPU), cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
     String device;
 
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (0: one per core)")

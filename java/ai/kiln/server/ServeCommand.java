@@ -43,7 +43,8 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Requests admitted but not yet started beyond which new ones get 429 (default: ${DEFAULT-VALUE}).")
     int maxWaiting;
 
-    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "auto",
+            description = "auto (CUDA where a GPU is usable, else CPU), cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
     String device;
 
     @Option(names = "--max-body-bytes", paramLabel = "BYTES", defaultValue = "8388608",

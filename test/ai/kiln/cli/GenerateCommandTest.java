@@ -54,7 +54,7 @@ class GenerateCommandTest {
     }
 
     static String[] args(Path model, String... rest) {
-        List<String> all = new ArrayList<>(List.of("generate", "--model", model.toString(), "--threads", "2",
+        List<String> all = new ArrayList<>(List.of("generate", "--model", model.toString(), "--device", "cpu", "--threads", "2",
                 "--kv-cache-mib", "16"));
         all.addAll(Arrays.asList(rest));
         return all.toArray(String[]::new);

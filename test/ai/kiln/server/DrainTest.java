@@ -34,7 +34,8 @@ class DrainTest {
     void sigtermDrainsInFlightRequestsThenExitsZero() throws Exception {
         Path javaBin = Path.of(System.getProperty("java.home"), "bin", "java");
         List<String> command = List.of(javaBin.toString(), "-cp", System.getProperty("java.class.path"),
-                "ai.kiln.cli.KilnCli", "serve", "--model", ServerHarness.FIXTURE.dir().toAbsolutePath().toString(),
+                "ai.kiln.cli.KilnCli", "serve", "--device", "cpu", "--model",
+                ServerHarness.FIXTURE.dir().toAbsolutePath().toString(),
                 "--port", "0", "--grace-period-seconds", "60", "--threads", "1", "--kv-cache-mib", "16");
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         List<String> log = Collections.synchronizedList(new ArrayList<>());

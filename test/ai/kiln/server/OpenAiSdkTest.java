@@ -101,7 +101,7 @@ class OpenAiSdkTest {
         StringWriter out = new StringWriter();
         CommandLine cli = new CommandLine(new KilnCli());
         cli.setOut(new PrintWriter(out));
-        int code = cli.execute("generate", "--model", ServerHarness.FIXTURE.dir().toString(), "--prompt",
+        int code = cli.execute("generate", "--model", ServerHarness.FIXTURE.dir().toString(), "--device", "cpu", "--prompt",
                 record.prompt(), "--temperature", "0", "--max-tokens", "16", "--json");
         assertEquals(0, code, out.toString());
         JsonNode generated = ServerHarness.json(out.toString().trim());

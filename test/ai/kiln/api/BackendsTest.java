@@ -1,0 +1,30 @@
+package ai.kiln.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ai.kiln.backend.cuda.CudaBackend;
+import org.junit.jupiter.api.Test;
+
+/** The device choice: "auto" falls back to the CPU wherever CUDA cannot run; named devices stay. */
+class BackendsTest {
+
+    @Test
+    void autoPicksCudaOnlyWhereItCanRun() {
+        EngineOptions auto = EngineOptions.builder().device("auto").build();
+        String expected = CudaBackend.unavailableReason() == null ? "cuda" : "cpu";
+        EngineOptions resolved = Backends.resolveDevice(auto);
+        assertEquals(expected, resolved.device());
+        assertEquals(auto.maxRunningSeqs(), resolved.maxRunningSeqs());
+    }
+
+    @Test
+    void namedDevicesAreKept() {
+        EngineOptions cpu = EngineOptions.builder().device("cpu").build();
+        assertSame(cpu, Backends.resolveDevice(cpu));
+        EngineOptions cuda1 = EngineOptions.builder().device("cuda:1").build();
+        assertSame(cuda1, Backends.resolveDevice(cuda1));
+        assertThrows(IllegalArgumentException.class, () -> EngineOptions.builder().device("tpu").build());
+    }
+}
