@@ -88,6 +88,8 @@ public final class Engine implements AutoCloseable {
     private long prefillTokens;
     private long requestsFinished;
     private long steps;
+    private long hostNanos;   // summed over steps: scheduling, bookkeeping and output handling
+    private long modelNanos;  // summed over steps: forward and sampling, device waits included
     private volatile EngineMetrics metrics;
 
     private sealed interface Command permits Submit, Cancel {
@@ -436,6 +438,7 @@ public final class Engine implements AutoCloseable {
     }
 
     private void step() {
+        long stepStart = System.nanoTime();
         StepPlan plan = scheduler.schedule();
         if (plan.isEmpty()) {
             return; // a step that only preempted; the next one admits
@@ -447,6 +450,7 @@ public final class Engine implements AutoCloseable {
                 state.firstScheduledNanos = now;
             }
         }
+        long modelStart = System.nanoTime();
         try {
             Tensor logits = model.forward(plan.batch(), cache);
             sampler.sample(logits, plan.sampling(), samplerOutput);
@@ -454,10 +458,15 @@ public final class Engine implements AutoCloseable {
             failAll(e);
             return;
         }
+        long modelEnd = System.nanoTime();
         steps++;
         prefillTokens += plan.numPrefillTokens();
         scheduler.update(plan, samplerOutput);
         processOutputs(plan);
+        // NOTE: the model's share includes issuing its ops and waiting for the device (sampling
+        // reads the ids back); the rest is Java's own work: planning, bookkeeping, outputs.
+        modelNanos += modelEnd - modelStart;
+        hostNanos += (modelStart - stepStart) + (System.nanoTime() - modelEnd);
         publishMetrics();
         deliverFinished();
     }
@@ -558,7 +567,8 @@ public final class Engine implements AutoCloseable {
         KvCacheManager kv = scheduler.kvCache();
         metrics = new EngineMetrics(scheduler.numRunning(), scheduler.numWaiting(), kv.usage(),
                 kv.pool().numUsableBlocks(), kv.blockSize(), kv.prefixCacheQueries(), kv.prefixCacheHits(), promptTokens,
-                generationTokens, prefillTokens, scheduler.numPreemptions(), requestsFinished, steps);
+                generationTokens, prefillTokens, scheduler.numPreemptions(), requestsFinished, steps, hostNanos,
+                modelNanos);
     }
 
     private void releaseResources() {

@@ -17,10 +17,14 @@ package ai.kiln.api;
  * @param numPreemptions     sequences preempted for lack of blocks (to be recomputed)
  * @param requestsFinished   requests finished (any reason)
  * @param steps              model steps run
+ * @param hostNanos          time the engine loop spent in Java over those steps: scheduling, block
+ *                           bookkeeping, stop checks and handing outputs to requests
+ * @param modelNanos         time spent in the model's forward pass and sampling, including the wait
+ *                           for the device to finish
  */
 public record EngineMetrics(int numRunning, int numWaiting, double kvCacheUsage, int numKvBlocks, int blockSize,
         long prefixCacheQueries, long prefixCacheHits, long promptTokens, long generationTokens, long prefillTokens,
-        long numPreemptions, long requestsFinished, long steps) {
+        long numPreemptions, long requestsFinished, long steps, long hostNanos, long modelNanos) {
 
     /** Hits over queries; 0 before any query. */
     public double prefixCacheHitRate() {

@@ -1,6 +1,7 @@
 package ai.kiln.bench;
 
 import ai.kiln.api.Engine;
+import ai.kiln.api.EngineMetrics;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
@@ -24,7 +25,9 @@ import picocli.CommandLine.Option;
  *
  * <p>Reports output tokens per second over the whole batch (from submission to the last token),
  * the decode rate alone (output tokens after each request's first, over the time from the last
- * first token to the end), and the time to first token. One JSON line per batch size.
+ * first token to the end), the time to first token, and the engine loop's time per step split into
+ * Java's own work and the model's (forward and sampling, device waits included). One JSON line per
+ * batch size.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Measure generation throughput and latency on random prompts.")
@@ -90,6 +93,8 @@ public final class BenchCommand implements Callable<Integer> {
                 line.put("ttft_ms_median", round(best.ttftMedianMs));
                 line.put("ttft_ms_max", round(best.ttftMaxMs));
                 line.put("total_s", round(best.totalSeconds));
+                line.put("java_us_per_step", round(best.hostUsPerStep));
+                line.put("model_us_per_step", round(best.modelUsPerStep));
                 line.put("load_s", round(loadSeconds));
                 System.out.println(line);
             }
@@ -98,11 +103,12 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private record Result(double outputTokensPerSecond, double decodeTokensPerSecond, double ttftMedianMs,
-            double ttftMaxMs, double totalSeconds) {
+            double ttftMaxMs, double totalSeconds, double hostUsPerStep, double modelUsPerStep) {
     }
 
     private Result run(Engine engine, SplittableRandom random, int vocab, int batch, int newTokens) {
         SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(newTokens).ignoreEos(true).build();
+        EngineMetrics before = engine.metrics();
         List<RequestHandle> handles = new ArrayList<>();
         long start = System.nanoTime();
         for (int i = 0; i < batch; i++) {
@@ -121,8 +127,11 @@ public final class BenchCommand implements Callable<Integer> {
         double totalMs = (System.nanoTime() - start) / 1e6;
         Arrays.sort(ttft);
         double decodeMs = totalMs - lastFirstToken;
+        EngineMetrics after = engine.metrics();
+        long steps = Math.max(1, after.steps() - before.steps());
         return new Result(generated / (totalMs / 1e3), (generated - batch) / (decodeMs / 1e3), ttft[batch / 2],
-                ttft[batch - 1], totalMs / 1e3);
+                ttft[batch - 1], totalMs / 1e3, (after.hostNanos() - before.hostNanos()) / 1e3 / steps,
+                (after.modelNanos() - before.modelNanos()) / 1e3 / steps);
     }
 
     private static double round(double value) {
