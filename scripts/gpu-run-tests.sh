@@ -9,4 +9,6 @@ cp=".gpu/classes:.gpu/test-classes:$(ls .gpu/lib/*.jar | grep -v console-standal
 if [[ $# -eq 0 ]]; then
   set -- --select-package ai.kiln.backend --include-tag gpu
 fi
-exec .jre/bin/java -Xss4m -jar "$launcher" execute --class-path "$cp" --details=tree --disable-banner "$@"
+# KILN_TEST_JAVA_OPTS: extra JVM options, e.g. -Dkiln.test.reference=... for the real-shape tests.
+# shellcheck disable=SC2086
+exec .jre/bin/java -Xss4m ${KILN_TEST_JAVA_OPTS:-} -jar "$launcher" execute --class-path "$cp" --details=tree --disable-banner "$@"

@@ -196,6 +196,9 @@ public final class Engine implements AutoCloseable {
             // serve the prefix cache; capping there bounds the block pool's host memory for small
             // models on large devices.
             numBlocks = Math.min(numBlocks, (long) maxSeqs * maxBlocksPerSeq + 1);
+            if (options.maxKvBlocks() != null) {
+                numBlocks = Math.min(numBlocks, options.maxKvBlocks());
+            }
             cache = new KvCacheStorage(backend, config.numLayers(), (int) numBlocks, blockSize, config.numKvHeads(),
                     config.headDim());
             KvCacheManager kv = new KvCacheManager((int) numBlocks, blockSize, options.prefixCaching());

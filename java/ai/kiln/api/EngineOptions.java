@@ -21,10 +21,12 @@ import java.time.Duration;
  * @param seed                 seeds the random streams of requests that bring no seed of their own
  * @param streamBufferSize     outputs a streaming request may have undelivered before it is cancelled
  * @param shutdownGrace        how long {@link Engine#close()} lets in-flight requests finish
+ * @param maxKvBlocks          an upper bound on the KV cache's blocks on any backend (null: what the
+ *                             memory settings allow), e.g. to test or cap preemption behaviour
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, int maxBatchedTokens, int maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
-        long seed, int streamBufferSize, Duration shutdownGrace) {
+        long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks) {
 
     public EngineOptions {
         if (device == null || !(device.equals("auto") || device.equals("cpu") || device.equals("cuda")
@@ -55,6 +57,9 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         if (streamBufferSize < 1) {
             throw new IllegalArgumentException("streamBufferSize must be >= 1, got " + streamBufferSize);
         }
+        if (maxKvBlocks != null && maxKvBlocks < 2) {
+            throw new IllegalArgumentException("maxKvBlocks must be >= 2, got " + maxKvBlocks);
+        }
         if (shutdownGrace == null || shutdownGrace.isNegative()) {
             throw new IllegalArgumentException("shutdownGrace must be >= 0, got " + shutdownGrace);
         }
@@ -73,7 +78,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         return new Builder().device(device).threads(threads).kvCacheBytes(kvCacheBytes)
                 .gpuMemoryUtilization(gpuMemoryUtilization).blockSize(blockSize).maxBatchedTokens(maxBatchedTokens)
                 .maxRunningSeqs(maxRunningSeqs).maxModelLen(maxModelLen).prefixCaching(prefixCaching).seed(seed)
-                .streamBufferSize(streamBufferSize).shutdownGrace(shutdownGrace);
+                .streamBufferSize(streamBufferSize).shutdownGrace(shutdownGrace).maxKvBlocks(maxKvBlocks);
     }
 
     public static final class Builder {
@@ -89,6 +94,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         private long seed;
         private int streamBufferSize = 1024;
         private Duration shutdownGrace = Duration.ofSeconds(30);
+        private Integer maxKvBlocks;
 
         private Builder() {
         }
@@ -148,6 +154,11 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
             return this;
         }
 
+        public Builder maxKvBlocks(Integer blocks) {
+            this.maxKvBlocks = blocks;
+            return this;
+        }
+
         public Builder shutdownGrace(Duration grace) {
             this.shutdownGrace = grace;
             return this;
@@ -155,7 +166,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
 
         public EngineOptions build() {
             return new EngineOptions(device, threads, kvCacheBytes, gpuMemoryUtilization, blockSize, maxBatchedTokens,
-                    maxRunningSeqs, maxModelLen, prefixCaching, seed, streamBufferSize, shutdownGrace);
+                    maxRunningSeqs, maxModelLen, prefixCaching, seed, streamBufferSize, shutdownGrace, maxKvBlocks);
         }
     }
 }
