@@ -257,13 +257,7 @@ final class GenerationEndpoints {
 
             @Override
             public void finished() {
-                if (req.includeUsage()) {
-                    ObjectNode chunk = envelope(id, "text_completion", created);
-                    chunk.putArray("choices");
-                    chunk.set("usage", usage(call.promptTokens(), call.completionTokens.get()));
-                    sse.send(json(chunk));
-                }
-                sse.finish();
+                finishStream(sse, req.includeUsage(), envelope(id, "text_completion", created), call);
             }
 
             @Override
@@ -328,13 +322,7 @@ final class GenerationEndpoints {
 
             @Override
             public void finished() {
-                if (req.includeUsage()) {
-                    ObjectNode chunk = envelope(id, "chat.completion.chunk", created);
-                    chunk.putArray("choices");
-                    chunk.set("usage", usage(call.promptTokens(), call.completionTokens.get()));
-                    sse.send(json(chunk));
-                }
-                sse.finish();
+                finishStream(sse, req.includeUsage(), envelope(id, "chat.completion.chunk", created), call);
             }
 
             @Override
@@ -676,6 +664,16 @@ final class GenerationEndpoints {
     }
 
     // ---- response pieces ----------------------------------------------------------------------
+
+    /** Ends a stream: the usage chunk (empty choices) when the client asked for it, then [DONE]. */
+    private void finishStream(SseStream sse, boolean includeUsage, ObjectNode usageChunk, Call call) {
+        if (includeUsage) {
+            usageChunk.putArray("choices");
+            usageChunk.set("usage", usage(call.promptTokens(), call.completionTokens.get()));
+            sse.send(json(usageChunk));
+        }
+        sse.finish();
+    }
 
     private ObjectNode envelope(String id, String object, long created) {
         ObjectNode root = Exchange.JSON.createObjectNode();
