@@ -39,6 +39,7 @@ public final class ModelWeights implements AutoCloseable {
     private Tensor lmHead;      // [V, H]; the embedding itself when tied
     private final List<Layer> layers = new ArrayList<>();
     private long bytes;
+    private LoadProgress progress;
 
     private ModelWeights(Backend backend) {
         this.backend = backend;
@@ -78,6 +79,7 @@ public final class ModelWeights implements AutoCloseable {
     }
 
     private void loadAll(ModelConfig c, WeightFiles files) {
+        progress = LoadProgress.onStderr(files.totalTensorBytes());
         long h = c.hiddenSize();
         long q = c.qSize();
         long kv = c.kvSize();
@@ -112,6 +114,7 @@ public final class ModelWeights implements AutoCloseable {
         } else {
             lmHead = load(files, "lm_head.weight", c.vocabSize(), h);
         }
+        progress.finish();
     }
 
     /** Loads one tensor, checking its shape, dtype and values. */
@@ -137,7 +140,7 @@ public final class ModelWeights implements AutoCloseable {
         return fused;
     }
 
-    private static Tensor checkedSource(WeightFiles files, String name, long[] shape) {
+    private Tensor checkedSource(WeightFiles files, String name, long[] shape) {
         Tensor source = files.tensor(name);
         if (!Arrays.equals(source.shape(), shape)) {
             throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has shape "
@@ -148,6 +151,9 @@ public final class ModelWeights implements AutoCloseable {
                     + ", weights must be F32, F16 or BF16");
         }
         long bad = KilnCpu.kiln_cpu_find_non_finite(source.address(), source.dtype().code, source.numel());
+        if (progress != null) {
+            progress.advance(source.numel() * source.dtype().bytes);
+        }
         if (bad >= 0) {
             throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' holds a NaN or infinite value"
                     + " at element " + bad);

@@ -67,6 +67,17 @@ public final class WeightFiles implements AutoCloseable {
         }
     }
 
+    /** Bytes of tensor data over all files (what a full load reads). */
+    public long totalTensorBytes() {
+        long total = 0;
+        for (SafetensorsFile file : files.values()) {
+            for (SafetensorsFile.Entry entry : file.entries().values()) {
+                total += entry.end() - entry.begin();
+            }
+        }
+        return total;
+    }
+
     public boolean contains(String name) {
         return byTensor.containsKey(name);
     }
