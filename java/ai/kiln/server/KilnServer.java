@@ -410,17 +410,19 @@ public final class KilnServer implements AutoCloseable {
         private JsonNode readJson(Request request) {
             long limit = options.maxBodyBytes();
             long length = request.getLength();
-            if (length > limit) {
-                throw ApiError.tooLarge(limit);
-            }
             byte[] bytes;
             try (InputStream in = Content.Source.asInputStream(request)) {
+                if (length > limit) {
+                    discardRest(in, length);
+                    throw ApiError.tooLarge(limit);
+                }
                 bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limit + 1));
+                if (bytes.length > limit) {
+                    discardRest(in, Long.MAX_VALUE);
+                    throw ApiError.tooLarge(limit);
+                }
             } catch (IOException e) {
                 throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
-            }
-            if (bytes.length > limit) {
-                throw ApiError.tooLarge(limit);
             }
             if (bytes.length == 0) {
                 throw ApiError.invalid("The request body is empty; send a JSON object.", null, "invalid_json");
@@ -437,6 +439,28 @@ public final class KilnServer implements AutoCloseable {
             } catch (IOException e) {
                 throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
             }
+        }
+    }
+
+    /** The most of a refused body the server reads and drops so that the client sees its 413. */
+    private static final long DISCARD_LIMIT_BYTES = 64L << 20;
+
+    /**
+     * Reads and drops what is left of a refused request body (up to {@link #DISCARD_LIMIT_BYTES}).
+     * NOTE: closing the connection with unread bytes in the socket makes the kernel reset it, and
+     * the reset can destroy the 413 response before the client reads it; reading the rest first lets
+     * the response arrive. Bodies beyond the bound are cut off all the same.
+     */
+    private static void discardRest(InputStream in, long declaredLength) throws IOException {
+        long budget = Math.min(declaredLength, DISCARD_LIMIT_BYTES);
+        byte[] sink = new byte[64 << 10];
+        long read = 0;
+        while (read < budget) {
+            int n = in.read(sink, 0, (int) Math.min(sink.length, budget - read));
+            if (n < 0) {
+                return;
+            }
+            read += n;
         }
     }
 
