@@ -170,14 +170,17 @@ class LoadBehaviourTest {
 
     @Test
     void quietStreamsGetHeartbeatsAndMetricsReportTheWork() throws Exception {
-        KilnServer.Options options = ServerHarness.serverOptions().withLimits(1 << 20, Duration.ofMillis(50), 1 << 20);
+        // NOTE: the waiting stream is quiet for as long as the first request runs after it arrives:
+        // 400 tokens take at least ~200 ms on a fast machine, so a 10 ms heartbeat and a 30 ms head
+        // start leave a wide margin either way.
+        KilnServer.Options options = ServerHarness.serverOptions().withLimits(1 << 20, Duration.ofMillis(10), 1 << 20);
         try (ServerHarness harness = ServerHarness.start(options, ServerHarness.engineOptions().maxRunningSeqs(1).build())) {
             ExecutorService pool = Executors.newFixedThreadPool(2);
             try {
                 // The first request holds the only running slot; the second waits, its stream quiet.
                 Future<SseClient> first = pool.submit(() -> SseClient.post(harness.http, harness.base + "/v1/completions",
                         LONG_STREAM.replace("480", "400")));
-                Thread.sleep(100);
+                Thread.sleep(30);
                 Future<SseClient> second = pool.submit(() -> SseClient.post(harness.http, harness.base
                         + "/v1/completions", LONG_STREAM.replace("480", "8")));
                 SseClient waited = second.get(120, TimeUnit.SECONDS);
