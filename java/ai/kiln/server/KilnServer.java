@@ -413,12 +413,12 @@ public final class KilnServer implements AutoCloseable {
             byte[] bytes;
             try (InputStream in = Content.Source.asInputStream(request)) {
                 if (length > limit) {
-                    discardRest(in, length);
+                    Exchange.discard(in); // see Exchange.discardUnreadBody
                     throw ApiError.tooLarge(limit);
                 }
                 bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limit + 1));
                 if (bytes.length > limit) {
-                    discardRest(in, Long.MAX_VALUE);
+                    Exchange.discard(in);
                     throw ApiError.tooLarge(limit);
                 }
             } catch (IOException e) {
@@ -439,28 +439,6 @@ public final class KilnServer implements AutoCloseable {
             } catch (IOException e) {
                 throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
             }
-        }
-    }
-
-    /** The most of a refused body the server reads and drops so that the client sees its 413. */
-    private static final long DISCARD_LIMIT_BYTES = 64L << 20;
-
-    /**
-     * Reads and drops what is left of a refused request body (up to {@link #DISCARD_LIMIT_BYTES}).
-     * NOTE: closing the connection with unread bytes in the socket makes the kernel reset it, and
-     * the reset can destroy the 413 response before the client reads it; reading the rest first lets
-     * the response arrive. Bodies beyond the bound are cut off all the same.
-     */
-    private static void discardRest(InputStream in, long declaredLength) throws IOException {
-        long budget = Math.min(declaredLength, DISCARD_LIMIT_BYTES);
-        byte[] sink = new byte[64 << 10];
-        long read = 0;
-        while (read < budget) {
-            int n = in.read(sink, 0, (int) Math.min(sink.length, budget - read));
-            if (n < 0) {
-                return;
-            }
-            read += n;
         }
     }
 
