@@ -1,12 +1,11 @@
 package ai.kiln.backend.cpu;
 
 import static ai.kiln.backend.TensorChecks.requireContiguous;
-import static ai.kiln.backend.TensorChecks.requireRank;
-import static ai.kiln.backend.TensorChecks.shapeError;
 
 import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.OpShapes;
 import ai.kiln.backend.TensorChecks;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
@@ -149,11 +148,7 @@ public final class CpuBackend implements Backend {
     public void embedding(Tensor out, Tensor table, Tensor ids) {
         requireActivation(out, "embedding out");
         requireDType(ids, DType.I32, "embedding ids");
-        requireRank(table, 2, "embedding table");
-        requireContiguous(out, "embedding out");
-        if (out.size(0) != ids.numel() || out.rowElements() != table.size(1)) {
-            throw shapeError("embedding", out, table, ids);
-        }
+        OpShapes.embedding(out, table, ids);
         check(KilnCpu.kiln_cpu_embedding(out.address(), table.address(), table.dtype().code, ids.address(),
                 ids.numel(), table.size(1), table.size(0)));
     }
@@ -162,26 +157,19 @@ public final class CpuBackend implements Backend {
     public void rmsNorm(Tensor out, Tensor x, Tensor residual, Tensor weight, float eps) {
         requireActivation(out, "rmsNorm out");
         requireActivation(x, "rmsNorm x");
-        long dim = x.rowElements();
-        if (out.rows() != x.rows() || out.rowElements() != dim || weight.numel() != dim
-                || (residual != null && (residual.rows() != x.rows() || residual.rowElements() != dim))) {
-            throw shapeError("rmsNorm", out, x, residual, weight);
-        }
+        OpShapes.rmsNorm(out, x, residual, weight);
         if (residual != null) {
             requireActivation(residual, "rmsNorm residual");
         }
         check(KilnCpu.kiln_cpu_rms_norm(out.address(), out.rowStride(), x.address(), x.rowStride(),
                 residual == null ? 0 : residual.address(), residual == null ? 0 : residual.rowStride(),
-                weight.address(), weight.dtype().code, x.rows(), dim, eps));
+                weight.address(), weight.dtype().code, x.rows(), x.rowElements(), eps));
     }
 
     @Override
     public void headRmsNorm(Tensor x, Tensor weight, float eps) {
         requireActivation(x, "headRmsNorm x");
-        requireRank(x, 3, "headRmsNorm x");
-        if (weight.numel() != x.size(2)) {
-            throw shapeError("headRmsNorm", x, weight);
-        }
+        OpShapes.headRmsNorm(x, weight);
         check(KilnCpu.kiln_cpu_head_rms_norm(x.address(), x.rowStride(), x.size(0), x.size(1), x.size(2),
                 weight.address(), weight.dtype().code, eps));
     }
@@ -190,15 +178,10 @@ public final class CpuBackend implements Backend {
     public void rotary(Tensor q, Tensor k, Tensor positions, Tensor cosSin, boolean neoxStyle) {
         requireActivation(q, "rotary q");
         requireActivation(k, "rotary k");
-        requireRank(q, 3, "rotary q");
-        requireRank(k, 3, "rotary k");
         requireDType(positions, DType.I32, "rotary positions");
         requireDType(cosSin, DType.F32, "rotary cosSin");
+        OpShapes.rotary(q, k, positions, cosSin);
         long headDim = q.size(2);
-        if (k.size(2) != headDim || q.size(0) != k.size(0) || positions.numel() != q.size(0)
-                || cosSin.size(1) != headDim) {
-            throw shapeError("rotary", q, k, positions, cosSin);
-        }
         check(KilnCpu.kiln_cpu_rotary(q.address(), q.rowStride(), q.size(1), k.address(), k.rowStride(), k.size(1),
                 headDim, positions.address(), q.size(0), cosSin.address(), cosSin.size(0), neoxStyle ? 1 : 0));
     }
@@ -207,15 +190,10 @@ public final class CpuBackend implements Backend {
     public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
         requireActivation(out, "gemm out");
         requireActivation(x, "gemm x");
-        requireRank(w, 2, "gemm w");
-        requireContiguous(w, "gemm w");
+        OpShapes.gemm(out, x, w, bias);
         long m = x.rows();
         long n = w.size(0);
         long k = w.size(1);
-        if (x.rowElements() != k || out.rows() != m || out.rowElements() != n
-                || (bias != null && bias.numel() != n)) {
-            throw shapeError("gemm", out, x, w, bias);
-        }
         check(KilnCpu.kiln_cpu_gemm(out.address(), out.rowStride(), x.address(), x.rowStride(), w.address(),
                 w.dtype().code, bias == null ? 0 : bias.address(), bias == null ? 0 : bias.dtype().code, m, n, k));
     }
@@ -224,11 +202,7 @@ public final class CpuBackend implements Backend {
     public void siluAndMul(Tensor out, Tensor gateUp) {
         requireActivation(out, "siluAndMul out");
         requireActivation(gateUp, "siluAndMul gateUp");
-        requireContiguous(out, "siluAndMul out");
-        requireContiguous(gateUp, "siluAndMul gateUp");
-        if (out.rows() != gateUp.rows() || 2 * out.rowElements() != gateUp.rowElements()) {
-            throw shapeError("siluAndMul", out, gateUp);
-        }
+        OpShapes.siluAndMul(out, gateUp);
         check(KilnCpu.kiln_cpu_silu_and_mul(out.address(), gateUp.address(), out.rows(), out.rowElements()));
     }
 
@@ -239,12 +213,7 @@ public final class CpuBackend implements Backend {
         requireActivation(kCache, "writeKvCache kCache");
         requireActivation(vCache, "writeKvCache vCache");
         requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
-        requireRank(kCache, 4, "writeKvCache kCache");
-        long row = kCache.size(2) * kCache.size(3);
-        if (k.rowElements() != row || v.rowElements() != row || k.rows() != v.rows()
-                || slotMapping.numel() != k.rows() || !Arrays.equals(kCache.shape(), vCache.shape())) {
-            throw shapeError("writeKvCache", k, v, kCache, vCache, slotMapping);
-        }
+        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
         check(KilnCpu.kiln_cpu_write_kv_cache(k.address(), k.rowStride(), v.address(), v.rowStride(),
                 kCache.address(), vCache.address(), slotMapping.address(), k.rows(), kCache.size(2), kCache.size(3),
                 kCache.size(0) * kCache.size(1)));
@@ -255,17 +224,9 @@ public final class CpuBackend implements Backend {
             float scale) {
         requireActivation(out, "attention out");
         requireActivation(q, "attention q");
-        requireRank(q, 3, "attention q");
-        requireRank(kCache, 4, "attention kCache");
+        OpShapes.attention(out, q, kCache, vCache, metadata);
         long numQHeads = q.size(1);
         long headDim = q.size(2);
-        if (out.rows() != q.rows() || out.rowElements() != numQHeads * headDim || kCache.size(3) != headDim
-                || q.rows() != metadata.numTokens() || !Arrays.equals(kCache.shape(), vCache.shape())
-                || metadata.blockTables().numel() < (long) metadata.numSeqs() * metadata.maxBlocksPerSeq()
-                || metadata.queryStart().numel() < metadata.numSeqs() + 1
-                || metadata.seqLens().numel() < metadata.numSeqs()) {
-            throw shapeError("attention", out, q, kCache, vCache, metadata.blockTables());
-        }
         check(KilnCpu.kiln_cpu_attention(out.address(), out.rowStride(), q.address(), q.rowStride(),
                 kCache.address(), vCache.address(), metadata.blockTables().address(), metadata.maxBlocksPerSeq(),
                 metadata.queryStart().address(), metadata.seqLens().address(), metadata.numSeqs(),
@@ -276,11 +237,8 @@ public final class CpuBackend implements Backend {
     public void gatherRows(Tensor out, Tensor in, Tensor rows) {
         requireActivation(out, "gatherRows out");
         requireActivation(in, "gatherRows in");
-        requireContiguous(out, "gatherRows out");
         requireDType(rows, DType.I32, "gatherRows rows");
-        if (out.rows() != rows.numel() || out.rowElements() != in.rowElements()) {
-            throw shapeError("gatherRows", out, in, rows);
-        }
+        OpShapes.gatherRows(out, in, rows);
         check(KilnCpu.kiln_cpu_gather_rows(out.address(), in.address(), in.rowStride(), rows.address(), out.rows(),
                 in.rows(), in.rowElements()));
     }
@@ -288,11 +246,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void argmax(Tensor logits, Tensor ids, Tensor logprobs) {
         requireActivation(logits, "argmax logits");
-        requireContiguous(logits, "argmax logits");
         requireDType(ids, DType.I32, "argmax ids");
-        if (ids.numel() < logits.rows() || (logprobs != null && logprobs.numel() < logits.rows())) {
-            throw shapeError("argmax", logits, ids, logprobs);
-        }
+        OpShapes.argmax(logits, ids, logprobs);
         check(KilnCpu.kiln_cpu_argmax(logits.address(), logits.rows(), logits.rowElements(), ids.address(),
                 logprobs == null ? 0 : logprobs.address()));
     }

@@ -1,7 +1,6 @@
 package ai.kiln.backend.cuda;
 
 import static ai.kiln.backend.TensorChecks.requireContiguous;
-import static ai.kiln.backend.TensorChecks.shapeError;
 
 import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT;
@@ -44,6 +43,7 @@ import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.OpShapes;
 import ai.kiln.backend.TensorChecks;
 import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
@@ -334,10 +334,7 @@ public final class CudaBackend implements Backend {
         requireActivation(out, "embedding out");
         requireActivation(table, "embedding table");
         requireDType(ids, DType.I32, "embedding ids");
-        requireContiguous(out, "embedding out");
-        if (table.rank() != 2 || out.size(0) != ids.numel() || out.rowElements() != table.size(1)) {
-            throw shapeError("embedding", out, table, ids);
-        }
+        OpShapes.embedding(out, table, ids);
         checkKernel(KilnCuda.kiln_cuda_embedding(out.address(), table.address(), ids.address(), ids.numel(),
                 table.size(1), table.size(0), activation.code, streamAddress()));
     }
@@ -347,26 +344,20 @@ public final class CudaBackend implements Backend {
         requireActivation(out, "rmsNorm out");
         requireActivation(x, "rmsNorm x");
         requireActivation(weight, "rmsNorm weight");
-        long dim = x.rowElements();
-        if (out.rows() != x.rows() || out.rowElements() != dim || weight.numel() != dim
-                || (residual != null && (residual.rows() != x.rows() || residual.rowElements() != dim))) {
-            throw shapeError("rmsNorm", out, x, residual, weight);
-        }
+        OpShapes.rmsNorm(out, x, residual, weight);
         if (residual != null) {
             requireActivation(residual, "rmsNorm residual");
         }
         checkKernel(KilnCuda.kiln_cuda_rms_norm(out.address(), out.rowStride(), x.address(), x.rowStride(),
                 residual == null ? 0 : residual.address(), residual == null ? 0 : residual.rowStride(),
-                weight.address(), x.rows(), dim, eps, activation.code, streamAddress()));
+                weight.address(), x.rows(), x.rowElements(), eps, activation.code, streamAddress()));
     }
 
     @Override
     public void headRmsNorm(Tensor x, Tensor weight, float eps) {
         requireActivation(x, "headRmsNorm x");
         requireActivation(weight, "headRmsNorm weight");
-        if (x.rank() != 3 || weight.numel() != x.size(2)) {
-            throw shapeError("headRmsNorm", x, weight);
-        }
+        OpShapes.headRmsNorm(x, weight);
         checkKernel(KilnCuda.kiln_cuda_head_rms_norm(x.address(), x.rowStride(), x.size(0), x.size(1), x.size(2),
                 weight.address(), eps, activation.code, streamAddress()));
     }
@@ -377,10 +368,7 @@ public final class CudaBackend implements Backend {
         requireActivation(k, "rotary k");
         requireDType(positions, DType.I32, "rotary positions");
         requireDType(cosSin, DType.F32, "rotary cosSin");
-        if (q.rank() != 3 || k.rank() != 3 || k.size(2) != q.size(2) || q.size(0) != k.size(0)
-                || positions.numel() != q.size(0) || cosSin.size(1) != q.size(2)) {
-            throw shapeError("rotary", q, k, positions, cosSin);
-        }
+        OpShapes.rotary(q, k, positions, cosSin);
         checkKernel(KilnCuda.kiln_cuda_rotary(q.address(), q.rowStride(), q.size(1), k.address(), k.rowStride(),
                 k.size(1), q.size(2), positions.address(), q.size(0), cosSin.address(), cosSin.size(0),
                 neoxStyle ? 1 : 0, activation.code, streamAddress()));
@@ -394,17 +382,13 @@ public final class CudaBackend implements Backend {
     public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
         requireActivation(x, "gemm x");
         requireActivation(w, "gemm w");
-        requireContiguous(w, "gemm w");
         if (out.dtype() != activation && out.dtype() != DType.F32) {
             throw new BackendException("gemm out must be " + activation + " or F32, got " + out);
         }
+        OpShapes.gemm(out, x, w, bias);
         long m = x.rows();
         long n = w.size(0);
         long k = w.size(1);
-        if (w.rank() != 2 || x.rowElements() != k || out.rows() != m || out.rowElements() != n
-                || (bias != null && bias.numel() != n)) {
-            throw shapeError("gemm", out, x, w, bias);
-        }
         if (m == 0) {
             return;
         }
@@ -428,11 +412,7 @@ public final class CudaBackend implements Backend {
     public void siluAndMul(Tensor out, Tensor gateUp) {
         requireActivation(out, "siluAndMul out");
         requireActivation(gateUp, "siluAndMul gateUp");
-        requireContiguous(out, "siluAndMul out");
-        requireContiguous(gateUp, "siluAndMul gateUp");
-        if (out.rows() != gateUp.rows() || 2 * out.rowElements() != gateUp.rowElements()) {
-            throw shapeError("siluAndMul", out, gateUp);
-        }
+        OpShapes.siluAndMul(out, gateUp);
         checkKernel(KilnCuda.kiln_cuda_silu_and_mul(out.address(), gateUp.address(), out.rows(), out.rowElements(),
                 activation.code, streamAddress()));
     }
@@ -444,11 +424,7 @@ public final class CudaBackend implements Backend {
         requireActivation(kCache, "writeKvCache kCache");
         requireActivation(vCache, "writeKvCache vCache");
         requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
-        long row = kCache.rank() == 4 ? kCache.size(2) * kCache.size(3) : -1;
-        if (k.rowElements() != row || v.rowElements() != row || k.rows() != v.rows()
-                || slotMapping.numel() != k.rows() || !Arrays.equals(kCache.shape(), vCache.shape())) {
-            throw shapeError("writeKvCache", k, v, kCache, vCache, slotMapping);
-        }
+        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
         checkKernel(KilnCuda.kiln_cuda_write_kv_cache(k.address(), k.rowStride(), v.address(), v.rowStride(),
                 kCache.address(), vCache.address(), slotMapping.address(), k.rows(), kCache.size(2), kCache.size(3),
                 kCache.size(0) * kCache.size(1), activation.code, streamAddress()));
@@ -460,11 +436,7 @@ public final class CudaBackend implements Backend {
         requireActivation(out, "attention out");
         requireActivation(q, "attention q");
         requireActivation(kCache, "attention kCache");
-        if (q.rank() != 3 || kCache.rank() != 4 || out.rows() != q.rows()
-                || out.rowElements() != q.size(1) * q.size(2) || kCache.size(3) != q.size(2)
-                || q.rows() != metadata.numTokens() || !Arrays.equals(kCache.shape(), vCache.shape())) {
-            throw shapeError("attention", out, q, kCache, vCache, metadata.blockTables());
-        }
+        OpShapes.attention(out, q, kCache, vCache, metadata);
         long numQHeads = q.size(1);
         long headDim = q.size(2);
         long numKvHeads = kCache.size(2);
@@ -511,22 +483,16 @@ public final class CudaBackend implements Backend {
     public void gatherRows(Tensor out, Tensor in, Tensor rows) {
         requireActivation(out, "gatherRows out");
         requireActivation(in, "gatherRows in");
-        requireContiguous(out, "gatherRows out");
         requireDType(rows, DType.I32, "gatherRows rows");
-        if (out.rows() != rows.numel() || out.rowElements() != in.rowElements()) {
-            throw shapeError("gatherRows", out, in, rows);
-        }
+        OpShapes.gatherRows(out, in, rows);
         checkKernel(KilnCuda.kiln_cuda_gather_rows(out.address(), in.address(), in.rowStride(), rows.address(),
                 out.rows(), in.rows(), in.rowElements(), activation.code, streamAddress()));
     }
 
     @Override
     public void argmax(Tensor logits, Tensor ids, Tensor logprobs) {
-        requireContiguous(logits, "argmax logits");
         requireDType(ids, DType.I32, "argmax ids");
-        if (ids.numel() < logits.rows() || (logprobs != null && logprobs.numel() < logits.rows())) {
-            throw shapeError("argmax", logits, ids, logprobs);
-        }
+        OpShapes.argmax(logits, ids, logprobs);
         checkKernel(KilnCuda.kiln_cuda_argmax(logits.address(), logits.rowStride(), logits.dtype().code,
                 logits.rows(), logits.rowElements(), ids.address(), logprobs == null ? 0 : logprobs.address(),
                 streamAddress()));
