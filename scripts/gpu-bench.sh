@@ -3,6 +3,7 @@
 # of real shapes, runs `kiln bench` on them at batch 1 and 64 (128-token prompts, 256 new tokens),
 # and Hugging Face transformers' eager generate on the same weights as the reference point.
 #   scripts/gpu-bench.sh [llama-3.2-1b llama-3-8b ...]      results under ${OUT:-/tmp/kiln-bench}
+# KILN_BATCHES (default 1,64) sets the batch sizes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -14,6 +15,7 @@ cp=".gpu/classes:$(ls .gpu/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 for shape in "${shapes[@]}"; do
   dir=/tmp/models/$shape
   [[ -f $dir/config.json ]] || python3 scripts/make_bench_model.py --shape "$shape" --out "$dir"
-  .jre/bin/java -Xss4m -cp "$cp" ai.kiln.cli.KilnCli bench --model "$dir" --device cuda --batch 1,64 \
+  # shellcheck disable=SC2086  # KILN_JAVA_OPTS: extra JVM options, e.g. -Dkiln.cuda.gemvMaxRows=0
+  .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} -cp "$cp" ai.kiln.cli.KilnCli bench --model "$dir" --device cuda --batch "${KILN_BATCHES:-1,64}" \
     --prompt-len 128 --output-len 256 --max-model-len 1024 2>&1 | tee -a "$out/kiln-bench.jsonl"
 done

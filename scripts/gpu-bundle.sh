@@ -3,6 +3,7 @@
 #   .gpu/classes       main classes with the native libraries (CUDA kernels included)
 #   .gpu/test-classes  test classes (test resources are read from test/resources in the tree)
 #   .gpu/lib           the jars the GPU tests and benchmarks load, and the JUnit console launcher
+#   .gpu/bin           kiln_op_tests and kiln_kernel_bench (for scripts/gpu_kernel_checks.sh: BIN=.gpu/bin)
 #   .jre               a Java runtime (jlink of the local JDK)
 # Then, on the GPU machine, from the repository root: scripts/gpu-run-tests.sh
 set -euo pipefail
@@ -30,9 +31,14 @@ find .gpu -name '*.so*' -exec strip --strip-unneeded {} \;
 cp -r "$build"/classes .gpu/classes
 rm -f .gpu/classes/ai/kiln/backend/cuda/linux-x86_64/*.o
 mkdir -p .gpu/test-classes && cp -r "$build"/test-classes/ai .gpu/test-classes/
+# The kernel harness and benchmark (their libraries are those in .gpu/classes).
+mkdir -p .gpu/bin && cp "$build"/cmake/cuda-kernels/kiln_op_tests "$build"/cmake/cuda-kernels/kiln_kernel_bench .gpu/bin/
+strip --strip-unneeded .gpu/bin/*
 if [[ ! -x .jre/bin/java ]]; then
   jdk=${JDK_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
   "$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output .jre
 fi
+# NOTE: the runtime's libraries carry symbols worth 4 MB of the 64 MB that may travel.
+find .jre -name '*.so' -exec strip --strip-unneeded {} +
 du -sh .gpu .jre

@@ -20,7 +20,9 @@ if [ -z "${BIN:-}" ]; then
   cp /tmp/kiln-build/cuda-kernels/kiln_op_tests /tmp/kiln-build/cuda-kernels/kiln_kernel_bench \
      /tmp/kiln-build/classes/ai/kiln/backend/cuda/linux-x86_64/*.so* /tmp/kiln-build/classes/ai/kiln/backend/cpu/linux-x86_64/*.so* "$BIN"/
 fi
-export LD_LIBRARY_PATH="$(cd "$BIN" && pwd):/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# The libraries sit beside the binaries, or in the bundle's classes (scripts/gpu-bundle.sh).
+bundle_libs=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.gpu/classes/ai/kiln/backend
+export LD_LIBRARY_PATH="$(cd "$BIN" && pwd):$bundle_libs/cuda/linux-x86_64:$bundle_libs/cpu/linux-x86_64:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
 status=0
 for step in "${steps[@]}"; do
@@ -37,7 +39,7 @@ for step in "${steps[@]}"; do
       done
       if [ "$rc" -eq 2 ]; then  # a fatal CUDA error stops the process: run each op group on its own
         for op in rms_norm rotary write_kv_cache silu_and_mul embedding gather_rows add_bias attention_prefill \
-                  attention_decode argmax penalties sample; do
+                  attention_decode argmax gemv penalties sample; do
           timeout 200 "$BIN/kiln_op_tests" --filter "$op" 2>&1 | grep -E "^(PASS|FAIL|FATAL)|checks," | tee -a "$OUT/tests-groups.log"
         done
       fi

@@ -178,6 +178,7 @@ void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_he
   CUDA_OK(cudaMemcpy(lens.p, lens_h.data(), lens.bytes, cudaMemcpyHostToDevice));
   const int64_t ws_bytes = kiln_cuda_attention_decode_workspace_size(batch, q_heads, kv_heads, head_dim, seq_len);
   Buf ws(ws_bytes > 0 ? ws_bytes : 256);
+  CUDA_OK(cudaMemset(ws.p, 0, ws.bytes));  // the split counters start at zero
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const double ms = time_ms([&](int i) {
     const int s = i % sets;
@@ -282,6 +283,29 @@ void bench_silu(int64_t tokens, int64_t inter) {
 
 }  // namespace
 
+// Skinny products of decode: the weights stream once, so bytes = weights + inputs + outputs.
+// Gated: the gate/up product with SiLU-and-mul, reading 2n weight rows.
+void bench_gemv(const char* what, int64_t m, int64_t n, int64_t k, bool gated, bool f32_out) {
+  const size_t w_bytes = static_cast<size_t>(gated ? 2 * n : n) * k * 2;
+  const int sets = sets_for(w_bytes);
+  std::vector<Buf*> w;
+  for (int s = 0; s < sets; ++s) {
+    w.push_back(new Buf(w_bytes));
+    fill_random(*w.back(), KILN_CUDA_BF16);
+  }
+  Buf x(m * k * 2), out(m * n * (f32_out ? 4 : 2));
+  fill_random(x, KILN_CUDA_BF16);
+  const double ms = time_ms([&](int i) {
+    KILN_OK(kiln_cuda_gemv(out.p, n, f32_out ? KILN_CUDA_F32 : KILN_CUDA_BF16, x.p, k, gated ? 1 : 0,
+                           w[i % sets]->p, nullptr, m, n, k, KILN_CUDA_BF16, nullptr));
+  });
+  char name[160];
+  std::snprintf(name, sizeof(name), "gemv %s M=%lld N=%lld K=%lld%s bf16", what, (long long)m, (long long)n,
+                (long long)k, gated ? " gated" : "");
+  report_bw(name, ms, static_cast<double>(w_bytes) + m * k * 2.0 + m * n * (f32_out ? 4.0 : 2.0));
+  for (Buf* b : w) delete b;
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
@@ -318,5 +342,18 @@ int main(int argc, char** argv) {
   }
   if (wanted("rotary")) bench_rotary_write(16384, 32, 8, 128);
   if (wanted("silu")) bench_silu(8192, 14336);
+  if (wanted("gemv")) {
+    for (int64_t m : {1, 4}) {
+      bench_gemv("1B qkv", m, 3072, 2048, false, false);
+      bench_gemv("1B o", m, 2048, 2048, false, false);
+      bench_gemv("1B gate_up+silu", m, 8192, 2048, true, false);
+      bench_gemv("1B down", m, 2048, 8192, false, false);
+      bench_gemv("1B lm_head", m, 128256, 2048, false, true);
+      bench_gemv("8B qkv", m, 6144, 4096, false, false);
+      bench_gemv("8B o", m, 4096, 4096, false, false);
+      bench_gemv("8B gate_up+silu", m, 14336, 4096, true, false);
+      bench_gemv("8B down", m, 4096, 14336, false, false);
+    }
+  }
   return 0;
 }

@@ -119,6 +119,25 @@ int kiln_cuda_add_bias(void* x, int64_t x_stride, const void* bias, int64_t rows
 int kiln_cuda_gather_rows(void* out, const void* in, int64_t in_stride, const int32_t* rows,
                           int64_t num_out, int64_t num_in, int64_t dim, int dtype, void* stream);
 
+// ---- skinny matrix products (decode) -------------------------------------------------------------
+
+// The most rows kiln_cuda_gemv takes; larger products belong to a GEMM library.
+#define KILN_CUDA_GEMV_MAX_ROWS 4
+
+// gated == 0: out[r, c] = sum_i x[r, i] * w[c, i] (+ bias[c])
+//   w: [n, k]
+// gated == 1: the MLP's gate/up projection and kiln_cuda_silu_and_mul in one pass:
+//   out[r, c] = silu(g) * u, g = x[r] . w[c] and u = x[r] . w[n + c] each rounded to dtype first
+//   w: [2n, k] (the gate rows, then the up rows)
+// fp32 accumulation, rounded once to out_dtype.
+//   out: [m, n] of out_dtype (dtype or F32), row stride out_stride; x: [m, k], row stride
+//   x_stride; w rows contiguous; bias: [n] of dtype or NULL. F32 output takes neither a bias nor
+//   the gated form. m <= KILN_CUDA_GEMV_MAX_ROWS; k % 8 == 0; x and w 16-byte aligned;
+//   x_stride % 8 == 0.
+int kiln_cuda_gemv(void* out, int64_t out_stride, int out_dtype, const void* x, int64_t x_stride,
+                   int gated, const void* w, const void* bias, int64_t m, int64_t n, int64_t k,
+                   int dtype, void* stream);
+
 // ---- attention ---------------------------------------------------------------------------------
 
 // Causal attention over the paged cache for a packed varlen batch (prefill, chunked prefill and
@@ -141,15 +160,17 @@ int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, in
                                 int64_t block_size, int64_t num_blocks, float scale, int dtype,
                                 void* stream);
 
-// Bytes of device workspace that kiln_cuda_attention_decode needs for these sizes (an upper
-// bound: the split count it picks depends on the device). 0 is a valid answer.
+// Bytes of device workspace that kiln_cuda_attention_decode needs for these sizes on the current
+// device (the split count it picks depends on the device). 0 is a valid answer.
 int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,
                                                   int64_t num_kv_heads, int64_t head_dim,
                                                   int64_t max_seq_len);
 
 // Decode attention: one query token per sequence (its last position, seq_lens[s] - 1) over the
 // paged cache; flash-decoding with the context split across blocks for long sequences, the
-// fp32 partial results kept in the caller's workspace and merged by a second kernel.
+// fp32 partial results kept in the caller's workspace and merged by the last block to finish
+// (one launch). The workspace must be zero-filled before its first use; every call leaves its
+// counters at zero again.
 //   out: [num_seqs, num_q_heads, head_dim], row stride out_stride
 //   q:   [num_seqs, num_q_heads, head_dim], row stride q_stride
 //   seq_lens: [num_seqs], each in [1, max_seq_len]; other arguments as for prefill.
@@ -177,10 +198,17 @@ int kiln_cuda_apply_penalties(void* logits, int64_t logits_stride, int logits_dt
                               const float* repetition, const float* presence,
                               const float* frequency, void* stream);
 
+// Bytes of workspace kiln_cuda_argmax needs for `batch` rows (an upper bound).
+int64_t kiln_cuda_argmax_workspace_size(int64_t batch, int64_t vocab);
+
 // Greedy: out_ids[b] = argmax logits[b] (the first on ties); out_logprobs[b] (may be NULL) =
 // log_softmax(logits[b])[out_ids[b]].
+// With a workspace (256-byte aligned, >= kiln_cuda_argmax_workspace_size bytes, zero-filled
+// before its first use and left so by every call; batch <= 65535) each row is split over several
+// blocks; with workspace NULL one block takes a row.
 int kiln_cuda_argmax(const void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
-                     int64_t vocab, int32_t* out_ids, float* out_logprobs, void* stream);
+                     int64_t vocab, int32_t* out_ids, float* out_logprobs, void* workspace,
+                     int64_t workspace_bytes, void* stream);
 
 // Sampling with per-sequence parameters (device arrays of [batch]); temperature[b] <= 0 is
 // greedy. Tokens are kept when they pass all of top_k (<= 0 or >= vocab: off), min_p (<= 0: off)

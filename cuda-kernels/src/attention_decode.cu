@@ -18,9 +18,18 @@ int64_t max_splits_for(int64_t max_seq_len) {
   return by_len < kMaxSplits ? (by_len > 1 ? by_len : 1) : kMaxSplits;
 }
 
-int64_t workspace_bytes_for(int64_t splits, int64_t num_seqs, int64_t num_q_heads, int64_t head_dim) {
+// Workspace: the split counters [num_seqs, num_kv_heads, head_groups], then the partial rows
+// [splits, num_seqs, num_q_heads, head_dim] and their log-sum-exps [splits, num_seqs, num_q_heads].
+int64_t counter_bytes_for(int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads) {
+  const int64_t head_groups = (num_q_heads / num_kv_heads + 15) / 16;
+  return align256(num_seqs * num_kv_heads * head_groups * 4);
+}
+
+int64_t workspace_bytes_for(int64_t splits, int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads,
+                            int64_t head_dim) {
   if (splits <= 1) return 0;
-  return align256(splits * num_seqs * num_q_heads * head_dim * 4) + align256(splits * num_seqs * num_q_heads * 4);
+  return counter_bytes_for(num_seqs, num_q_heads, num_kv_heads) +
+         align256(splits * num_seqs * num_q_heads * head_dim * 4) + align256(splits * num_seqs * num_q_heads * 4);
 }
 
 // Flash-decoding's rule: no split when the blocks already fill the GPU; else the smallest split
@@ -42,35 +51,56 @@ int choose_splits(int64_t base_blocks, int64_t max_seq_len, int sms, int blocks_
 }
 
 template <typename T>
-int dispatch_head_dim(DecodeParams& p, int64_t head_dim, int64_t max_seq_len, int64_t workspace_bytes,
-                      void* workspace, cudaStream_t stream) {
-  int blocks_per_sm = 1;
+int blocks_per_sm_for(int64_t head_dim) {
   switch (head_dim) {
-    case 64: blocks_per_sm = decode_blocks_per_sm<T, 64>(); break;
-    case 128: blocks_per_sm = decode_blocks_per_sm<T, 128>(); break;
-    case 256: blocks_per_sm = decode_blocks_per_sm<T, 256>(); break;
-    default:
-      return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED,
-                       "kiln_cuda_attention_decode: head_dim %lld is not supported (64, 128, 256)",
-                       (long long)head_dim);
+    case 64: return decode_blocks_per_sm<T, 64>();
+    case 128: return decode_blocks_per_sm<T, 128>();
+    case 256: return decode_blocks_per_sm<T, 256>();
+    default: return 0;
   }
-  const int64_t base_blocks = p.num_seqs * p.num_kv_heads * p.head_groups;
+}
+
+// The split plan for these sizes on the current device: how many splits of how many tokens.
+struct SplitPlan {
+  int splits;
+  int64_t split_tokens;
+};
+
+SplitPlan plan_splits(int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_heads, int64_t max_seq_len,
+                      int blocks_per_sm) {
+  const int64_t head_groups = (num_q_heads / num_kv_heads + 15) / 16;
+  const int64_t base_blocks = num_seqs * num_kv_heads * head_groups;
   int splits = choose_splits(base_blocks, max_seq_len, current_sm_count(), blocks_per_sm);
   int64_t split_tokens = (max_seq_len + splits - 1) / splits;
   split_tokens = (split_tokens + kDecodeStageTokens - 1) / kDecodeStageTokens * kDecodeStageTokens;
   splits = static_cast<int>((max_seq_len + split_tokens - 1) / split_tokens);
+  return {splits, split_tokens};
+}
+
+template <typename T>
+int dispatch_head_dim(DecodeParams& p, int64_t head_dim, int64_t max_seq_len, int64_t workspace_bytes,
+                      void* workspace, cudaStream_t stream) {
+  const int blocks_per_sm = blocks_per_sm_for<T>(head_dim);
+  if (blocks_per_sm == 0) {
+    return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED, "kiln_cuda_attention_decode: head_dim %lld is not supported (64, 128, 256)",
+                     (long long)head_dim);
+  }
+  const SplitPlan plan = plan_splits(p.num_seqs, p.num_q_heads, p.num_kv_heads, max_seq_len, blocks_per_sm);
+  const int splits = plan.splits;
   p.num_splits = splits;
-  p.split_tokens = static_cast<int>(split_tokens);
+  p.split_tokens = static_cast<int>(plan.split_tokens);
   if (splits > 1) {
-    const int64_t need = workspace_bytes_for(splits, p.num_seqs, p.num_q_heads, head_dim);
+    const int64_t need = workspace_bytes_for(splits, p.num_seqs, p.num_q_heads, p.num_kv_heads, head_dim);
     KILN_REQUIRE(workspace != nullptr && workspace_bytes >= need, KILN_CUDA_ERR_INVALID_ARGUMENT,
                  "kiln_cuda_attention_decode: workspace of %lld bytes is smaller than the %lld needed",
                  (long long)workspace_bytes, (long long)need);
     KILN_REQUIRE((reinterpret_cast<uintptr_t>(workspace) & 255u) == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
                  "kiln_cuda_attention_decode: workspace must be 256-byte aligned");
-    p.partial_out = static_cast<float*>(workspace);
-    p.partial_lse = reinterpret_cast<float*>(static_cast<char*>(workspace) +
-                                             align256(splits * p.num_seqs * p.num_q_heads * head_dim * 4));
+    char* base = static_cast<char*>(workspace);
+    p.split_counters = reinterpret_cast<uint32_t*>(base);
+    base += counter_bytes_for(p.num_seqs, p.num_q_heads, p.num_kv_heads);
+    p.partial_out = reinterpret_cast<float*>(base);
+    p.partial_lse = reinterpret_cast<float*>(base + align256(splits * p.num_seqs * p.num_q_heads * head_dim * 4));
   }
   switch (head_dim) {
     case 64: return run_attention_decode<T, 64>(p, stream);
@@ -87,9 +117,13 @@ using namespace kiln;
 extern "C" int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,
                                                              int64_t num_kv_heads, int64_t head_dim,
                                                              int64_t max_seq_len) {
-  (void)num_kv_heads;
-  if (num_seqs <= 0 || num_q_heads <= 0 || head_dim <= 0 || max_seq_len <= 0) return 0;
-  return workspace_bytes_for(max_splits_for(max_seq_len), num_seqs, num_q_heads, head_dim);
+  if (num_seqs <= 0 || num_q_heads <= 0 || num_kv_heads <= 0 || num_q_heads % num_kv_heads != 0 || max_seq_len <= 0)
+    return 0;
+  // NOTE: the plan depends on the device (its multiprocessors), not on the 16-bit type.
+  const int blocks_per_sm = blocks_per_sm_for<__nv_bfloat16>(head_dim);
+  if (blocks_per_sm == 0) return 0;
+  const SplitPlan plan = plan_splits(num_seqs, num_q_heads, num_kv_heads, max_seq_len, blocks_per_sm);
+  return workspace_bytes_for(plan.splits, num_seqs, num_q_heads, num_kv_heads, head_dim);
 }
 
 extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int64_t q_stride,

@@ -3,8 +3,9 @@
 // kDecodeStageTokens-token stages; each of the 4 warps takes 16 tokens of a stage and runs
 // S = Q K^T and O += P V on the tensor cores (mma.sync m16n8k16) with the group's q heads as the
 // 16 rows, so every K/V byte is loaded once for all q heads that share it. The warps' online
-// softmax states are merged through shared memory at the end; with several splits the block
-// writes an fp32 partial result and its log-sum-exp, and decode_merge_kernel combines them.
+// softmax states are merged through shared memory at the end. When the context spans several
+// splits each block writes an fp32 partial result and its log-sum-exp, and the last block of the
+// (sequence, kv head) to finish combines them, so decode is one launch whatever the length.
 #pragma once
 
 #include "attention_decode.h"
@@ -24,8 +25,10 @@ struct DecodeTraits {
   static constexpr int kSmemBytes = kQBytes + 2 * kStages * kStageBytes;
   static constexpr int kWarps = kDecodeThreads / 32;
   static_assert(kDecodeStageTokens == 16 * kWarps, "each warp takes 16 tokens of a stage");
-  // The final merge reuses the K stages for [warps][16][head_dim] fp32 and V for (m, l).
+  // The final merges reuse the K stages for [warps][16][head_dim] fp32 (then the splits' weights,
+  // [16][kDecodeMaxSplits] and 16 totals) and V for (m, l).
   static_assert(kWarps * 16 * kHeadDim * 4 <= kStages * kStageBytes, "merge scratch must fit in the K stages");
+  static_assert((16 * kDecodeMaxSplits + 16) * 4 <= kStages * kStageBytes, "split weights must fit in the K stages");
 };
 
 template <typename T, int kHeadDim>
@@ -40,6 +43,8 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   uint8_t* sK = smem + Tr::kQBytes;
   uint8_t* sV = sK + kStages * Tr::kStageBytes;
 
+  pdl_wait();
+  pdl_launch_dependents();
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int split = blockIdx.x;
   const int kv_head = blockIdx.y / p.head_groups;
@@ -52,12 +57,10 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   const int head0 = kv_head * p.group + hg * 16;
   const int rows = min(16, p.group - hg * 16);
 
-  if (start >= end) {  // this split holds no context: an empty partial (weight 0 in the merge)
-    if (p.num_splits > 1) {
-      const int64_t base = (static_cast<int64_t>(split) * p.num_seqs + seq) * p.num_q_heads + head0;
-      for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) p.partial_out[base * kHeadDim + i] = 0.0f;
-      for (int r = tid; r < rows; r += kDecodeThreads) p.partial_lse[base + r] = -INFINITY;
-    } else {
+  // Splits past the context do nothing; the others are counted by the merge.
+  const int active = seq_len > 0 ? (seq_len + p.split_tokens - 1) / p.split_tokens : 0;
+  if (split >= active) {
+    if (split == 0) {  // no context at all: a zero output
       T* out = static_cast<T*>(p.out) + seq * p.out_stride + static_cast<int64_t>(head0) * kHeadDim;
       for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) out[i] = from_float<T>(0.0f);
     }
@@ -208,7 +211,9 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
     }
   }
   __syncthreads();
-  const int64_t partial_base = (static_cast<int64_t>(split) * p.num_seqs + seq) * p.num_q_heads + head0;
+  const int64_t split_stride = p.num_seqs * p.num_q_heads;  // between splits' partial rows
+  const int64_t row_base = seq * p.num_q_heads + head0;
+  const int64_t partial_base = split * split_stride + row_base;
   T* out = static_cast<T*>(p.out) + seq * p.out_stride + static_cast<int64_t>(head0) * kHeadDim;
   for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) {
     const int r = i / kHeadDim, d = i % kHeadDim;
@@ -224,47 +229,44 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
       o += wt * s_acc[(w * 16 + r) * kHeadDim + d];
     }
     const float value = total > 0.0f ? o / total : 0.0f;
-    if (p.num_splits == 1) {
+    if (active == 1) {
       out[i] = from_float<T>(value);
     } else {
       p.partial_out[partial_base * kHeadDim + i] = value;
       if (d == 0) p.partial_lse[partial_base + r] = total > 0.0f ? mx + __log2f(total) : -INFINITY;
     }
   }
-}
+  if (active == 1) return;
 
-// Combines the splits of one (sequence, q head): weights 2^(lse_s - max lse). The weights are
-// computed once into shared memory so that the loads of the partial rows are independent.
-template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(kHeadDim) decode_merge_kernel(const DecodeParams p) {
-  __shared__ float s_w[kDecodeMaxSplits];
-  __shared__ float s_total;
-  const int64_t head = blockIdx.x, seq = blockIdx.y;
-  const int d = threadIdx.x;
-  const int64_t stride = p.num_seqs * p.num_q_heads;  // between splits
-  const int64_t base = seq * p.num_q_heads + head;
-  for (int s = d; s < p.num_splits; s += kHeadDim) s_w[s] = p.partial_lse[s * stride + base];
-  __syncthreads();
-  if (d < 32) {
+  // ---- merge the splits: the last block of this (sequence, kv head, head group) to finish ----
+  // combines the active splits' partial rows, weighted by 2^(lse - max lse).
+  __shared__ uint32_t s_last;
+  if (!arrive_last(&p.split_counters[seq * gridDim.y + blockIdx.y], static_cast<uint32_t>(active), &s_last)) return;
+  float* s_weight = s_acc;                        // [16][kDecodeMaxSplits]
+  float* s_total = s_acc + 16 * kDecodeMaxSplits;  // [16]
+  for (int r = warp; r < rows; r += Tr::kWarps) {
     float mx = -INFINITY;
-    for (int s = d; s < p.num_splits; s += 32) mx = fmaxf(mx, s_w[s]);
+    for (int sp = lane; sp < active; sp += 32) mx = fmaxf(mx, __ldcg(&p.partial_lse[sp * split_stride + row_base + r]));
     mx = warp_max(mx);
     float total = 0.0f;
-    for (int s = d; s < p.num_splits; s += 32) {
-      const float w = s_w[s] == -INFINITY ? 0.0f : fast_exp2(s_w[s] - mx);
-      s_w[s] = w;
-      total += w;
+    for (int sp = lane; sp < active; sp += 32) {
+      const float lse = __ldcg(&p.partial_lse[sp * split_stride + row_base + r]);
+      const float wt = lse == -INFINITY ? 0.0f : fast_exp2(lse - mx);
+      s_weight[r * kDecodeMaxSplits + sp] = wt;
+      total += wt;
     }
     total = warp_sum(total);
-    if (d == 0) s_total = total;
+    if (lane == 0) s_total[r] = total;
   }
   __syncthreads();
-  float o = 0.0f;
-  const float* src = p.partial_out + base * kHeadDim + d;
-#pragma unroll 8
-  for (int s = 0; s < p.num_splits; ++s) o += s_w[s] * src[s * stride * kHeadDim];
-  T* out = static_cast<T*>(p.out) + seq * p.out_stride + head * kHeadDim;
-  out[d] = from_float<T>(s_total > 0.0f ? o / s_total : 0.0f);
+  for (int i = tid; i < rows * kHeadDim; i += kDecodeThreads) {
+    const int r = i / kHeadDim;
+    const float* src = p.partial_out + row_base * kHeadDim + i;
+    float o = 0.0f;
+#pragma unroll 4
+    for (int sp = 0; sp < active; ++sp) o += s_weight[r * kDecodeMaxSplits + sp] * __ldcg(src + sp * split_stride * kHeadDim);
+    out[i] = from_float<T>(s_total[r] > 0.0f ? o / s_total[r] : 0.0f);
+  }
 }
 
 template <typename T, int kHeadDim>
@@ -289,13 +291,8 @@ int run_attention_decode(const DecodeParams& p, cudaStream_t stream) {
   constexpr int smem = DecodeTraits<kHeadDim>::kSmemBytes;
   cudaFuncSetAttribute(decode_split_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   const dim3 grid(p.num_splits, static_cast<unsigned>(p.num_kv_heads * p.head_groups), static_cast<unsigned>(p.num_seqs));
-  decode_split_kernel<T, kHeadDim><<<grid, kDecodeThreads, smem, stream>>>(p);
+  launch_pdl(decode_split_kernel<T, kHeadDim>, grid, dim3(kDecodeThreads), smem, stream, p);
   KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (split kernel)");
-  if (p.num_splits > 1) {
-    decode_merge_kernel<T, kHeadDim>
-        <<<dim3(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.num_seqs)), kHeadDim, 0, stream>>>(p);
-    KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (merge kernel)");
-  }
   return KILN_CUDA_OK;
 }
 

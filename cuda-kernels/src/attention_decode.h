@@ -17,6 +17,7 @@ struct DecodeParams {
   const int32_t* seq_lens;      // [num_seqs]
   float* partial_out;    // [num_splits, num_seqs, num_q_heads, head_dim] (num_splits > 1)
   float* partial_lse;    // [num_splits, num_seqs, num_q_heads], log2 units (num_splits > 1)
+  uint32_t* split_counters;  // [num_seqs, num_kv_heads * head_groups], zero between calls (num_splits > 1)
   int64_t out_stride, q_stride, max_blocks_per_seq;
   int64_t num_seqs, num_q_heads, num_kv_heads;
   int group;             // q heads per kv head
@@ -30,7 +31,7 @@ struct DecodeParams {
 // Context tokens a decode block loads per pipeline stage (16 per warp).
 constexpr int kDecodeStageTokens = 64;
 constexpr int kDecodeThreads = 128;
-// Most context splits of one sequence (the merge kernel keeps their weights in shared memory).
+// Most context splits of one sequence (the merge keeps their weights in shared memory).
 constexpr int kDecodeMaxSplits = 128;
 
 template <typename T, int kHeadDim>

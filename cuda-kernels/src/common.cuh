@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <utility>
 
 #include "kiln_cuda.h"
 #include "status.cuh"
@@ -121,6 +123,47 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   __syncthreads();
   v = lane < warps ? scratch[lane] : 0.0f;
   return warp_sum(v);
+}
+
+// ---- programmatic dependent launch (sm_90+) ----------------------------------------------------
+// A kernel started with launch_pdl may begin while the kernel before it on the stream is still
+// finishing, which hides the launch gap between the short kernels of a decode step. It must call
+// pdl_wait() before it reads anything an earlier kernel wrote or writes anything one reads: the
+// wait returns once every earlier kernel has completed and its writes are visible. Right after
+// the wait it calls pdl_launch_dependents(), letting the next kernel start its own launch. Work
+// that touches no such data (streaming weights) may come before the wait. Launched the ordinary
+// way, or before sm_90, both calls do nothing.
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// ---- grid-wide hand-off ----------------------------------------------------------------------
+
+// Whether this block is the last of `expected` to arrive at *counter (which is then reset to 0
+// for the next call). Every thread gets the answer; the block's global writes before the call are
+// visible to the last block's reads after it.
+__device__ __forceinline__ bool arrive_last(uint32_t* counter, uint32_t expected, uint32_t* s_flag) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const uint32_t prior = atomicAdd(counter, 1u);
+    const bool last = prior == expected - 1;
+    if (last) *counter = 0u;
+    *s_flag = last ? 1u : 0u;
+  }
+  __syncthreads();
+  const bool last = *s_flag != 0u;
+  if (last) __threadfence();
+  return last;
 }
 
 // ---- sm_80 matrix instructions ---------------------------------------------------------------
@@ -244,6 +287,33 @@ inline int current_cc_major() {
     return 0;
   }
   return major;
+}
+
+// Whether kernels are launched with programmatic dependent launch: on sm_90+ devices, unless
+// KILN_CUDA_PDL=0 (for comparisons).
+inline bool pdl_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("KILN_CUDA_PDL");
+    return current_cc_major() >= 9 && !(env != nullptr && env[0] == '0');
+  }();
+  return enabled;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled.
+template <typename... Params, typename... Args>
+cudaError_t launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                       Args&&... args) {
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attribute;
+  config.numAttrs = pdl_enabled() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace kiln

@@ -22,6 +22,8 @@ struct KvWriteParams {
 
 template <typename T, bool kRotary>
 __global__ void kv_write_kernel(KvWriteParams p) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t token = blockIdx.x;
   const int32_t slot = p.slot_mapping[token];
   const bool write = slot >= 0 && slot < p.num_slots;

@@ -23,12 +23,13 @@ int launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     int threads = 128;
     while (threads < 512 && nvec > threads * 2) threads *= 2;
     const int64_t per = (nvec + threads - 1) / threads;
-    if (per <= 1) rms_norm_vec_kernel<T, 1><<<p.rows, threads, 0, stream>>>(p);
-    else if (per <= 2) rms_norm_vec_kernel<T, 2><<<p.rows, threads, 0, stream>>>(p);
-    else if (per <= 4) rms_norm_vec_kernel<T, 4><<<p.rows, threads, 0, stream>>>(p);
-    else rms_norm_vec_kernel<T, 8><<<p.rows, threads, 0, stream>>>(p);
+    const dim3 grid(static_cast<unsigned>(p.rows));
+    if (per <= 1) launch_pdl(rms_norm_vec_kernel<T, 1>, grid, dim3(threads), 0, stream, p);
+    else if (per <= 2) launch_pdl(rms_norm_vec_kernel<T, 2>, grid, dim3(threads), 0, stream, p);
+    else if (per <= 4) launch_pdl(rms_norm_vec_kernel<T, 4>, grid, dim3(threads), 0, stream, p);
+    else launch_pdl(rms_norm_vec_kernel<T, 8>, grid, dim3(threads), 0, stream, p);
   } else {
-    rms_norm_scalar_kernel<T><<<p.rows, 256, 0, stream>>>(p);
+    launch_pdl(rms_norm_scalar_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(256), 0, stream, p);
   }
   KILN_CHECK_LAUNCH("kiln_cuda_rms_norm");
   return KILN_CUDA_OK;
@@ -70,7 +71,8 @@ extern "C" int kiln_cuda_head_rms_norm(void* x, int64_t token_stride, int64_t nu
   KILN_REQUIRE(blocks <= kMaxGridX, KILN_CUDA_ERR_INVALID_ARGUMENT, "kiln_cuda_head_rms_norm: too many rows");
   HeadRmsNormParams p{x, weight, token_stride, num_tokens, num_heads, head_dim, eps};
   KILN_DISPATCH_HALF(dtype, "kiln_cuda_head_rms_norm", {
-    head_rms_norm_kernel<T><<<blocks, kWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(p);
+    launch_pdl(head_rms_norm_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), 0,
+               static_cast<cudaStream_t>(stream), p);
     KILN_CHECK_LAUNCH("kiln_cuda_head_rms_norm");
     return KILN_CUDA_OK;
   });
@@ -132,11 +134,11 @@ int launch_gather(const char* name, void* out, int64_t out_stride, const void* i
   const int64_t work = vec ? dim / 8 : dim;
   const int threads = work >= 256 ? 256 : (work >= 128 ? 128 : 64);
   if (vec) {
-    gather_rows_kernel<T, true><<<num_out, threads, 0, s>>>(static_cast<T*>(out), out_stride,
-                                                            static_cast<const T*>(in), in_stride, index, num_in, dim);
+    launch_pdl(gather_rows_kernel<T, true>, dim3(static_cast<unsigned>(num_out)), dim3(threads), 0, s,
+               static_cast<T*>(out), out_stride, static_cast<const T*>(in), in_stride, index, num_in, dim);
   } else {
-    gather_rows_kernel<T, false><<<num_out, threads, 0, s>>>(static_cast<T*>(out), out_stride,
-                                                             static_cast<const T*>(in), in_stride, index, num_in, dim);
+    launch_pdl(gather_rows_kernel<T, false>, dim3(static_cast<unsigned>(num_out)), dim3(threads), 0, s,
+               static_cast<T*>(out), out_stride, static_cast<const T*>(in), in_stride, index, num_in, dim);
   }
   KILN_CHECK_LAUNCH(name);
   return KILN_CUDA_OK;

@@ -24,6 +24,8 @@ struct RmsNormParams {
 template <typename T, int kVecs>
 __global__ void rms_norm_vec_kernel(RmsNormParams p) {
   __shared__ float scratch[32];
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t row = blockIdx.x;
   const int64_t nvec = p.dim / 8;
   const T* x = static_cast<const T*>(p.x) + row * p.x_stride;
@@ -77,6 +79,8 @@ __global__ void rms_norm_vec_kernel(RmsNormParams p) {
 template <typename T>
 __global__ void rms_norm_scalar_kernel(RmsNormParams p) {
   __shared__ float scratch[32];
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t row = blockIdx.x;
   const T* x = static_cast<const T*>(p.x) + row * p.x_stride;
   T* res = p.residual ? static_cast<T*>(p.residual) + row * p.residual_stride : nullptr;
@@ -112,6 +116,8 @@ struct HeadRmsNormParams {
 template <typename T>
 __global__ void head_rms_norm_kernel(HeadRmsNormParams p) {
   constexpr int kMaxPerLane = 16;  // head_dim <= 512
+  pdl_wait();
+  pdl_launch_dependents();
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (row >= p.num_tokens * p.num_heads) return;
@@ -257,6 +263,8 @@ __global__ void silu_and_mul_scalar_kernel(T* out, const T* gate_up, int64_t num
 template <typename T, bool kVec>
 __global__ void gather_rows_kernel(T* out, int64_t out_stride, const T* in, int64_t in_stride,
                                    const int32_t* index, int64_t num_in, int64_t dim) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t r = blockIdx.x;
   const int32_t src_row = index[r];
   const bool valid = src_row >= 0 && src_row < num_in;

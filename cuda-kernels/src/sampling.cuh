@@ -82,6 +82,91 @@ __device__ __forceinline__ void block_argmax(float& v, int64_t& idx, float* s_va
   }
 }
 
+// ---- chunked argmax --------------------------------------------------------------------------
+// Greedy rows split into chunks, one block each, so that a few rows of a large vocabulary still
+// spread over the GPU: each block writes its chunk's (max, first index, sum of exp(logit - max)),
+// and the last block of a row to finish (a counter in the workspace) combines them.
+
+constexpr int kArgmaxThreads = 256;
+constexpr int kArgmaxMaxChunks = 64;
+constexpr int64_t kArgmaxMinChunk = 2048;  // NOTE: below this a chunk's launch outweighs its loads
+
+struct ArgmaxParams {
+  const void* logits;     // [batch, vocab], row stride logits_stride
+  int64_t logits_stride, vocab, chunk_len;
+  int chunks;             // per row
+  int32_t* out_ids;       // [batch]
+  float* out_logprobs;    // [batch] or nullptr
+  float* part_max;        // [batch, chunks]
+  float* part_sum;        // [batch, chunks] (with logprobs)
+  int32_t* part_idx;      // [batch, chunks]
+  uint32_t* counters;     // [batch], zero between calls
+};
+
+template <typename L>
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_chunk_kernel(const ArgmaxParams p) {
+  __shared__ float s_val[32];
+  __shared__ int64_t s_idx[32];
+  __shared__ uint32_t s_flag;
+  const int64_t b = blockIdx.y;
+  const int c = blockIdx.x;
+  const L* row = static_cast<const L*>(p.logits) + b * p.logits_stride;
+  const int64_t begin = c * p.chunk_len;
+  const int64_t end = min(p.vocab, begin + p.chunk_len);
+
+  float best = -INFINITY;
+  int64_t best_idx = INT64_MAX;
+#pragma unroll 4
+  for (int64_t i = begin + threadIdx.x; i < end; i += kArgmaxThreads) {
+    const float v = clean_logit(row, i);
+    if (v > best) best = v, best_idx = i;  // ascending i per thread: the first maximum stays
+  }
+  block_argmax(best, best_idx, s_val, s_idx);
+  float sum = 0.0f;
+  if (p.out_logprobs != nullptr && best != -INFINITY) {
+    for (int64_t i = begin + threadIdx.x; i < end; i += kArgmaxThreads) sum += __expf(clean_logit(row, i) - best);
+    sum = block_sum(sum, s_val);
+  }
+  const int64_t part = b * p.chunks + c;
+  if (threadIdx.x == 0) {
+    p.part_max[part] = best;
+    p.part_idx[part] = best_idx >= p.vocab ? -1 : static_cast<int32_t>(best_idx);
+    if (p.out_logprobs != nullptr) p.part_sum[part] = sum;
+  }
+  if (!arrive_last(&p.counters[b], static_cast<uint32_t>(p.chunks), &s_flag)) return;
+
+  // The row's last block: combine the chunks (their results are read past L1).
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    float m = -INFINITY;
+    int64_t idx = INT64_MAX;
+    for (int j = lane; j < p.chunks; j += 32) {
+      const float v = __ldcg(&p.part_max[b * p.chunks + j]);
+      const int32_t i = __ldcg(&p.part_idx[b * p.chunks + j]);
+      const int64_t id = i < 0 ? INT64_MAX : i;
+      if (v > m || (v == m && id < idx)) m = v, idx = id;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, m, o);
+      const int64_t oi = __shfl_xor_sync(0xffffffffu, idx, o);
+      if (ov > m || (ov == m && oi < idx)) m = ov, idx = oi;
+    }
+    float z = 0.0f;
+    if (p.out_logprobs != nullptr && m != -INFINITY) {
+      for (int j = lane; j < p.chunks; j += 32) {
+        const float v = __ldcg(&p.part_max[b * p.chunks + j]);
+        if (v != -INFINITY) z += __ldcg(&p.part_sum[b * p.chunks + j]) * __expf(v - m);
+      }
+      z = warp_sum(z);
+    }
+    if (lane == 0) {
+      p.out_ids[b] = idx >= p.vocab ? 0 : static_cast<int32_t>(idx);  // every logit -inf: token 0
+      if (p.out_logprobs != nullptr) p.out_logprobs[b] = m == -INFINITY ? -logf(static_cast<float>(p.vocab)) : -logf(z);
+    }
+  }
+}
+
 // Picks the radix digit where the running total, taken from the largest digit down, reaches
 // `remaining`; warp 0 scans the 256 bins. Returns the digit and leaves the total still needed
 // inside that digit in *remaining (both through shared memory, valid after the caller's barrier).

@@ -102,6 +102,36 @@ public interface Backend extends AutoCloseable {
     void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
             float scale);
 
+    // ---- fused ops: each is the composition of the ops above, which backends may run as one ----
+
+    /**
+     * {@link #rotary} of q and k, then {@link #writeKvCache} of the rotated k and of v. Afterwards
+     * q is rotated in place; k's own contents are unspecified (rotated or not), only its cache copy
+     * counts.
+     */
+    default void rotaryWriteKvCache(Tensor q, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor positions,
+            Tensor slotMapping, Tensor cosSin, boolean neoxStyle) {
+        rotary(q, k, positions, cosSin, neoxStyle);
+        writeKvCache(k, v, kCache, vCache, slotMapping);
+    }
+
+    /**
+     * An MLP's gate/up projection and its SiLU product: {@link #gemm} of x [T, H] by w [2I, H] (the
+     * gate rows, then the up rows) into gateUp [T, 2I], then {@link #siluAndMul} into out [T, I].
+     * A backend that fuses the two may leave gateUp untouched.
+     */
+    default void gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor gateUp) {
+        gemm(gateUp, x, w, null);
+        siluAndMul(out, gateUp);
+    }
+
+    /**
+     * Sizes what attention needs for every step up to these limits, so that later steps (and
+     * graph replays) never allocate. The default needs nothing.
+     */
+    default void reserveAttention(int maxSeqs, int numQHeads, int numKvHeads, int headDim, int maxSeqLen) {
+    }
+
     /** out[i] = in[rows[i]]. out: [R, H]; in: [T, H]; rows: [R] I32. */
     void gatherRows(Tensor out, Tensor in, Tensor rows);
 

@@ -115,6 +115,7 @@ public final class LlamaModel implements AutoCloseable {
             logits = allocate(backend.logitsDType(), maxSeqs, config.vocabSize());
             cosSin = allocate(DType.F32, maxPositions, config.headDim());
             uploadRotaryTable();
+            backend.reserveAttention(maxSeqs, config.numHeads(), config.numKvHeads(), config.headDim(), maxPositions);
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -314,14 +315,12 @@ public final class LlamaModel implements AutoCloseable {
                 backend.headRmsNorm(queries, layer.qNorm(), eps);
                 backend.headRmsNorm(keys, layer.kNorm(), eps);
             }
-            backend.rotary(queries, keys, pos, cosSin, true);
-            backend.writeKvCache(keys, values, cache.keys(i), cache.values(i), slots);
+            backend.rotaryWriteKvCache(queries, keys, values, cache.keys(i), cache.values(i), pos, slots, cosSin, true);
             backend.attention(attentionT, queries, cache.keys(i), cache.values(i), metadata, attentionScale);
             backend.gemm(layerOutT, attentionT, layer.output(), layer.outputBias());
             // MLP block.
             backend.rmsNorm(normedT, layerOutT, residualT, layer.postNorm(), eps);
-            backend.gemm(gateUpT, normedT, layer.gateUp(), null);
-            backend.siluAndMul(activatedT, gateUpT);
+            backend.gemmSiluAndMul(activatedT, normedT, layer.gateUp(), gateUpT);
             backend.gemm(layerOutT, activatedT, layer.down(), null);
         }
         backend.rmsNorm(normedT, layerOutT, residualT, weights.finalNorm(), eps);

@@ -34,6 +34,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMallocHost;
 import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDefault;
+import static org.bytedeco.cuda.global.cudart.cudaMemsetAsync;
 import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import static org.bytedeco.cuda.global.cudart.cudaStreamCreateWithFlags;
 import static org.bytedeco.cuda.global.cudart.cudaStreamDestroy;
@@ -95,6 +96,11 @@ public final class CudaBackend implements Backend {
     private boolean capturing;
     private Pointer decodeWorkspace;
     private long decodeWorkspaceBytes;
+    private Pointer argmaxWorkspace;
+    private long argmaxWorkspaceBytes;
+    /** Products of at most this many rows run as Kiln's GEMV (0: always cuBLAS, for comparison). */
+    private final int gemvMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMV_MAX_ROWS,
+            Integer.getInteger("kiln.cuda.gemvMaxRows", KilnCuda.KILN_CUDA_GEMV_MAX_ROWS)));
     private boolean closed;
 
     /** Why the CUDA backend cannot run here, or null when it can (a device and the libraries load). */
@@ -392,6 +398,12 @@ public final class CudaBackend implements Backend {
         if (m == 0) {
             return;
         }
+        if (gemvApplies(m, k, x, w)) {
+            checkKernel(KilnCuda.kiln_cuda_gemv(out.address(), out.rowStride(), out.dtype().code, x.address(),
+                    x.rowStride(), 0, w.address(), bias == null ? 0 : checkedBias(bias, out), m, n, k,
+                    activation.code, streamAddress()));
+            return;
+        }
         int inType = activation == DType.BF16 ? CUDA_R_16BF : CUDA_R_16F;
         int outType = out.dtype() == DType.F32 ? CUDA_R_32F : inType;
         checkCublas(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k, one,
@@ -399,13 +411,62 @@ public final class CudaBackend implements Backend {
                 zero, new RawPointer(out.address()), outType, (int) out.rowStride(), CUBLAS_COMPUTE_32F,
                 CUBLAS_GEMM_DEFAULT), "cublasGemmEx " + m + "x" + n + "x" + k);
         if (bias != null) {
-            if (out.dtype() != activation) {
-                throw new BackendException("gemm with a bias needs " + activation + " output, got " + out);
-            }
-            requireActivation(bias, "gemm bias");
-            checkKernel(KilnCuda.kiln_cuda_add_bias(out.address(), out.rowStride(), bias.address(), m, n,
+            checkKernel(KilnCuda.kiln_cuda_add_bias(out.address(), out.rowStride(), checkedBias(bias, out), m, n,
                     activation.code, streamAddress()));
         }
+    }
+
+    /**
+     * Whether a product of m rows runs as Kiln's GEMV (a stream over the weights, faster than a GEMM
+     * library at decode sizes) rather than through cuBLAS.
+     */
+    private boolean gemvApplies(long m, long k, Tensor x, Tensor w) {
+        return m <= gemvMaxRows && k % 8 == 0 && x.rowStride() % 8 == 0 && x.address() % 16 == 0
+                && w.address() % 16 == 0;
+    }
+
+    private long checkedBias(Tensor bias, Tensor out) {
+        if (out.dtype() != activation) {
+            throw new BackendException("gemm with a bias needs " + activation + " output, got " + out);
+        }
+        requireActivation(bias, "gemm bias");
+        return bias.address();
+    }
+
+    @Override
+    public void gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor gateUp) {
+        long m = x.rows();
+        long k = w.size(1);
+        if (!gemvApplies(m, k, x, w)) {
+            Backend.super.gemmSiluAndMul(out, x, w, gateUp);
+            return;
+        }
+        requireActivation(out, "gemmSiluAndMul out");
+        requireActivation(x, "gemmSiluAndMul x");
+        requireActivation(w, "gemmSiluAndMul w");
+        OpShapes.gemm(gateUp, x, w, null);
+        OpShapes.siluAndMul(out, gateUp);
+        checkKernel(KilnCuda.kiln_cuda_gemv(out.address(), out.rowStride(), activation.code, x.address(),
+                x.rowStride(), 1, w.address(), 0, m, out.rowElements(), k, activation.code, streamAddress()));
+    }
+
+    @Override
+    public void rotaryWriteKvCache(Tensor q, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor positions,
+            Tensor slotMapping, Tensor cosSin, boolean neoxStyle) {
+        requireActivation(q, "rotaryWriteKvCache q");
+        requireActivation(k, "rotaryWriteKvCache k");
+        requireActivation(v, "rotaryWriteKvCache v");
+        requireActivation(kCache, "rotaryWriteKvCache kCache");
+        requireActivation(vCache, "rotaryWriteKvCache vCache");
+        requireDType(positions, DType.I32, "rotaryWriteKvCache positions");
+        requireDType(slotMapping, DType.I32, "rotaryWriteKvCache slotMapping");
+        requireDType(cosSin, DType.F32, "rotaryWriteKvCache cosSin");
+        OpShapes.rotary(q, k, positions, cosSin);
+        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
+        checkKernel(KilnCuda.kiln_cuda_rotary_write_kv_cache(q.address(), q.rowStride(), q.size(1), k.address(),
+                k.rowStride(), v.address(), v.rowStride(), kCache.address(), vCache.address(), slotMapping.address(),
+                positions.address(), cosSin.address(), cosSin.size(0), neoxStyle ? 1 : 0, k.rows(), k.size(1),
+                k.size(2), kCache.size(0) * kCache.size(1), activation.code, streamAddress()));
     }
 
     @Override
@@ -459,24 +520,59 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    @Override
+    public void reserveAttention(int maxSeqs, int numQHeads, int numKvHeads, int headDim, int maxSeqLen) {
+        long need = 0;
+        for (int seqs = 1; seqs <= maxSeqs; seqs++) {
+            need = Math.max(need, KilnCuda.kiln_cuda_attention_decode_workspace_size(seqs, numQHeads, numKvHeads,
+                    headDim, maxSeqLen));
+        }
+        ensureDecodeWorkspace(need);
+    }
+
     /**
-     * Grows the decode split-K workspace. It only grows, so after a warm-up step at the largest
-     * batch and context the step path never allocates.
+     * Grows the decode split-K workspace (zero-filled: it holds the kernels' split counters).
+     * {@link #reserveAttention} sizes it for every step up front; growing it once graphs exist
+     * would leave them pointing at freed memory, so that is refused.
      */
     private void ensureDecodeWorkspace(long bytes) {
         if (bytes <= decodeWorkspaceBytes) {
             return;
         }
-        if (capturing) {
-            throw new BackendException("the decode workspace must be sized before a graph capture");
+        if (capturing || !graphs.isEmpty()) {
+            throw new BackendException("the decode attention workspace must grow from " + decodeWorkspaceBytes
+                    + " to " + bytes + " bytes after graphs were recorded; reserveAttention must cover every step");
         }
         synchronize(); // the old buffer may still be read by queued kernels
         if (decodeWorkspace != null) {
             check(cudaFree(decodeWorkspace), "cudaFree");
+            decodeWorkspace = null;
+            decodeWorkspaceBytes = 0;
         }
         long rounded = Math.max(1L << 20, Long.highestOneBit(bytes - 1) << 1);
         decodeWorkspace = deviceMalloc(rounded, "the decode attention workspace");
+        check(cudaMemsetAsync(decodeWorkspace, 0, rounded, stream), "cudaMemsetAsync");
         decodeWorkspaceBytes = rounded;
+    }
+
+    /** Grows the argmax workspace (zero-filled: it holds the kernel's row counters). */
+    private void ensureArgmaxWorkspace(long bytes) {
+        if (bytes <= argmaxWorkspaceBytes) {
+            return;
+        }
+        if (capturing) {
+            throw new BackendException("the argmax workspace must be sized before a graph capture");
+        }
+        synchronize();
+        if (argmaxWorkspace != null) {
+            check(cudaFree(argmaxWorkspace), "cudaFree");
+            argmaxWorkspace = null;
+            argmaxWorkspaceBytes = 0;
+        }
+        long rounded = Math.max(64L << 10, Long.highestOneBit(bytes - 1) << 1);
+        argmaxWorkspace = deviceMalloc(rounded, "the argmax workspace");
+        check(cudaMemsetAsync(argmaxWorkspace, 0, rounded, stream), "cudaMemsetAsync");
+        argmaxWorkspaceBytes = rounded;
     }
 
     @Override
@@ -493,9 +589,12 @@ public final class CudaBackend implements Backend {
     public void argmax(Tensor logits, Tensor ids, Tensor logprobs) {
         requireDType(ids, DType.I32, "argmax ids");
         OpShapes.argmax(logits, ids, logprobs);
-        checkKernel(KilnCuda.kiln_cuda_argmax(logits.address(), logits.rowStride(), logits.dtype().code,
-                logits.rows(), logits.rowElements(), ids.address(), logprobs == null ? 0 : logprobs.address(),
-                streamAddress()));
+        long batch = logits.rows();
+        long vocab = logits.rowElements();
+        ensureArgmaxWorkspace(KilnCuda.kiln_cuda_argmax_workspace_size(batch, vocab));
+        checkKernel(KilnCuda.kiln_cuda_argmax(logits.address(), logits.rowStride(), logits.dtype().code, batch, vocab,
+                ids.address(), logprobs == null ? 0 : logprobs.address(), argmaxWorkspace.address(),
+                argmaxWorkspaceBytes, streamAddress()));
     }
 
     // ---- graphs ------------------------------------------------------------------------------
@@ -566,6 +665,9 @@ public final class CudaBackend implements Backend {
         allocations.clear();
         if (decodeWorkspace != null) {
             cudaFree(decodeWorkspace);
+        }
+        if (argmaxWorkspace != null) {
+            cudaFree(argmaxWorkspace);
         }
         cudaFree(cublasWorkspace);
         for (int i = 0; i < 2; i++) {

@@ -99,6 +99,16 @@ public final class KilnCuda {
             @Cast("int64_t") long numBlocks, float scale, @Cast("void*") long workspace,
             @Cast("int64_t") long workspaceBytes, int dtype, @Cast("void*") long stream);
 
+    // ---- skinny matrix products ----------------------------------------------------------------
+
+    /** The most rows {@link #kiln_cuda_gemv} takes (KILN_CUDA_GEMV_MAX_ROWS). */
+    public static final int KILN_CUDA_GEMV_MAX_ROWS = 4;
+
+    public static native int kiln_cuda_gemv(@Cast("void*") long out, @Cast("int64_t") long outStride, int outDtype,
+            @Cast("const void*") long x, @Cast("int64_t") long xStride, int gated, @Cast("const void*") long w,
+            @Cast("const void*") long bias, @Cast("int64_t") long m, @Cast("int64_t") long n, @Cast("int64_t") long k,
+            int dtype, @Cast("void*") long stream);
+
     // ---- sampling ----------------------------------------------------------------------------
 
     public static native int kiln_cuda_apply_penalties(@Cast("void*") long logits,
@@ -108,9 +118,13 @@ public final class KilnCuda {
             @Cast("const float*") long repetition, @Cast("const float*") long presence,
             @Cast("const float*") long frequency, @Cast("void*") long stream);
 
+    public static native @Cast("int64_t") long kiln_cuda_argmax_workspace_size(@Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab);
+
     public static native int kiln_cuda_argmax(@Cast("const void*") long logits, @Cast("int64_t") long logitsStride,
             int logitsDtype, @Cast("int64_t") long batch, @Cast("int64_t") long vocab, @Cast("int32_t*") long outIds,
-            @Cast("float*") long outLogprobs, @Cast("void*") long stream);
+            @Cast("float*") long outLogprobs, @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes,
+            @Cast("void*") long stream);
 
     public static native int kiln_cuda_sample(@Cast("const void*") long logits, @Cast("int64_t") long logitsStride,
             int logitsDtype, @Cast("int64_t") long batch, @Cast("int64_t") long vocab,
