@@ -1,7 +1,7 @@
 // Skinny matrix products for decode: out[m, c] = x[m, :] . w[c, :] for a handful of rows m. At
 // these sizes the product is a stream over the weights, so the kernel is shaped for bandwidth:
-// one warp per output column, each lane streaming 16-byte vectors of the weight row with
-// kGemvUnroll loads in flight (they bypass L1, being read once), while x (small, read by every
+// one warp per output column, each lane streaming 16-byte vectors of the weight row with two
+// rounds of loads in flight (they bypass L1, being read once), while x (small, read by every
 // warp) comes from L1/L2. Partial sums stay in fp32 registers and are reduced across the warp.
 //
 // The gated form computes an MLP's gate and up projections and their SiLU product at once: the
@@ -13,7 +13,7 @@
 namespace kiln {
 
 constexpr int kGemvThreads = 128;  // 4 warps, 4 output columns per block
-constexpr int kGemvUnroll = 8;     // 16-byte weight loads in flight per lane and weight row
+constexpr int kGemvLoadsPerRound = 8;  // 16-byte weight loads per lane and round (two rounds in flight)
 constexpr int kGemvMaxRows = 4;    // KILN_CUDA_GEMV_MAX_ROWS
 
 struct GemvParams {
@@ -58,10 +58,27 @@ __device__ __forceinline__ void gemv_accumulate(const GemvParams& p, const uint4
   }
 }
 
+template <int kUnroll, int kRows>
+__device__ __forceinline__ void gemv_load_round(const uint4* const (&w)[kRows], int64_t v,
+                                                uint4 (&round)[kUnroll][kRows]) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) round[u][r] = load_streaming(w[r] + v + 32 * u);
+}
+
+template <typename T, int M, int kRows, int kUnroll>
+__device__ __forceinline__ void gemv_accumulate_round(const GemvParams& p, const uint4 (&round)[kUnroll][kRows],
+                                                      int64_t v, float (&acc)[kRows][M]) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) gemv_accumulate<T, M, kRows>(p, round[u], v + 32 * u, acc);
+}
+
 // Grid: ceil(n / 4) blocks of kGemvThreads; k % 8 == 0, x / w 16-byte aligned, x_stride % 8 == 0.
 template <typename T, typename TOut, int M, bool kGated>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) {
   constexpr int kRows = kGated ? 2 : 1;
+  constexpr int kUnroll = kGemvLoadsPerRound / kRows;
   const int lane = threadIdx.x & 31;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * (kGemvThreads / 32) + (threadIdx.x >> 5);
   if (col >= p.n) return;
@@ -76,30 +93,25 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) 
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
 
-  // Full rounds: every load of a round is issued before any is used. The weights are no earlier
-  // kernel's output, so the first round is on its way before the wait for x.
+  // Full rounds of kUnroll vectors per weight row, two rounds in flight: the next round's loads
+  // are issued before this one's arithmetic. The weights are no earlier kernel's output, so the
+  // first round is on its way before the wait for x.
   int64_t v = lane;
-  uint4 wv[kGemvUnroll][kRows];
-  bool full_round = v + 32 * (kGemvUnroll - 1) < nvec;
-  if (full_round) {
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u)
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) wv[u][r] = load_streaming(w[r] + v + 32 * u);
-  }
+  uint4 a[kUnroll][kRows], b[kUnroll][kRows];
+  bool have_a = v + 32 * (kUnroll - 1) < nvec;
+  if (have_a) gemv_load_round<kUnroll, kRows>(w, v, a);
   pdl_wait();
   pdl_launch_dependents();
-  while (full_round) {
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) gemv_accumulate<T, M, kRows>(p, wv[u], v + 32 * u, acc);
-    v += 32 * kGemvUnroll;
-    full_round = v + 32 * (kGemvUnroll - 1) < nvec;
-    if (full_round) {
-#pragma unroll
-      for (int u = 0; u < kGemvUnroll; ++u)
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) wv[u][r] = load_streaming(w[r] + v + 32 * u);
-    }
+  while (have_a) {
+    const bool have_b = v + 32 * (2 * kUnroll - 1) < nvec;
+    if (have_b) gemv_load_round<kUnroll, kRows>(w, v + 32 * kUnroll, b);
+    gemv_accumulate_round<T, M, kRows, kUnroll>(p, a, v, acc);
+    v += 32 * kUnroll;
+    if (!have_b) break;
+    have_a = v + 32 * (2 * kUnroll - 1) < nvec;
+    if (have_a) gemv_load_round<kUnroll, kRows>(w, v + 32 * kUnroll, a);
+    gemv_accumulate_round<T, M, kRows, kUnroll>(p, b, v, acc);
+    v += 32 * kUnroll;
   }
   // The rest of the row, one vector a lane at a time.
   for (; v < nvec; v += 32) {
