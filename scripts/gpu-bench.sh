@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark on the GPU machine (after scripts/gpu-bundle.sh): makes random-weight models
 # of real shapes, runs `kiln bench` on them at batch 1 and 64 (128-token prompts, 256 new tokens),
-# and Hugging Face transformers' eager generate on the same weights as the reference point.
+# and, with KILN_HF_PEER=1, Hugging Face transformers' eager generate on the same weights as the
+# reference point (slow: about 12 tok/s at batch 1).
 #   scripts/gpu-bench.sh [llama-3.2-1b llama-3-8b ...]      results under ${OUT:-/tmp/kiln-bench}
 # KILN_BATCHES (default 1,64) sets the batch sizes.
 set -euo pipefail
@@ -18,4 +19,9 @@ for shape in "${shapes[@]}"; do
   # shellcheck disable=SC2086  # KILN_JAVA_OPTS: extra JVM options, e.g. -Dkiln.cuda.gemvMaxRows=0
   .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} -cp "$cp" ai.kiln.cli.KilnCli bench --model "$dir" --device cuda --batch "${KILN_BATCHES:-1,64}" \
     --prompt-len 128 --output-len 256 --max-model-len 1024 2>&1 | tee -a "$out/kiln-bench.jsonl"
+  if [[ ${KILN_HF_PEER:-0} == 1 ]]; then
+    # shellcheck disable=SC2046
+    python3 scripts/bench_hf_peer.py --model "$dir" --batch $(echo "${KILN_BATCHES:-1,64}" | tr ',' ' ') \
+      --prompt-len 128 --output-len 256 2>&1 | tee -a "$out/hf-bench.jsonl"
+  fi
 done

@@ -291,7 +291,7 @@ int run_attention_decode(const DecodeParams& p, cudaStream_t stream) {
   constexpr int smem = DecodeTraits<kHeadDim>::kSmemBytes;
   cudaFuncSetAttribute(decode_split_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   const dim3 grid(p.num_splits, static_cast<unsigned>(p.num_kv_heads * p.head_groups), static_cast<unsigned>(p.num_seqs));
-  launch_pdl(decode_split_kernel<T, kHeadDim>, grid, dim3(kDecodeThreads), smem, stream, p);
+  launch_pdl(p.num_seqs, decode_split_kernel<T, kHeadDim>, grid, dim3(kDecodeThreads), smem, stream, p);
   KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (split kernel)");
   return KILN_CUDA_OK;
 }

@@ -299,10 +299,16 @@ inline bool pdl_enabled() {
   return enabled;
 }
 
-// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled.
+// The most token rows a launch may carry and still start early: decode-sized steps (the graph
+// buckets). A prefill kernel started early would hold multiprocessors while it waits, slowing the
+// long GEMM before it for a launch gap that is small beside it.
+constexpr int64_t kPdlMaxRows = 256;
+
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled
+// and the launch carries at most kPdlMaxRows token rows.
 template <typename... Params, typename... Args>
-cudaError_t launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                       Args&&... args) {
+cudaError_t launch_pdl(int64_t rows, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                       cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
@@ -312,7 +318,7 @@ cudaError_t launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t 
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = attribute;
-  config.numAttrs = pdl_enabled() ? 1 : 0;
+  config.numAttrs = pdl_enabled() && rows <= kPdlMaxRows ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 

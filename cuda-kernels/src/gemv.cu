@@ -9,10 +9,10 @@ int launch_gemv(const GemvParams& p, int64_t m, cudaStream_t stream) {
   const int64_t blocks = (p.n + kGemvThreads / 32 - 1) / (kGemvThreads / 32);
   const dim3 grid(static_cast<unsigned>(blocks)), block(kGemvThreads);
   switch (m) {
-    case 1: launch_pdl(gemv_kernel<T, TOut, 1, kGated>, grid, block, 0, stream, p); break;
-    case 2: launch_pdl(gemv_kernel<T, TOut, 2, kGated>, grid, block, 0, stream, p); break;
-    case 3: launch_pdl(gemv_kernel<T, TOut, 3, kGated>, grid, block, 0, stream, p); break;
-    default: launch_pdl(gemv_kernel<T, TOut, 4, kGated>, grid, block, 0, stream, p); break;
+    case 1: launch_pdl(m, gemv_kernel<T, TOut, 1, kGated>, grid, block, 0, stream, p); break;
+    case 2: launch_pdl(m, gemv_kernel<T, TOut, 2, kGated>, grid, block, 0, stream, p); break;
+    case 3: launch_pdl(m, gemv_kernel<T, TOut, 3, kGated>, grid, block, 0, stream, p); break;
+    default: launch_pdl(m, gemv_kernel<T, TOut, 4, kGated>, grid, block, 0, stream, p); break;
   }
   KILN_CHECK_LAUNCH("kiln_cuda_gemv");
   return KILN_CUDA_OK;

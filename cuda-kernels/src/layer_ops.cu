@@ -24,12 +24,12 @@ int launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     while (threads < 512 && nvec > threads * 2) threads *= 2;
     const int64_t per = (nvec + threads - 1) / threads;
     const dim3 grid(static_cast<unsigned>(p.rows));
-    if (per <= 1) launch_pdl(rms_norm_vec_kernel<T, 1>, grid, dim3(threads), 0, stream, p);
-    else if (per <= 2) launch_pdl(rms_norm_vec_kernel<T, 2>, grid, dim3(threads), 0, stream, p);
-    else if (per <= 4) launch_pdl(rms_norm_vec_kernel<T, 4>, grid, dim3(threads), 0, stream, p);
-    else launch_pdl(rms_norm_vec_kernel<T, 8>, grid, dim3(threads), 0, stream, p);
+    if (per <= 1) launch_pdl(p.rows, rms_norm_vec_kernel<T, 1>, grid, dim3(threads), 0, stream, p);
+    else if (per <= 2) launch_pdl(p.rows, rms_norm_vec_kernel<T, 2>, grid, dim3(threads), 0, stream, p);
+    else if (per <= 4) launch_pdl(p.rows, rms_norm_vec_kernel<T, 4>, grid, dim3(threads), 0, stream, p);
+    else launch_pdl(p.rows, rms_norm_vec_kernel<T, 8>, grid, dim3(threads), 0, stream, p);
   } else {
-    launch_pdl(rms_norm_scalar_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(256), 0, stream, p);
+    launch_pdl(p.rows, rms_norm_scalar_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(256), 0, stream, p);
   }
   KILN_CHECK_LAUNCH("kiln_cuda_rms_norm");
   return KILN_CUDA_OK;
@@ -71,7 +71,7 @@ extern "C" int kiln_cuda_head_rms_norm(void* x, int64_t token_stride, int64_t nu
   KILN_REQUIRE(blocks <= kMaxGridX, KILN_CUDA_ERR_INVALID_ARGUMENT, "kiln_cuda_head_rms_norm: too many rows");
   HeadRmsNormParams p{x, weight, token_stride, num_tokens, num_heads, head_dim, eps};
   KILN_DISPATCH_HALF(dtype, "kiln_cuda_head_rms_norm", {
-    launch_pdl(head_rms_norm_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), 0,
+    launch_pdl(num_tokens, head_rms_norm_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kWarps * 32), 0,
                static_cast<cudaStream_t>(stream), p);
     KILN_CHECK_LAUNCH("kiln_cuda_head_rms_norm");
     return KILN_CUDA_OK;
@@ -134,10 +134,10 @@ int launch_gather(const char* name, void* out, int64_t out_stride, const void* i
   const int64_t work = vec ? dim / 8 : dim;
   const int threads = work >= 256 ? 256 : (work >= 128 ? 128 : 64);
   if (vec) {
-    launch_pdl(gather_rows_kernel<T, true>, dim3(static_cast<unsigned>(num_out)), dim3(threads), 0, s,
+    launch_pdl(num_out, gather_rows_kernel<T, true>, dim3(static_cast<unsigned>(num_out)), dim3(threads), 0, s,
                static_cast<T*>(out), out_stride, static_cast<const T*>(in), in_stride, index, num_in, dim);
   } else {
-    launch_pdl(gather_rows_kernel<T, false>, dim3(static_cast<unsigned>(num_out)), dim3(threads), 0, s,
+    launch_pdl(num_out, gather_rows_kernel<T, false>, dim3(static_cast<unsigned>(num_out)), dim3(threads), 0, s,
                static_cast<T*>(out), out_stride, static_cast<const T*>(in), in_stride, index, num_in, dim);
   }
   KILN_CHECK_LAUNCH(name);
