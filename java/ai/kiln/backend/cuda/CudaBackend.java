@@ -94,10 +94,8 @@ public final class CudaBackend implements Backend {
     private final Map<Long, CUgraphExec_st> graphs = new HashMap<>(); // handle -> executable graph
     private long nextGraphHandle = 1;
     private boolean capturing;
-    private Pointer decodeWorkspace;
-    private long decodeWorkspaceBytes;
-    private Pointer argmaxWorkspace;
-    private long argmaxWorkspaceBytes;
+    private final Workspace decodeWorkspace = new Workspace("the decode attention workspace", 1L << 20, true);
+    private final Workspace argmaxWorkspace = new Workspace("the argmax workspace", 64L << 10, false);
     /** Products of at most this many rows run as Kiln's GEMV (0: always cuBLAS, for comparison). */
     private final int gemvMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMV_MAX_ROWS,
             Integer.getInteger("kiln.cuda.gemvMaxRows", KilnCuda.KILN_CUDA_GEMV_MAX_ROWS)));
@@ -504,12 +502,12 @@ public final class CudaBackend implements Backend {
         if (metadata.maxQueryLen() == 1 && metadata.numTokens() == metadata.numSeqs()) {
             long need = KilnCuda.kiln_cuda_attention_decode_workspace_size(metadata.numSeqs(), numQHeads, numKvHeads,
                     headDim, metadata.maxSeqLen());
-            ensureDecodeWorkspace(need);
+            decodeWorkspace.ensure(need);
             checkKernel(KilnCuda.kiln_cuda_attention_decode(out.address(), out.rowStride(), q.address(),
                     q.rowStride(), kCache.address(), vCache.address(), metadata.blockTables().address(),
                     metadata.maxBlocksPerSeq(), metadata.seqLens().address(), metadata.numSeqs(),
                     metadata.maxSeqLen(), numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
-                    decodeWorkspace == null ? 0 : decodeWorkspace.address(), decodeWorkspaceBytes, activation.code,
+                    decodeWorkspace.address(), decodeWorkspace.bytes(), activation.code,
                     streamAddress()));
         } else {
             checkKernel(KilnCuda.kiln_cuda_attention_prefill(out.address(), out.rowStride(), q.address(),
@@ -527,52 +525,60 @@ public final class CudaBackend implements Backend {
             need = Math.max(need, KilnCuda.kiln_cuda_attention_decode_workspace_size(seqs, numQHeads, numKvHeads,
                     headDim, maxSeqLen));
         }
-        ensureDecodeWorkspace(need);
+        decodeWorkspace.ensure(need);
     }
 
     /**
-     * Grows the decode split-K workspace (zero-filled: it holds the kernels' split counters).
-     * {@link #reserveAttention} sizes it for every step up front; growing it once graphs exist
-     * would leave them pointing at freed memory, so that is refused.
+     * Device scratch in which kernels keep counters: zero-filled when allocated (the kernels leave
+     * their counters at zero after every call). It only grows, in powers of two, and never during a
+     * capture. Graphs keep the address they were recorded with, so scratch that graphs read
+     * refuses to grow once any exist ({@link #reserveAttention} sizes the decode attention's for
+     * every step up front).
      */
-    private void ensureDecodeWorkspace(long bytes) {
-        if (bytes <= decodeWorkspaceBytes) {
-            return;
-        }
-        if (capturing || !graphs.isEmpty()) {
-            throw new BackendException("the decode attention workspace must grow from " + decodeWorkspaceBytes
-                    + " to " + bytes + " bytes after graphs were recorded; reserveAttention must cover every step");
-        }
-        synchronize(); // the old buffer may still be read by queued kernels
-        if (decodeWorkspace != null) {
-            check(cudaFree(decodeWorkspace), "cudaFree");
-            decodeWorkspace = null;
-            decodeWorkspaceBytes = 0;
-        }
-        long rounded = Math.max(1L << 20, Long.highestOneBit(bytes - 1) << 1);
-        decodeWorkspace = deviceMalloc(rounded, "the decode attention workspace");
-        check(cudaMemsetAsync(decodeWorkspace, 0, rounded, stream), "cudaMemsetAsync");
-        decodeWorkspaceBytes = rounded;
-    }
+    private final class Workspace {
+        private final String what;
+        private final long minBytes;
+        private final boolean readByGraphs;
+        private Pointer pointer;
+        private long bytes;
 
-    /** Grows the argmax workspace (zero-filled: it holds the kernel's row counters). */
-    private void ensureArgmaxWorkspace(long bytes) {
-        if (bytes <= argmaxWorkspaceBytes) {
-            return;
+        Workspace(String what, long minBytes, boolean readByGraphs) {
+            this.what = what;
+            this.minBytes = minBytes;
+            this.readByGraphs = readByGraphs;
         }
-        if (capturing) {
-            throw new BackendException("the argmax workspace must be sized before a graph capture");
+
+        void ensure(long need) {
+            if (need <= bytes) {
+                return;
+            }
+            if (capturing || (readByGraphs && !graphs.isEmpty())) {
+                throw new BackendException(what + " must grow from " + bytes + " to " + need
+                        + " bytes after graphs were recorded; it must be sized before the first capture");
+            }
+            synchronize(); // the old buffer may still be read by queued kernels
+            free();
+            long rounded = Math.max(minBytes, Long.highestOneBit(need - 1) << 1);
+            pointer = deviceMalloc(rounded, what);
+            check(cudaMemsetAsync(pointer, 0, rounded, stream), "cudaMemsetAsync");
+            bytes = rounded;
         }
-        synchronize();
-        if (argmaxWorkspace != null) {
-            check(cudaFree(argmaxWorkspace), "cudaFree");
-            argmaxWorkspace = null;
-            argmaxWorkspaceBytes = 0;
+
+        long address() {
+            return pointer == null ? 0 : pointer.address();
         }
-        long rounded = Math.max(64L << 10, Long.highestOneBit(bytes - 1) << 1);
-        argmaxWorkspace = deviceMalloc(rounded, "the argmax workspace");
-        check(cudaMemsetAsync(argmaxWorkspace, 0, rounded, stream), "cudaMemsetAsync");
-        argmaxWorkspaceBytes = rounded;
+
+        long bytes() {
+            return bytes;
+        }
+
+        void free() {
+            if (pointer != null) {
+                cudaFree(pointer);
+                pointer = null;
+                bytes = 0;
+            }
+        }
     }
 
     @Override
@@ -591,10 +597,10 @@ public final class CudaBackend implements Backend {
         OpShapes.argmax(logits, ids, logprobs);
         long batch = logits.rows();
         long vocab = logits.rowElements();
-        ensureArgmaxWorkspace(KilnCuda.kiln_cuda_argmax_workspace_size(batch, vocab));
+        argmaxWorkspace.ensure(KilnCuda.kiln_cuda_argmax_workspace_size(batch, vocab));
         checkKernel(KilnCuda.kiln_cuda_argmax(logits.address(), logits.rowStride(), logits.dtype().code, batch, vocab,
                 ids.address(), logprobs == null ? 0 : logprobs.address(), argmaxWorkspace.address(),
-                argmaxWorkspaceBytes, streamAddress()));
+                argmaxWorkspace.bytes(), streamAddress()));
     }
 
     // ---- graphs ------------------------------------------------------------------------------
@@ -663,12 +669,8 @@ public final class CudaBackend implements Backend {
             cudaFree(pointer);
         }
         allocations.clear();
-        if (decodeWorkspace != null) {
-            cudaFree(decodeWorkspace);
-        }
-        if (argmaxWorkspace != null) {
-            cudaFree(argmaxWorkspace);
-        }
+        decodeWorkspace.free();
+        argmaxWorkspace.free();
         cudaFree(cublasWorkspace);
         for (int i = 0; i < 2; i++) {
             cudaFreeHost(staging[i]);
