@@ -300,8 +300,8 @@ inline bool pdl_enabled() {
 }
 
 // The most token rows a launch may carry and still start early: decode-sized steps (the graph
-// buckets). A prefill kernel started early would hold multiprocessors while it waits, slowing the
-// long GEMM before it for a launch gap that is small beside it.
+// buckets), whose short kernels gain from it. A prefill kernel started early would only hold
+// multiprocessors while the long GEMM before it finishes.
 constexpr int64_t kPdlMaxRows = 256;
 
 // kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch where enabled
