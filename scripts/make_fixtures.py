@@ -4,8 +4,10 @@
 For each supported architecture it writes a tiny random-weight model directory (config.json,
 generation_config.json, safetensors weights, tokenizer.json, tokenizer_config.json) and a
 reference.json holding, for a few prompts, the prompt token ids, the logits at the last prompt
-position (fp32 arithmetic) and 32 greedy tokens. Run where torch, transformers and tokenizers are
-installed:
+position (fp32 arithmetic) and 32 greedy tokens, and Hugging Face's own bf16 computation as the
+yardstick for bf16 backends: its logits at the last prompt position, and its relative error
+against fp32 at the first 16 positions of the greedy path. Run where torch, transformers and
+tokenizers are installed:
 
     python3 scripts/make_fixtures.py --out test/resources/fixtures
 
@@ -168,6 +170,40 @@ def add_bf16_records(directory):
     print(f"{os.path.basename(directory)}: bf16 records added")
 
 
+PATH_STEPS = 16  # decode steps the CUDA fixture test checks along the fp32 greedy path
+
+
+def relative_error(actual, expected):
+    """max |actual - expected| / max |expected|, the rule of ai.kiln.testing.Fixtures.relativeError."""
+    return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+def bf16_path_errors(fp32_model, bf16_model, record):
+    """Hugging Face's own bf16 error at each of the first PATH_STEPS decode positions along the fp32
+    greedy path (teacher-forced): the yardstick for a bf16 backend's decode steps."""
+    prompt = record["prompt_token_ids"]
+    ids = torch.tensor([prompt + record["greedy_token_ids"][:PATH_STEPS]])
+    with torch.no_grad():
+        fp32 = fp32_model(ids).logits[0].float()
+        bf16 = bf16_model(ids).logits[0].float()
+    return [relative_error(bf16[len(prompt) + i], fp32[len(prompt) + i]) for i in range(PATH_STEPS)]
+
+
+def add_bf16_path_errors(directory):
+    """Adds bf16_path_errors to an existing fixture's reference.json, touching nothing else."""
+    path = os.path.join(directory, "reference.json")
+    with open(path) as f:
+        reference = json.load(f)
+    fp32_model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+    bf16_model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.bfloat16).eval()
+    for record in reference["records"]:
+        record["bf16_path_errors"] = bf16_path_errors(fp32_model, bf16_model, record)
+    with open(path, "w") as f:
+        json.dump(reference, f)
+    worst = max(max(r["bf16_path_errors"]) for r in reference["records"])
+    print(f"{os.path.basename(directory)}: bf16 path errors added (worst {worst:.4f})")
+
+
 def make(out_dir, name, config_class, tokenizer_kind, config_kwargs, seed, dtype=torch.float32, classic=False,
          shard_size=None):
     directory = os.path.join(out_dir, name)
@@ -204,6 +240,7 @@ def make(out_dir, name, config_class, tokenizer_kind, config_kwargs, seed, dtype
         record = {"prompt": prompt, "prompt_token_ids": ids, "logits": logits.tolist(),
                   "greedy_token_ids": tokens, "min_top2_gap": gap}
         record["logits_bf16_compute"] = bf16_logits(bf16_model, ids)
+        record["bf16_path_errors"] = bf16_path_errors(reference_model, bf16_model, record)
         records.append(record)
     with open(os.path.join(directory, "reference.json"), "w") as f:
         json.dump({"model": name, "architecture": config.architectures[0], "dtype": str(dtype).replace("torch.", ""),
@@ -219,7 +256,14 @@ def main():
     parser.add_argument("--only", nargs="*", help="make only these fixtures (names)")
     parser.add_argument("--add-bf16-records", action="store_true",
                         help="only add Hugging Face bf16-compute logits to the existing fixtures under --out")
+    parser.add_argument("--add-bf16-path-errors", action="store_true",
+                        help="only add Hugging Face's bf16 error along each greedy path to the existing fixtures")
     args = parser.parse_args()
+    if args.add_bf16_path_errors:
+        for name in sorted(os.listdir(args.out)):
+            if os.path.exists(os.path.join(args.out, name, "reference.json")):
+                add_bf16_path_errors(os.path.join(args.out, name))
+        return
     if args.add_bf16_records:
         for name in sorted(os.listdir(args.out)):
             if os.path.exists(os.path.join(args.out, name, "reference.json")):

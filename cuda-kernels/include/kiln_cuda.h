@@ -150,7 +150,8 @@ int kiln_cuda_gemv(void* out, int64_t out_stride, int out_dtype, const void* x, 
 //   k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim]
 //   block_tables: [num_seqs, max_blocks_per_seq] int32; query_start: [num_seqs + 1];
 //   seq_lens: [num_seqs]. max_query_len bounds every query_len (it sizes the grid).
-//   head_dim 64, 128 or 256; block_size 16 or 32; num_q_heads a multiple of num_kv_heads.
+//   head_dim <= 256: 64, 128 and 256 run on the tensor cores, any other through a plain fp32
+//   fallback (correct, slow); block_size 16 or 32; num_q_heads a multiple of num_kv_heads.
 int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, int64_t q_stride,
                                 const void* k_cache, const void* v_cache,
                                 const int32_t* block_tables, int64_t max_blocks_per_seq,

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "attention_decode.h"
+#include "attention_generic.h"
 #include "common.cuh"
 
 namespace kiln {
@@ -82,7 +83,7 @@ int dispatch_head_dim(DecodeParams& p, int64_t head_dim, int64_t max_seq_len, in
                       void* workspace, cudaStream_t stream) {
   const int blocks_per_sm = blocks_per_sm_for<T>(head_dim);
   if (blocks_per_sm == 0) {
-    return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED, "kiln_cuda_attention_decode: head_dim %lld is not supported (64, 128, 256)",
+    return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED, "kiln_cuda_attention_decode: no kernel for head_dim %lld",
                      (long long)head_dim);
   }
   const SplitPlan plan = plan_splits(p.num_seqs, p.num_q_heads, p.num_kv_heads, max_seq_len, blocks_per_sm);
@@ -152,7 +153,15 @@ extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const v
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out, q and the caches must be 16-byte aligned", name);
   KILN_REQUIRE(num_kv_heads * (num_q_heads / num_kv_heads + 15) / 16 <= 65535, KILN_CUDA_ERR_INVALID_ARGUMENT,
                "%s: too many heads", name);
+  KILN_REQUIRE(head_dim > 0 && head_dim <= kGenericMaxHeadDim, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: head_dim %lld is not supported (at most %d)", name, (long long)head_dim, kGenericMaxHeadDim);
   if (num_seqs == 0 || max_seq_len == 0) return KILN_CUDA_OK;
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) {  // no tensor-core variant: the fallback
+    const GenericAttentionParams g{out, q, k_cache, v_cache, block_tables, nullptr, seq_lens, out_stride, q_stride,
+                                   max_blocks_per_seq, num_seqs, num_kv_heads, static_cast<int>(head_dim),
+                                   static_cast<int>(num_q_heads / num_kv_heads), block_size == 16 ? 4 : 5, scale};
+    return run_attention_generic(dtype, g, num_seqs, num_q_heads, static_cast<cudaStream_t>(stream));
+  }
   DecodeParams p{};
   p.out = out;
   p.q = q;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "attention_generic.h"
 #include "attention_prefill.h"
 #include "common.cuh"
 
@@ -32,8 +33,7 @@ int dispatch_head_dim(const PrefillParams& p, int64_t head_dim, int64_t max_quer
     case 128: return run_variant<T, 128>(p, max_query_len, stream);
     case 256: return run_variant<T, 256>(p, max_query_len, stream);
     default:
-      return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED,
-                       "kiln_cuda_attention_prefill: head_dim %lld is not supported (64, 128, 256)",
+      return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED, "kiln_cuda_attention_prefill: no kernel for head_dim %lld",
                        (long long)head_dim);
   }
 }
@@ -68,7 +68,16 @@ extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const 
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: token strides must be >= heads * head_dim and multiples of 8", name);
   KILN_REQUIRE(aligned16(out) && aligned16(q) && aligned16(k_cache) && aligned16(v_cache),
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out, q and the caches must be 16-byte aligned", name);
+  KILN_REQUIRE(head_dim > 0 && head_dim <= kGenericMaxHeadDim, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: head_dim %lld is not supported (at most %d)", name, (long long)head_dim, kGenericMaxHeadDim);
   if (num_seqs == 0 || max_query_len == 0) return KILN_CUDA_OK;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) {  // no tensor-core variant: the fallback
+    const GenericAttentionParams g{out, q, k_cache, v_cache, block_tables, query_start, seq_lens, out_stride,
+                                   q_stride, max_blocks_per_seq, num_seqs, num_kv_heads, static_cast<int>(head_dim),
+                                   static_cast<int>(num_q_heads / num_kv_heads), block_size == 16 ? 4 : 5, scale};
+    return run_attention_generic(dtype, g, num_tokens, num_q_heads, s);
+  }
   PrefillParams p{};
   p.out = out;
   p.q = q;
@@ -86,6 +95,5 @@ extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const 
   p.group = static_cast<int>(num_q_heads / num_kv_heads);
   p.log2_block_size = block_size == 16 ? 4 : 5;
   p.scale_log2 = scale * 1.4426950408889634f;
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
   KILN_DISPATCH_HALF(dtype, name, return dispatch_head_dim<T>(p, head_dim, max_query_len, s););
 }

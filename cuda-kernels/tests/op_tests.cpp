@@ -459,6 +459,8 @@ void test_attention() {
           run_attention_case(false, dtype, d, 16, 8, 2, {{1, 1}, {7, 7}, {150, 113}, {40, 33}}, "small" + path);
         if (do_decode) run_attention_case(true, dtype, d, 16, 8, 2, {{1, 1}, {7, 1}, {113, 1}, {700, 1}}, "small");
       }
+      if (do_prefill) run_attention_case(false, dtype, 32, 16, 8, 2, {{7, 7}, {150, 113}}, "small fallback");
+      if (do_decode) run_attention_case(true, dtype, 32, 16, 8, 2, {{7, 1}, {700, 1}}, "small fallback");
     }
     return;
   }
@@ -482,6 +484,14 @@ void test_attention() {
     if (do_prefill) {
       run_attention_case(false, dtype, 128, 16, 8, 2, {{4097, 4097}}, "len 4097" + path);
       run_attention_case(false, dtype, 128, 32, 32, 1, {{4097, 1000}, {513, 513}}, "MQA32 chunked 4097/1000" + path);
+    }
+    // Head sizes without a tensor-core variant take the fp32 fallback (prefill and decode).
+    for (int64_t d : {16, 32, 80, 96}) {
+      if (do_prefill)
+        run_attention_case(false, dtype, d, 16, 8, 2, {{1, 1}, {7, 7}, {113, 113}, {700, 300}, {64, 1}},
+                           "fallback lens 1,7,113,700 + chunked" + path);
+      if (do_decode)
+        run_attention_case(true, dtype, d, 32, 4, 1, {{1, 1}, {7, 1}, {1100, 1}, {33, 1}}, "fallback lens 1,7,1100,33");
     }
     if (do_decode) {
       run_attention_case(true, dtype, 128, 16, 32, 1, {{5000, 1}, {1, 1}, {77, 1}}, "MQA32");

@@ -18,9 +18,13 @@ public final class Fixtures {
 
     public static final Path ROOT = Path.of("test/resources/fixtures");
 
-    /** One recorded prompt: its ids, the last-position logits and 32 greedy tokens. */
+    /**
+     * One recorded prompt: its ids, the last-position logits and 32 greedy tokens; Hugging Face's
+     * bf16 computation's logits at that position, and its relative error against fp32 at the first
+     * 16 positions of the greedy path (teacher-forced).
+     */
     public record Record(String prompt, int[] promptTokenIds, float[] logits, int[] greedyTokenIds,
-            float[] logitsBf16Compute) {
+            float[] logitsBf16Compute, float[] bf16PathErrors) {
     }
 
     /** A fixture model directory and its reference.json. */
@@ -54,7 +58,9 @@ public final class Fixtures {
             List<Record> records = new ArrayList<>();
             for (JsonNode r : root.get("records")) {
                 records.add(new Record(r.get("prompt").asText(), ints(r.get("prompt_token_ids")), floats(r.get("logits")),
-                        ints(r.get("greedy_token_ids")), r.has("logits_bf16_compute") ? floats(r.get("logits_bf16_compute")) : null));
+                        ints(r.get("greedy_token_ids")),
+                        r.has("logits_bf16_compute") ? floats(r.get("logits_bf16_compute")) : null,
+                        r.has("bf16_path_errors") ? floats(r.get("bf16_path_errors")) : null));
             }
             return new Model(dir.getFileName().toString(), dir, root.get("architecture").asText(),
                     root.get("dtype").asText(), ints(root.get("eos_token_ids")), records);

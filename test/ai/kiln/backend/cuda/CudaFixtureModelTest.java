@@ -21,15 +21,18 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The fixture models on the CUDA backend (bf16 activations and KV cache, cuBLAS GEMMs, Kiln's
- * attention kernels): last-position logits within the bf16 bound of the Hugging Face records, and
- * every greedy decode step's logits within the same bound of the CPU backend's for the same
- * token history (so the paged decode path is checked too, without depending on argmax ties).
+ * The fixture models on the CUDA backend (bf16 activations and KV cache; Kiln's kernels, with the
+ * fp32 fallback attention for head sizes 16 and 32; cuBLAS for prefill GEMMs): last-position logits
+ * within the bf16 bound of the Hugging Face records, and every greedy decode step's logits within
+ * that step's bf16 bound of the CPU backend's for the same token history (so the paged decode path
+ * is checked too, without depending on argmax ties). The decode steps follow the CPU's greedy
+ * path, which is Hugging Face's fp32 one (FixtureModelTest checks that).
  *
  * <p>The bound follows flash-attention's rule: at most twice the error of Hugging Face's own bf16
- * computation of the same model against its fp32 one (each fixture records both), plus 1e-2. On
- * these tiny random-weight models bf16 arithmetic alone moves the logits by 1e-2 to 1.3e-1 of their
- * largest magnitude, so a fixed tolerance would be either meaningless or wrong.
+ * computation of the same model against its fp32 one at the same position (each fixture records
+ * both, at the prompt's end and along the greedy path), plus 1e-2. On these tiny random-weight
+ * models bf16 arithmetic alone moves the logits by 1e-2 to 1.3e-1 of their largest magnitude, so a
+ * fixed tolerance would be either meaningless or wrong.
  */
 @Tag("gpu")
 class CudaFixtureModelTest {
@@ -50,6 +53,20 @@ class CudaFixtureModelTest {
         double hfBf16Error = 0;
         for (Fixtures.Record record : fixture.records()) {
             hfBf16Error = Math.max(hfBf16Error, Fixtures.relativeError(record.logitsBf16Compute(), record.logits()));
+        }
+        return 2 * hfBf16Error + 1e-2;
+    }
+
+    /**
+     * The same rule for decode step i: 2x the reference's own bf16 error at that step of the greedy
+     * path (the worst of the prompts) + 1e-2. The last prompt position is no yardstick for later
+     * ones: on these models bf16 error grows along the path (Mistral's fixture: 2.3e-2 at the
+     * prompt's end, up to 1.2e-1 along the path).
+     */
+    static double bf16DecodeBound(Fixtures.Model fixture, int step) {
+        double hfBf16Error = 0;
+        for (Fixtures.Record record : fixture.records()) {
+            hfBf16Error = Math.max(hfBf16Error, record.bf16PathErrors()[step]);
         }
         return 2 * hfBf16Error + 1e-2;
     }
@@ -89,22 +106,9 @@ class CudaFixtureModelTest {
         }
     }
 
-    /** Head sizes the attention kernels are built for; others are refused by name. */
-    static final java.util.Set<Integer> KERNEL_HEAD_DIMS = java.util.Set.of(64, 128, 256);
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void logitsWithinTheBf16BoundOfTheReferenceAndTheCpuBackend(Fixtures.Model fixture) {
-        int headDim = ModelConfig.load(fixture.dir()).headDim();
-        if (!KERNEL_HEAD_DIMS.contains(headDim)) {
-            try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.BF16), fixture)) {
-                ai.kiln.backend.BackendException error = org.junit.jupiter.api.Assertions.assertThrows(
-                        ai.kiln.backend.BackendException.class,
-                        () -> gpu.run(step(fixture.records().get(0).promptTokenIds(), 0, new int[16])));
-                assertTrue(error.getMessage().contains("head_dim " + headDim + " is not supported"), error.getMessage());
-            }
-            return;
-        }
         try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.BF16), fixture);
                 Loaded cpu = Loaded.of(new CpuBackend(0, 1L << 30), fixture)) {
             double bound = bf16Bound(fixture);
@@ -135,12 +139,15 @@ class CudaFixtureModelTest {
                     gpuLogits = gpu.run(decode);
                     cpuLogits = cpu.run(decode);
                     double decodeError = Fixtures.relativeError(gpuLogits, cpuLogits);
-                    worstDecode = Math.max(worstDecode, decodeError);
-                    assertTrue(decodeError <= bound, fixture + " decode step " + i + ": error " + decodeError);
+                    double decodeBound = bf16DecodeBound(fixture, i);
+                    worstDecode = Math.max(worstDecode, decodeError / decodeBound);
+                    assertTrue(decodeError <= decodeBound,
+                            fixture + " decode step " + i + ": error " + decodeError + ", bound " + decodeBound);
                 }
             }
-            System.out.printf("%s: bound %.3e, prompt logits error vs HF fp32 %.3e, decode logits error vs CPU"
-                    + " %.3e, greedy agreement %d/%d%n", fixture, bound, worstPrompt, worstDecode, sameGreedy, steps);
+            System.out.printf("%s: prompt logits error vs HF fp32 %.3e (bound %.3e), decode logits error vs CPU"
+                    + " at most %.2f of its step's bound, greedy agreement %d/%d%n", fixture, worstPrompt, bound,
+                    worstDecode, sameGreedy, steps);
         }
     }
 
