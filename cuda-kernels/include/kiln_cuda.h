@@ -5,8 +5,10 @@
 // kiln_cuda_last_error() returns. Launchers never synchronise and never allocate.
 //
 // Conventions shared by every launcher:
-//   - dtype is KILN_CUDA_F16 or KILN_CUDA_BF16 and applies to every activation, weight and cache
-//     argument of the call; arithmetic, softmax and reductions run in fp32.
+//   - dtype is KILN_CUDA_F16 or KILN_CUDA_BF16 (KILN_CUDA_F32 too for the layer ops, the KV-cache
+//     writes and attention, which then take plain element-wise paths) and applies to every
+//     activation, weight and cache argument of the call; arithmetic, softmax and reductions run in
+//     fp32.
 //   - Strides count elements, not bytes. Vectorised kernels need 16-byte aligned pointers and
 //     strides that are multiples of 8 elements; launchers check that where it matters.
 //   - Layouts are those of the CPU twin (native/include/kiln_cpu.h): K/V cache
@@ -150,8 +152,9 @@ int kiln_cuda_gemv(void* out, int64_t out_stride, int out_dtype, const void* x, 
 //   k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim]
 //   block_tables: [num_seqs, max_blocks_per_seq] int32; query_start: [num_seqs + 1];
 //   seq_lens: [num_seqs]. max_query_len bounds every query_len (it sizes the grid).
-//   head_dim <= 256: 64, 128 and 256 run on the tensor cores, any other through a plain fp32
-//   fallback (correct, slow); block_size 16 or 32; num_q_heads a multiple of num_kv_heads.
+//   head_dim <= 256: 64, 128 and 256 run on the tensor cores, any other (and fp32 data) through a
+//   plain fp32 fallback (correct, slow); block_size 16 or 32; num_q_heads a multiple of
+//   num_kv_heads.
 int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, int64_t q_stride,
                                 const void* k_cache, const void* v_cache,
                                 const int32_t* block_tables, int64_t max_blocks_per_seq,

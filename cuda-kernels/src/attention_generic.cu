@@ -101,7 +101,7 @@ int run_attention_generic(int dtype, const GenericAttentionParams& p, int64_t nu
                           cudaStream_t stream) {
   if (num_tokens == 0) return KILN_CUDA_OK;
   const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(num_q_heads));
-  KILN_DISPATCH_HALF(dtype, "attention (generic head_dim)", {
+  KILN_DISPATCH_ANY(dtype, "attention (generic head_dim)", {
     attention_generic_kernel<T><<<grid, kGenericThreads, 0, stream>>>(p);
     KILN_CHECK_LAUNCH("attention (generic head_dim)");
     return KILN_CUDA_OK;

@@ -324,6 +324,19 @@ cudaError_t launch_pdl(int64_t rows, void (*kernel)(Params...), dim3 grid, dim3 
 
 }  // namespace kiln
 
+// Calls BODY with T bound to the element type of dtype (fp32, fp16 or bf16), or fails naming it.
+// fp32 activations take the ops' plain element-wise paths (the 16-byte vector paths pack 8
+// 16-bit elements).
+#define KILN_DISPATCH_ANY(dtype, fn_name, ...)                                             \
+  do {                                                                                     \
+    if ((dtype) == KILN_CUDA_F32) {                                                        \
+      using T = float;                                                                     \
+      __VA_ARGS__                                                                          \
+    } else {                                                                               \
+      KILN_DISPATCH_HALF(dtype, fn_name, __VA_ARGS__);                                     \
+    }                                                                                      \
+  } while (0)
+
 // Calls BODY with T bound to the element type of a 16-bit dtype, or fails naming the dtype.
 #define KILN_DISPATCH_HALF(dtype, fn_name, ...)                                            \
   do {                                                                                     \

@@ -47,7 +47,7 @@ extern "C" int kiln_cuda_write_kv_cache(const void* k, int64_t k_stride, const v
   if (status != KILN_CUDA_OK) return status;
   if (num_tokens == 0) return KILN_CUDA_OK;
   const int threads = kv_threads(2 * num_kv_heads * head_dim / 8);
-  KILN_DISPATCH_HALF(dtype, "kiln_cuda_write_kv_cache", {
+  KILN_DISPATCH_ANY(dtype, "kiln_cuda_write_kv_cache", {
     launch_pdl(num_tokens, kv_write_kernel<T, false>, dim3(static_cast<unsigned>(num_tokens)), dim3(threads), 0,
                static_cast<cudaStream_t>(stream), p);
     KILN_CHECK_LAUNCH("kiln_cuda_write_kv_cache");
@@ -75,7 +75,7 @@ extern "C" int kiln_cuda_rotary_write_kv_cache(void* q, int64_t q_stride, int64_
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: q stride must be >= heads * head_dim and a multiple of 8", name);
   if (num_tokens == 0) return KILN_CUDA_OK;
   const int threads = kv_threads(((q ? num_q_heads : 0) + 2 * num_kv_heads) * head_dim / 8);
-  KILN_DISPATCH_HALF(dtype, name, {
+  KILN_DISPATCH_ANY(dtype, name, {
     launch_pdl(num_tokens, kv_write_kernel<T, true>, dim3(static_cast<unsigned>(num_tokens)), dim3(threads), 0,
                static_cast<cudaStream_t>(stream), p);
     KILN_CHECK_LAUNCH(name);

@@ -27,7 +27,7 @@ __global__ void kv_write_kernel(KvWriteParams p) {
   const int64_t token = blockIdx.x;
   const int32_t slot = p.slot_mapping[token];
   const bool write = slot >= 0 && slot < p.num_slots;
-  const int chunks = static_cast<int>(p.head_dim / 8);  // 16-byte chunks per head
+  const int chunks = static_cast<int>(p.head_dim / 8);  // 8-element chunks per head
   const int64_t kv_items = write ? p.num_kv_heads * chunks : 0;
   const int64_t row = p.num_kv_heads * p.head_dim;
   const T* k = static_cast<const T*>(p.k) + token * p.k_stride;
@@ -58,17 +58,16 @@ __global__ void kv_write_kernel(KvWriteParams p) {
         } else {  // unrotated copy of the same eight elements
           const int e = p.is_neox ? g * 4 : g * 8;
           if (p.is_neox) {
-            *reinterpret_cast<uint2*>(kc + h * p.head_dim + e) = *reinterpret_cast<const uint2*>(k + h * p.head_dim + e);
-            *reinterpret_cast<uint2*>(kc + h * p.head_dim + e + half) =
-                *reinterpret_cast<const uint2*>(k + h * p.head_dim + e + half);
+            copy_elements<4>(kc + h * p.head_dim + e, k + h * p.head_dim + e);
+            copy_elements<4>(kc + h * p.head_dim + e + half, k + h * p.head_dim + e + half);
           } else {
-            *reinterpret_cast<uint4*>(kc + h * p.head_dim + e) = *reinterpret_cast<const uint4*>(k + h * p.head_dim + e);
+            copy_elements<8>(kc + h * p.head_dim + e, k + h * p.head_dim + e);
           }
         }
       } else {
         const int64_t i = item - q_items - k_items;
         const int64_t h = i / chunks, c = i % chunks;
-        reinterpret_cast<uint4*>(vc + h * p.head_dim)[c] = reinterpret_cast<const uint4*>(v + h * p.head_dim)[c];
+        copy_elements<8>(vc + h * p.head_dim + c * 8, v + h * p.head_dim + c * 8);
       }
     }
   } else {
@@ -78,7 +77,7 @@ __global__ void kv_write_kernel(KvWriteParams p) {
       const int64_t h = i / chunks, c = i % chunks;
       const T* src = (is_v ? v : k) + h * p.head_dim;
       T* dst = (is_v ? vc : kc) + h * p.head_dim;
-      reinterpret_cast<uint4*>(dst)[c] = reinterpret_cast<const uint4*>(src)[c];
+      copy_elements<8>(dst + c * 8, src + c * 8);
     }
   }
 }

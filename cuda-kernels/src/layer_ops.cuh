@@ -186,6 +186,33 @@ __device__ __forceinline__ void rotate_group(const T* in, T* out, int group, int
   }
 }
 
+// fp32: the same four pairs, element by element.
+template <>
+__device__ __forceinline__ void rotate_group<float>(const float* in, float* out, int group, int half,
+                                                    const float* cos, const float* sin, bool is_neox) {
+  const int i = group * 4;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int lo = is_neox ? i + j : 2 * (i + j);
+    const int hi = is_neox ? i + j + half : 2 * (i + j) + 1;
+    const float a = in[lo], b = in[hi];
+    out[lo] = a * cos[i + j] - b * sin[i + j];
+    out[hi] = b * cos[i + j] + a * sin[i + j];
+  }
+}
+
+// Copies n (4 or 8) elements, 16-byte aligned for 8 16-bit elements, as whole vectors.
+template <int kCount, typename T>
+__device__ __forceinline__ void copy_elements(T* dst, const T* src) {
+  constexpr int kVectors = kCount * static_cast<int>(sizeof(T)) / 16;
+  if constexpr (kVectors >= 1) {
+#pragma unroll
+    for (int v = 0; v < kVectors; ++v) reinterpret_cast<uint4*>(dst)[v] = reinterpret_cast<const uint4*>(src)[v];
+  } else {  // four 16-bit elements: 8 bytes
+    *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(src);
+  }
+}
+
 struct RotaryParams {
   void* q;                // [num_tokens, num_q_heads, head_dim] or nullptr
   void* k;                // [num_tokens, num_kv_heads, head_dim] or nullptr

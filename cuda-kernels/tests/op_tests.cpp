@@ -83,6 +83,9 @@ std::string shape_str(std::initializer_list<long long> dims) {
 }
 
 constexpr int kDtypes[2] = {KILN_CUDA_BF16, KILN_CUDA_F16};
+// The ops that also take fp32 activations (the CUDA backend's fp32 mode).
+constexpr int kDtypesAndF32[3] = {KILN_CUDA_BF16, KILN_CUDA_F16, KILN_CUDA_F32};
+size_t element_bytes(int dtype) { return dtype == KILN_CUDA_F32 ? 4 : 2; }
 
 // ---- RMSNorm ---------------------------------------------------------------------------------
 
@@ -92,7 +95,7 @@ void test_rms_norm() {
   std::vector<Case> cases = {{1, 64, 0, false}, {7, 1000, 0, true}, {113, 4096, 8, true}, {33, 8192, 0, false},
                              {5, 5120, 16, true}, {3, 20000, 0, true}};
   if (small_mode) cases = {{7, 1000, 0, true}, {5, 4096, 8, true}};
-  for (int dtype : kDtypes) {
+  for (int dtype : kDtypesAndF32) {
     for (const Case& cs : cases) {
       const int64_t stride = cs.dim + cs.pad;
       const float eps = 1e-6f;
@@ -119,7 +122,7 @@ void test_rms_norm() {
         for (int64_t i = 0; i < cs.dim; ++i) naive_out[r * stride + i] = round_to(src[i] * inv * w[i], dtype);
       }
       DeviceBuffer dx = upload(x, dtype), dres = upload(res, dtype), dw = upload(w, dtype);
-      DeviceBuffer dout(cs.rows * stride * 2);
+      DeviceBuffer dout(cs.rows * stride * element_bytes(dtype));
       dout.poison();
       st = kiln_cuda_rms_norm(dout.ptr, stride, dx.ptr, stride, cs.residual ? dres.ptr : nullptr, stride, dw.ptr,
                               cs.rows, cs.dim, eps, dtype, nullptr);
@@ -193,7 +196,7 @@ void test_rotary() {
   std::vector<Case> cases = {{1, 8, 2, 128}, {7, 4, 4, 64}, {113, 32, 8, 128}, {17, 8, 1, 256}};
   if (small_mode) cases = {{7, 4, 4, 64}};
   const int64_t max_pos = 5000;
-  for (int dtype : kDtypes) {
+  for (int dtype : kDtypesAndF32) {
     for (int neox = 0; neox < 2; ++neox) {
       for (const Case& cs : cases) {
         const int64_t qs = cs.q_heads * cs.head_dim + 8, ks = cs.kv_heads * cs.head_dim + 8;  // strided rows
@@ -223,7 +226,7 @@ void test_kv_write() {
   std::vector<Case> cases = {{1, 8, 2, 128, 16, 4}, {7, 4, 4, 64, 16, 3}, {113, 32, 8, 128, 32, 8}, {37, 8, 1, 256, 16, 5}};
   if (small_mode) cases = {{7, 4, 4, 64, 16, 3}};
   const int64_t max_pos = 4096;
-  for (int dtype : kDtypes) {
+  for (int dtype : kDtypesAndF32) {
     for (int mode = 0; mode < 3; ++mode) {  // 0: plain write, 1: rotary neox, 2: rotary interleaved
       for (const Case& cs : cases) {
         const int64_t slots = cs.block_size * cs.blocks;
@@ -248,7 +251,7 @@ void test_kv_write() {
         kiln_cpu_write_kv_cache(rk.data(), ks, v.data(), vs, ref_k.data(), ref_v.data(), slot.data(), cs.tokens,
                                 cs.kv_heads, cs.head_dim, slots);
         DeviceBuffer dq = upload(q, dtype), dk = upload(k, dtype), dv = upload(v, dtype);
-        DeviceBuffer dkc(slots * row * 2), dvc(slots * row * 2), dslot = upload_raw(slot), dpos = upload_raw(pos),
+        DeviceBuffer dkc(slots * row * element_bytes(dtype)), dvc(slots * row * element_bytes(dtype)), dslot = upload_raw(slot), dpos = upload_raw(pos),
             dcs = upload_raw(cos_sin);
         dkc.poison();
         dvc.poison();
@@ -412,7 +415,7 @@ void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_
   DeviceBuffer dq = upload(q, dtype), dkc = upload(kc, dtype), dvc = upload(vc, dtype);
   DeviceBuffer dtab = upload_raw(tables), dqs = upload_raw(query_start), dlens = upload_raw(seq_lens);
   const int64_t out_stride = q_stride;
-  DeviceBuffer dout(num_tokens * out_stride * 2);
+  DeviceBuffer dout(num_tokens * out_stride * element_bytes(dtype));
   dout.poison();
   int st;
   std::string note;
@@ -464,6 +467,13 @@ void test_attention() {
     }
     return;
   }
+  for (int64_t d : {16, 64, 128}) {  // fp32 data: the fallback at every head size
+    if (do_prefill)
+      run_attention_case(false, KILN_CUDA_F32, d, 16, 8, 2, {{1, 1}, {7, 7}, {113, 113}, {700, 300}, {64, 1}},
+                         "fp32 lens 1,7,113,700 + chunked");
+    if (do_decode)
+      run_attention_case(true, KILN_CUDA_F32, d, 32, 8, 2, {{1, 1}, {7, 1}, {1100, 1}, {33, 1}}, "fp32 lens 1,7,1100,33");
+  }
   for (int dtype : kDtypes) {
     for (int64_t d : {64, 128, 256}) {
       for (int64_t bs : {16, 32}) {
@@ -485,7 +495,7 @@ void test_attention() {
       run_attention_case(false, dtype, 128, 16, 8, 2, {{4097, 4097}}, "len 4097" + path);
       run_attention_case(false, dtype, 128, 32, 32, 1, {{4097, 1000}, {513, 513}}, "MQA32 chunked 4097/1000" + path);
     }
-    // Head sizes without a tensor-core variant take the fp32 fallback (prefill and decode).
+    // Head sizes without a tensor-core variant, and fp32 data, take the fp32 fallback.
     for (int64_t d : {16, 32, 80, 96}) {
       if (do_prefill)
         run_attention_case(false, dtype, d, 16, 8, 2, {{1, 1}, {7, 7}, {113, 113}, {700, 300}, {64, 1}},

@@ -116,11 +116,13 @@ public final class CudaBackend implements Backend {
 
     /**
      * @param device     CUDA device ordinal
-     * @param activation BF16 or F16
+     * @param activation BF16 or F16 (served models), or F32: fp32 activations, weights and KV cache
+     *                   through the kernels' plain element-wise paths and the fallback attention,
+     *                   for exact comparisons with the CPU backend (slow)
      */
     public CudaBackend(int device, DType activation) {
-        if (activation != DType.BF16 && activation != DType.F16) {
-            throw new IllegalArgumentException("CUDA activations must be BF16 or F16, got " + activation);
+        if (activation != DType.BF16 && activation != DType.F16 && activation != DType.F32) {
+            throw new IllegalArgumentException("CUDA activations must be BF16, F16 or F32, got " + activation);
         }
         String reason = unavailableReason();
         if (reason != null) {
@@ -402,7 +404,7 @@ public final class CudaBackend implements Backend {
                     activation.code, streamAddress()));
             return;
         }
-        int inType = activation == DType.BF16 ? CUDA_R_16BF : CUDA_R_16F;
+        int inType = activation == DType.BF16 ? CUDA_R_16BF : activation == DType.F16 ? CUDA_R_16F : CUDA_R_32F;
         int outType = out.dtype() == DType.F32 ? CUDA_R_32F : inType;
         checkCublas(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int) n, (int) m, (int) k, one,
                 new RawPointer(w.address()), inType, (int) k, new RawPointer(x.address()), inType, (int) x.rowStride(),
@@ -419,8 +421,8 @@ public final class CudaBackend implements Backend {
      * library at decode sizes) rather than through cuBLAS.
      */
     private boolean gemvApplies(long m, long k, Tensor x, Tensor w) {
-        return m <= gemvMaxRows && k % 8 == 0 && x.rowStride() % 8 == 0 && x.address() % 16 == 0
-                && w.address() % 16 == 0;
+        return activation != DType.F32 && m <= gemvMaxRows && k % 8 == 0 && x.rowStride() % 8 == 0
+                && x.address() % 16 == 0 && w.address() % 16 == 0;
     }
 
     private long checkedBias(Tensor bias, Tensor out) {

@@ -151,6 +151,58 @@ class CudaFixtureModelTest {
         }
     }
 
+    static List<Fixtures.Model> fp32Fixtures() {
+        return Fixtures.all().stream().filter(f -> f.dtype().equals("float32")).toList();
+    }
+
+    /** fp32 arithmetic moves logits by reordering alone: far below any greedy gap of the fixtures. */
+    static final double FP32_BOUND = 1e-4;
+
+    /**
+     * The fp32 fixtures on the CUDA backend in fp32 (activations, weights and KV cache): the same
+     * greedy token as the CPU backend at the prompt and at every one of 16 decode steps of each
+     * prompt, and logits within 1e-4 of the CPU's (and of Hugging Face's fp32 record).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fp32Fixtures")
+    void fp32ActivationsGiveTheCpuBackendsGreedyTokens(Fixtures.Model fixture) {
+        try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.F32), fixture);
+                Loaded cpu = Loaded.of(new CpuBackend(0, 1L << 30), fixture)) {
+            int blocks = 256 / BLOCK_SIZE;
+            int[] table = new int[blocks];
+            for (int i = 0; i < blocks; i++) {
+                table[i] = blocks + 2 - i;
+            }
+            double worst = 0;
+            int steps = 0;
+            for (Fixtures.Record record : fixture.records()) {
+                int[] prompt = record.promptTokenIds();
+                ForwardBatch prefill = step(prompt, 0, table);
+                float[] gpuLogits = gpu.run(prefill);
+                float[] cpuLogits = cpu.run(prefill);
+                double vsReference = Fixtures.relativeError(gpuLogits, record.logits());
+                assertTrue(vsReference <= FP32_BOUND, fixture + " '" + record.prompt() + "': error " + vsReference);
+                int length = prompt.length;
+                for (int i = 0; i <= 16; i++) {
+                    double error = Fixtures.relativeError(gpuLogits, cpuLogits);
+                    worst = Math.max(worst, error);
+                    assertTrue(error <= FP32_BOUND, fixture + " step " + i + ": error " + error);
+                    int next = Fixtures.argmax(cpuLogits);
+                    org.junit.jupiter.api.Assertions.assertEquals(next, Fixtures.argmax(gpuLogits),
+                            fixture + " '" + record.prompt() + "' step " + i + ": greedy token");
+                    steps++;
+                    if (i < 16) {
+                        ForwardBatch decode = step(new int[] {next}, length++, table);
+                        gpuLogits = gpu.run(decode);
+                        cpuLogits = cpu.run(decode);
+                    }
+                }
+            }
+            System.out.printf("%s in fp32: %d/%d greedy tokens equal to the CPU's, logits error at most %.2e%n",
+                    fixture, steps, steps, worst);
+        }
+    }
+
     static ForwardBatch step(int[] tokens, int start, int[] blockTable) {
         return Fixtures.singleSequenceStep(tokens, start, blockTable, BLOCK_SIZE);
     }
