@@ -1,5 +1,6 @@
 package ai.kiln.backend.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -106,48 +107,68 @@ class CudaFixtureModelTest {
         }
     }
 
+    static final int DECODE_STEPS = 16;
+
+    /** What a test checks at one position: step 0 is the prompt's end, step i > 0 decode step i. */
+    interface StepCheck {
+        void check(Fixtures.Record record, int step, float[] gpuLogits, float[] cpuLogits);
+    }
+
+    /**
+     * Runs each record's prompt and then DECODE_STEPS decode steps along the CPU's greedy path on
+     * both backends (so both see the same history), the cache blocks out of order.
+     */
+    static void walkGreedyPaths(Fixtures.Model fixture, Loaded gpu, Loaded cpu, StepCheck check) {
+        int blocks = 256 / BLOCK_SIZE;
+        int[] table = new int[blocks];
+        for (int i = 0; i < blocks; i++) {
+            table[i] = blocks + 2 - i;
+        }
+        for (Fixtures.Record record : fixture.records()) {
+            int[] prompt = record.promptTokenIds();
+            ForwardBatch prefill = step(prompt, 0, table);
+            float[] gpuLogits = gpu.run(prefill);
+            float[] cpuLogits = cpu.run(prefill);
+            int length = prompt.length;
+            for (int i = 0; i <= DECODE_STEPS; i++) {
+                check.check(record, i, gpuLogits, cpuLogits);
+                if (i < DECODE_STEPS) {
+                    ForwardBatch decode = step(new int[] {Fixtures.argmax(cpuLogits)}, length++, table);
+                    gpuLogits = gpu.run(decode);
+                    cpuLogits = cpu.run(decode);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void logitsWithinTheBf16BoundOfTheReferenceAndTheCpuBackend(Fixtures.Model fixture) {
         try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.BF16), fixture);
                 Loaded cpu = Loaded.of(new CpuBackend(0, 1L << 30), fixture)) {
             double bound = bf16Bound(fixture);
-            int blocks = 256 / BLOCK_SIZE;
-            int[] table = new int[blocks];
-            for (int i = 0; i < blocks; i++) {
-                table[i] = blocks + 2 - i;
-            }
-            double worstPrompt = 0;
-            double worstDecode = 0;
-            int sameGreedy = 0;
-            int steps = 0;
-            for (Fixtures.Record record : fixture.records()) {
-                int[] prompt = record.promptTokenIds();
-                ForwardBatch prefill = step(prompt, 0, table);
-                float[] gpuLogits = gpu.run(prefill);
-                float[] cpuLogits = cpu.run(prefill);
-                double error = Fixtures.relativeError(gpuLogits, record.logits());
-                worstPrompt = Math.max(worstPrompt, error);
-                assertTrue(error <= bound, fixture + " '" + record.prompt() + "': logits error " + error);
-                // Decode along the CPU's greedy path so both backends see the same history.
-                int length = prompt.length;
-                for (int i = 0; i < 16; i++) {
-                    int next = Fixtures.argmax(cpuLogits);
-                    sameGreedy += Fixtures.argmax(gpuLogits) == next ? 1 : 0;
-                    steps++;
-                    ForwardBatch decode = step(new int[] {next}, length++, table);
-                    gpuLogits = gpu.run(decode);
-                    cpuLogits = cpu.run(decode);
-                    double decodeError = Fixtures.relativeError(gpuLogits, cpuLogits);
-                    double decodeBound = bf16DecodeBound(fixture, i);
-                    worstDecode = Math.max(worstDecode, decodeError / decodeBound);
-                    assertTrue(decodeError <= decodeBound,
-                            fixture + " decode step " + i + ": error " + decodeError + ", bound " + decodeBound);
+            double[] worst = {0, 0}; // prompt error vs HF fp32; decode error vs CPU / its step's bound
+            int[] agreement = {0, 0}; // greedy choices equal to the CPU's before each decode step; steps
+            walkGreedyPaths(fixture, gpu, cpu, (record, step, gpuLogits, cpuLogits) -> {
+                if (step == 0) {
+                    double error = Fixtures.relativeError(gpuLogits, record.logits());
+                    worst[0] = Math.max(worst[0], error);
+                    assertTrue(error <= bound, fixture + " '" + record.prompt() + "': logits error " + error);
+                } else {
+                    double error = Fixtures.relativeError(gpuLogits, cpuLogits);
+                    double stepBound = bf16DecodeBound(fixture, step - 1);
+                    worst[1] = Math.max(worst[1], error / stepBound);
+                    assertTrue(error <= stepBound,
+                            fixture + " decode step " + (step - 1) + ": error " + error + ", bound " + stepBound);
                 }
-            }
+                if (step < DECODE_STEPS) {
+                    agreement[0] += Fixtures.argmax(gpuLogits) == Fixtures.argmax(cpuLogits) ? 1 : 0;
+                    agreement[1]++;
+                }
+            });
             System.out.printf("%s: prompt logits error vs HF fp32 %.3e (bound %.3e), decode logits error vs CPU"
-                    + " at most %.2f of its step's bound, greedy agreement %d/%d%n", fixture, worstPrompt, bound,
-                    worstDecode, sameGreedy, steps);
+                    + " at most %.2f of its step's bound, greedy agreement %d/%d%n", fixture, worst[0], bound,
+                    worst[1], agreement[0], agreement[1]);
         }
     }
 
@@ -168,38 +189,22 @@ class CudaFixtureModelTest {
     void fp32ActivationsGiveTheCpuBackendsGreedyTokens(Fixtures.Model fixture) {
         try (Loaded gpu = Loaded.of(new CudaBackend(0, DType.F32), fixture);
                 Loaded cpu = Loaded.of(new CpuBackend(0, 1L << 30), fixture)) {
-            int blocks = 256 / BLOCK_SIZE;
-            int[] table = new int[blocks];
-            for (int i = 0; i < blocks; i++) {
-                table[i] = blocks + 2 - i;
-            }
-            double worst = 0;
-            int steps = 0;
-            for (Fixtures.Record record : fixture.records()) {
-                int[] prompt = record.promptTokenIds();
-                ForwardBatch prefill = step(prompt, 0, table);
-                float[] gpuLogits = gpu.run(prefill);
-                float[] cpuLogits = cpu.run(prefill);
-                double vsReference = Fixtures.relativeError(gpuLogits, record.logits());
-                assertTrue(vsReference <= FP32_BOUND, fixture + " '" + record.prompt() + "': error " + vsReference);
-                int length = prompt.length;
-                for (int i = 0; i <= 16; i++) {
-                    double error = Fixtures.relativeError(gpuLogits, cpuLogits);
-                    worst = Math.max(worst, error);
-                    assertTrue(error <= FP32_BOUND, fixture + " step " + i + ": error " + error);
-                    int next = Fixtures.argmax(cpuLogits);
-                    org.junit.jupiter.api.Assertions.assertEquals(next, Fixtures.argmax(gpuLogits),
-                            fixture + " '" + record.prompt() + "' step " + i + ": greedy token");
-                    steps++;
-                    if (i < 16) {
-                        ForwardBatch decode = step(new int[] {next}, length++, table);
-                        gpuLogits = gpu.run(decode);
-                        cpuLogits = cpu.run(decode);
-                    }
+            double[] worst = {0};
+            int[] steps = {0};
+            walkGreedyPaths(fixture, gpu, cpu, (record, step, gpuLogits, cpuLogits) -> {
+                if (step == 0) {
+                    double error = Fixtures.relativeError(gpuLogits, record.logits());
+                    assertTrue(error <= FP32_BOUND, fixture + " '" + record.prompt() + "': error " + error);
                 }
-            }
+                double error = Fixtures.relativeError(gpuLogits, cpuLogits);
+                worst[0] = Math.max(worst[0], error);
+                assertTrue(error <= FP32_BOUND, fixture + " step " + step + ": error " + error);
+                assertEquals(Fixtures.argmax(cpuLogits), Fixtures.argmax(gpuLogits),
+                        fixture + " '" + record.prompt() + "' step " + step + ": greedy token");
+                steps[0]++;
+            });
             System.out.printf("%s in fp32: %d/%d greedy tokens equal to the CPU's, logits error at most %.2e%n",
-                    fixture, steps, steps, worst);
+                    fixture, steps[0], steps[0], worst[0]);
         }
     }
 
