@@ -12,8 +12,6 @@ namespace {
 constexpr int kMaxSplits = kDecodeMaxSplits;
 constexpr int64_t kMinSplitTokens = 256;  // NOTE: a split below this costs more in merge than it saves
 
-int64_t align256(int64_t bytes) { return (bytes + 255) / 256 * 256; }
-
 int64_t max_splits_for(int64_t max_seq_len) {
   const int64_t by_len = (max_seq_len + kMinSplitTokens - 1) / kMinSplitTokens;
   return by_len < kMaxSplits ? (by_len > 1 ? by_len : 1) : kMaxSplits;
@@ -156,8 +154,7 @@ extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const v
   KILN_REQUIRE(head_dim > 0 && head_dim <= kGenericMaxHeadDim, KILN_CUDA_ERR_UNSUPPORTED,
                "%s: head_dim %lld is not supported (at most %d)", name, (long long)head_dim, kGenericMaxHeadDim);
   if (num_seqs == 0 || max_seq_len == 0) return KILN_CUDA_OK;
-  // fp32, or a head size without a tensor-core variant: the fallback.
-  if (dtype == KILN_CUDA_F32 || (head_dim != 64 && head_dim != 128 && head_dim != 256)) {
+  if (!has_tensor_core_attention(dtype, head_dim)) {
     const GenericAttentionParams g{out, q, k_cache, v_cache, block_tables, nullptr, seq_lens, out_stride, q_stride,
                                    max_blocks_per_seq, num_seqs, num_kv_heads, static_cast<int>(head_dim),
                                    static_cast<int>(num_q_heads / num_kv_heads), block_size == 16 ? 4 : 5, scale};

@@ -11,16 +11,6 @@ namespace kiln {
 constexpr int kGenericThreads = 256;  // >= head_dim: thread d owns output element d
 constexpr int kGenericTile = 512;     // context tokens scored per pass
 
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_max(v);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < static_cast<int>(blockDim.x >> 5) ? scratch[lane] : -INFINITY;
-  return warp_max(v);
-}
-
 template <typename T>
 __global__ void __launch_bounds__(kGenericThreads) attention_generic_kernel(const GenericAttentionParams p) {
   __shared__ float s_q[kGenericMaxHeadDim];

@@ -6,9 +6,17 @@
 
 #include <cstdint>
 
+#include "kiln_cuda.h"
+
 namespace kiln {
 
 constexpr int kGenericMaxHeadDim = 256;
+
+// Whether the tensor-core attention kernels (prefill and decode) cover this dtype and head size;
+// everything else (fp32 data, other head sizes) takes the fallback.
+inline bool has_tensor_core_attention(int dtype, int64_t head_dim) {
+  return dtype != KILN_CUDA_F32 && (head_dim == 64 || head_dim == 128 || head_dim == 256);
+}
 
 struct GenericAttentionParams {
   void* out;                    // [num_tokens, num_q_heads, head_dim], token stride out_stride

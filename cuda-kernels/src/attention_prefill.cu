@@ -72,8 +72,7 @@ extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const 
                "%s: head_dim %lld is not supported (at most %d)", name, (long long)head_dim, kGenericMaxHeadDim);
   if (num_seqs == 0 || max_query_len == 0) return KILN_CUDA_OK;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  // fp32, or a head size without a tensor-core variant: the fallback.
-  if (dtype == KILN_CUDA_F32 || (head_dim != 64 && head_dim != 128 && head_dim != 256)) {
+  if (!has_tensor_core_attention(dtype, head_dim)) {
     const GenericAttentionParams g{out, q, k_cache, v_cache, block_tables, query_start, seq_lens, out_stride,
                                    q_stride, max_blocks_per_seq, num_seqs, num_kv_heads, static_cast<int>(head_dim),
                                    static_cast<int>(num_q_heads / num_kv_heads), block_size == 16 ? 4 : 5, scale};

@@ -125,6 +125,18 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return warp_sum(v);
 }
 
+// Maximum over the block; every thread gets the result. scratch: >= 32 floats of shared memory.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = (blockDim.x + 31) >> 5;
+  v = warp_max(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return warp_max(v);
+}
+
 // ---- programmatic dependent launch (sm_90+) ----------------------------------------------------
 // A kernel started with launch_pdl may begin while the kernel before it on the stream is still
 // finishing, which hides the launch gap between the short kernels of a decode step. It must call
@@ -259,6 +271,9 @@ __device__ __forceinline__ uint32_t swizzled_offset(int row, int chunk) {
 namespace kiln {
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Workspace parts start on 256-byte boundaries.
+inline int64_t align256(int64_t bytes) { return (bytes + 255) / 256 * 256; }
 
 inline const char* dtype_name(int dtype) {
   switch (dtype) {

@@ -64,8 +64,6 @@ extern "C" int kiln_cuda_apply_penalties(void* logits, int64_t logits_stride, in
 namespace kiln {
 namespace {
 
-int64_t align256(int64_t bytes) { return (bytes + 255) / 256 * 256; }
-
 // Parts of the argmax workspace for `batch` rows of at most `chunks` chunks.
 struct ArgmaxLayout {
   int64_t max_offset, sum_offset, idx_offset, counter_offset, bytes;

@@ -370,11 +370,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void rotary(Tensor q, Tensor k, Tensor positions, Tensor cosSin, boolean neoxStyle) {
-        requireActivation(q, "rotary q");
-        requireActivation(k, "rotary k");
-        requireDType(positions, DType.I32, "rotary positions");
-        requireDType(cosSin, DType.F32, "rotary cosSin");
-        OpShapes.rotary(q, k, positions, cosSin);
+        checkRotary("rotary", q, k, positions, cosSin);
         checkKernel(KilnCuda.kiln_cuda_rotary(q.address(), q.rowStride(), q.size(1), k.address(), k.rowStride(),
                 k.size(1), q.size(2), positions.address(), q.size(0), cosSin.address(), cosSin.size(0),
                 neoxStyle ? 1 : 0, activation.code, streamAddress()));
@@ -453,16 +449,8 @@ public final class CudaBackend implements Backend {
     @Override
     public void rotaryWriteKvCache(Tensor q, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor positions,
             Tensor slotMapping, Tensor cosSin, boolean neoxStyle) {
-        requireActivation(q, "rotaryWriteKvCache q");
-        requireActivation(k, "rotaryWriteKvCache k");
-        requireActivation(v, "rotaryWriteKvCache v");
-        requireActivation(kCache, "rotaryWriteKvCache kCache");
-        requireActivation(vCache, "rotaryWriteKvCache vCache");
-        requireDType(positions, DType.I32, "rotaryWriteKvCache positions");
-        requireDType(slotMapping, DType.I32, "rotaryWriteKvCache slotMapping");
-        requireDType(cosSin, DType.F32, "rotaryWriteKvCache cosSin");
-        OpShapes.rotary(q, k, positions, cosSin);
-        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
+        checkRotary("rotaryWriteKvCache", q, k, positions, cosSin);
+        checkWriteKvCache("rotaryWriteKvCache", k, v, kCache, vCache, slotMapping);
         checkKernel(KilnCuda.kiln_cuda_rotary_write_kv_cache(q.address(), q.rowStride(), q.size(1), k.address(),
                 k.rowStride(), v.address(), v.rowStride(), kCache.address(), vCache.address(), slotMapping.address(),
                 positions.address(), cosSin.address(), cosSin.size(0), neoxStyle ? 1 : 0, k.rows(), k.size(1),
@@ -480,12 +468,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping) {
-        requireActivation(k, "writeKvCache k");
-        requireActivation(v, "writeKvCache v");
-        requireActivation(kCache, "writeKvCache kCache");
-        requireActivation(vCache, "writeKvCache vCache");
-        requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
-        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
+        checkWriteKvCache("writeKvCache", k, v, kCache, vCache, slotMapping);
         checkKernel(KilnCuda.kiln_cuda_write_kv_cache(k.address(), k.rowStride(), v.address(), v.rowStride(),
                 kCache.address(), vCache.address(), slotMapping.address(), k.rows(), kCache.size(2), kCache.size(3),
                 kCache.size(0) * kCache.size(1), activation.code, streamAddress()));
@@ -720,6 +703,25 @@ public final class CudaBackend implements Backend {
         if (status != 0) {
             throw new BackendException("CUDA op failed: " + KilnCuda.kiln_cuda_last_error());
         }
+    }
+
+    /** The dtypes and shapes that rotary and the fused rotary + KV write take, named after op. */
+    private void checkRotary(String op, Tensor q, Tensor k, Tensor positions, Tensor cosSin) {
+        requireActivation(q, op + " q");
+        requireActivation(k, op + " k");
+        requireDType(positions, DType.I32, op + " positions");
+        requireDType(cosSin, DType.F32, op + " cosSin");
+        OpShapes.rotary(q, k, positions, cosSin);
+    }
+
+    /** The dtypes and shapes that the KV-cache writes take, named after op. */
+    private void checkWriteKvCache(String op, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping) {
+        requireActivation(k, op + " k");
+        requireActivation(v, op + " v");
+        requireActivation(kCache, op + " kCache");
+        requireActivation(vCache, op + " vCache");
+        requireDType(slotMapping, DType.I32, op + " slotMapping");
+        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
     }
 
     private void requireActivation(Tensor tensor, String what) {
