@@ -16,18 +16,22 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code kiln bench}: end-to-end generation throughput and latency, the way the peers report it
  * (gpt-fast, vLLM's offline benchmark): a batch of requests with random prompt tokens of one length,
- * greedy, a fixed number of new tokens each (end-of-sequence ignored), submitted at once.
+ * greedy unless told otherwise ({@link SamplingOptions}), a fixed number of new tokens each
+ * (end-of-sequence ignored), submitted at once.
  *
  * <p>Reports output tokens per second over the whole batch (from submission to the last token),
  * the decode rate alone (output tokens after each request's first, over the time from the last
  * first token to the end), the time to first token, and the engine loop's time per step split into
  * Java's own work and the model's (forward and sampling, device waits included). One JSON line per
- * batch size.
+ * batch size, which also records the sampling parameters.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Measure generation throughput and latency on random prompts.")
@@ -60,15 +64,22 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "seeds the random prompts")
     long seed;
 
+    @Mixin
+    SamplingOptions sampling = SamplingOptions.greedy();
+
+    @Spec
+    CommandSpec spec;
+
     @Override
     public Integer call() {
+        sampling.validate();
         int maxBatch = Arrays.stream(batchSizes).max().orElse(1);
         EngineOptions options = EngineOptions.builder().device(device).maxRunningSeqs(Math.max(maxBatch, 1))
                 .maxModelLen(maxModelLen).maxBatchedTokens(maxBatchedTokens).prefixCaching(false).build();
         long loadStart = System.nanoTime();
         try (Engine engine = Engine.create(model, options)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
-            System.err.printf("loaded %s on %s in %.1f s%n", model, engine.deviceDescription(), loadSeconds);
+            spec.commandLine().getErr().printf("loaded %s on %s in %.1f s%n", model, engine.deviceDescription(), loadSeconds);
             SplittableRandom random = new SplittableRandom(seed);
             int vocab = engine.modelConfig().vocabSize();
             // Warm-up: one request at the largest batch shape, so one-time costs stay out of the figures.
@@ -88,6 +99,7 @@ public final class BenchCommand implements Callable<Integer> {
                 line.put("batch", batch);
                 line.put("prompt_len", promptLen);
                 line.put("output_len", outputLen);
+                sampling.recordEffective(line);
                 line.put("output_tokens_per_s", round(best.outputTokensPerSecond));
                 line.put("decode_tokens_per_s", round(best.decodeTokensPerSecond));
                 line.put("ttft_ms_median", round(best.ttftMedianMs));
@@ -96,7 +108,7 @@ public final class BenchCommand implements Callable<Integer> {
                 line.put("java_us_per_step", round(best.hostUsPerStep));
                 line.put("model_us_per_step", round(best.modelUsPerStep));
                 line.put("load_s", round(loadSeconds));
-                System.out.println(line);
+                spec.commandLine().getOut().println(line);
             }
         }
         return 0;
@@ -107,13 +119,17 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private Result run(Engine engine, SplittableRandom random, int vocab, int batch, int newTokens) {
-        SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(newTokens).ignoreEos(true).build();
+        SamplingParams.Builder common = SamplingParams.builder().maxTokens(newTokens).ignoreEos(true);
+        List<SamplingParams> params = new ArrayList<>();
+        for (int i = 0; i < batch; i++) {
+            params.add(sampling.applyTo(common, i).build());
+        }
         EngineMetrics before = engine.metrics();
         List<RequestHandle> handles = new ArrayList<>();
         long start = System.nanoTime();
         for (int i = 0; i < batch; i++) {
             int[] prompt = random.ints(promptLen, 0, vocab).toArray();
-            handles.add(engine.submit(GenerateRequest.ofTokens(prompt, params)));
+            handles.add(engine.submit(GenerateRequest.ofTokens(prompt, params.get(i))));
         }
         double[] ttft = new double[batch];
         double lastFirstToken = 0;
