@@ -273,6 +273,16 @@ public final class Engine implements AutoCloseable {
         return metrics;
     }
 
+    /** The backend the steps run on; for tests (the CPU backend's failure hook). */
+    Backend backend() {
+        return backend;
+    }
+
+    /** The scheduler; for tests, and only while nothing is in flight (the engine loop owns it). */
+    Scheduler scheduler() {
+        return scheduler;
+    }
+
     /**
      * Queues a request and returns at once. Throws {@link IllegalArgumentException} (a {@link
      * ai.kiln.scheduler.RequestRejectedException} for one that can never fit) for a bad request
@@ -458,7 +468,8 @@ public final class Engine implements AutoCloseable {
             Tensor logits = model.forward(plan.batch(), cache);
             sampler.sample(logits, plan.sampling(), samplerOutput);
         } catch (RuntimeException e) {
-            failAll(e);
+            // NOTE: scheduler.update must not run: the step's tokens were never computed.
+            failStep(plan, e);
             return;
         }
         long modelEnd = System.nanoTime();
@@ -553,10 +564,53 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /** A step failed: the requests in flight fail with it; the engine keeps serving new ones. */
-    private void failAll(Throwable cause) {
+    /**
+     * A step failed: the requests with a sequence in it fail with the cause, and only those. Every
+     * sequence of theirs ends (siblings waiting or parked too), so their blocks go back to the pool
+     * and nothing is left that the step half computed (its cache slots, blocks past its computed
+     * tokens). Requests outside the step go on, and new ones are taken.
+     */
+    private void failStep(StepPlan plan, RuntimeException cause) {
         EngineException failure = new EngineException("a model step failed: " + cause, cause);
-        scheduler.finishAll(FinishReason.ABORT, failure.getMessage());
+        Set<RequestState> inStep = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (int i = 0; i < plan.numSeqs(); i++) {
+            inStep.add((RequestState) plan.seq(i).owner());
+        }
+        for (RequestState state : inStep) {
+            fail(state, failure);
+        }
+        publishMetrics();
+        deliverFinished();
+    }
+
+    /**
+     * Ends every sequence of a request and fails it; its future and stream fail at {@link
+     * #deliverFinished}, after the metrics show it gone.
+     */
+    private void fail(RequestState state, EngineException failure) {
+        if (state.done || !inFlight.contains(state)) {
+            return;
+        }
+        for (int i = 0; i < state.seqs.length; i++) {
+            scheduler.finish(state.seqs[i], FinishReason.ABORT, failure.getMessage());
+            state.completions[i].abort(failure.getMessage());
+        }
+        state.done = true;
+        inFlight.remove(state);
+        requestsFinished++;
+        finished.add(() -> {
+            state.channel.fail(failure);
+            state.future.completeExceptionally(failure);
+        });
+    }
+
+    /**
+     * The engine loop itself failed (outside a step's model work): every request in flight fails
+     * with it, and the engine takes no more. The requests fail first, so that a scheduler left
+     * inconsistent by the failure cannot keep their callers waiting.
+     */
+    private void failAll(Throwable cause) {
+        EngineException failure = new EngineException("the engine loop failed: " + cause, cause);
         for (RequestState state : new ArrayList<>(inFlight)) {
             state.done = true;
             inFlight.remove(state);
@@ -564,6 +618,7 @@ public final class Engine implements AutoCloseable {
             state.channel.fail(failure);
             state.future.completeExceptionally(failure);
         }
+        scheduler.finishAll(FinishReason.ABORT, failure.getMessage());
     }
 
     private void publishMetrics() {

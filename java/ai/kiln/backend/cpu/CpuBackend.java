@@ -12,6 +12,7 @@ import ai.kiln.tensor.Tensor;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The CPU backend: ops in native C++ (libkiln_cpu, OpenMP), fp32 activations, weights kept in
@@ -24,6 +25,7 @@ public final class CpuBackend implements Backend {
     private final long memoryBudgetBytes;
     private long allocatedBytes;
     private boolean closed;
+    private final AtomicInteger gemmFailuresToInject = new AtomicInteger(); // test hook, see failNextGemms
 
     /**
      * @param numThreads        threads for the ops (0: one per core)
@@ -188,6 +190,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
+        // NOTE: one volatile read when no failure is injected; the update only runs when one is.
+        if (gemmFailuresToInject.get() > 0 && gemmFailuresToInject.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+            throw new BackendException("CPU op failed: gemm: injected failure (CpuBackend.failNextGemms)");
+        }
         requireActivation(out, "gemm out");
         requireActivation(x, "gemm x");
         OpShapes.gemm(out, x, w, bias);
@@ -250,6 +256,18 @@ public final class CpuBackend implements Backend {
         OpShapes.argmax(logits, ids, logprobs);
         check(KilnCpu.kiln_cpu_argmax(logits.address(), logits.rows(), logits.rowElements(), ids.address(),
                 logprobs == null ? 0 : logprobs.address()));
+    }
+
+    /**
+     * Test hook: the next {@code count} calls of {@link #gemm} (from any thread) throw a {@link
+     * BackendException} instead of running, as a failing device op would, so that tests can fail a
+     * model step on demand. 0 cancels what is left. Not for production use.
+     */
+    public void failNextGemms(int count) {
+        if (count < 0) {
+            throw new IllegalArgumentException("count must be >= 0, got " + count);
+        }
+        gemmFailuresToInject.set(count);
     }
 
     @Override
