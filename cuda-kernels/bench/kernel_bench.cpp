@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kiln_cuda.h"
+#include "kiln_sampling.h"
 
 namespace {
 
@@ -306,6 +307,63 @@ void bench_gemv(const char* what, int64_t m, int64_t n, int64_t k, bool gated, b
   for (Buf* b : w) delete b;
 }
 
+// The sampler alone on fp32 logits [batch, vocab] (logits like a model's: normal, sd 2), next to
+// the greedy argmax of the same logits; TB/s counts one read of the logits.
+void bench_sample(int64_t batch, int64_t vocab) {
+  const size_t bytes = static_cast<size_t>(batch * vocab) * 4;
+  Buf logits(bytes), ids(batch * 4), workspace(kiln_cuda_argmax_workspace_size(batch, vocab));
+  {
+    std::vector<float> h(batch * vocab);
+    std::normal_distribution<float> n(0.0f, 2.0f);
+    for (auto& x : h) x = n(rng);
+    CUDA_OK(cudaMemcpy(logits.p, h.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  CUDA_OK(cudaMemset(workspace.p, 0, workspace.bytes));
+  const double argmax_ms = time_ms([&](int) {
+    KILN_OK(kiln_cuda_argmax(logits.p, vocab, KILN_CUDA_F32, batch, vocab, ids.as<int32_t>(), nullptr, workspace.p,
+                             workspace.bytes, nullptr));
+  });
+  std::printf("%-58s %9.3f ms %8.3f TB/s\n", ("argmax " + std::to_string(batch) + "x" + std::to_string(vocab)).c_str(),
+              argmax_ms, bytes / (argmax_ms * 1e-3) / 1e12);
+  struct Config { const char* name; float t; int32_t k; double p; float min_p; bool penalties; };
+  const Config configs[] = {{"greedy (sampler)", 0.0f, 0, 1.0, 0.0f, false}, {"t=1", 1.0f, 0, 1.0, 0.0f, false},
+                            {"t=0.8 top_p=0.95", 0.8f, 0, 0.95, 0.0f, false},
+                            {"t=0.7 top_k=50 top_p=0.9", 0.7f, 50, 0.9, 0.0f, false},
+                            {"t=1 min_p=0.05", 1.0f, 0, 1.0, 0.05f, false},
+                            {"t=0.8 top_p=0.95 penalties", 0.8f, 0, 0.95, 0.0f, true}};
+  Buf table(static_cast<size_t>(batch * vocab) * 4);
+  CUDA_OK(cudaMemset(table.p, 0, table.bytes));
+  for (const Config& c : configs) {
+    std::vector<int32_t> rows(batch * KILN_SAMPLE_ROW_WORDS, 0);
+    for (int64_t b = 0; b < batch; ++b) {
+      int32_t* w = &rows[b * KILN_SAMPLE_ROW_WORDS];
+      auto word = [](float f) { int32_t x; std::memcpy(&x, &f, 4); return x; };
+      w[KILN_SAMPLE_TEMPERATURE] = word(c.t);
+      w[KILN_SAMPLE_TOP_K] = c.k;
+      w[KILN_SAMPLE_TOP_P] = c.p < 1.0 ? static_cast<int32_t>(static_cast<uint32_t>(c.p * 4294967296.0)) : 0;
+      w[KILN_SAMPLE_MIN_P] = word(c.min_p);
+      w[KILN_SAMPLE_REPETITION] = word(c.penalties ? 1.1f : 1.0f);
+      w[KILN_SAMPLE_PRESENCE] = word(c.penalties ? 0.5f : 0.0f);
+      w[KILN_SAMPLE_FREQUENCY] = word(c.penalties ? 0.5f : 0.0f);
+      w[KILN_SAMPLE_PENALTY_ROW] = c.penalties ? static_cast<int32_t>(b) : -1;
+      w[KILN_SAMPLE_FLAGS] = c.penalties ? KILN_SAMPLE_PENALIZE : 0;
+      w[KILN_SAMPLE_LOGPROBS] = -1;
+      const uint64_t r = rng() >> 11;
+      w[KILN_SAMPLE_RANDOM_LO] = static_cast<int32_t>(r & 0xffffffffu);
+      w[KILN_SAMPLE_RANDOM_HI] = static_cast<int32_t>(r >> 32);
+    }
+    Buf drows(rows.size() * 4);
+    CUDA_OK(cudaMemcpy(drows.p, rows.data(), drows.bytes, cudaMemcpyHostToDevice));
+    const double ms = time_ms([&](int) {
+      KILN_OK(kiln_cuda_sample(logits.as<float>(), batch, vocab, drows.as<int32_t>(),
+                               c.penalties ? table.as<uint32_t>() : nullptr, c.penalties ? batch : 0, ids.as<int32_t>(),
+                               nullptr, nullptr));
+    });
+    const std::string name = "sample " + std::to_string(batch) + "x" + std::to_string(vocab) + " " + c.name;
+    std::printf("%-58s %9.3f ms %8.3f TB/s\n", name.c_str(), ms, bytes / (ms * 1e-3) / 1e12);
+  }
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
@@ -354,6 +412,11 @@ int main(int argc, char** argv) {
       bench_gemv("8B gate_up+silu", m, 14336, 4096, true, false);
       bench_gemv("8B down", m, 4096, 14336, false, false);
     }
+  }
+  if (wanted("sample")) {
+    bench_sample(256, 128256);
+    bench_sample(64, 128256);
+    bench_sample(1, 128256);
   }
   return 0;
 }

@@ -190,40 +190,34 @@ int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int
 // ---- sampling ----------------------------------------------------------------------------------
 // logits: [batch, vocab] of logits_dtype (F32, F16 or BF16) with row stride logits_stride.
 
-// Repetition, presence and frequency penalties, in place on the logits. Sequence b's entries are
-// [penalty_offsets[b], penalty_offsets[b+1]) of token_ids / counts: each token that appeared in
-// the prompt or the output once (distinct ids), with counts = its occurrences in the output.
-//   logit > 0 ? logit / repetition[b] : logit * repetition[b]   (every listed token)
-//   logit -= presence[b] * (count > 0) + frequency[b] * count
-// Any of repetition / presence / frequency may be NULL (that penalty is off).
-int kiln_cuda_apply_penalties(void* logits, int64_t logits_stride, int logits_dtype,
-                              int64_t batch, int64_t vocab, const int32_t* penalty_offsets,
-                              const int32_t* token_ids, const int32_t* counts,
-                              const float* repetition, const float* presence,
-                              const float* frequency, void* stream);
-
 // Bytes of workspace kiln_cuda_argmax needs for `batch` rows (an upper bound).
 int64_t kiln_cuda_argmax_workspace_size(int64_t batch, int64_t vocab);
 
 // Greedy: out_ids[b] = argmax logits[b] (the first on ties); out_logprobs[b] (may be NULL) =
 // log_softmax(logits[b])[out_ids[b]].
-// With a workspace (256-byte aligned, >= kiln_cuda_argmax_workspace_size bytes, zero-filled
-// before its first use and left so by every call; batch <= 65535) each row is split over several
-// blocks; with workspace NULL one block takes a row.
+// The workspace (256-byte aligned, >= kiln_cuda_argmax_workspace_size bytes, zero-filled before
+// its first use and left so by every call; batch <= 65535) lets each row split over several blocks.
 int kiln_cuda_argmax(const void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
                      int64_t vocab, int32_t* out_ids, float* out_logprobs, void* workspace,
                      int64_t workspace_bytes, void* stream);
 
-// Sampling with per-sequence parameters (device arrays of [batch]); temperature[b] <= 0 is
-// greedy. Tokens are kept when they pass all of top_k (<= 0 or >= vocab: off), min_p (<= 0: off)
-// and then top_p over the survivors (>= 1: off); ties at a threshold are all kept. The draw is
-// exact: argmax of logit / temperature + Gumbel noise over the kept tokens, the noise from
-// Philox-4x32-10 with key seeds[b] and counter (token id, 0, steps[b]), so a request replays
-// with the same seed. out_logprobs[b] (may be NULL) = log_softmax(logits[b] / temperature)[id].
-int kiln_cuda_sample(const void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
-                     int64_t vocab, const float* temperature, const int32_t* top_k,
-                     const float* top_p, const float* min_p, const uint64_t* seeds,
-                     const int64_t* steps, int32_t* out_ids, float* out_logprobs, void* stream);
+// The sampler of the contract in kiln_sampling.h (docs/sampling.md), the CUDA twin of
+// kiln_cpu_sample with the same arguments, all device memory, and the same results: the chosen
+// ids equal the CPU's for the same logits and rows. A row naming a penalty row outside the table
+// samples without one (the rows are device memory the launcher does not read).
+//   logits:       [batch, vocab] fp32, read only
+//   rows:         [batch, KILN_SAMPLE_ROW_WORDS] int32
+//   penalties:    [penalty_rows, vocab] uint32 or NULL; a row's chosen id is counted in its table row
+//   out_ids:      [batch] int32
+//   out_logprobs: [batch, KILN_SAMPLE_LOGPROB_WORDS] int32 or NULL
+int kiln_cuda_sample(const float* logits, int64_t batch, int64_t vocab, const int32_t* rows,
+                     uint32_t* penalties, int64_t penalty_rows, int32_t* out_ids, int32_t* out_logprobs,
+                     void* stream);
+
+// kiln_cpu_reset_penalty_row on the device (ids outside [0, vocab) are skipped).
+int kiln_cuda_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64_t vocab, int64_t row,
+                                const int32_t* tokens, int64_t num_prompt, int64_t num_output,
+                                int64_t num_suppressed, void* stream);
 
 #ifdef __cplusplus
 }

@@ -14,52 +14,10 @@ int check_logits(const char* name, const void* logits, int64_t stride, int dtype
   return KILN_CUDA_OK;
 }
 
-int launch_sample(const char* name, const SampleParams& p, int dtype, int64_t batch, cudaStream_t s) {
-  if (batch == 0) return KILN_CUDA_OK;
-  switch (dtype) {
-    case KILN_CUDA_F32: sample_kernel<float><<<batch, kSampleThreads, 0, s>>>(p); break;
-    case KILN_CUDA_F16: sample_kernel<__half><<<batch, kSampleThreads, 0, s>>>(p); break;
-    default: sample_kernel<__nv_bfloat16><<<batch, kSampleThreads, 0, s>>>(p); break;
-  }
-  KILN_CHECK_LAUNCH(name);
-  return KILN_CUDA_OK;
-}
-
 }  // namespace
 }  // namespace kiln
 
 using namespace kiln;
-
-extern "C" int kiln_cuda_apply_penalties(void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
-                                         int64_t vocab, const int32_t* penalty_offsets, const int32_t* token_ids,
-                                         const int32_t* counts, const float* repetition, const float* presence,
-                                         const float* frequency, void* stream) {
-  const char* name = "kiln_cuda_apply_penalties";
-  const int status = check_logits(name, logits, logits_stride, logits_dtype, batch, vocab);
-  if (status != KILN_CUDA_OK) return status;
-  KILN_REQUIRE(penalty_offsets && token_ids, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null offsets or token ids", name);
-  if (batch == 0) return KILN_CUDA_OK;
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (logits_dtype) {
-    case KILN_CUDA_F32:
-      apply_penalties_kernel<float><<<batch, 128, 0, s>>>(static_cast<float*>(logits), logits_stride, vocab,
-                                                          penalty_offsets, token_ids, counts, repetition, presence,
-                                                          frequency);
-      break;
-    case KILN_CUDA_F16:
-      apply_penalties_kernel<__half><<<batch, 128, 0, s>>>(static_cast<__half*>(logits), logits_stride, vocab,
-                                                           penalty_offsets, token_ids, counts, repetition, presence,
-                                                           frequency);
-      break;
-    default:
-      apply_penalties_kernel<__nv_bfloat16><<<batch, 128, 0, s>>>(static_cast<__nv_bfloat16*>(logits), logits_stride,
-                                                                  vocab, penalty_offsets, token_ids, counts, repetition,
-                                                                  presence, frequency);
-      break;
-  }
-  KILN_CHECK_LAUNCH(name);
-  return KILN_CUDA_OK;
-}
 
 namespace kiln {
 namespace {
@@ -106,16 +64,8 @@ extern "C" int kiln_cuda_argmax(const void* logits, int64_t logits_stride, int l
   const int status = check_logits(name, logits, logits_stride, logits_dtype, batch, vocab);
   if (status != KILN_CUDA_OK) return status;
   KILN_REQUIRE(out_ids != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null out_ids", name);
+  KILN_REQUIRE(workspace != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null workspace", name);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (workspace == nullptr) {  // one block per row
-    SampleParams p{};
-    p.logits = logits;
-    p.logits_stride = logits_stride;
-    p.vocab = vocab;
-    p.out_ids = out_ids;
-    p.out_logprobs = out_logprobs;
-    return launch_sample(name, p, logits_dtype, batch, s);
-  }
   KILN_REQUIRE(batch <= 65535, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: %lld rows, at most 65535 with a workspace", name,
                (long long)batch);
   KILN_REQUIRE(workspace_bytes >= kiln_cuda_argmax_workspace_size(batch, vocab) &&
@@ -144,15 +94,47 @@ extern "C" int kiln_cuda_argmax(const void* logits, int64_t logits_stride, int l
   }
 }
 
-extern "C" int kiln_cuda_sample(const void* logits, int64_t logits_stride, int logits_dtype, int64_t batch,
-                                int64_t vocab, const float* temperature, const int32_t* top_k, const float* top_p,
-                                const float* min_p, const uint64_t* seeds, const int64_t* steps, int32_t* out_ids,
-                                float* out_logprobs, void* stream) {
+extern "C" int kiln_cuda_sample(const float* logits, int64_t batch, int64_t vocab, const int32_t* rows,
+                                uint32_t* penalties, int64_t penalty_rows, int32_t* out_ids, int32_t* out_logprobs,
+                                void* stream) {
   const char* name = "kiln_cuda_sample";
-  const int status = check_logits(name, logits, logits_stride, logits_dtype, batch, vocab);
-  if (status != KILN_CUDA_OK) return status;
-  KILN_REQUIRE(temperature && seeds && steps && out_ids, KILN_CUDA_ERR_INVALID_ARGUMENT,
-               "%s: temperature, seeds, steps and out_ids are required", name);
-  SampleParams p{logits, logits_stride, vocab, temperature, top_k, top_p, min_p, seeds, steps, out_ids, out_logprobs};
-  return launch_sample(name, p, logits_dtype, batch, static_cast<cudaStream_t>(stream));
+  KILN_REQUIRE(logits && rows && out_ids, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null logits, rows or out_ids", name);
+  KILN_REQUIRE(batch >= 0 && batch <= 2147483647 && vocab > 0 && vocab < (1ll << 31) && penalty_rows >= 0,
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: bad sizes (batch %lld, vocab %lld, penalty rows %lld)", name,
+               (long long)batch, (long long)vocab, (long long)penalty_rows);
+  KILN_REQUIRE(penalties != nullptr || penalty_rows == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: %lld penalty rows but no table", name, (long long)penalty_rows);
+  if (batch == 0) return KILN_CUDA_OK;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const SampleArgs args{logits, vocab, rows, penalties, penalty_rows, out_ids, out_logprobs};
+  sample_rows_kernel<<<static_cast<unsigned>(batch), kSampleThreads, 0, s>>>(args);
+  KILN_CHECK_LAUNCH(name);
+  if (out_logprobs != nullptr) {
+    row_logprobs_kernel<<<static_cast<unsigned>(batch), kSampleThreads, 0, s>>>(args);
+    KILN_CHECK_LAUNCH("kiln_cuda_sample (logprobs)");
+  }
+  return KILN_CUDA_OK;
+}
+
+extern "C" int kiln_cuda_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64_t vocab, int64_t row,
+                                           const int32_t* tokens, int64_t num_prompt, int64_t num_output,
+                                           int64_t num_suppressed, void* stream) {
+  const char* name = "kiln_cuda_reset_penalty_row";
+  KILN_REQUIRE(penalties != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null table", name);
+  KILN_REQUIRE(vocab > 0 && row >= 0 && row < penalty_rows && num_prompt >= 0 && num_output >= 0 && num_suppressed >= 0,
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: bad sizes (row %lld of %lld, %lld + %lld + %lld ids)", name,
+               (long long)row, (long long)penalty_rows, (long long)num_prompt, (long long)num_output,
+               (long long)num_suppressed);
+  const int64_t n = num_prompt + num_output + num_suppressed;
+  KILN_REQUIRE(n == 0 || tokens != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null tokens", name);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  uint32_t* table_row = penalties + row * vocab;
+  KILN_REQUIRE(cudaMemsetAsync(table_row, 0, static_cast<size_t>(vocab) * sizeof(uint32_t), s) == cudaSuccess,
+               KILN_CUDA_ERR_LAUNCH, "%s: cudaMemsetAsync failed", name);
+  if (n == 0) return KILN_CUDA_OK;
+  const int64_t blocks = (n + 255) / 256;
+  reset_penalty_row_kernel<<<static_cast<unsigned>(blocks < 1024 ? blocks : 1024), 256, 0, s>>>(
+      table_row, vocab, tokens, num_prompt, num_output, num_suppressed);
+  KILN_CHECK_LAUNCH(name);
+  return KILN_CUDA_OK;
 }

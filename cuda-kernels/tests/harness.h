@@ -81,5 +81,3 @@ void naive_attention_lowp(float* out, const float* q, const float* k_cache, cons
                           const int32_t* block_tables, int64_t max_blocks_per_seq, const int32_t* query_start,
                           const int32_t* seq_lens, int64_t num_seqs, int64_t num_tokens, int64_t num_q_heads,
                           int64_t num_kv_heads, int64_t head_dim, int64_t block_size, float scale, int dtype);
-
-uint32_t philox_first_host(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1);

@@ -21,6 +21,7 @@
 #include "harness.h"
 #include "kiln_cpu.h"
 #include "kiln_cuda.h"
+#include "kiln_sampling.h"
 
 namespace {
 
@@ -605,194 +606,117 @@ void test_gemv() {
   record("gemv", KILN_CUDA_BF16, "refusals", c, "5 rows, k=12 and a misaligned x must be refused");
 }
 
-void test_penalties() {
-  if (!wanted("penalties")) return;
-  for (int dtype : {KILN_CUDA_F32, KILN_CUDA_BF16}) {
-    const int64_t batch = 5, vocab = 1000;
-    auto logits = randn(batch * vocab, dtype, 3.0f);
-    std::vector<int32_t> offsets(batch + 1, 0), ids, counts;
-    std::vector<float> rep(batch), pres(batch), freq(batch);
-    for (int64_t b = 0; b < batch; ++b) {
-      std::vector<int32_t> all(vocab);
-      std::iota(all.begin(), all.end(), 0);
-      std::shuffle(all.begin(), all.end(), rng);
-      const int n = static_cast<int>(rng() % 40);
-      for (int i = 0; i < n; ++i) {
-        ids.push_back(all[i]);
-        counts.push_back(static_cast<int32_t>(rng() % 4));
-      }
-      offsets[b + 1] = offsets[b] + n;
-      rep[b] = 1.0f + 0.1f * b;
-      pres[b] = 0.25f * b;
-      freq[b] = 0.1f * (b % 3);
-    }
-    std::vector<float> ref = logits;
-    for (int64_t b = 0; b < batch; ++b)
-      for (int32_t e = offsets[b]; e < offsets[b + 1]; ++e) {
-        float& x = ref[b * vocab + ids[e]];
-        x = x > 0 ? x / rep[b] : x * rep[b];
-        x -= pres[b] * (counts[e] > 0) + freq[b] * counts[e];
-      }
-    DeviceBuffer dl = upload(logits, dtype), doff = upload_raw(offsets), dids = upload_raw(ids), dcnt = upload_raw(counts),
-                 drep = upload_raw(rep), dpres = upload_raw(pres), dfreq = upload_raw(freq);
-    const int st = kiln_cuda_apply_penalties(dl.ptr, vocab, dtype, batch, vocab, doff.as<int32_t>(), dids.as<int32_t>(),
-                                             dcnt.as<int32_t>(), drep.as<float>(), dpres.as<float>(), dfreq.as<float>(), nullptr);
-    if (st != 0) { record_status("apply_penalties", dtype, "5x1000", st); continue; }
-    sync_or_die("apply_penalties");
-    record("apply_penalties", dtype, "5x1000", compare(download(dl, ref.size(), dtype), ref, rounded(ref, dtype), 1e-6));
-  }
-}
-
-// The reference draw: same thresholds and Philox noise, in double.
-struct Draw { int32_t id; double score; std::vector<bool> kept; double logprob; };
-Draw reference_draw(const float* row, int64_t vocab, float temperature, int32_t top_k, float top_p, float min_p,
-                    uint64_t seed, int64_t step) {
-  Draw d;
-  std::vector<int64_t> order(vocab);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
-  const double mx = row[order[0]];
-  double z = 0;
-  for (int64_t i = 0; i < vocab; ++i) z += std::exp((row[i] - mx) / temperature);
-  double threshold = -INFINITY;
-  if (min_p > 0) threshold = std::max(threshold, mx + temperature * std::log(static_cast<double>(min_p)));
-  if (top_k > 0 && top_k < vocab) threshold = std::max(threshold, static_cast<double>(row[order[top_k - 1]]));
-  if (top_p < 1) {
-    double kept = 0;
-    for (int64_t i = 0; i < vocab; ++i)
-      if (row[i] >= threshold) kept += std::exp((row[i] - mx) / temperature);
-    double cum = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      const float v = row[order[i]];
-      if (v < threshold) break;
-      cum += std::exp((v - mx) / temperature);
-      if (cum >= top_p * kept) { threshold = std::max(threshold, static_cast<double>(v)); break; }
-    }
-  }
-  d.kept.assign(vocab, false);
-  d.score = -INFINITY;
-  d.id = -1;
-  for (int64_t i = 0; i < vocab; ++i) {
-    if (!(row[i] >= threshold)) continue;
-    d.kept[i] = true;
-    const uint32_t bits = philox_first_host(static_cast<uint32_t>(i), 0u, static_cast<uint32_t>(step),
-                                            static_cast<uint32_t>(static_cast<uint64_t>(step) >> 32),
-                                            static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-    const double u = (static_cast<double>(bits >> 8) + 0.5) / 16777216.0;
-    const double s = (row[i] - mx) / temperature - std::log(-std::log(u));
-    if (s > d.score) d.score = s, d.id = static_cast<int32_t>(i);
-  }
-  d.logprob = (row[d.id] - mx) / temperature - std::log(z);
-  return d;
-}
-
+// The sampler against its CPU twin on the same logits, rows and penalty table: the ids and the
+// counted table must be equal, the log-probabilities within 2e-5 (float vs double sums), their
+// ranks and alternatives equal. Rows mix every parameter, with random 53-bit draws; some rows
+// are all ties or a few distinct values (the radix selects' worst case).
 void test_sample() {
   if (!wanted("sample")) return;
-  // 1. Per-row draws against the reference (mixed parameters, greedy rows included).
-  for (int dtype : {KILN_CUDA_F32, KILN_CUDA_BF16}) {
-    const int64_t batch = 16, vocab = 32000;
-    auto logits = randn(batch * vocab, dtype, 2.0f);
-    std::vector<float> temp(batch), top_p(batch), min_p(batch);
-    std::vector<int32_t> top_k(batch);
-    std::vector<uint64_t> seeds(batch);
-    std::vector<int64_t> steps(batch);
-    for (int64_t b = 0; b < batch; ++b) {
-      temp[b] = b % 5 == 0 ? 0.0f : 0.5f + 0.1f * (b % 7);
-      top_k[b] = b % 3 == 0 ? 0 : static_cast<int32_t>(1 + rng() % 100);
-      top_p[b] = b % 4 == 0 ? 1.0f : 0.5f + 0.1f * (b % 5);
-      min_p[b] = b % 6 == 1 ? 0.05f : 0.0f;
-      seeds[b] = rng();
-      steps[b] = static_cast<int64_t>(rng() % 100000);
+  auto float_word = [](float f) { int32_t w; std::memcpy(&w, &f, 4); return w; };
+  auto word_float = [](int32_t w) { float f; std::memcpy(&f, &w, 4); return f; };
+  struct Case { int64_t batch, vocab; int rounds; const char* name; };
+  const std::vector<Case> cases = small_mode ? std::vector<Case>{{12, 3000, 2, "12x3000"}}
+                                  : std::vector<Case>{{48, 128256, 4, "48x128256"}, {256, 32000, 2, "256x32000"},
+                                                      {4096, 50, 4, "4096x50"}};
+  for (const Case& cs : cases) {
+    const int64_t batch = cs.batch, vocab = cs.vocab;
+    std::vector<float> logits = randn(batch * vocab, KILN_CUDA_F32, 2.0f);
+    for (int64_t b = 0; b < batch; b += 11) {  // all ties, and four distinct values
+      for (int64_t i = 0; i < vocab; ++i) logits[b * vocab + i] = (b / 11) % 2 == 0 ? 0.5f : static_cast<float>(i % 4);
     }
-    DeviceBuffer dl = upload(logits, dtype), dt = upload_raw(temp), dk = upload_raw(top_k), dp = upload_raw(top_p),
-                 dm = upload_raw(min_p), ds = upload_raw(seeds), dst = upload_raw(steps), dids(batch * 4), dlp(batch * 4);
-    dids.poison();
-    dlp.poison();
-    const int st = kiln_cuda_sample(dl.ptr, vocab, dtype, batch, vocab, dt.as<float>(), dk.as<int32_t>(), dp.as<float>(),
-                                    dm.as<float>(), ds.as<uint64_t>(), dst.as<int64_t>(), dids.as<int32_t>(),
-                                    dlp.as<float>(), nullptr);
-    if (st != 0) { record_status("sample", dtype, "16x32000", st); continue; }
-    sync_or_die("sample");
-    auto ids = download_raw<int32_t>(dids, batch);
-    auto lp = download_raw<float>(dlp, batch);
-    Comparison c;
-    std::vector<float> ref_lp(batch);
-    long long mismatched = 0;
-    for (int64_t b = 0; b < batch; ++b) {
-      const float* row = &logits[b * vocab];
-      if (temp[b] <= 0) {
-        int32_t best = 0;
-        for (int64_t i = 1; i < vocab; ++i) if (row[i] > row[best]) best = static_cast<int32_t>(i);
-        double z = 0;
-        for (int64_t i = 0; i < vocab; ++i) z += std::exp(static_cast<double>(row[i]) - row[best]);
-        ref_lp[b] = static_cast<float>(-std::log(z));
-        if (ids[b] != best) ++c.bad;
-        continue;
+    // Penalty table: each even row has a table row of prompt ids, output counts and suppressed ids.
+    const int64_t table_rows = batch;
+    std::vector<uint32_t> table(table_rows * vocab);
+    DeviceBuffer dtable(table.size() * 4);
+    for (int64_t r = 0; r < table_rows; ++r) {
+      std::vector<int32_t> ids;
+      const int np = static_cast<int>(rng() % 40), no = static_cast<int>(rng() % 60), ns = static_cast<int>(rng() % 3);
+      for (int i = 0; i < np + no + ns; ++i) ids.push_back(static_cast<int32_t>(rng() % std::min<int64_t>(vocab, 400)));
+      DeviceBuffer dids = upload_raw(ids);
+      if (kiln_cpu_reset_penalty_row(table.data(), table_rows, vocab, r, ids.data(), np, no, ns) != 0 ||
+          kiln_cuda_reset_penalty_row(dtable.as<uint32_t>(), table_rows, vocab, r, dids.as<int32_t>(), np, no, ns,
+                                      nullptr) != 0) {
+        record_status("sample.reset_penalty_row", KILN_CUDA_F32, cs.name, -1);
+        return;
       }
-      Draw d = reference_draw(row, vocab, temp[b], top_k[b], top_p[b], min_p[b], seeds[b], steps[b]);
-      if (ids[b] < 0 || ids[b] >= vocab || !d.kept[ids[b]]) { ++c.bad; continue; }
-      if (ids[b] != d.id) {
-        // Only a near tie in the Gumbel scores may pick another kept token.
-        const uint32_t bits = philox_first_host(static_cast<uint32_t>(ids[b]), 0u, static_cast<uint32_t>(steps[b]),
-                                                static_cast<uint32_t>(static_cast<uint64_t>(steps[b]) >> 32),
-                                                static_cast<uint32_t>(seeds[b]), static_cast<uint32_t>(seeds[b] >> 32));
-        const double u = (static_cast<double>(bits >> 8) + 0.5) / 16777216.0;
-        double mx = row[0];
-        for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, static_cast<double>(row[i]));
-        const double s = (row[ids[b]] - mx) / temp[b] - std::log(-std::log(u));
-        if (s < d.score - 1e-3) ++c.bad; else ++mismatched;
-      }
-      double z = 0, mx = row[0];
-      for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, static_cast<double>(row[i]));
-      for (int64_t i = 0; i < vocab; ++i) z += std::exp((row[i] - mx) / temp[b]);
-      ref_lp[b] = static_cast<float>((row[ids[b]] - mx) / temp[b] - std::log(z));
     }
-    Comparison lc = compare(lp, ref_lp, {}, 1e-4);
-    lc.bad += c.bad;
-    lc.pass = lc.pass && lc.bad == 0;
-    record("sample.draws", dtype, "16x32000 mixed params", lc,
-           "bad = ids outside the kept set or not the reference draw; near ties " + std::to_string(mismatched));
-  }
-  // 2. Distribution: one row drawn with many seeds, frequencies vs the filtered softmax.
-  {
-    const int64_t vocab = 50, batch = small_mode ? 512 : 16384;
-    auto base = randn(vocab, KILN_CUDA_F32, 1.5f);
-    std::vector<float> logits(batch * vocab);
-    for (int64_t b = 0; b < batch; ++b) std::copy(base.begin(), base.end(), &logits[b * vocab]);
-    const float t = 0.8f, p = 0.9f;
-    const int32_t k = 20;
-    std::vector<float> temp(batch, t), top_p(batch, p), min_p(batch, 0.0f);
-    std::vector<int32_t> top_k(batch, k);
-    std::vector<uint64_t> seeds(batch);
-    std::vector<int64_t> steps(batch, 7);
-    const uint64_t seed0 = rng();
-    for (int64_t b = 0; b < batch; ++b) seeds[b] = seed0 + b;
-    DeviceBuffer dl = upload_raw(logits), dt = upload_raw(temp), dk = upload_raw(top_k), dp = upload_raw(top_p),
-                 dm = upload_raw(min_p), ds = upload_raw(seeds), dst = upload_raw(steps), dids(batch * 4);
-    const int st = kiln_cuda_sample(dl.ptr, vocab, KILN_CUDA_F32, batch, vocab, dt.as<float>(), dk.as<int32_t>(),
-                                    dp.as<float>(), dm.as<float>(), ds.as<uint64_t>(), dst.as<int64_t>(),
-                                    dids.as<int32_t>(), nullptr, nullptr);
-    if (st != 0) {
-      record_status("sample.distribution", KILN_CUDA_F32, "16384x50", st);
-    } else {
-      sync_or_die("sample distribution");
-      auto ids = download_raw<int32_t>(dids, batch);
-      Draw d = reference_draw(base.data(), vocab, t, k, p, 0.0f, 0, 0);
-      double mx = *std::max_element(base.begin(), base.end()), z = 0;
-      for (int64_t i = 0; i < vocab; ++i) if (d.kept[i]) z += std::exp((base[i] - mx) / t);
-      std::vector<double> freq(vocab, 0);
-      Comparison c;
-      for (int32_t id : ids) {
-        if (id < 0 || id >= vocab || !d.kept[id]) ++c.bad; else freq[id] += 1.0 / batch;
+    sync_or_die("reset_penalty_row");
+    DeviceBuffer dl = upload_raw(logits);
+    Comparison ids_c, table_c, lp_c;
+    long long lp_checked = 0;
+    for (int round = 0; round < cs.rounds; ++round) {
+      std::vector<int32_t> rows_w(batch * KILN_SAMPLE_ROW_WORDS, 0);
+      for (int64_t b = 0; b < batch; ++b) {
+        int32_t* w = &rows_w[b * KILN_SAMPLE_ROW_WORDS];
+        const int kind = static_cast<int>((b + round) % 8);
+        const float temps[] = {0.0f, 1.0f, 0.7f, 1.3f, 0.8f, 0.5f, 2.0f, 0.9f};
+        w[KILN_SAMPLE_TEMPERATURE] = float_word(temps[kind]);
+        w[KILN_SAMPLE_TOP_K] = kind == 2 || kind == 5 ? static_cast<int32_t>(1 + rng() % 60) : (kind == 7 ? 1 : 0);
+        w[KILN_SAMPLE_TOP_P] = kind == 3 || kind == 4 || kind == 5 ? static_cast<int32_t>(0xF3333333u - rng() % 0x40000000u)
+                                                                   : 0;
+        w[KILN_SAMPLE_MIN_P] = float_word(kind == 4 || kind == 6 ? 0.05f : 0.0f);
+        const bool penalized = b % 2 == 0;
+        w[KILN_SAMPLE_REPETITION] = float_word(penalized ? 1.2f : 1.0f);
+        w[KILN_SAMPLE_PRESENCE] = float_word(penalized ? 0.5f : 0.0f);
+        w[KILN_SAMPLE_FREQUENCY] = float_word(penalized ? 0.3f : 0.0f);
+        w[KILN_SAMPLE_PENALTY_ROW] = penalized ? static_cast<int32_t>(b) : -1;
+        w[KILN_SAMPLE_FLAGS] = penalized ? (KILN_SAMPLE_PENALIZE | (b % 4 == 0 ? KILN_SAMPLE_SUPPRESS : 0)) : 0;
+        w[KILN_SAMPLE_LOGPROBS] = b % 3 == 0 ? static_cast<int32_t>(rng() % 21) : -1;
+        const uint64_t r53 = rng() >> 11;
+        w[KILN_SAMPLE_RANDOM_LO] = static_cast<int32_t>(r53 & 0xffffffffu);
+        w[KILN_SAMPLE_RANDOM_HI] = static_cast<int32_t>(r53 >> 32);
       }
-      double tv = 0;
-      for (int64_t i = 0; i < vocab; ++i) tv += std::fabs(freq[i] - (d.kept[i] ? std::exp((base[i] - mx) / t) / z : 0.0));
-      c.max_err = tv / 2;
-      c.bound = small_mode ? 0.15 : 0.04;
-      c.pass = c.bad == 0 && c.max_err <= c.bound;
-      record("sample.distribution", KILN_CUDA_F32, std::to_string(batch) + " draws, vocab 50 k20 p0.9 t0.8", c,
-             "max_err = total variation distance");
+      std::vector<int32_t> cpu_ids(batch), cpu_lp(batch * KILN_SAMPLE_LOGPROB_WORDS, 0);
+      if (kiln_cpu_sample(logits.data(), batch, vocab, rows_w.data(), table.data(), table_rows, cpu_ids.data(),
+                          cpu_lp.data()) != 0) {
+        record_status("sample", KILN_CUDA_F32, cs.name, -1);
+        return;
+      }
+      DeviceBuffer drows = upload_raw(rows_w), dids(batch * 4), dlp(cpu_lp.size() * 4);
+      dids.poison();
+      CUDA_OK(cudaMemset(dlp.ptr, 0, dlp.bytes));
+      const int st = kiln_cuda_sample(dl.as<float>(), batch, vocab, drows.as<int32_t>(), dtable.as<uint32_t>(), table_rows,
+                                      dids.as<int32_t>(), dlp.as<int32_t>(), nullptr);
+      if (st != 0) { record_status("sample", KILN_CUDA_F32, cs.name, st); return; }
+      sync_or_die("sample");
+      auto gpu_ids = download_raw<int32_t>(dids, batch);
+      auto gpu_lp = download_raw<int32_t>(dlp, cpu_lp.size());
+      for (int64_t b = 0; b < batch; ++b) {
+        if (gpu_ids[b] != cpu_ids[b]) {
+          if (ids_c.bad < 5)
+            std::printf("  row %lld (kind %lld): gpu %d cpu %d\n", (long long)b, (long long)((b + round) % 8), gpu_ids[b],
+                        cpu_ids[b]);
+          ++ids_c.bad;
+        }
+        const int n = rows_w[b * KILN_SAMPLE_ROW_WORDS + KILN_SAMPLE_LOGPROBS];
+        if (n < 0) continue;
+        const int32_t* g = &gpu_lp[b * KILN_SAMPLE_LOGPROB_WORDS];
+        const int32_t* c = &cpu_lp[b * KILN_SAMPLE_LOGPROB_WORDS];
+        auto check = [&](float gv, float cv) {
+          const double err = std::fabs(static_cast<double>(gv) - cv);
+          lp_c.max_err = std::max(lp_c.max_err, err);
+          if (!(err <= 2e-5 + 2e-6 * std::fabs(cv))) ++lp_c.bad;
+          ++lp_checked;
+        };
+        check(word_float(g[0]), word_float(c[0]));
+        if (g[1] != c[1]) ++lp_c.bad;
+        for (int j = 0; j < std::min<int64_t>(n, vocab); ++j) {
+          if (g[2 + 2 * j] != c[2 + 2 * j]) ++lp_c.bad;
+          check(word_float(g[3 + 2 * j]), word_float(c[3 + 2 * j]));
+        }
+      }
     }
+    auto gpu_table = download_raw<uint32_t>(dtable, table.size());
+    for (size_t i = 0; i < table.size(); ++i) table_c.bad += gpu_table[i] != table[i];
+    ids_c.pass = ids_c.bad == 0;
+    table_c.pass = table_c.bad == 0;
+    lp_c.bound = 2e-5;
+    lp_c.pass = lp_c.bad == 0;
+    const std::string shape = std::string(cs.name) + " x" + std::to_string(cs.rounds);
+    record("sample.ids", KILN_CUDA_F32, shape, ids_c, "bad = ids unlike the CPU twin's");
+    record("sample.penalty_table", KILN_CUDA_F32, shape, table_c, "bad = table words unlike the CPU's after the counts");
+    record("sample.logprobs", KILN_CUDA_F32, shape, lp_c,
+           std::to_string(lp_checked) + " values; bad = beyond 2e-5 or rank / id unlike the CPU's");
   }
 }
 
@@ -826,7 +750,6 @@ int main(int argc, char** argv) {
   test_attention();
   test_argmax();
   test_gemv();
-  test_penalties();
   test_sample();
 
   int failed = 0;

@@ -148,6 +148,26 @@ int kiln_cpu_gather_rows(float* out, const float* in, int64_t in_stride, const i
 int kiln_cpu_argmax(const float* logits, int64_t batch, int64_t vocab, int32_t* out_ids,
                     float* out_logprobs);
 
+// Chooses one token per row by the sampling contract of kiln_sampling.h (docs/sampling.md): the
+// penalties and the min-tokens mask, then greedy argmax, or temperature, min-p, top-k, top-p and a
+// draw from the row's random bits. Log-probabilities are those of the raw logits.
+//   logits:       [batch, vocab] fp32, read only
+//   rows:         [batch, KILN_SAMPLE_ROW_WORDS] int32, each row's parameters
+//   penalties:    [penalty_rows, vocab] uint32 penalty table (NULL when penalty_rows is 0); a row
+//                 naming a table row reads it and then has its chosen id counted there
+//   out_ids:      [batch] int32
+//   out_logprobs: [batch, KILN_SAMPLE_LOGPROB_WORDS] int32, or NULL when no row asks; rows that
+//                 ask for none are left untouched
+int kiln_cpu_sample(const float* logits, int64_t batch, int64_t vocab, const int32_t* rows,
+                    uint32_t* penalties, int64_t penalty_rows, int32_t* out_ids, int32_t* out_logprobs);
+
+// Sets row `row` of a penalty table [penalty_rows, vocab] uint32: zero, then
+// KILN_PENALTY_IN_PROMPT for tokens[0, num_prompt), one count per occurrence of an id in the
+// next num_output, KILN_PENALTY_SUPPRESSED for the next num_suppressed. Ids must be in [0, vocab).
+int kiln_cpu_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64_t vocab, int64_t row,
+                               const int32_t* tokens, int64_t num_prompt, int64_t num_output,
+                               int64_t num_suppressed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,7 @@ import ai.kiln.model.LlamaModel;
 import ai.kiln.model.ModelConfig;
 import ai.kiln.model.ModelWeights;
 import ai.kiln.model.WeightFiles;
-import ai.kiln.sampling.HostSampler;
+import ai.kiln.sampling.BackendSampler;
 import ai.kiln.sampling.Sampler;
 import ai.kiln.sampling.SamplerOutput;
 import ai.kiln.sampling.SamplingParams;
@@ -172,7 +172,7 @@ public final class Engine implements AutoCloseable {
                 weights = ModelWeights.load(config, files, backend);
             }
             model = new LlamaModel(config, weights, backend, maxTokens, maxSeqs, maxBlocksPerSeq, maxModelLen);
-            sampler = new HostSampler(backend, maxSeqs, config.vocabSize());
+            sampler = new BackendSampler(backend, maxSeqs, config.vocabSize());
             long blockBytes = KvCacheStorage.bytesPerBlock(config.numLayers(), blockSize, config.numKvHeads(),
                     config.headDim(), backend.activationDType());
             long kvBytes;
@@ -314,7 +314,7 @@ public final class Engine implements AutoCloseable {
         }
         for (int i = 0; i < n; i++) {
             // n > 1: seed + index, as vLLM does, so that the completions differ yet repeat.
-            SequenceSampling sampling = new SequenceSampling(params, seed + i, prompt, prompt.length, suppressed);
+            SequenceSampling sampling = new SequenceSampling(params, seed + i, suppressed);
             state.seqs[i] = new Sequence(sequenceCounter.incrementAndGet(), requestId, i, prompt, maxTokens,
                     params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray(), sampling,
                     i == 0 ? null : state.seqs[0], state);

@@ -141,6 +141,27 @@ public interface Backend extends AutoCloseable {
      */
     void argmax(Tensor logits, Tensor ids, Tensor logprobs);
 
+    /**
+     * Chooses one token per row of logits [B, V] F32 by the sampling contract (docs/sampling.md):
+     * penalties and the min-tokens mask, then the argmax or temperature, min-p, top-k, top-p and a
+     * draw from the row's random bits; log-probabilities of the raw logits. The logits are not
+     * changed.
+     *
+     * @param rows      [>= B, {@link SampleWords#ROW_WORDS}] I32, each row's parameters
+     * @param penalties [P, V] I32 penalty table, or null when no row names one; a row naming one of
+     *                  its rows reads it and then has its chosen id counted there (rows name distinct ones)
+     * @param ids       [>= B] I32, the chosen ids
+     * @param logprobs  [>= B, {@link SampleWords#LOGPROB_WORDS}] I32, or null when no row asks
+     */
+    void sample(Tensor logits, Tensor rows, Tensor penalties, Tensor ids, Tensor logprobs);
+
+    /**
+     * Sets row {@code row} of a penalty table [P, V] I32 from ids [>= n] I32 (each in [0, V)):
+     * the first {@code numPrompt} are the prompt, the next {@code numOutput} the output so far
+     * (counted), the next {@code numSuppressed} the ids that min_tokens masks.
+     */
+    void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput, int numSuppressed);
+
     // ---- graphs ------------------------------------------------------------------------------
 
     /** Whether this backend can record a sequence of ops once and replay it (CUDA graphs). */

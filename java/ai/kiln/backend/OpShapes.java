@@ -111,4 +111,29 @@ public final class OpShapes {
             throw shapeError("argmax", logits, ids, logprobs);
         }
     }
+
+    /** logits [B, V] contiguous; rows [>= B, ROW_WORDS]; penalties [P, V] or null; ids [>= B]; logprobs [>= B, LOGPROB_WORDS] or null. */
+    public static void sample(Tensor logits, Tensor rows, Tensor penalties, Tensor ids, Tensor logprobs) {
+        requireContiguous(logits, "sample logits");
+        requireContiguous(rows, "sample rows");
+        long batch = logits.rows();
+        if (rows.numel() < batch * SampleWords.ROW_WORDS || ids.numel() < batch
+                || (penalties != null && (penalties.rank() != 2 || penalties.size(1) != logits.rowElements()))
+                || (logprobs != null && logprobs.numel() < batch * SampleWords.LOGPROB_WORDS)) {
+            throw shapeError("sample", logits, rows, penalties, ids, logprobs);
+        }
+    }
+
+    /** penalties [P, V] contiguous; 0 <= row < P; ids [>= numPrompt + numOutput + numSuppressed]. */
+    public static void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput,
+            int numSuppressed) {
+        requireRank(penalties, 2, "resetPenaltyRow penalties");
+        requireContiguous(penalties, "resetPenaltyRow penalties");
+        long count = (long) numPrompt + numOutput + numSuppressed;
+        if (row < 0 || row >= penalties.size(0) || numPrompt < 0 || numOutput < 0 || numSuppressed < 0
+                || ids.numel() < count) {
+            throw new BackendException("resetPenaltyRow: row " + row + " of " + penalties + ", " + numPrompt + " + "
+                    + numOutput + " + " + numSuppressed + " ids in " + ids);
+        }
+    }
 }

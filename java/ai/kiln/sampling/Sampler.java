@@ -3,9 +3,8 @@ package ai.kiln.sampling;
 import ai.kiln.tensor.Tensor;
 
 /**
- * Chooses each sampling sequence's next token from a step's logits. The host implementation
- * ({@link HostSampler}) copies the logits to Java; a device sampler can take its place for the
- * CUDA backend without the scheduler or engine changing.
+ * Chooses each sampling sequence's next token from a step's logits ({@link BackendSampler}: on
+ * the backend that holds them).
  */
 public interface Sampler extends AutoCloseable {
 

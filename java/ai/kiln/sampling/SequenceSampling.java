@@ -1,10 +1,10 @@
 package ai.kiln.sampling;
 
 /**
- * One sequence's sampling state: its parameters, its random stream and the token statistics the
- * penalties need. Random numbers come from a counter-based stream (SplitMix64 at position seed +
- * i * gamma for the i-th generated token), so a sequence's choices depend only on its seed and
- * its own logits: not on the batch it runs in, nor on preemption and recompute.
+ * One sequence's sampling state: its parameters, its random stream and its min-tokens mask.
+ * Random numbers come from a counter-based stream (SplitMix64 at position seed + i * gamma for
+ * the i-th generated token), so a sequence's choices depend only on its seed and its own logits:
+ * not on the batch it runs in, nor on preemption and recompute, nor on the backend.
  */
 public final class SequenceSampling {
 
@@ -12,36 +12,19 @@ public final class SequenceSampling {
 
     private final SamplingParams params;
     private final long seed;
-    private final int[] suppressed;        // token ids masked while fewer than minTokens are generated
-    private final TokenCounts promptTokens; // for the repetition penalty; null when it is off
-    private final TokenCounts outputTokens; // for all penalties; null when they are off
+    private final int[] suppressed; // token ids masked while fewer than minTokens are generated
     private int numGenerated;
 
     /**
-     * @param params       the request's parameters
-     * @param seed         the random stream's seed (the request's seed, or one the engine picked)
-     * @param prompt       the prompt tokens, {@code prompt[0, promptLength)}
-     * @param suppressed   token ids that end generation (end-of-sequence and stop ids), masked while
-     *                     fewer than {@code params.minTokens()} tokens are generated
+     * @param params     the request's parameters
+     * @param seed       the random stream's seed (the request's seed, or one the engine picked)
+     * @param suppressed token ids that end generation (end-of-sequence and stop ids), masked while
+     *                   fewer than {@code params.minTokens()} tokens are generated
      */
-    public SequenceSampling(SamplingParams params, long seed, int[] prompt, int promptLength, int[] suppressed) {
+    public SequenceSampling(SamplingParams params, long seed, int[] suppressed) {
         this.params = params;
         this.seed = seed;
         this.suppressed = params.minTokens() > 0 ? suppressed.clone() : new int[0];
-        if (params.hasPenalties()) {
-            outputTokens = new TokenCounts();
-            if (params.repetitionPenalty() != 1.0) {
-                promptTokens = new TokenCounts();
-                for (int i = 0; i < promptLength; i++) {
-                    promptTokens.add(prompt[i]);
-                }
-            } else {
-                promptTokens = null;
-            }
-        } else {
-            outputTokens = null;
-            promptTokens = null;
-        }
     }
 
     public SamplingParams params() {
@@ -57,41 +40,42 @@ public final class SequenceSampling {
         return numGenerated;
     }
 
-    /** Records a generated token: advances the random stream and the penalty statistics. */
+    /** Records a generated token: advances the random stream. */
     public void accept(int token) {
         numGenerated++;
-        if (outputTokens != null) {
-            outputTokens.add(token);
-        }
     }
 
-    /** The uniform number in [0, 1) for choosing the next token. */
-    public double nextUniform() {
+    /** The 53 random bits R of the next draw (its uniform number is R / 2^53). */
+    public long nextRandomBits() {
         long z = seed + (numGenerated + 1L) * GAMMA;
         z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
         z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
         z = z ^ (z >>> 31);
-        return (z >>> 11) * 0x1.0p-53;
+        return z >>> 11;
+    }
+
+    /** The uniform number in [0, 1) of the next draw. */
+    public double nextUniform() {
+        return nextRandomBits() * 0x1.0p-53;
     }
 
     /** Whether the logits are used as they are and the choice is their argmax. */
     public boolean isPlainGreedy() {
-        return params.isGreedy() && outputTokens == null && !suppressing() && params.logprobs() == null;
+        return params.isGreedy() && !params.hasPenalties() && !suppressing() && params.logprobs() == null;
     }
 
-    boolean suppressing() {
+    /** Whether the sampler needs a row of token statistics for it: penalties, or ids to mask. */
+    public boolean needsPenaltyRow() {
+        return params.hasPenalties() || suppressed.length > 0;
+    }
+
+    /** Whether the suppressed ids are masked at the next draw. */
+    public boolean suppressing() {
         return numGenerated < params.minTokens() && suppressed.length > 0;
     }
 
+    /** The ids min_tokens masks (empty when min_tokens is 0); do not modify. */
     int[] suppressed() {
         return suppressed;
-    }
-
-    TokenCounts promptTokens() {
-        return promptTokens;
-    }
-
-    TokenCounts outputTokens() {
-        return outputTokens;
     }
 }

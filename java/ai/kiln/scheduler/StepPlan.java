@@ -109,7 +109,7 @@ public final class StepPlan {
             // The last known token is computed: its logits give the next token.
             logitsRows[numSampling] = t - 1;
             samplingSeqs[numSampling] = seq;
-            sampling.add(seq.sampling());
+            sampling.add(seq.sampling(), seq.tokens(), seq.numPromptTokens(), seq.numTokens());
             numSampling++;
         }
     }

@@ -134,7 +134,7 @@ public class SchedulerBenchmark {
         }
         SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(maxTokens).build();
         return new Sequence(id, "r" + id, 0, prompt, maxTokens, new int[0],
-                new SequenceSampling(params, id, prompt, PROMPT, new int[0]), null, null);
+                new SequenceSampling(params, id, new int[0]), null, null);
     }
 
     @Benchmark

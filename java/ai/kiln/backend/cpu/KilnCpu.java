@@ -108,4 +108,13 @@ public final class KilnCpu {
 
     public static native int kiln_cpu_argmax(@Cast("const float*") long logits, @Cast("int64_t") long batch,
             @Cast("int64_t") long vocab, @Cast("int32_t*") long outIds, @Cast("float*") long outLogprobs);
+
+    public static native int kiln_cpu_sample(@Cast("const float*") long logits, @Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab, @Cast("const int32_t*") long rows, @Cast("uint32_t*") long penalties,
+            @Cast("int64_t") long penaltyRows, @Cast("int32_t*") long outIds, @Cast("int32_t*") long outLogprobs);
+
+    public static native int kiln_cpu_reset_penalty_row(@Cast("uint32_t*") long penalties,
+            @Cast("int64_t") long penaltyRows, @Cast("int64_t") long vocab, @Cast("int64_t") long row,
+            @Cast("const int32_t*") long tokens, @Cast("int64_t") long numPrompt, @Cast("int64_t") long numOutput,
+            @Cast("int64_t") long numSuppressed);
 }

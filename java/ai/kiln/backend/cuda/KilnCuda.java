@@ -111,13 +111,6 @@ public final class KilnCuda {
 
     // ---- sampling ----------------------------------------------------------------------------
 
-    public static native int kiln_cuda_apply_penalties(@Cast("void*") long logits,
-            @Cast("int64_t") long logitsStride, int logitsDtype, @Cast("int64_t") long batch,
-            @Cast("int64_t") long vocab, @Cast("const int32_t*") long penaltyOffsets,
-            @Cast("const int32_t*") long tokenIds, @Cast("const int32_t*") long counts,
-            @Cast("const float*") long repetition, @Cast("const float*") long presence,
-            @Cast("const float*") long frequency, @Cast("void*") long stream);
-
     public static native @Cast("int64_t") long kiln_cuda_argmax_workspace_size(@Cast("int64_t") long batch,
             @Cast("int64_t") long vocab);
 
@@ -126,10 +119,13 @@ public final class KilnCuda {
             @Cast("float*") long outLogprobs, @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes,
             @Cast("void*") long stream);
 
-    public static native int kiln_cuda_sample(@Cast("const void*") long logits, @Cast("int64_t") long logitsStride,
-            int logitsDtype, @Cast("int64_t") long batch, @Cast("int64_t") long vocab,
-            @Cast("const float*") long temperature, @Cast("const int32_t*") long topK,
-            @Cast("const float*") long topP, @Cast("const float*") long minP, @Cast("const uint64_t*") long seeds,
-            @Cast("const int64_t*") long steps, @Cast("int32_t*") long outIds, @Cast("float*") long outLogprobs,
+    public static native int kiln_cuda_sample(@Cast("const float*") long logits, @Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab, @Cast("const int32_t*") long rows, @Cast("uint32_t*") long penalties,
+            @Cast("int64_t") long penaltyRows, @Cast("int32_t*") long outIds, @Cast("int32_t*") long outLogprobs,
             @Cast("void*") long stream);
+
+    public static native int kiln_cuda_reset_penalty_row(@Cast("uint32_t*") long penalties,
+            @Cast("int64_t") long penaltyRows, @Cast("int64_t") long vocab, @Cast("int64_t") long row,
+            @Cast("const int32_t*") long tokens, @Cast("int64_t") long numPrompt, @Cast("int64_t") long numOutput,
+            @Cast("int64_t") long numSuppressed, @Cast("void*") long stream);
 }

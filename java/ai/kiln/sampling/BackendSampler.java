@@ -1,0 +1,245 @@
+package ai.kiln.sampling;
+
+import ai.kiln.backend.Backend;
+import ai.kiln.backend.SampleWords;
+import ai.kiln.tensor.DType;
+import ai.kiln.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Sampling where the logits are, by the backend's {@link Backend#sample} op (the contract of
+ * docs/sampling.md, the same on every backend). Each step uploads the rows' parameters and their
+ * random bits, and reads back only the chosen ids and the log-probabilities asked for.
+ *
+ * <p>Penalties and the min-tokens mask read a table of token statistics in backend memory, one
+ * row per sequence that needs one. The op counts each chosen token there as it draws, so a row is
+ * written whole only when a sequence first needs one, or after its row went to another sequence
+ * (a cache of at most {@code maxRows} rows, the least recently used given up first: every step's
+ * rows fit, since a step samples at most {@code maxRows} sequences).
+ *
+ * <p>A step whose rows are all plain greedy takes the backend's argmax instead, which spreads one
+ * row over many blocks and chooses the same ids.
+ */
+public final class BackendSampler implements Sampler {
+
+    private final Backend backend;
+    private final int vocabSize;
+    private final int maxRows;
+    private final Tensor rowWords;    // [maxRows, ROW_WORDS] I32
+    private final Tensor ids;         // [maxRows] I32
+    private final Tensor logprobs;    // [maxRows, LOGPROB_WORDS] I32
+    private final Tensor penalties;   // [maxRows, V] I32: token statistics, one row per sequence that needs them
+    private Tensor resetIds;          // [capacity] I32: a penalty row's ids on their way to resetPenaltyRow
+    private final int[] hostWords;    // [maxRows * ROW_WORDS]
+    private final int[] hostIds;      // [maxRows]
+    private final int[] hostLogprobs; // [maxRows * LOGPROB_WORDS]
+    private int[] hostResetIds = new int[0];
+
+    // The penalty-row cache.
+    private final Map<SequenceSampling, Integer> penaltyRowOf = new IdentityHashMap<>();
+    private final SequenceSampling[] penaltyRowOwner; // [maxRows]
+    private final int[] penaltyRowTokens;             // [maxRows] tokens the row accounts for
+    private final long[] penaltyRowLastStep;          // [maxRows]
+    private long step;
+
+    /**
+     * @param backend   where the logits live and the op runs
+     * @param maxRows   the most rows a step samples
+     * @param vocabSize V
+     */
+    public BackendSampler(Backend backend, int maxRows, int vocabSize) {
+        this.backend = backend;
+        this.vocabSize = vocabSize;
+        this.maxRows = maxRows;
+        List<Tensor> allocated = new ArrayList<>();
+        try {
+            rowWords = allocate(allocated, DType.I32, maxRows, SampleWords.ROW_WORDS);
+            ids = allocate(allocated, DType.I32, maxRows);
+            logprobs = allocate(allocated, DType.I32, maxRows, SampleWords.LOGPROB_WORDS);
+            penalties = allocate(allocated, DType.I32, maxRows, vocabSize);
+            resetIds = allocate(allocated, DType.I32, 4096);
+        } catch (RuntimeException e) {
+            allocated.forEach(backend::free);
+            throw e;
+        }
+        hostWords = new int[maxRows * SampleWords.ROW_WORDS];
+        hostIds = new int[maxRows];
+        hostLogprobs = new int[maxRows * SampleWords.LOGPROB_WORDS];
+        penaltyRowOwner = new SequenceSampling[maxRows];
+        penaltyRowTokens = new int[maxRows];
+        penaltyRowLastStep = new long[maxRows];
+        Arrays.fill(penaltyRowLastStep, -1);
+    }
+
+    private Tensor allocate(List<Tensor> allocated, DType dtype, long... shape) {
+        Tensor t = backend.allocate(dtype, shape);
+        allocated.add(t);
+        return t;
+    }
+
+    @Override
+    public void sample(Tensor logits, SamplingBatch rows, SamplerOutput out) {
+        int n = rows.size();
+        out.reset(n);
+        if (n == 0) {
+            return;
+        }
+        if (n > maxRows || logits.size(0) < n || logits.size(1) != vocabSize) {
+            throw new IllegalArgumentException("logits " + logits + " do not hold " + n + " rows of " + vocabSize
+                    + " (at most " + maxRows + ")");
+        }
+        Tensor used = logits.rowSlice(0, n);
+        boolean allGreedy = true;
+        for (int i = 0; i < n && allGreedy; i++) {
+            allGreedy = rows.get(i).isPlainGreedy();
+        }
+        if (allGreedy) {
+            backend.argmax(used, ids, null);
+            backend.copyToHost(ids, hostIds, n);
+            for (int i = 0; i < n; i++) {
+                rows.get(i).accept(hostIds[i]);
+                out.set(i, hostIds[i], null);
+            }
+            return;
+        }
+        step++;
+        boolean anyPenaltyRow = false;
+        boolean anyLogprobs = false;
+        for (int i = 0; i < n; i++) {
+            SequenceSampling state = rows.get(i);
+            int penaltyRow = state.needsPenaltyRow() ? penaltyRow(rows, i) : -1;
+            anyPenaltyRow |= penaltyRow >= 0;
+            anyLogprobs |= state.params().logprobs() != null;
+            writeRow(hostWords, i * SampleWords.ROW_WORDS, state, penaltyRow);
+        }
+        backend.copyFromHost(rowWords, hostWords, n * SampleWords.ROW_WORDS);
+        backend.sample(used, rowWords, anyPenaltyRow ? penalties : null, ids, anyLogprobs ? logprobs : null);
+        backend.copyToHost(ids, hostIds, n);
+        if (anyLogprobs) {
+            backend.copyToHost(logprobs, hostLogprobs, n * SampleWords.LOGPROB_WORDS);
+        }
+        for (int i = 0; i < n; i++) {
+            SequenceSampling state = rows.get(i);
+            int token = hostIds[i];
+            Integer penaltyRow = state.needsPenaltyRow() ? penaltyRowOf.get(state) : null;
+            if (penaltyRow != null) {
+                penaltyRowTokens[penaltyRow]++; // the op counted the token
+            }
+            Integer topN = state.params().logprobs();
+            out.set(i, token, topN == null ? null : logprobsOf(i, token, topN));
+            state.accept(token);
+        }
+    }
+
+    /** The parameter words of one row (the layout of {@link SampleWords}). */
+    static void writeRow(int[] words, int at, SequenceSampling state, int penaltyRow) {
+        SamplingParams p = state.params();
+        long random = state.nextRandomBits();
+        // NOTE: a temperature past the float range samples as an infinite one would: uniformly.
+        float temperature = p.isGreedy() ? 0f : (float) Math.min(p.temperature(), Float.MAX_VALUE);
+        words[at + SampleWords.TEMPERATURE] = Float.floatToRawIntBits(temperature);
+        words[at + SampleWords.TOP_K] = p.hasTopK() ? p.topK() : 0;
+        words[at + SampleWords.TOP_P] = p.topP() < 1.0 ? (int) Math.max(1L, (long) Math.floor(p.topP() * 0x1.0p32)) : 0;
+        words[at + SampleWords.MIN_P] = Float.floatToRawIntBits((float) p.minP());
+        words[at + SampleWords.REPETITION] = Float.floatToRawIntBits((float) p.repetitionPenalty());
+        words[at + SampleWords.PRESENCE] = Float.floatToRawIntBits((float) p.presencePenalty());
+        words[at + SampleWords.FREQUENCY] = Float.floatToRawIntBits((float) p.frequencyPenalty());
+        words[at + SampleWords.PENALTY_ROW] = penaltyRow;
+        int flags = 0;
+        if (penaltyRow >= 0) {
+            flags |= p.hasPenalties() ? SampleWords.PENALIZE : 0;
+            flags |= state.suppressing() ? SampleWords.SUPPRESS : 0;
+        }
+        words[at + SampleWords.FLAGS] = flags;
+        words[at + SampleWords.LOGPROBS] = p.logprobs() == null ? -1 : p.logprobs();
+        words[at + SampleWords.RANDOM_LO] = (int) random;
+        words[at + SampleWords.RANDOM_HI] = (int) (random >>> 32);
+    }
+
+    /**
+     * The penalty row of batch row {@code i}'s sequence, written whole when the sequence has none
+     * or its row does not account for exactly its tokens so far.
+     */
+    private int penaltyRow(SamplingBatch rows, int i) {
+        SequenceSampling state = rows.get(i);
+        int numTokens = rows.numTokens(i);
+        Integer held = penaltyRowOf.get(state);
+        if (held != null && penaltyRowTokens[held] == numTokens) {
+            penaltyRowLastStep[held] = step;
+            return held;
+        }
+        int row = held != null ? held : takePenaltyRow(state);
+        int numPrompt = rows.numPromptTokens(i);
+        int[] suppressed = state.suppressed();
+        int count = numTokens + suppressed.length;
+        if (hostResetIds.length < count) {
+            hostResetIds = new int[Math.max(count, 2 * hostResetIds.length)];
+        }
+        System.arraycopy(rows.tokens(i), 0, hostResetIds, 0, numTokens);
+        int numSuppressed = 0;
+        for (int id : suppressed) {
+            if (id >= 0 && id < vocabSize) { // stop ids outside the vocabulary can never be drawn
+                hostResetIds[numTokens + numSuppressed++] = id;
+            }
+        }
+        if (resetIds.numel() < count) {
+            backend.free(resetIds);
+            resetIds = null;
+            resetIds = backend.allocate(DType.I32, Math.max(count, 2 * hostResetIds.length));
+        }
+        backend.copyFromHost(resetIds, hostResetIds, numTokens + numSuppressed);
+        backend.resetPenaltyRow(penalties, row, resetIds, numPrompt, numTokens - numPrompt, numSuppressed);
+        penaltyRowTokens[row] = numTokens;
+        penaltyRowLastStep[row] = step;
+        return row;
+    }
+
+    /** A free row, or the least recently used one that this step has not taken. */
+    private int takePenaltyRow(SequenceSampling state) {
+        int chosen = -1;
+        for (int r = 0; r < maxRows; r++) {
+            if (penaltyRowOwner[r] == null) {
+                chosen = r;
+                break;
+            }
+            if (penaltyRowLastStep[r] < step && (chosen < 0 || penaltyRowLastStep[r] < penaltyRowLastStep[chosen])) {
+                chosen = r;
+            }
+        }
+        if (chosen < 0) {
+            throw new IllegalStateException("every penalty row is taken by this step's " + maxRows + " rows");
+        }
+        if (penaltyRowOwner[chosen] != null) {
+            penaltyRowOf.remove(penaltyRowOwner[chosen]);
+        }
+        penaltyRowOwner[chosen] = state;
+        penaltyRowOf.put(state, chosen);
+        return chosen;
+    }
+
+    private TokenLogprobs logprobsOf(int row, int token, int topN) {
+        int at = row * SampleWords.LOGPROB_WORDS;
+        float chosen = Float.intBitsToFloat(hostLogprobs[at]);
+        int rank = hostLogprobs[at + 1];
+        int count = Math.min(topN, vocabSize);
+        List<TokenLogprobs.Candidate> top = new ArrayList<>(count);
+        for (int j = 0; j < count; j++) {
+            top.add(new TokenLogprobs.Candidate(hostLogprobs[at + 2 + 2 * j],
+                    Float.intBitsToFloat(hostLogprobs[at + 3 + 2 * j])));
+        }
+        return new TokenLogprobs(token, chosen, rank, top);
+    }
+
+    @Override
+    public void close() {
+        for (Tensor t : new Tensor[] {rowWords, ids, logprobs, penalties, resetIds}) {
+            if (t != null) {
+                backend.free(t);
+            }
+        }
+    }
+}
