@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
 /**
@@ -33,11 +34,13 @@ import picocli.CommandLine.Spec;
  * Java's own work and the model's (forward and sampling, device waits included). One JSON line per
  * batch size, which also records the sampling parameters.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure generation throughput and latency on random prompts.")
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = ServeBenchCommand.class,
+        description = {"Measure generation throughput and latency on random prompts.",
+            "'kiln bench serve' measures a running OpenAI-compatible server instead."})
 public final class BenchCommand implements Callable<Integer> {
 
-    @Option(names = "--model", required = true, description = "Hugging Face model directory")
+    // NOTE: not required = true, which picocli would also demand of 'kiln bench serve'.
+    @Option(names = "--model", description = "Hugging Face model directory (required)")
     Path model;
 
     @Option(names = "--device", defaultValue = "cuda", description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
@@ -72,6 +75,9 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (model == null) {
+            throw new ParameterException(spec.commandLine(), "Missing required option: '--model'");
+        }
         sampling.validate();
         int maxBatch = Arrays.stream(batchSizes).max().orElse(1);
         EngineOptions options = EngineOptions.builder().device(device).maxRunningSeqs(Math.max(maxBatch, 1))

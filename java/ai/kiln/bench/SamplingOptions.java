@@ -12,16 +12,18 @@ import picocli.CommandLine.Option;
  */
 public final class SamplingOptions {
 
-    @Option(names = "--temperature", defaultValue = "0", description = "0: greedy (default ${DEFAULT-VALUE})")
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0",
+            description = "0: greedy (default ${DEFAULT-VALUE})")
     double temperature;
 
-    @Option(names = "--top-p", description = "nucleus sampling mass (default: off, 1)")
+    @Option(names = "--top-p", paramLabel = "P", description = "nucleus sampling mass (default: off, 1)")
     Double topP;
 
-    @Option(names = "--top-k", description = "keep the k most likely tokens (default: off)")
+    @Option(names = "--top-k", paramLabel = "K", description = "keep the k most likely tokens (default: off)")
     Integer topK;
 
-    @Option(names = "--min-p", description = "drop tokens below min-p times the most likely one's probability (default: off)")
+    @Option(names = "--min-p", paramLabel = "P",
+            description = "drop tokens below min-p times the most likely one's probability (default: off)")
     Double minP;
 
     @Option(names = "--sampling-seed", paramLabel = "S",

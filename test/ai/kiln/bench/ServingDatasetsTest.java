@@ -1,0 +1,146 @@
+package ai.kiln.bench;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.kiln.testing.Fixtures;
+import ai.kiln.tokenizer.Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The prompts of {@code kiln bench serve}: seeded, within their bounds, and ShareGPT files read as vLLM reads them. */
+class ServingDatasetsTest {
+
+    static final String FOX = "Tell me about the quick brown fox and the lazy dog, please.";
+    static final String FOX_ANSWER = "The quick brown fox jumps over the lazy dog, as it always does in these sentences.";
+    static final String POEM = "Write a short poem about the sea at night.";
+    static final String POEM_ANSWER = "The sea at night is dark and deep, where silver waves roll in their sleep.";
+    static final String LATE = "Which turn is the prompt when the assistant speaks first?";
+    static final String LATE_ANSWER = "The first human turn is the prompt, and the next assistant turn is the answer.";
+
+    static final String SHAREGPT = """
+            [
+              {"id": "a", "conversations": [{"from": "human", "value": "%s"}, {"from": "gpt", "value": "%s"},
+                                            {"from": "human", "value": "and then?"}]},
+              {"id": "b", "conversations": [{"from": "system", "value": "You are terse."},
+                                            {"from": "human", "value": "%s"}, {"from": "gpt", "value": "%s"}]},
+              {"id": "c", "conversations": [{"from": "human", "value": "No answer follows this one."}]},
+              {"id": "d", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]},
+              {"id": "e", "conversations": [{"from": "gpt", "value": "Hello, how can I help?"},
+                                            {"from": "human", "value": "%s"}, {"from": "gpt", "value": "%s"}]}
+            ]
+            """.formatted(FOX, FOX_ANSWER, POEM, POEM_ANSWER, LATE, LATE_ANSWER);
+
+    @TempDir
+    Path dir;
+
+    Path write(String name, String text) throws Exception {
+        Path file = dir.resolve(name);
+        Files.writeString(file, text);
+        return file;
+    }
+
+    @Test
+    void shareGptFilePromptsAreFirstHumanTurnsAndOutputLengthsTheAnswersTokens() throws Exception {
+        Tokenizer tokenizer = Tokenizer.load(Fixtures.named("llama3-gqa").dir());
+        Path file = write("sharegpt.json", SHAREGPT);
+        List<BenchPrompt> prompts = ServingDatasets.shareGpt(file, tokenizer, 3, 1);
+        assertEquals(Set.of(FOX, POEM, LATE), prompts.stream().map(BenchPrompt::text).collect(Collectors.toSet()));
+        for (BenchPrompt p : prompts) {
+            String answer = p.text().equals(FOX) ? FOX_ANSWER : p.text().equals(POEM) ? POEM_ANSWER : LATE_ANSWER;
+            assertEquals(tokenizer.encode(p.text(), true).length, p.promptLen());
+            assertEquals(tokenizer.encode(answer, false).length, p.outputLen());
+        }
+        // "Hi" / "Yo" is under 4 tokens and skipped, so only three are usable.
+        IllegalArgumentException tooFew = assertThrows(IllegalArgumentException.class,
+                () -> ServingDatasets.shareGpt(file, tokenizer, 4, 1));
+        assertTrue(tooFew.getMessage().contains("3 usable conversations (of 4"), tooFew.getMessage());
+        // Seeded shuffle: the same seed, the same order.
+        assertEquals(prompts.stream().map(BenchPrompt::text).toList(),
+                ServingDatasets.shareGpt(file, tokenizer, 3, 1).stream().map(BenchPrompt::text).toList());
+    }
+
+    @Test
+    void malformedShareGptFilesAreReportedWithWhatIsWrong() throws Exception {
+        Tokenizer tokenizer = Tokenizer.load(Fixtures.named("llama3-gqa").dir());
+        for (String[] c : new String[][] {
+                {"this is not json", "not JSON"},
+                {"{\"conversations\": []}", "the top level must be an array"},
+                {"[{\"id\": 1}]", "entry 0 has no \"conversations\" array"},
+                {"[{\"conversations\": []}, 7]", "entry 1 has no \"conversations\" array"},
+                {"[{\"conversations\": []}, {\"conv", "not JSON after entry 1"}}) {
+            Path file = write("bad.json", c[0]);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> ServingDatasets.shareGpt(file, tokenizer, 1, 0), c[0]);
+            assertTrue(e.getMessage().startsWith("malformed ShareGPT file " + file) && e.getMessage().contains(c[1]),
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void shareGptLikeIsSeededAndWithinItsClamps() {
+        List<BenchPrompt> a = ServingDatasets.shareGptLike(200, 1000, ServingDatasets.SHAREGPT_LIKE_INPUT,
+                ServingDatasets.SHAREGPT_LIKE_OUTPUT, 42);
+        List<BenchPrompt> b = ServingDatasets.shareGptLike(200, 1000, ServingDatasets.SHAREGPT_LIKE_INPUT,
+                ServingDatasets.SHAREGPT_LIKE_OUTPUT, 42);
+        for (int i = 0; i < a.size(); i++) {
+            assertArrayEquals(a.get(i).tokenIds(), b.get(i).tokenIds());
+            assertEquals(a.get(i).outputLen(), b.get(i).outputLen());
+            assertEquals(a.get(i).tokenIds().length, a.get(i).promptLen());
+            assertTrue(a.get(i).promptLen() >= 4 && a.get(i).promptLen() <= 2048);
+            assertTrue(a.get(i).outputLen() >= 4 && a.get(i).outputLen() <= 1024);
+            assertTrue(Arrays.stream(a.get(i).tokenIds()).allMatch(id -> id >= 0 && id < 1000));
+        }
+        List<BenchPrompt> other = ServingDatasets.shareGptLike(1, 1000, ServingDatasets.SHAREGPT_LIKE_INPUT,
+                ServingDatasets.SHAREGPT_LIKE_OUTPUT, 43);
+        assertTrue(!Arrays.equals(a.get(0).tokenIds(), other.get(0).tokenIds()), "another seed, other prompts");
+    }
+
+    @Test
+    void shareGptLikeMediansAndMeansAreThoseStated() {
+        List<BenchPrompt> prompts = ServingDatasets.shareGptLike(20_001, 16, ServingDatasets.SHAREGPT_LIKE_INPUT,
+                ServingDatasets.SHAREGPT_LIKE_OUTPUT, 7);
+        int[] in = prompts.stream().mapToInt(BenchPrompt::promptLen).sorted().toArray();
+        int[] out = prompts.stream().mapToInt(BenchPrompt::outputLen).sorted().toArray();
+        // Over 20,001 draws with sigma 0.8 the sample median's and mean's standard errors are about
+        // 0.7%, so 5% is beyond 7 of them: a false alarm far less likely than 1e-6. The output's
+        // mean is about 242 once clamped at 1,024.
+        assertEquals(170, in[in.length / 2], 170 * 0.05);
+        assertEquals(180, out[out.length / 2], 180 * 0.05);
+        assertEquals(233, Arrays.stream(in).average().orElseThrow(), 233 * 0.05);
+        assertEquals(242, Arrays.stream(out).average().orElseThrow(), 242 * 0.05);
+    }
+
+    @Test
+    void randomLengthsStayWithinTheRange() {
+        for (BenchPrompt p : ServingDatasets.random(500, 50, 100, 20, 0.5, 3)) {
+            assertTrue(p.promptLen() >= 50 && p.promptLen() <= 150, Integer.toString(p.promptLen()));
+            assertTrue(p.outputLen() >= 10 && p.outputLen() <= 30, Integer.toString(p.outputLen()));
+        }
+        for (BenchPrompt p : ServingDatasets.random(10, 50, 100, 20, 0, 3)) {
+            assertEquals(100, p.promptLen());
+            assertEquals(20, p.outputLen());
+        }
+    }
+
+    @Test
+    void arrivalsAreAllAtOnceOrAPoissonProcess() {
+        assertArrayEquals(new long[5], ServingBenchmark.arrivals(5, Double.POSITIVE_INFINITY, 1));
+        long[] at = ServingBenchmark.arrivals(20_000, 50, 1);
+        assertEquals(0, at[0]);
+        for (int i = 1; i < at.length; i++) {
+            assertTrue(at[i] >= at[i - 1]);
+        }
+        // Mean gap 1 / 50 s; over 19,999 exponential gaps the standard error is 0.7%.
+        assertEquals(0.02, at[at.length - 1] / 1e9 / (at.length - 1), 0.02 * 0.04);
+        assertArrayEquals(at, ServingBenchmark.arrivals(20_000, 50, 1));
+    }
+}
