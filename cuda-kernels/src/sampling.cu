@@ -107,7 +107,14 @@ extern "C" int kiln_cuda_sample(const float* logits, int64_t batch, int64_t voca
   if (batch == 0) return KILN_CUDA_OK;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const SampleArgs args{logits, vocab, rows, penalties, penalty_rows, out_ids, out_logprobs};
-  sample_rows_kernel<<<static_cast<unsigned>(batch), kSampleThreads, 0, s>>>(args);
+  // NOTE: rows in flight times their bytes above the L2 sends later passes to HBM; KILN_CUDA_SAMPLE_BLOCKS
+  // caps the rows in flight for measurements (0 or unset: one block per row).
+  static const int64_t blocks_cap = [] {
+    const char* env = std::getenv("KILN_CUDA_SAMPLE_BLOCKS");
+    return env != nullptr ? std::atoll(env) : 0ll;
+  }();
+  const int64_t blocks = blocks_cap > 0 && blocks_cap < batch ? blocks_cap : batch;
+  sample_rows_kernel<<<static_cast<unsigned>(blocks), kSampleThreads, 0, s>>>(args, batch);
   KILN_CHECK_LAUNCH(name);
   if (out_logprobs != nullptr) {
     row_logprobs_kernel<<<static_cast<unsigned>(batch), kSampleThreads, 0, s>>>(args);

@@ -136,12 +136,12 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_chunk_kernel(const Argm
 //   3. top-p: a radix select of the cut by mass among the tokens kept so far (the first pass's
 //      histogram also gives their total, hence the limit); the first digit's bins are 1/128 of a
 //      temperature unit wide, so that tokens spread over them and shared atomics rarely collide;
-//   4. the kept mass of 1,024 consecutive chunks of ids; the draw's target falls in one of them,
-//      which one warp then scans in id order.
+//   4. the kept mass of each warp's 32nd of the ids; the draw's target falls in one of them,
+//      which the block then scans in id order, a few ids a thread.
+// A token's exponential is computed only once its rank key has passed the cheaper tests.
 // Every sum is of integers, so the order of the atomics and reductions changes nothing.
 
-constexpr int kSampleThreads = 1024;
-constexpr int kSampleChunks = 1024;
+constexpr int kSampleThreads = 512;
 constexpr int kRankBins = 4096;  // the widest digit: 12 bits
 
 namespace sm = ::kiln::sampling;
@@ -191,19 +191,39 @@ struct SampleView {
   SampleRow p;
   float max_logit, inv_t;
 
-  __device__ __forceinline__ float logit(int64_t i) const {
-    if (table == nullptr) return sm::clean(row[i]);
-    return sm::processed_logit(row[i], table[i], p.flags, p.repetition, p.presence, p.frequency);
+  __device__ __forceinline__ float processed(float raw, uint32_t entry) const {
+    if (table == nullptr) return sm::clean(raw);
+    return sm::processed_logit(raw, entry, p.flags, p.repetition, p.presence, p.frequency);
   }
-  // The token's rank key and mass, and whether min-p keeps it.
-  __device__ __forceinline__ void rank_mass(int64_t i, uint32_t& rank, uint64_t& mass, bool& min_p_kept) const {
-    const float d = sm::distance(max_logit, logit(i), inv_t);
+  __device__ __forceinline__ float logit(int64_t i) const { return processed(__ldg(row + i), table ? table[i] : 0u); }
+  __device__ __forceinline__ float distance_of(float y) const { return sm::distance(max_logit, y, inv_t); }
+  // The mass of a token at distance d that min-p keeps, else 0 (the exponential only computed
+  // for tokens that passed the cheaper rank tests).
+  __device__ __forceinline__ uint64_t kept_mass(float d) const {
     const float w = sm::weight(d);
-    rank = sm::rank_key(d);
-    mass = sm::mass(w);
-    min_p_kept = !(p.min_p > 0.0f) || w >= p.min_p;
+    return (p.min_p > 0.0f && !(w >= p.min_p)) ? 0 : sm::mass(w);
   }
 };
+
+// Calls f(i, processed logit) for ids i = first, first + stride, ... below end, in that order,
+// with four loads in flight (a pass is bound by load latency otherwise).
+template <typename F>
+__device__ __forceinline__ void for_each_logit(const SampleView& v, int64_t first, int64_t end, int64_t stride, F&& f) {
+  constexpr int kInFlight = 4;
+  int64_t i = first;
+  for (; i + (kInFlight - 1) * stride < end; i += kInFlight * stride) {
+    float raw[kInFlight];
+    uint32_t entry[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      raw[u] = __ldg(v.row + i + u * stride);
+      entry[u] = v.table != nullptr ? v.table[i + u * stride] : 0u;
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) f(i + u * stride, v.processed(raw[u], entry[u]));
+  }
+  for (; i < end; i += stride) f(i, v.logit(i));
+}
 
 __device__ __forceinline__ uint64_t warp_sum_u64(uint64_t v) {
 #pragma unroll
@@ -252,174 +272,173 @@ __device__ __forceinline__ void select_ascending(const C* hist, int bins, C* nee
 __device__ __forceinline__ int rank_digit_shift(int level) { return level == 0 ? 19 : level == 1 ? 9 : 0; }
 __device__ __forceinline__ int rank_digit_bits(int level) { return level == 0 ? 12 : level == 1 ? 10 : 9; }
 
-__global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const SampleArgs a) {
-  __shared__ union {
+struct SampleShared {
+  union {
     uint32_t count[kRankBins];
-    unsigned long long mass[kRankBins];
+    unsigned long long mass[kRankBins];  // also the chunks' masses in the draw
   } hist;
-  __shared__ unsigned long long chunk_mass[kSampleChunks];
-  __shared__ float s_val[32];
-  __shared__ int64_t s_idx[32];
-  __shared__ unsigned long long s_need;
-  __shared__ uint32_t s_count_need;
-  __shared__ uint32_t s_digit;
-  __shared__ int64_t s_pick;
+  float val[32];
+  int64_t idx[32];
+  unsigned long long need;
+  uint32_t count_need;
+  uint32_t digit;
+  int64_t pick;
+};
 
-  const int64_t b = blockIdx.x;
+// Top-k: the k-th smallest rank key among all tokens, by a radix select of counts.
+__device__ uint32_t top_k_key(const SampleView& v, int64_t vocab, SampleShared& sh) {
+  const int tid = threadIdx.x;
+  uint32_t prefix = 0, resolved = 0;
+  if (tid == 0) sh.count_need = static_cast<uint32_t>(v.p.top_k);
+  for (int level = 0; level < 3; ++level) {
+    const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level);
+    for (int j = tid; j < bins; j += kSampleThreads) sh.hist.count[j] = 0;
+    __syncthreads();
+    for_each_logit(v, tid, vocab, kSampleThreads, [&](int64_t, float y) {
+      const uint32_t r = sm::rank_key(v.distance_of(y));
+      if ((r & resolved) == prefix) atomicAdd(&sh.hist.count[(r >> shift) & (bins - 1)], 1u);
+    });
+    __syncthreads();
+    if (tid < 32) select_ascending<uint32_t>(sh.hist.count, bins, &sh.count_need, &sh.digit);
+    __syncthreads();
+    prefix |= sh.digit << shift;
+    resolved |= static_cast<uint32_t>(bins - 1) << shift;
+    __syncthreads();
+  }
+  return prefix;
+}
+
+// Top-p: the rank key of the group where the cumulative kept mass, ascending, reaches the limit.
+__device__ uint32_t top_p_key(const SampleView& v, int64_t vocab, uint32_t max_key, SampleShared& sh) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  uint32_t prefix = 0, resolved = 0;
+  for (int level = 0; level < 3; ++level) {
+    const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level);
+    for (int j = tid; j < bins; j += kSampleThreads) sh.hist.mass[j] = 0;
+    __syncthreads();
+    for_each_logit(v, tid, vocab, kSampleThreads, [&](int64_t, float y) {
+      const float d = v.distance_of(y);
+      const uint32_t r = sm::rank_key(d);
+      if (r > max_key || (r & resolved) != prefix) return;
+      const uint64_t m = v.kept_mass(d);
+      if (m != 0) atomicAdd(&sh.hist.mass[(r >> shift) & (bins - 1)], static_cast<unsigned long long>(m));
+    });
+    __syncthreads();
+    if (tid < 32) {
+      if (level == 0) {
+        uint64_t total = 0;
+        for (int j = lane; j < bins; j += 32) total += sh.hist.mass[j];
+        total = warp_sum_u64(total);
+        if (lane == 0) sh.need = sm::top_p_limit(total, v.p.top_p);
+        __syncwarp();
+      }
+      select_ascending<unsigned long long>(sh.hist.mass, bins, &sh.need, &sh.digit);
+    }
+    __syncthreads();
+    prefix |= sh.digit << shift;
+    resolved |= static_cast<uint32_t>(bins - 1) << shift;
+    __syncthreads();
+  }
+  return prefix;
+}
+
+// The draw: each warp sums the kept mass of its 32nd of the ids; the target falls in one such
+// segment, which the block then splits into runs of a few ids per thread and scans.
+__device__ int64_t draw_kept(const SampleView& v, int64_t vocab, uint32_t max_key, SampleShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int64_t vocab = a.vocab;
-  SampleView v;
-  v.p = load_sample_row(a.rows + b * KILN_SAMPLE_ROW_WORDS, a);
-  v.row = a.logits + b * vocab;
-  v.table = v.p.penalty_row >= 0 ? a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab : nullptr;
-
-  float best = sm::negative_infinity();
-  int64_t best_idx = INT64_MAX;
-  for (int64_t i = tid; i < vocab; i += kSampleThreads) {
-    const float y = v.logit(i);
-    if (y > best) best = y, best_idx = i;  // ascending i per thread: the first maximum stays
+  constexpr int kWarps = kSampleThreads / 32;
+  auto mass_of = [&](float y) -> uint64_t {
+    const float d = v.distance_of(y);
+    return sm::rank_key(d) <= max_key ? v.kept_mass(d) : 0;
+  };
+  const int64_t segment_len = (vocab + kWarps - 1) / kWarps;
+  {
+    const int64_t begin = warp * segment_len, end = min(vocab, begin + segment_len);
+    uint64_t sum = 0;
+    for_each_logit(v, begin + lane, end, 32, [&](int64_t, float y) { sum += mass_of(y); });
+    sum = warp_sum_u64(sum);
+    if (lane == 0) sh.hist.mass[warp] = sum;
   }
-  block_argmax(best, best_idx, s_val, s_idx);
-  int64_t pick = best_idx >= vocab ? 0 : best_idx;  // every logit -inf: token 0
-  v.max_logit = best;
-
-  if (v.p.temperature > 0.0f && best != sm::negative_infinity()) {
-    v.inv_t = sm::div(1.0f, v.p.temperature);
-    uint32_t max_key = UINT32_MAX;
-    // Top-k: the k-th smallest rank key among all tokens.
-    if (v.p.top_k > 0 && v.p.top_k < vocab) {
-      uint32_t prefix = 0, resolved = 0;
-      if (tid == 0) s_count_need = static_cast<uint32_t>(v.p.top_k);
-      for (int level = 0; level < 3; ++level) {
-        const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level);
-        for (int j = tid; j < bins; j += kSampleThreads) hist.count[j] = 0;
-        __syncthreads();
-        for (int64_t i = tid; i < vocab; i += kSampleThreads) {
-          const uint32_t r = sm::rank_key(sm::distance(v.max_logit, v.logit(i), v.inv_t));
-          if ((r & resolved) == prefix) atomicAdd(&hist.count[(r >> shift) & (bins - 1)], 1u);
-        }
-        __syncthreads();
-        if (warp == 0) select_ascending<uint32_t>(hist.count, bins, &s_count_need, &s_digit);
-        __syncthreads();
-        prefix |= s_digit << shift;
-        resolved |= static_cast<uint32_t>(bins - 1) << shift;
-        __syncthreads();
-      }
-      max_key = prefix;
-    }
-    // Top-p: the rank key of the group where the cumulative kept mass, ascending, reaches the limit.
-    if (v.p.top_p != 0) {
-      uint32_t prefix = 0, resolved = 0;
-      for (int level = 0; level < 3; ++level) {
-        const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level);
-        for (int j = tid; j < bins; j += kSampleThreads) hist.mass[j] = 0;
-        __syncthreads();
-        for (int64_t i = tid; i < vocab; i += kSampleThreads) {
-          uint32_t r;
-          uint64_t m;
-          bool min_p_kept;
-          v.rank_mass(i, r, m, min_p_kept);
-          if (min_p_kept && r <= max_key && (r & resolved) == prefix && m != 0)
-            atomicAdd(&hist.mass[(r >> shift) & (bins - 1)], static_cast<unsigned long long>(m));
-        }
-        __syncthreads();
-        if (warp == 0) {
-          if (level == 0) {
-            uint64_t total = 0;
-            for (int j = lane; j < bins; j += 32) total += hist.mass[j];
-            total = warp_sum_u64(total);
-            if (lane == 0) s_need = sm::top_p_limit(total, v.p.top_p);
-            __syncwarp();
-          }
-          select_ascending<unsigned long long>(hist.mass, bins, &s_need, &s_digit);
-        }
-        __syncthreads();
-        prefix |= s_digit << shift;
-        resolved |= static_cast<uint32_t>(bins - 1) << shift;
-        __syncthreads();
-      }
-      max_key = min(max_key, prefix);
-    }
-    // The kept mass of each chunk of consecutive ids.
-    const int64_t chunk_len = (vocab + kSampleChunks - 1) / kSampleChunks;
-    for (int c = warp; c < kSampleChunks; c += kSampleThreads / 32) {
-      const int64_t begin = c * chunk_len, end = min(vocab, begin + chunk_len);
-      uint64_t sum = 0;
-      for (int64_t i = begin + lane; i < end; i += 32) {
-        uint32_t r;
-        uint64_t m;
-        bool min_p_kept;
-        v.rank_mass(i, r, m, min_p_kept);
-        if (min_p_kept && r <= max_key) sum += m;
-      }
-      sum = warp_sum_u64(sum);
-      if (lane == 0) chunk_mass[c] = sum;
-    }
-    __syncthreads();
-    if (warp == 0) {
-      // Lane l owns chunks [32 l, 32 l + 32).
-      uint64_t mine = 0;
-      for (int j = 0; j < 32; ++j) mine += chunk_mass[lane * 32 + j];
-      uint64_t inclusive = mine;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const uint64_t other = __shfl_up_sync(0xffffffffu, inclusive, o);
-        if (lane >= o) inclusive += other;
-      }
-      const uint64_t kept_mass = __shfl_sync(0xffffffffu, inclusive, 31);
-      const uint64_t target = sm::draw_target(v.p.random53, kept_mass);
-      const uint64_t exclusive = inclusive - mine;
-      const unsigned crossing = __ballot_sync(0xffffffffu, exclusive <= target && target < inclusive);
-      int chunk = 0;
-      uint64_t before = 0;
-      if (crossing != 0) {
-        const int owner = __ffs(crossing) - 1;
-        if (lane == owner) {
-          uint64_t cum = exclusive;
-          for (int j = 0; j < 32; ++j) {
-            const uint64_t h = chunk_mass[lane * 32 + j];
-            if (cum + h > target) {
-              chunk = lane * 32 + j;
-              break;
-            }
-            cum += h;
-          }
-          before = cum;
-        }
-        chunk = __shfl_sync(0xffffffffu, chunk, owner);
-        before = __shfl_sync(0xffffffffu, before, owner);
-        // The chunk in id order: the first token whose inclusive cumulative mass passes the target.
-        const int64_t begin = chunk * chunk_len, end = min(vocab, begin + chunk_len);
-        int64_t found = -1;
-        for (int64_t base = begin; base < end && found < 0; base += 32) {
-          const int64_t i = base + lane;
-          uint64_t m = 0;
-          if (i < end) {
-            uint32_t r;
-            bool min_p_kept;
-            v.rank_mass(i, r, m, min_p_kept);
-            if (!(min_p_kept && r <= max_key)) m = 0;
-          }
-          uint64_t incl = m;
-#pragma unroll
-          for (int o = 1; o < 32; o <<= 1) {
-            const uint64_t other = __shfl_up_sync(0xffffffffu, incl, o);
-            if (lane >= o) incl += other;
-          }
-          const unsigned passed = __ballot_sync(0xffffffffu, before + incl > target);
-          if (passed != 0) found = base + __ffs(passed) - 1;
-          before += __shfl_sync(0xffffffffu, incl, 31);
-        }
-        if (found >= 0) pick = found;
-      }
-      if (lane == 0) s_pick = pick;
-    }
-    __syncthreads();
-    pick = s_pick;
-  }
+  __syncthreads();
   if (tid == 0) {
-    a.out_ids[b] = static_cast<int32_t>(pick);
-    if (v.table != nullptr) atomicAdd(a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab + pick, 1u);
+    uint64_t kept_mass = 0;
+    for (int w = 0; w < kWarps; ++w) kept_mass += sh.hist.mass[w];
+    const uint64_t target = sm::draw_target(v.p.random53, kept_mass);
+    uint64_t before = 0;
+    int segment = 0;
+    while (segment < kWarps - 1 && before + sh.hist.mass[segment] <= target) before += sh.hist.mass[segment++];
+    sh.need = target - before;  // what is still to pass inside the segment
+    sh.digit = static_cast<uint32_t>(segment);
+  }
+  __syncthreads();
+  const uint64_t remaining = sh.need;
+  const int64_t begin = sh.digit * segment_len, end = min(vocab, begin + segment_len);
+  const int64_t run = (segment_len + kSampleThreads - 1) / kSampleThreads;
+  const int64_t run_begin = min(end, begin + tid * run), run_end = min(end, run_begin + run);
+  uint64_t own = 0;
+  for (int64_t i = run_begin; i < run_end; ++i) own += mass_of(v.logit(i));
+  // Block-wide exclusive scan of the runs' masses.
+  uint64_t inclusive = own;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const uint64_t other = __shfl_up_sync(0xffffffffu, inclusive, o);
+    if (lane >= o) inclusive += other;
+  }
+  __syncthreads();
+  if (lane == 31) sh.hist.mass[kWarps + warp] = inclusive;
+  __syncthreads();
+  uint64_t warp_offset = 0;
+  for (int w = 0; w < warp; ++w) warp_offset += sh.hist.mass[kWarps + w];
+  const uint64_t exclusive = warp_offset + inclusive - own;
+  if (tid == 0) sh.pick = -1;
+  __syncthreads();
+  if (exclusive <= remaining && remaining < exclusive + own) {
+    uint64_t cum = exclusive;
+    for (int64_t i = run_begin; i < run_end; ++i) {
+      cum += mass_of(v.logit(i));
+      if (cum > remaining) {
+        sh.pick = i;
+        break;
+      }
+    }
+  }
+  __syncthreads();
+  return sh.pick;
+}
+
+// Rows b = blockIdx.x, + gridDim.x, ...: a grid smaller than the batch keeps fewer rows in
+// flight, so that their later passes find them in L2.
+__global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const SampleArgs a, int64_t batch) {
+  __shared__ SampleShared sh;
+  const int tid = threadIdx.x;
+  const int64_t vocab = a.vocab;
+  for (int64_t b = blockIdx.x; b < batch; b += gridDim.x) {
+    SampleView v;
+    v.p = load_sample_row(a.rows + b * KILN_SAMPLE_ROW_WORDS, a);
+    v.row = a.logits + b * vocab;
+    v.table = v.p.penalty_row >= 0 ? a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab : nullptr;
+
+    float best = sm::negative_infinity();
+    int64_t best_idx = INT64_MAX;
+    for_each_logit(v, tid, vocab, kSampleThreads, [&](int64_t i, float y) {
+      if (y > best) best = y, best_idx = i;  // ascending i per thread: the first maximum stays
+    });
+    block_argmax(best, best_idx, sh.val, sh.idx);
+    int64_t pick = best_idx >= vocab ? 0 : best_idx;  // every logit -inf: token 0
+    v.max_logit = best;
+    if (v.p.temperature > 0.0f && best != sm::negative_infinity()) {
+      v.inv_t = sm::div(1.0f, v.p.temperature);
+      uint32_t max_key = UINT32_MAX;
+      if (v.p.top_k > 0 && v.p.top_k < vocab) max_key = top_k_key(v, vocab, sh);
+      if (v.p.top_p != 0) max_key = min(max_key, top_p_key(v, vocab, max_key, sh));
+      const int64_t drawn = draw_kept(v, vocab, max_key, sh);
+      if (drawn >= 0) pick = drawn;  // NOTE: always found: the most likely token holds 2^40 of the mass
+    }
+    if (tid == 0) {
+      a.out_ids[b] = static_cast<int32_t>(pick);
+      if (v.table != nullptr) atomicAdd(a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab + pick, 1u);
+    }
+    __syncthreads();  // the shared state is the next row's
   }
 }
 
@@ -489,9 +508,10 @@ __global__ void __launch_bounds__(kSampleThreads) row_logprobs_kernel(const Samp
   float row_max = m;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, o));
+  constexpr int kWarps = kSampleThreads / 32;
   if (lane == 0) s_max[warp] = row_max;
   __syncthreads();
-  row_max = s_max[lane];
+  row_max = lane < kWarps ? s_max[lane] : sm::negative_infinity();
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, o));
   double sum = (m == sm::negative_infinity()) ? 0.0 : static_cast<double>(s) * exp(static_cast<double>(m) - row_max);
@@ -513,8 +533,8 @@ __global__ void __launch_bounds__(kSampleThreads) row_logprobs_kernel(const Samp
   if (lane == 0) s_sum[warp] = sum, s_rank[warp] = rank;
   __syncthreads();
   if (warp != 0) return;
-  sum = s_sum[lane];
-  rank = s_rank[lane];
+  sum = lane < kWarps ? s_sum[lane] : 0.0;
+  rank = lane < kWarps ? s_rank[lane] : 0;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -532,10 +552,11 @@ __global__ void __launch_bounds__(kSampleThreads) row_logprobs_kernel(const Samp
   }
   head = 0;
   for (int r = 0; r < n; ++r) {
-    float x = head < n ? s_top_x[lane][head] : sm::negative_infinity();
-    int32_t id = head < n ? s_top_id[lane][head] : INT32_MAX;
+    const bool has = lane < kWarps && head < n;
+    float x = has ? s_top_x[lane][head] : sm::negative_infinity();
+    int32_t id = has ? s_top_id[lane][head] : INT32_MAX;
     warp_most_likely(x, id);
-    if (head < n && s_top_id[lane][head] == id) ++head;
+    if (has && s_top_id[lane][head] == id) ++head;
     if (lane == 0) {
       out[2 + 2 * r] = id;
       out[3 + 2 * r] = __float_as_int(logprob(x));

@@ -142,11 +142,12 @@ KILN_SAMPLING_FN float exp_nonpositive(float x) {
 }
 
 // A token's distance below the most likely one in temperature units, d = (max - y) / T, and the
-// two integers the draw uses: its rank key q = d in fixed point (2^-26 units, saturating at 2^31;
+// two integers the draw uses: its rank key q = d in fixed point (2^-26 units, saturating at 2^31 - 1;
 // ties in q are ties for top-k and top-p) and its mass W = exp(-d) in 2^-40 units (0 when smaller).
 constexpr float kRankScale = 67108864.0f;         // 2^26
 constexpr float kRankSaturation = 2147483648.0f;  // 2^31
 constexpr float kMassScale = 1099511627776.0f;    // 2^40
+constexpr uint32_t kRankMax = 0x7fffffffu;        // every key below 2^31, so three digits of 12 + 10 + 9 bits hold it
 
 KILN_SAMPLING_FN float distance(float max_logit, float y, float inv_temperature) {
   return mul(sub(max_logit, y), inv_temperature);
@@ -154,7 +155,7 @@ KILN_SAMPLING_FN float distance(float max_logit, float y, float inv_temperature)
 
 KILN_SAMPLING_FN uint32_t rank_key(float d) {
   float scaled = mul(d, kRankScale);
-  if (!(scaled < kRankSaturation)) scaled = kRankSaturation;
+  if (!(scaled < kRankSaturation)) return kRankMax;
 #ifdef __CUDA_ARCH__
   return __float2uint_rz(scaled);
 #else
