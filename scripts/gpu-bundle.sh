@@ -17,7 +17,8 @@ mvn -B -q test-compile -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
 mvn -B -q dependency:copy-dependencies -DincludeScope=test -DoutputDirectory="$build/gpu-lib" -Dkiln.build.dir="$build"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
-for jar in javacpp cuda jackson-core jackson-databind jackson-annotations picocli; do
+# The server (kiln serve) needs Jetty, the Prometheus client and SLF4J besides.
+for jar in javacpp cuda jackson-core jackson-databind jackson-annotations picocli jetty prometheus-metrics slf4j-api; do
   cp "$build"/gpu-lib/"$jar"-*.jar .gpu/lib/
 done
 # Of the CUDA presets' JNI libraries only the runtime's and cuBLAS's are loaded: keep those.
@@ -36,7 +37,8 @@ mkdir -p .gpu/bin && cp "$build"/cmake/cuda-kernels/kiln_op_tests "$build"/cmake
 strip --strip-unneeded .gpu/bin/*
 if [[ ! -x .jre/bin/java ]]; then
   jdk=${JDK_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
-  "$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported \
+  # java.net.http: the client of `kiln bench serve`.
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,java.net.http \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output .jre
 fi
 # NOTE: the runtime's libraries carry symbols worth 4 MB of the 64 MB that may travel.
