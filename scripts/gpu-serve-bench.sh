@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Serving benchmark on the GPU machine (after scripts/gpu-bundle.sh): `kiln serve` on a random-weight
 # model of a real shape, then `kiln bench serve` with ShareGPT-like lengths, greedy and sampled:
-#   1. N requests all at once, greedy;
-#   2. the same N at temperature 0.8 / top_p 0.95 (per-request seeds);
-#   3. Poisson arrivals at RATE req/s, sampled the same way.
+#   1. N requests all at once, greedy, then the same N at temperature 0.8 / top_p 0.95 (per-request
+#      seeds), twice in turn (the first greedy run after 8 warm-up requests);
+#   2. 2N/5 requests arriving as a Poisson process of RATE req/s, sampled the same way.
 #   scripts/gpu-serve-bench.sh [shape]     (default llama-3-8b; N=1000, RATE=16, results under ${OUT:-/tmp/kiln-serve})
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,9 +26,12 @@ for _ in $(seq 1 300); do
   kill -0 $server 2>/dev/null || { cat "$out/serve.log"; exit 1; }
   sleep 1
 done
-bench() { kiln bench serve --base-url http://127.0.0.1:8000 --model "$dir" --num-prompts "$n" --seed 0 "$@"; }
-bench --num-warmups 8 --result-file "$out/greedy.json" 2> "$out/greedy.txt"
-bench --temperature 0.8 --top-p 0.95 --sampling-seed 0 --result-file "$out/sampled.json" 2> "$out/sampled.txt"
-bench --temperature 0.8 --top-p 0.95 --sampling-seed 0 --request-rate "$rate" --num-prompts $((n * 2 / 5)) \
+bench() { kiln bench serve --base-url http://127.0.0.1:8000 --model "$dir" --seed 0 "$@"; }
+sampled=(--temperature 0.8 --top-p 0.95 --sampling-seed 0)
+bench --num-prompts "$n" --num-warmups 8 --result-file "$out/greedy-1.json" 2> "$out/greedy-1.txt"
+bench --num-prompts "$n" "${sampled[@]}" --result-file "$out/sampled-1.json" 2> "$out/sampled-1.txt"
+bench --num-prompts "$n" --result-file "$out/greedy-2.json" 2> "$out/greedy-2.txt"
+bench --num-prompts "$n" "${sampled[@]}" --result-file "$out/sampled-2.json" 2> "$out/sampled-2.txt"
+bench --num-prompts $((n * 2 / 5)) "${sampled[@]}" --request-rate "$rate" \
   --result-file "$out/sampled-poisson.json" 2> "$out/sampled-poisson.txt"
 curl -s http://127.0.0.1:8000/metrics | grep -E '^kiln_requests_(running|waiting)' > "$out/gauges-after.txt" || true

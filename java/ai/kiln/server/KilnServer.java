@@ -44,6 +44,9 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  */
 public final class KilnServer implements AutoCloseable {
 
+    /** Connections the kernel may hold for accepting (the listen backlog). */
+    static final int ACCEPT_QUEUE = 4096;
+
     /**
      * What {@code kiln serve} configures.
      *
@@ -169,6 +172,10 @@ public final class KilnServer implements AutoCloseable {
         connector.setHost(options.host());
         connector.setPort(options.port());
         connector.setIdleTimeout(TimeUnit.SECONDS.toMillis(60));
+        // NOTE: Jetty's default leaves the listen backlog at the JVM's 50, which a burst of
+        // clients connecting at once (a balancer's retry storm, a benchmark) overflows. The kernel
+        // caps this at net.core.somaxconn.
+        connector.setAcceptQueueSize(ACCEPT_QUEUE);
         jetty.addConnector(connector);
         jetty.setHandler(new ApiHandler());
         jetty.setErrorHandler(new JsonErrorHandler());
