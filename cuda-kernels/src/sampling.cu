@@ -99,7 +99,7 @@ extern "C" int kiln_cuda_sample(const float* logits, int64_t batch, int64_t voca
                                 void* stream) {
   const char* name = "kiln_cuda_sample";
   KILN_REQUIRE(logits && rows && out_ids, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null logits, rows or out_ids", name);
-  KILN_REQUIRE(batch >= 0 && batch <= 2147483647 && vocab > 0 && vocab < (1ll << 31) && penalty_rows >= 0,
+  KILN_REQUIRE(batch >= 0 && batch <= 268435455 && vocab > 0 && vocab < (1ll << 31) && penalty_rows >= 0,
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: bad sizes (batch %lld, vocab %lld, penalty rows %lld)", name,
                (long long)batch, (long long)vocab, (long long)penalty_rows);
   KILN_REQUIRE(penalties != nullptr || penalty_rows == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
@@ -107,14 +107,33 @@ extern "C" int kiln_cuda_sample(const float* logits, int64_t batch, int64_t voca
   if (batch == 0) return KILN_CUDA_OK;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const SampleArgs args{logits, vocab, rows, penalties, penalty_rows, out_ids, out_logprobs};
-  // NOTE: rows in flight times their bytes above the L2 sends later passes to HBM; KILN_CUDA_SAMPLE_BLOCKS
-  // caps the rows in flight for measurements (0 or unset: one block per row).
-  static const int64_t blocks_cap = [] {
-    const char* env = std::getenv("KILN_CUDA_SAMPLE_BLOCKS");
-    return env != nullptr ? std::atoll(env) : 0ll;
-  }();
-  const int64_t blocks = blocks_cap > 0 && blocks_cap < batch ? blocks_cap : batch;
-  sample_rows_kernel<<<static_cast<unsigned>(blocks), kSampleThreads, 0, s>>>(args, batch);
+  // A row over a cluster of C blocks (sm_90 only): the largest C of 1, 2, 4, 8 that keeps the
+  // grid within two blocks per multiprocessor.
+  int major = 0, device = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  const int64_t sms = current_sm_count();
+  int64_t cluster = 1;
+  while (major >= 9 && cluster < 8 && batch * cluster * 2 <= 2 * sms) cluster *= 2;
+  const size_t smem = sizeof(SampleShared);
+  static const cudaError_t smem_status =
+      cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  KILN_REQUIRE(smem_status == cudaSuccess, KILN_CUDA_ERR_LAUNCH, "%s: %zu bytes of shared memory: %s", name, smem,
+               cudaGetErrorString(smem_status));
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(batch * cluster));
+  config.blockDim = dim3(kSampleThreads);
+  config.dynamicSmemBytes = smem;
+  config.stream = s;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = static_cast<unsigned>(cluster);
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = major >= 9 ? 1 : 0;
+  const cudaError_t launched = cudaLaunchKernelEx(&config, sample_rows_kernel, args);
+  KILN_REQUIRE(launched == cudaSuccess, KILN_CUDA_ERR_LAUNCH, "%s: %s", name, cudaGetErrorString(launched));
   KILN_CHECK_LAUNCH(name);
   if (out_logprobs != nullptr) {
     row_logprobs_kernel<<<static_cast<unsigned>(batch), kSampleThreads, 0, s>>>(args);

@@ -6,6 +6,8 @@
 #include "common.cuh"
 #include "kiln_sampling.h"
 
+#include <cooperative_groups.h>
+
 namespace kiln {
 
 __device__ __forceinline__ float logit_at(const float* row, int64_t i) { return row[i]; }
@@ -128,16 +130,16 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_chunk_kernel(const Argm
 }
 
 // ---- the sampler ---------------------------------------------------------------------------
-// One block per row reaches the integers of the contract in kiln_sampling.h by passes over the
-// row (the logits stay in L2 or HBM; each pass recomputes a token's processed logit, distance,
-// rank key and mass from them):
+// One block per row (or a cluster of blocks, at small batches) reaches the integers of the
+// contract in kiln_sampling.h by passes over the row (the logits stay in L2 or HBM; each pass
+// recomputes a token's processed logit, distance, rank key and mass from them):
 //   1. the processed logits' maximum and first argmax (greedy rows end here);
 //   2. top-k: a radix select of the k-th smallest rank key by token counts, 12 + 10 + 9 bits;
 //   3. top-p: a radix select of the cut by mass among the tokens kept so far (the first pass's
 //      histogram also gives their total, hence the limit); the first digit's bins are 1/128 of a
 //      temperature unit wide, so that tokens spread over them and shared atomics rarely collide;
-//   4. the kept mass of each warp's 32nd of the ids; the draw's target falls in one of them,
-//      which the block then scans in id order, a few ids a thread.
+//   4. the kept mass of each warp's share of the block's ids; the draw's target falls in one,
+//      which its block then scans in id order, a few ids a thread.
 // A token's exponential is computed only once its rank key has passed the cheaper tests.
 // Every sum is of integers, so the order of the atomics and reductions changes nothing.
 
@@ -272,107 +274,196 @@ __device__ __forceinline__ void select_ascending(const C* hist, int bins, C* nee
 __device__ __forceinline__ int rank_digit_shift(int level) { return level == 0 ? 19 : level == 1 ? 9 : 0; }
 __device__ __forceinline__ int rank_digit_bits(int level) { return level == 0 ? 12 : level == 1 ? 10 : 9; }
 
+// ---- a row over a cluster of blocks ---------------------------------------------------------
+// At small batches one block a row leaves most of the GPU idle, so a row may be split over a
+// cluster of up to 8 blocks (sm_90), each taking a contiguous slice of the ids. Every cluster-wide
+// quantity (the maximum, each histogram, the segments' masses) is reduced through distributed
+// shared memory in rank order, so every block of the cluster reaches the same integers, and those
+// are the ones one block alone would reach.
+
+__device__ __forceinline__ unsigned cluster_rank() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  return cooperative_groups::this_cluster().block_rank();
+#else
+  return 0;
+#endif
+}
+
+__device__ __forceinline__ unsigned cluster_blocks() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  return cooperative_groups::this_cluster().num_blocks();
+#else
+  return 1;
+#endif
+}
+
+// Every thread of the cluster waits for every other; shared memory written before is visible.
+__device__ __forceinline__ void cluster_barrier() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cooperative_groups::this_cluster().sync();
+#else
+  __syncthreads();
+#endif
+}
+
+// The same shared variable in the block of cluster rank `rank`.
+template <typename T>
+__device__ __forceinline__ T* at_rank(T* local, unsigned rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  return cooperative_groups::this_cluster().map_shared_rank(local, rank);
+#else
+  (void)rank;
+  return local;
+#endif
+}
+
+constexpr int kSampleWarps = kSampleThreads / 32;
+
 struct SampleShared {
-  union {
-    uint32_t count[kRankBins];
-    unsigned long long mass[kRankBins];  // also the chunks' masses in the draw
-  } hist;
+  unsigned long long hist[2][kRankBins];  // this block's histogram, by level parity
+  unsigned long long merged[kRankBins];   // the cluster's, summed in rank order
+  unsigned long long segment_mass[kSampleWarps];
+  unsigned long long run_mass[kSampleWarps];
   float val[32];
   int64_t idx[32];
+  float best;                              // this block's maximum and its first index
+  int64_t best_idx;
   unsigned long long need;
-  uint32_t count_need;
   uint32_t digit;
+  uint32_t owner;                          // the rank whose slice holds the drawn token
   int64_t pick;
 };
 
+// One row's slice [lo, hi) in this block, and the level count that picks histogram buffers.
+struct RowSlice {
+  int64_t lo, hi;
+  int level;
+};
+
+// This level's histogram buffer as counts (32-bit atomics are the cheaper) or masses.
+template <typename C>
+__device__ __forceinline__ C* histogram(SampleShared& sh, int parity) {
+  return reinterpret_cast<C*>(&sh.hist[parity][0]);
+}
+
+// Sums every block's histogram of this level into `merged` (all blocks get the same sums).
+template <typename C>
+__device__ __forceinline__ void merge_histograms(SampleShared& sh, int parity, int bins) {
+  cluster_barrier();
+  const unsigned blocks = cluster_blocks();
+  C* local = histogram<C>(sh, parity);
+  for (int j = threadIdx.x; j < bins; j += kSampleThreads) {
+    unsigned long long total = 0;
+    for (unsigned r = 0; r < blocks; ++r) total += at_rank(local, r)[j];
+    sh.merged[j] = total;
+  }
+  __syncthreads();
+}
+
 // Top-k: the k-th smallest rank key among all tokens, by a radix select of counts.
-__device__ uint32_t top_k_key(const SampleView& v, int64_t vocab, SampleShared& sh) {
+__device__ uint32_t top_k_key(const SampleView& v, RowSlice& slice, SampleShared& sh) {
   const int tid = threadIdx.x;
   uint32_t prefix = 0, resolved = 0;
-  if (tid == 0) sh.count_need = static_cast<uint32_t>(v.p.top_k);
-  for (int level = 0; level < 3; ++level) {
-    const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level);
-    for (int j = tid; j < bins; j += kSampleThreads) sh.hist.count[j] = 0;
+  if (tid == 0) sh.need = static_cast<unsigned long long>(v.p.top_k);
+  for (int level = 0; level < 3; ++level, ++slice.level) {
+    const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level), parity = slice.level & 1;
+    uint32_t* hist = histogram<uint32_t>(sh, parity);
+    for (int j = tid; j < bins; j += kSampleThreads) hist[j] = 0;
     __syncthreads();
-    for_each_logit(v, tid, vocab, kSampleThreads, [&](int64_t, float y) {
+    for_each_logit(v, slice.lo + tid, slice.hi, kSampleThreads, [&](int64_t, float y) {
       const uint32_t r = sm::rank_key(v.distance_of(y));
-      if ((r & resolved) == prefix) atomicAdd(&sh.hist.count[(r >> shift) & (bins - 1)], 1u);
+      if ((r & resolved) == prefix) atomicAdd(&hist[(r >> shift) & (bins - 1)], 1u);
     });
     __syncthreads();
-    if (tid < 32) select_ascending<uint32_t>(sh.hist.count, bins, &sh.count_need, &sh.digit);
+    merge_histograms<uint32_t>(sh, parity, bins);
+    if (tid < 32) select_ascending<unsigned long long>(sh.merged, bins, &sh.need, &sh.digit);
     __syncthreads();
     prefix |= sh.digit << shift;
     resolved |= static_cast<uint32_t>(bins - 1) << shift;
-    __syncthreads();
   }
   return prefix;
 }
 
 // Top-p: the rank key of the group where the cumulative kept mass, ascending, reaches the limit.
-__device__ uint32_t top_p_key(const SampleView& v, int64_t vocab, uint32_t max_key, SampleShared& sh) {
+__device__ uint32_t top_p_key(const SampleView& v, RowSlice& slice, uint32_t max_key, SampleShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31;
   uint32_t prefix = 0, resolved = 0;
-  for (int level = 0; level < 3; ++level) {
-    const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level);
-    for (int j = tid; j < bins; j += kSampleThreads) sh.hist.mass[j] = 0;
+  for (int level = 0; level < 3; ++level, ++slice.level) {
+    const int bins = 1 << rank_digit_bits(level), shift = rank_digit_shift(level), parity = slice.level & 1;
+    unsigned long long* hist = histogram<unsigned long long>(sh, parity);
+    for (int j = tid; j < bins; j += kSampleThreads) hist[j] = 0;
     __syncthreads();
-    for_each_logit(v, tid, vocab, kSampleThreads, [&](int64_t, float y) {
+    for_each_logit(v, slice.lo + tid, slice.hi, kSampleThreads, [&](int64_t, float y) {
       const float d = v.distance_of(y);
       const uint32_t r = sm::rank_key(d);
       if (r > max_key || (r & resolved) != prefix) return;
       const uint64_t m = v.kept_mass(d);
-      if (m != 0) atomicAdd(&sh.hist.mass[(r >> shift) & (bins - 1)], static_cast<unsigned long long>(m));
+      if (m != 0) atomicAdd(&hist[(r >> shift) & (bins - 1)], static_cast<unsigned long long>(m));
     });
     __syncthreads();
+    merge_histograms<unsigned long long>(sh, parity, bins);
     if (tid < 32) {
       if (level == 0) {
         uint64_t total = 0;
-        for (int j = lane; j < bins; j += 32) total += sh.hist.mass[j];
+        for (int j = lane; j < bins; j += 32) total += sh.merged[j];
         total = warp_sum_u64(total);
         if (lane == 0) sh.need = sm::top_p_limit(total, v.p.top_p);
         __syncwarp();
       }
-      select_ascending<unsigned long long>(sh.hist.mass, bins, &sh.need, &sh.digit);
+      select_ascending<unsigned long long>(sh.merged, bins, &sh.need, &sh.digit);
     }
     __syncthreads();
     prefix |= sh.digit << shift;
     resolved |= static_cast<uint32_t>(bins - 1) << shift;
-    __syncthreads();
   }
   return prefix;
 }
 
-// The draw: each warp sums the kept mass of its 32nd of the ids; the target falls in one such
-// segment, which the block then splits into runs of a few ids per thread and scans.
-__device__ int64_t draw_kept(const SampleView& v, int64_t vocab, uint32_t max_key, SampleShared& sh) {
+// The draw: each warp sums the kept mass of its share of the block's slice; the target falls in
+// one such segment of one block (in rank, then warp order: id order), which that block splits
+// into runs of a few ids per thread and scans. Returns the id in the owning block, -1 elsewhere.
+__device__ int64_t draw_kept(const SampleView& v, const RowSlice& slice, uint32_t max_key, SampleShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  constexpr int kWarps = kSampleThreads / 32;
   auto mass_of = [&](float y) -> uint64_t {
     const float d = v.distance_of(y);
     return sm::rank_key(d) <= max_key ? v.kept_mass(d) : 0;
   };
-  const int64_t segment_len = (vocab + kWarps - 1) / kWarps;
+  const int64_t segment_len = (slice.hi - slice.lo + kSampleWarps - 1) / kSampleWarps;
   {
-    const int64_t begin = warp * segment_len, end = min(vocab, begin + segment_len);
+    const int64_t begin = min(slice.hi, slice.lo + warp * segment_len), end = min(slice.hi, begin + segment_len);
     uint64_t sum = 0;
     for_each_logit(v, begin + lane, end, 32, [&](int64_t, float y) { sum += mass_of(y); });
     sum = warp_sum_u64(sum);
-    if (lane == 0) sh.hist.mass[warp] = sum;
+    if (lane == 0) sh.segment_mass[warp] = sum;
   }
-  __syncthreads();
+  cluster_barrier();
+  const unsigned blocks = cluster_blocks(), me = cluster_rank();
   if (tid == 0) {
     uint64_t kept_mass = 0;
-    for (int w = 0; w < kWarps; ++w) kept_mass += sh.hist.mass[w];
+    for (unsigned r = 0; r < blocks; ++r)
+      for (int w = 0; w < kSampleWarps; ++w) kept_mass += at_rank(&sh.segment_mass[0], r)[w];
     const uint64_t target = sm::draw_target(v.p.random53, kept_mass);
     uint64_t before = 0;
+    unsigned owner = 0;
     int segment = 0;
-    while (segment < kWarps - 1 && before + sh.hist.mass[segment] <= target) before += sh.hist.mass[segment++];
+    for (bool found = false; !found;) {  // the first segment whose cumulative mass passes the target
+      const uint64_t m = at_rank(&sh.segment_mass[0], owner)[segment];
+      if (before + m > target || (owner == blocks - 1 && segment == kSampleWarps - 1)) {
+        found = true;
+      } else {
+        before += m;
+        if (++segment == kSampleWarps) segment = 0, ++owner;
+      }
+    }
     sh.need = target - before;  // what is still to pass inside the segment
     sh.digit = static_cast<uint32_t>(segment);
+    sh.owner = owner;
+    sh.pick = -1;
   }
   __syncthreads();
+  if (sh.owner != me) return -1;
   const uint64_t remaining = sh.need;
-  const int64_t begin = sh.digit * segment_len, end = min(vocab, begin + segment_len);
+  const int64_t begin = min(slice.hi, slice.lo + sh.digit * segment_len), end = min(slice.hi, begin + segment_len);
   const int64_t run = (segment_len + kSampleThreads - 1) / kSampleThreads;
   const int64_t run_begin = min(end, begin + tid * run), run_end = min(end, run_begin + run);
   uint64_t own = 0;
@@ -384,14 +475,11 @@ __device__ int64_t draw_kept(const SampleView& v, int64_t vocab, uint32_t max_ke
     const uint64_t other = __shfl_up_sync(0xffffffffu, inclusive, o);
     if (lane >= o) inclusive += other;
   }
-  __syncthreads();
-  if (lane == 31) sh.hist.mass[kWarps + warp] = inclusive;
+  if (lane == 31) sh.run_mass[warp] = inclusive;
   __syncthreads();
   uint64_t warp_offset = 0;
-  for (int w = 0; w < warp; ++w) warp_offset += sh.hist.mass[kWarps + w];
+  for (int w = 0; w < warp; ++w) warp_offset += sh.run_mass[w];
   const uint64_t exclusive = warp_offset + inclusive - own;
-  if (tid == 0) sh.pick = -1;
-  __syncthreads();
   if (exclusive <= remaining && remaining < exclusive + own) {
     uint64_t cum = exclusive;
     for (int64_t i = run_begin; i < run_end; ++i) {
@@ -406,40 +494,60 @@ __device__ int64_t draw_kept(const SampleView& v, int64_t vocab, uint32_t max_ke
   return sh.pick;
 }
 
-// Rows b = blockIdx.x, + gridDim.x, ...: a grid smaller than the batch keeps fewer rows in
-// flight, so that their later passes find them in L2.
-__global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const SampleArgs a, int64_t batch) {
-  __shared__ SampleShared sh;
+// The cluster's maximum and its first index, from every block's (sh.best, sh.best_idx), combined
+// in rank order; returns the maximum and sets best_idx.
+__device__ __forceinline__ float cluster_max(SampleShared& sh, unsigned blocks, int64_t& best_idx) {
+  float best = sm::negative_infinity();
+  best_idx = INT64_MAX;
+  for (unsigned r = 0; r < blocks; ++r) {
+    const float v = *at_rank(&sh.best, r);
+    const int64_t i = *at_rank(&sh.best_idx, r);
+    if (v > best || (v == best && i < best_idx)) best = v, best_idx = i;
+  }
+  return best;
+}
+
+// Row b for the cluster b of the grid (blocks b * C .. b * C + C - 1, C = the cluster's size).
+__global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const SampleArgs a) {
+  extern __shared__ __align__(16) unsigned char sample_smem[];
+  SampleShared& sh = *reinterpret_cast<SampleShared*>(sample_smem);
   const int tid = threadIdx.x;
   const int64_t vocab = a.vocab;
-  for (int64_t b = blockIdx.x; b < batch; b += gridDim.x) {
-    SampleView v;
-    v.p = load_sample_row(a.rows + b * KILN_SAMPLE_ROW_WORDS, a);
-    v.row = a.logits + b * vocab;
-    v.table = v.p.penalty_row >= 0 ? a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab : nullptr;
+  const unsigned blocks = cluster_blocks(), me = cluster_rank();
+  const int64_t b = blockIdx.x / blocks;
+  SampleView v;
+  v.p = load_sample_row(a.rows + b * KILN_SAMPLE_ROW_WORDS, a);
+  v.row = a.logits + b * vocab;
+  v.table = v.p.penalty_row >= 0 ? a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab : nullptr;
+  const int64_t per_block = (vocab + blocks - 1) / blocks;
+  RowSlice slice{min(vocab, me * per_block), min(vocab, (me + 1) * per_block), 0};
 
-    float best = sm::negative_infinity();
-    int64_t best_idx = INT64_MAX;
-    for_each_logit(v, tid, vocab, kSampleThreads, [&](int64_t i, float y) {
-      if (y > best) best = y, best_idx = i;  // ascending i per thread: the first maximum stays
-    });
-    block_argmax(best, best_idx, sh.val, sh.idx);
-    int64_t pick = best_idx >= vocab ? 0 : best_idx;  // every logit -inf: token 0
-    v.max_logit = best;
-    if (v.p.temperature > 0.0f && best != sm::negative_infinity()) {
-      v.inv_t = sm::div(1.0f, v.p.temperature);
-      uint32_t max_key = UINT32_MAX;
-      if (v.p.top_k > 0 && v.p.top_k < vocab) max_key = top_k_key(v, vocab, sh);
-      if (v.p.top_p != 0) max_key = min(max_key, top_p_key(v, vocab, max_key, sh));
-      const int64_t drawn = draw_kept(v, vocab, max_key, sh);
-      if (drawn >= 0) pick = drawn;  // NOTE: always found: the most likely token holds 2^40 of the mass
-    }
-    if (tid == 0) {
-      a.out_ids[b] = static_cast<int32_t>(pick);
-      if (v.table != nullptr) atomicAdd(a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab + pick, 1u);
-    }
-    __syncthreads();  // the shared state is the next row's
+  float best = sm::negative_infinity();
+  int64_t best_idx = INT64_MAX;
+  for_each_logit(v, slice.lo + tid, slice.hi, kSampleThreads, [&](int64_t i, float y) {
+    if (y > best) best = y, best_idx = i;  // ascending i per thread: the first maximum stays
+  });
+  block_argmax(best, best_idx, sh.val, sh.idx);
+  if (tid == 0) sh.best = best, sh.best_idx = best_idx;
+  cluster_barrier();
+  best = cluster_max(sh, blocks, best_idx);
+  int64_t pick = best_idx >= vocab ? 0 : best_idx;  // every logit -inf: token 0
+  v.max_logit = best;
+  unsigned writer = 0;
+  if (v.p.temperature > 0.0f && best != sm::negative_infinity()) {
+    v.inv_t = sm::div(1.0f, v.p.temperature);
+    uint32_t max_key = UINT32_MAX;
+    if (v.p.top_k > 0 && v.p.top_k < vocab) max_key = top_k_key(v, slice, sh);
+    if (v.p.top_p != 0) max_key = min(max_key, top_p_key(v, slice, max_key, sh));
+    const int64_t drawn = draw_kept(v, slice, max_key, sh);
+    writer = sh.owner;
+    if (drawn >= 0) pick = drawn;  // NOTE: always found: the most likely token holds 2^40 of the mass
   }
+  if (me == writer && tid == 0) {
+    a.out_ids[b] = static_cast<int32_t>(pick);
+    if (v.table != nullptr) atomicAdd(a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab + pick, 1u);
+  }
+  cluster_barrier();  // no block leaves while another may still read its shared memory
 }
 
 // ---- log-probabilities of the raw logits ----------------------------------------------------

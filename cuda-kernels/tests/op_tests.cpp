@@ -614,8 +614,10 @@ void test_sample() {
   auto float_word = [](float f) { int32_t w; std::memcpy(&w, &f, 4); return w; };
   auto word_float = [](int32_t w) { float f; std::memcpy(&f, &w, 4); return f; };
   struct Case { int64_t batch, vocab; int rounds; const char* name; };
-  const std::vector<Case> cases = small_mode ? std::vector<Case>{{12, 3000, 2, "12x3000"}}
-                                  : std::vector<Case>{{48, 128256, 4, "48x128256"}, {256, 32000, 2, "256x32000"},
+  // Batches of 1 and 8 split a row over clusters of 8 blocks, 48 over 4, the larger ones not.
+  const std::vector<Case> cases = small_mode ? std::vector<Case>{{12, 3000, 2, "12x3000"}, {1, 5000, 4, "1x5000"}}
+                                  : std::vector<Case>{{1, 128256, 16, "1x128256"}, {8, 151936, 4, "8x151936"},
+                                                      {48, 128256, 4, "48x128256"}, {256, 32000, 2, "256x32000"},
                                                       {4096, 50, 4, "4096x50"}};
   for (const Case& cs : cases) {
     const int64_t batch = cs.batch, vocab = cs.vocab;
