@@ -13,9 +13,10 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
- * 64 clients stream at once (completions and chat, token log-probabilities on so that every
- * token shows): every stream is complete, and each one's tokens and text equal its non-streamed
- * greedy result, none lost or duplicated.
+ * Clients stream at once (completions and chat, token log-probabilities on so that every token
+ * shows): every stream is complete, and each one's tokens and text equal its non-streamed result,
+ * none lost or duplicated: 64 greedy clients, and 256 sampled ones, each with its own seed (its
+ * twin the same request, not streamed, run alone).
  */
 class ConcurrentStreamsTest {
 
@@ -23,7 +24,16 @@ class ConcurrentStreamsTest {
     static final int MAX_TOKENS = 12;
 
     static String body(int i, boolean stream) {
-        String common = "\"model\": \"llama3-gqa\", \"max_tokens\": " + MAX_TOKENS + ", \"temperature\": 0, \"stream\": "
+        return body(i, stream, "\"temperature\": 0");
+    }
+
+    /** Client i's request at temperature 0.9 / top_p 0.95 with seed 1000 + i. */
+    static String sampledBody(int i, boolean stream) {
+        return body(i, stream, "\"temperature\": 0.9, \"top_p\": 0.95, \"seed\": " + (1000 + i));
+    }
+
+    static String body(int i, boolean stream, String sampling) {
+        String common = "\"model\": \"llama3-gqa\", \"max_tokens\": " + MAX_TOKENS + ", " + sampling + ", \"stream\": "
                 + stream + (stream ? ", \"stream_options\": {\"include_usage\": true}" : "");
         if (i % 2 == 0) {
             return "{" + common + ", \"prompt\": \"Client " + i + " says the quick brown fox\", \"logprobs\": 0}";
@@ -54,29 +64,45 @@ class ConcurrentStreamsTest {
     @Test
     void sixtyFourConcurrentStreamsEqualTheirNonStreamedResults() throws Exception {
         try (ServerHarness harness = ServerHarness.start()) {
-            // The references, one at a time.
-            List<JsonNode> expected = new ArrayList<>();
-            for (int i = 0; i < CLIENTS; i++) {
-                var r = harness.post(path(i), body(i, false));
-                assertEquals(200, r.statusCode(), r.body());
-                expected.add(ServerHarness.json(r.body()));
-            }
-            ExecutorService pool = Executors.newFixedThreadPool(CLIENTS);
-            try {
-                List<Future<SseClient>> streams = new ArrayList<>();
-                for (int i = 0; i < CLIENTS; i++) {
-                    int client = i;
-                    streams.add(pool.submit(() -> SseClient.post(harness.http, harness.base + path(client),
-                            body(client, true))));
-                }
-                for (int i = 0; i < CLIENTS; i++) {
-                    check(i, streams.get(i).get(120, TimeUnit.SECONDS), expected.get(i));
-                }
-            } finally {
-                pool.shutdownNow();
-            }
-            assertTrue(harness.awaitEngineIdle(java.time.Duration.ofSeconds(10)), "KV blocks still held");
+            streamsEqualTheirTwins(harness, CLIENTS, ConcurrentStreamsTest::body);
         }
+    }
+
+    @Test
+    void twoHundredFiftySixSeededSampledStreamsEqualTheirNonStreamedTwins() throws Exception {
+        try (ServerHarness harness = ServerHarness.start(ServerHarness.serverOptions(),
+                ServerHarness.engineOptions().maxRunningSeqs(256).build())) {
+            streamsEqualTheirTwins(harness, 256, ConcurrentStreamsTest::sampledBody);
+        }
+    }
+
+    interface Body {
+        String of(int client, boolean stream);
+    }
+
+    static void streamsEqualTheirTwins(ServerHarness harness, int clients, Body body) throws Exception {
+        // The references, one at a time.
+        List<JsonNode> expected = new ArrayList<>();
+        for (int i = 0; i < clients; i++) {
+            var r = harness.post(path(i), body.of(i, false));
+            assertEquals(200, r.statusCode(), r.body());
+            expected.add(ServerHarness.json(r.body()));
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(clients);
+        try {
+            List<Future<SseClient>> streams = new ArrayList<>();
+            for (int i = 0; i < clients; i++) {
+                int client = i;
+                streams.add(pool.submit(() -> SseClient.post(harness.http, harness.base + path(client),
+                        body.of(client, true))));
+            }
+            for (int i = 0; i < clients; i++) {
+                check(i, streams.get(i).get(120, TimeUnit.SECONDS), expected.get(i));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertTrue(harness.awaitEngineIdle(java.time.Duration.ofSeconds(10)), "KV blocks still held");
     }
 
     static void check(int i, SseClient stream, JsonNode expected) {
