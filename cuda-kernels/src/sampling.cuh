@@ -158,27 +158,11 @@ struct SampleArgs {
   int32_t* out_logprobs;     // [batch, KILN_SAMPLE_LOGPROB_WORDS] or nullptr
 };
 
-struct SampleRow {
-  float temperature, min_p, repetition, presence, frequency;
-  int32_t top_k, penalty_row, flags, logprobs;
-  uint32_t top_p;
-  uint64_t random53;
-};
+using sm::SampleRow;
 
 __device__ __forceinline__ SampleRow load_sample_row(const int32_t* w, const SampleArgs& a) {
-  SampleRow r;
-  r.temperature = __int_as_float(w[KILN_SAMPLE_TEMPERATURE]);
-  r.top_k = w[KILN_SAMPLE_TOP_K];
-  r.top_p = static_cast<uint32_t>(w[KILN_SAMPLE_TOP_P]);
-  r.min_p = __int_as_float(w[KILN_SAMPLE_MIN_P]);
-  r.repetition = __int_as_float(w[KILN_SAMPLE_REPETITION]);
-  r.presence = __int_as_float(w[KILN_SAMPLE_PRESENCE]);
-  r.frequency = __int_as_float(w[KILN_SAMPLE_FREQUENCY]);
-  r.penalty_row = w[KILN_SAMPLE_PENALTY_ROW];
-  r.flags = w[KILN_SAMPLE_FLAGS];
-  r.logprobs = w[KILN_SAMPLE_LOGPROBS];
-  r.random53 = (static_cast<uint64_t>(static_cast<uint32_t>(w[KILN_SAMPLE_RANDOM_HI])) << 32 |
-                static_cast<uint32_t>(w[KILN_SAMPLE_RANDOM_LO])) & ((1ull << 53) - 1);
+  SampleRow r = sm::decode_row(w);
+  r.random53 &= (1ull << 53) - 1;
   // NOTE: the rows are device memory the launcher cannot read: a row naming no valid table row
   // samples without one rather than reading past the table.
   if (a.penalties == nullptr || r.penalty_row < 0 || r.penalty_row >= a.penalty_rows) r.penalty_row = -1;

@@ -13,20 +13,7 @@ namespace {
 
 namespace sm = ::kiln::sampling;
 
-struct RowParams {
-  float temperature;
-  int32_t top_k;
-  uint32_t top_p;  // fraction of 2^32; 0: off
-  float min_p, repetition, presence, frequency;
-  int32_t penalty_row, flags, logprobs;
-  uint64_t random53;
-};
-
-float word_float(int32_t word) {
-  float f;
-  std::memcpy(&f, &word, sizeof f);
-  return f;
-}
+using RowParams = sm::SampleRow;
 
 int32_t float_word(float f) {
   int32_t w;
@@ -34,22 +21,7 @@ int32_t float_word(float f) {
   return w;
 }
 
-RowParams decode_row(const int32_t* w) {
-  RowParams p;
-  p.temperature = word_float(w[KILN_SAMPLE_TEMPERATURE]);
-  p.top_k = w[KILN_SAMPLE_TOP_K];
-  p.top_p = static_cast<uint32_t>(w[KILN_SAMPLE_TOP_P]);
-  p.min_p = word_float(w[KILN_SAMPLE_MIN_P]);
-  p.repetition = word_float(w[KILN_SAMPLE_REPETITION]);
-  p.presence = word_float(w[KILN_SAMPLE_PRESENCE]);
-  p.frequency = word_float(w[KILN_SAMPLE_FREQUENCY]);
-  p.penalty_row = w[KILN_SAMPLE_PENALTY_ROW];
-  p.flags = w[KILN_SAMPLE_FLAGS];
-  p.logprobs = w[KILN_SAMPLE_LOGPROBS];
-  p.random53 = static_cast<uint64_t>(static_cast<uint32_t>(w[KILN_SAMPLE_RANDOM_LO])) |
-               static_cast<uint64_t>(static_cast<uint32_t>(w[KILN_SAMPLE_RANDOM_HI])) << 32;
-  return p;
-}
+RowParams decode_row(const int32_t* w) { return sm::decode_row(w); }
 
 // The checks every backend makes of a row, so that a bad word is an error, never a bad read.
 int check_row(const RowParams& p, int64_t b, int64_t penalty_rows, bool have_logprobs_out) {

@@ -102,6 +102,33 @@ constexpr float kMaxLogit = 3.40282347e38f;
 
 KILN_SAMPLING_FN float negative_infinity() { return bits_float(0xff800000u); }
 
+// One row's parameters, as its KILN_SAMPLE_ROW_WORDS words carry them.
+struct SampleRow {
+  float temperature;
+  int32_t top_k;
+  uint32_t top_p;  // fraction of 2^32; 0: off
+  float min_p, repetition, presence, frequency;
+  int32_t penalty_row, flags, logprobs;
+  uint64_t random53;  // the words' 64 bits; a valid row uses the low 53 only
+};
+
+KILN_SAMPLING_FN SampleRow decode_row(const int32_t* w) {
+  SampleRow r;
+  r.temperature = bits_float(static_cast<uint32_t>(w[KILN_SAMPLE_TEMPERATURE]));
+  r.top_k = w[KILN_SAMPLE_TOP_K];
+  r.top_p = static_cast<uint32_t>(w[KILN_SAMPLE_TOP_P]);
+  r.min_p = bits_float(static_cast<uint32_t>(w[KILN_SAMPLE_MIN_P]));
+  r.repetition = bits_float(static_cast<uint32_t>(w[KILN_SAMPLE_REPETITION]));
+  r.presence = bits_float(static_cast<uint32_t>(w[KILN_SAMPLE_PRESENCE]));
+  r.frequency = bits_float(static_cast<uint32_t>(w[KILN_SAMPLE_FREQUENCY]));
+  r.penalty_row = w[KILN_SAMPLE_PENALTY_ROW];
+  r.flags = w[KILN_SAMPLE_FLAGS];
+  r.logprobs = w[KILN_SAMPLE_LOGPROBS];
+  r.random53 = static_cast<uint64_t>(static_cast<uint32_t>(w[KILN_SAMPLE_RANDOM_HI])) << 32 |
+               static_cast<uint32_t>(w[KILN_SAMPLE_RANDOM_LO]);
+  return r;
+}
+
 // NaN counts as -inf and +inf as the largest float, so every later difference is defined.
 KILN_SAMPLING_FN float clean(float v) {
   if (v != v) return negative_infinity();

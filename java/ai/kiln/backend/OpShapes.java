@@ -1,9 +1,11 @@
 package ai.kiln.backend;
 
 import static ai.kiln.backend.TensorChecks.requireContiguous;
+import static ai.kiln.backend.TensorChecks.requireDType;
 import static ai.kiln.backend.TensorChecks.requireRank;
 import static ai.kiln.backend.TensorChecks.shapeError;
 
+import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import java.util.Arrays;
 
@@ -112,8 +114,20 @@ public final class OpShapes {
         }
     }
 
-    /** logits [B, V] contiguous; rows [>= B, ROW_WORDS]; penalties [P, V] or null; ids [>= B]; logprobs [>= B, LOGPROB_WORDS] or null. */
+    /**
+     * logits [B, V] F32 contiguous; rows [>= B, ROW_WORDS] I32; penalties [P, V] I32 or null; ids
+     * [>= B] I32; logprobs [>= B, LOGPROB_WORDS] I32 or null.
+     */
     public static void sample(Tensor logits, Tensor rows, Tensor penalties, Tensor ids, Tensor logprobs) {
+        requireDType(logits, DType.F32, "sample logits");
+        requireDType(rows, DType.I32, "sample rows");
+        requireDType(ids, DType.I32, "sample ids");
+        if (penalties != null) {
+            requireDType(penalties, DType.I32, "sample penalties");
+        }
+        if (logprobs != null) {
+            requireDType(logprobs, DType.I32, "sample logprobs");
+        }
         requireContiguous(logits, "sample logits");
         requireContiguous(rows, "sample rows");
         long batch = logits.rows();
@@ -124,9 +138,11 @@ public final class OpShapes {
         }
     }
 
-    /** penalties [P, V] contiguous; 0 <= row < P; ids [>= numPrompt + numOutput + numSuppressed]. */
+    /** penalties [P, V] I32 contiguous; 0 <= row < P; ids [>= numPrompt + numOutput + numSuppressed] I32. */
     public static void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput,
             int numSuppressed) {
+        requireDType(penalties, DType.I32, "resetPenaltyRow penalties");
+        requireDType(ids, DType.I32, "resetPenaltyRow ids");
         requireRank(penalties, 2, "resetPenaltyRow penalties");
         requireContiguous(penalties, "resetPenaltyRow penalties");
         long count = (long) numPrompt + numOutput + numSuppressed;

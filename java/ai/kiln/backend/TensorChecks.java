@@ -20,6 +20,16 @@ public final class TensorChecks {
         }
     }
 
+    /** {@code tensor} is present and of {@code dtype}, which every backend requires of it. */
+    public static void requireDType(Tensor tensor, DType dtype, String what) {
+        if (tensor == null) {
+            throw new BackendException(what + " is missing");
+        }
+        if (tensor.dtype() != dtype) {
+            throw new BackendException(what + " must be " + dtype + ", got " + tensor);
+        }
+    }
+
     public static void requireRank(Tensor tensor, int rank, String what) {
         if (tensor.rank() != rank) {
             throw new BackendException(what + " must have " + rank + " dimensions, got " + tensor);

@@ -9,6 +9,7 @@ import ai.kiln.backend.HostTensors;
 import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
+import ai.kiln.testing.SampledSequence;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -46,32 +47,6 @@ class BackendSamplerTest {
         backend.close();
     }
 
-    /** A sequence as the sampler sees it: its state and its tokens (prompt, then what it drew). */
-    static final class Row {
-        final SequenceSampling state;
-        int[] tokens;
-        final int numPrompt;
-        int numTokens;
-
-        Row(SamplingParams params, long seed, int[] prompt, int[] suppressed) {
-            state = new SequenceSampling(params, seed, suppressed);
-            tokens = Arrays.copyOf(prompt, prompt.length + 64);
-            numPrompt = prompt.length;
-            numTokens = prompt.length;
-        }
-
-        Row(SamplingParams params, long seed) {
-            this(params, seed, new int[0], new int[0]);
-        }
-
-        void append(int token) {
-            if (numTokens == tokens.length) {
-                tokens = Arrays.copyOf(tokens, 2 * tokens.length);
-            }
-            tokens[numTokens++] = token;
-        }
-    }
-
     /** The sampler over a logits tensor of {@code rows} copies of one row. */
     static final class Bench implements AutoCloseable {
         final BackendSampler sampler;
@@ -94,10 +69,10 @@ class BackendSamplerTest {
         }
 
         /** One step over these rows (in logits-row order); each gets its token appended. */
-        int[] step(List<Row> rows) {
+        int[] step(List<SampledSequence> rows) {
             batch.clear();
-            for (Row r : rows) {
-                batch.add(r.state, r.tokens, r.numPrompt, r.numTokens);
+            for (SampledSequence r : rows) {
+                r.addTo(batch);
             }
             sampler.sample(logits, batch, out);
             int[] ids = new int[rows.size()];
@@ -108,7 +83,7 @@ class BackendSamplerTest {
             return ids;
         }
 
-        int step(Row row) {
+        int step(SampledSequence row) {
             return step(List.of(row))[0];
         }
 
@@ -140,9 +115,9 @@ class BackendSamplerTest {
     static long[] counts(SamplingParams params) {
         long[] counts = new long[V];
         try (Bench bench = new Bench(BATCH, LOGITS)) {
-            List<Row> rows = new ArrayList<>();
+            List<SampledSequence> rows = new ArrayList<>();
             for (int r = 0; r < BATCH; r++) {
-                rows.add(new Row(params, 1000L + r));
+                rows.add(new SampledSequence(params, 1000L + r));
             }
             for (int s = 0; s < DRAWS / BATCH; s++) {
                 for (int id : bench.step(rows)) {
@@ -196,10 +171,10 @@ class BackendSamplerTest {
     void greedyTakesTheFirstMaximumOnBothPaths() {
         float[] tied = {0f, 5f, 1f, 5f, 0f, 0f, 0f, 0f, 0f, 0f};
         try (Bench bench = new Bench(1, tied)) {
-            Row plain = new Row(SamplingParams.greedy(4), 1);
+            SampledSequence plain = new SampledSequence(SamplingParams.greedy(4), 1);
             assertTrue(plain.state.isPlainGreedy());
             assertEquals(1, bench.step(plain));
-            Row withLogprobs = new Row(SamplingParams.builder().temperature(0).logprobs(0).build(), 1);
+            SampledSequence withLogprobs = new SampledSequence(SamplingParams.builder().temperature(0).logprobs(0).build(), 1);
             assertFalse(withLogprobs.state.isPlainGreedy());
             assertEquals(1, bench.step(withLogprobs));
             assertEquals(1, withLogprobs.state.numGenerated());
@@ -211,15 +186,15 @@ class BackendSamplerTest {
         SamplingParams params = SamplingParams.builder().temperature(1.0).build();
         SamplingParams other = SamplingParams.builder().temperature(0.3).topK(3).minP(0.1).build();
         try (Bench bench = new Bench(3, LOGITS)) {
-            Row a = new Row(params, 7);
+            SampledSequence a = new SampledSequence(params, 7);
             int[] alone = new int[200];
             for (int i = 0; i < alone.length; i++) {
                 alone[i] = bench.step(a);
             }
             // The same seed as the middle row of a batch whose other rows have other parameters.
-            Row b = new Row(params, 7);
-            Row c = new Row(params, 8);
-            Row d = new Row(other, 7);
+            SampledSequence b = new SampledSequence(params, 7);
+            SampledSequence c = new SampledSequence(params, 8);
+            SampledSequence d = new SampledSequence(other, 7);
             int[] again = new int[200];
             int[] otherSeed = new int[200];
             for (int i = 0; i < again.length; i++) {
@@ -299,7 +274,7 @@ class BackendSamplerTest {
     void topKKeepsTiesOfTheKthValue() {
         float[] tied = {4f, 3f, 3f, 3f, 0f, 0f, 0f, 0f, 0f, 0f};
         try (Bench bench = new Bench(1, tied)) {
-            Row s = new Row(SamplingParams.builder().topK(2).build(), 99);
+            SampledSequence s = new SampledSequence(SamplingParams.builder().topK(2).build(), 99);
             boolean[] seen = new boolean[V];
             for (int i = 0; i < 5000; i++) {
                 seen[bench.step(s)] = true;
@@ -314,7 +289,7 @@ class BackendSamplerTest {
         // Prompt holds tokens 0 and 9: 3.0 / 2 = 1.5 falls below token 2 (2.0); -1.0 * 2 = -2.0.
         SamplingParams params = SamplingParams.builder().temperature(0).repetitionPenalty(2.0).build();
         try (Bench bench = new Bench(1, LOGITS)) {
-            Row s = new Row(params, 0, new int[] {0, 9}, new int[0]);
+            SampledSequence s = new SampledSequence(params, 0, new int[] {0, 9}, new int[0]);
             assertEquals(1, bench.step(s), "2.5 is the largest after the penalty");
             // The output token 1 is penalised too now: 2.5 / 2 = 1.25 < 2.0.
             assertEquals(2, bench.step(s));
@@ -324,7 +299,7 @@ class BackendSamplerTest {
     @Test
     void frequencyAndPresencePenaltiesCountTheOutput() {
         try (Bench bench = new Bench(1, LOGITS)) {
-            Row s = new Row(SamplingParams.builder().temperature(0).frequencyPenalty(0.3).build(), 0,
+            SampledSequence s = new SampledSequence(SamplingParams.builder().temperature(0).frequencyPenalty(0.3).build(), 0,
                     new int[] {1, 1, 1}, new int[0]);
             int[] tokens = new int[6];
             for (int i = 0; i < tokens.length; i++) {
@@ -333,7 +308,7 @@ class BackendSamplerTest {
             // Prompt tokens are not penalised; token 0 loses 0.3 per use: 3.0, 2.7 > 2.5, then 2.4 < 2.5 ...
             assertArrayEquals(new int[] {0, 0, 1, 0, 1, 0}, tokens);
 
-            Row q = new Row(SamplingParams.builder().temperature(0).presencePenalty(0.6).build(), 0);
+            SampledSequence q = new SampledSequence(SamplingParams.builder().temperature(0).presencePenalty(0.6).build(), 0);
             int[] seq = {bench.step(q), bench.step(q), bench.step(q), bench.step(q)};
             // 0: 3.0 -> 2.4 once used; 1: 2.5 -> 1.9; 2: 2.0 -> 1.4; then 0 again (2.4 is the largest left).
             assertArrayEquals(new int[] {0, 1, 0, 0}, seq);
@@ -345,7 +320,7 @@ class BackendSamplerTest {
         SamplingParams params = SamplingParams.builder().temperature(0).minTokens(2).maxTokens(4).build();
         try (Bench bench = new Bench(1, LOGITS)) {
             // Id 77 is outside the vocabulary: a stop id that can never be drawn is simply not masked.
-            Row s = new Row(params, 0, new int[0], new int[] {0, 77});
+            SampledSequence s = new SampledSequence(params, 0, new int[0], new int[] {0, 77});
             assertFalse(s.state.isPlainGreedy());
             assertEquals(1, bench.step(s));
             assertEquals(1, bench.step(s));
@@ -358,7 +333,7 @@ class BackendSamplerTest {
         double[] p = softmax(LOGITS, 1.0);
         SamplingParams params = SamplingParams.builder().temperature(5.0).topK(2).logprobs(3).build();
         try (Bench bench = new Bench(1, LOGITS)) {
-            Row s = new Row(params, 3);
+            SampledSequence s = new SampledSequence(params, 3);
             int token = bench.step(s);
             TokenLogprobs lp = bench.out.logprobs(0);
             assertEquals(token, lp.tokenId());
@@ -378,7 +353,7 @@ class BackendSamplerTest {
             SamplingParams.Builder b = SamplingParams.builder();
             change.accept(b);
             try (Bench bench = new Bench(1, LOGITS)) {
-                Row s = new Row(b.build(), 5);
+                SampledSequence s = new SampledSequence(b.build(), 5);
                 for (int i = 0; i < 100; i++) {
                     assertEquals(0, bench.step(s));
                 }
@@ -394,7 +369,7 @@ class BackendSamplerTest {
         int[][] alone = new int[3][steps];
         try (Bench bench = new Bench(3, LOGITS)) {
             for (int s = 0; s < 3; s++) {
-                Row row = new Row(params, 50 + s, new int[] {s, 4, 4}, new int[0]);
+                SampledSequence row = new SampledSequence(params, 50 + s, new int[] {s, 4, 4}, new int[0]);
                 for (int i = 0; i < steps; i++) {
                     alone[s][i] = bench.step(row);
                 }
@@ -403,14 +378,14 @@ class BackendSamplerTest {
         // Two penalty rows for three sequences, two of them sampled each step: every step gives a
         // row to a sequence that lost it, which is rebuilt from its tokens.
         try (Bench bench = new Bench(2, LOGITS)) {
-            List<Row> rows = new ArrayList<>();
+            List<SampledSequence> rows = new ArrayList<>();
             for (int s = 0; s < 3; s++) {
-                rows.add(new Row(params, 50 + s, new int[] {s, 4, 4}, new int[0]));
+                rows.add(new SampledSequence(params, 50 + s, new int[] {s, 4, 4}, new int[0]));
             }
             int[] done = new int[3];
             for (int i = 0; done[0] + done[1] + done[2] < 3 * steps; i++) {
                 int skip = i % 3;
-                List<Row> step = new ArrayList<>();
+                List<SampledSequence> step = new ArrayList<>();
                 List<Integer> which = new ArrayList<>();
                 for (int s = 0; s < 3; s++) {
                     if (s != skip && done[s] < steps) {

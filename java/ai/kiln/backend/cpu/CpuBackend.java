@@ -272,15 +272,6 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void sample(Tensor logits, Tensor rows, Tensor penalties, Tensor ids, Tensor logprobs) {
-        requireDType(logits, DType.F32, "sample logits");
-        requireDType(rows, DType.I32, "sample rows");
-        requireDType(ids, DType.I32, "sample ids");
-        if (penalties != null) {
-            requireDType(penalties, DType.I32, "sample penalties");
-        }
-        if (logprobs != null) {
-            requireDType(logprobs, DType.I32, "sample logprobs");
-        }
         OpShapes.sample(logits, rows, penalties, ids, logprobs);
         check(KilnCpu.kiln_cpu_sample(logits.address(), logits.rows(), logits.rowElements(), rows.address(),
                 penalties == null ? 0 : penalties.address(), penalties == null ? 0 : penalties.size(0), ids.address(),
@@ -290,8 +281,6 @@ public final class CpuBackend implements Backend {
     @Override
     public void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput,
             int numSuppressed) {
-        requireDType(penalties, DType.I32, "resetPenaltyRow penalties");
-        requireDType(ids, DType.I32, "resetPenaltyRow ids");
         OpShapes.resetPenaltyRow(penalties, row, ids, numPrompt, numOutput, numSuppressed);
         check(KilnCpu.kiln_cpu_reset_penalty_row(penalties.address(), penalties.size(0), penalties.size(1), row,
                 ids.address(), numPrompt, numOutput, numSuppressed));

@@ -590,15 +590,6 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void sample(Tensor logits, Tensor rows, Tensor penalties, Tensor ids, Tensor logprobs) {
-        requireDType(logits, DType.F32, "sample logits");
-        requireDType(rows, DType.I32, "sample rows");
-        requireDType(ids, DType.I32, "sample ids");
-        if (penalties != null) {
-            requireDType(penalties, DType.I32, "sample penalties");
-        }
-        if (logprobs != null) {
-            requireDType(logprobs, DType.I32, "sample logprobs");
-        }
         OpShapes.sample(logits, rows, penalties, ids, logprobs);
         checkKernel(KilnCuda.kiln_cuda_sample(logits.address(), logits.rows(), logits.rowElements(), rows.address(),
                 penalties == null ? 0 : penalties.address(), penalties == null ? 0 : penalties.size(0), ids.address(),
@@ -608,8 +599,6 @@ public final class CudaBackend implements Backend {
     @Override
     public void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput,
             int numSuppressed) {
-        requireDType(penalties, DType.I32, "resetPenaltyRow penalties");
-        requireDType(ids, DType.I32, "resetPenaltyRow ids");
         OpShapes.resetPenaltyRow(penalties, row, ids, numPrompt, numOutput, numSuppressed);
         checkKernel(KilnCuda.kiln_cuda_reset_penalty_row(penalties.address(), penalties.size(0), penalties.size(1),
                 row, ids.address(), numPrompt, numOutput, numSuppressed, streamAddress()));

@@ -12,13 +12,12 @@ import ai.kiln.sampling.BackendSampler;
 import ai.kiln.sampling.SamplerOutput;
 import ai.kiln.sampling.SamplingBatch;
 import ai.kiln.sampling.SamplingParams;
-import ai.kiln.sampling.SequenceSampling;
 import ai.kiln.sampling.TokenLogprobs;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import ai.kiln.testing.Fixtures;
+import ai.kiln.testing.SampledSequence;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.BeforeAll;
@@ -64,21 +63,6 @@ class CudaSamplingTest {
         return b.build();
     }
 
-    /** A sequence: its sampling state and tokens. */
-    static final class Row {
-        final SequenceSampling state;
-        int[] tokens;
-        final int numPrompt;
-        int numTokens;
-
-        Row(SamplingParams params, long seed, int[] prompt, int[] suppressed) {
-            state = new SequenceSampling(params, seed, suppressed);
-            tokens = Arrays.copyOf(prompt, prompt.length + 128);
-            numPrompt = prompt.length;
-            numTokens = prompt.length;
-        }
-    }
-
     static Tensor upload(Backend backend, float[] values, int rows, int vocab) {
         Tensor t = backend.allocate(DType.F32, rows, vocab);
         Tensor host = HostTensors.floats(values, rows, vocab);
@@ -87,27 +71,26 @@ class CudaSamplingTest {
         return t;
     }
 
-    static List<Row> rows(int count, SplittableRandom random) {
-        List<Row> rows = new ArrayList<>();
+    static List<SampledSequence> rows(int count, SplittableRandom random) {
+        List<SampledSequence> rows = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             int[] prompt = random.ints(1 + random.nextInt(60), 0, 2000).toArray();
-            rows.add(new Row(kind(i), 7000 + i, prompt, new int[] {0, 1, 2}));
+            rows.add(new SampledSequence(kind(i), 7000 + i, prompt, new int[] {0, 1, 2}));
         }
         return rows;
     }
 
-    static void sample(BackendSampler sampler, Tensor logits, List<Row> rows, SamplerOutput out) {
+    static void sample(BackendSampler sampler, Tensor logits, List<SampledSequence> rows, SamplerOutput out) {
         SamplingBatch batch = new SamplingBatch(rows.size());
-        for (Row r : rows) {
-            batch.add(r.state, r.tokens, r.numPrompt, r.numTokens);
+        for (SampledSequence r : rows) {
+            r.addTo(batch);
         }
         sampler.sample(logits, batch, out);
     }
 
-    static void append(List<Row> rows, SamplerOutput out) {
+    static void append(List<SampledSequence> rows, SamplerOutput out) {
         for (int i = 0; i < rows.size(); i++) {
-            Row r = rows.get(i);
-            r.tokens[r.numTokens++] = out.tokenId(i);
+            rows.get(i).append(out.tokenId(i));
         }
     }
 
@@ -118,8 +101,8 @@ class CudaSamplingTest {
         try (CudaBackend gpu = new CudaBackend(0, DType.BF16); CpuBackend cpu = new CpuBackend(0, 2L << 30)) {
             BackendSampler onGpu = new BackendSampler(gpu, ROWS, V);
             BackendSampler onCpu = new BackendSampler(cpu, ROWS, V);
-            List<Row> gpuRows = rows(ROWS, new SplittableRandom(5));
-            List<Row> cpuRows = rows(ROWS, new SplittableRandom(5));
+            List<SampledSequence> gpuRows = rows(ROWS, new SplittableRandom(5));
+            List<SampledSequence> cpuRows = rows(ROWS, new SplittableRandom(5));
             SamplerOutput gpuOut = new SamplerOutput(ROWS);
             SamplerOutput cpuOut = new SamplerOutput(ROWS);
             long compared = 0;
@@ -177,8 +160,8 @@ class CudaSamplingTest {
                 System.arraycopy(row, 0, logits, position * V, V);
                 Tensor t = upload(gpu, logits, ROWS, V);
                 BackendSampler sampler = new BackendSampler(gpu, ROWS, V);
-                List<Row> rows = rows(ROWS, new SplittableRandom(position));
-                rows.set(position, new Row(params, 42, new int[] {5, 6, 7}, new int[0]));
+                List<SampledSequence> rows = rows(ROWS, new SplittableRandom(position));
+                rows.set(position, new SampledSequence(params, 42, new int[] {5, 6, 7}, new int[0]));
                 int[] ids = new int[16];
                 SamplerOutput out = new SamplerOutput(ROWS);
                 for (int s = 0; s < ids.length; s++) {
@@ -222,8 +205,8 @@ class CudaSamplingTest {
                 int[] prompt = fixture.records().get(r % fixture.records().size()).promptTokenIds();
                 BackendSampler gpuSampler = new BackendSampler(gpu.backend(), 1, vocab);
                 BackendSampler cpuSampler = new BackendSampler(cpu.backend(), 1, vocab);
-                Row gpuRow = new Row(requests.get(r), 1234 + r, prompt, new int[0]);
-                Row cpuRow = new Row(requests.get(r), 1234 + r, prompt, new int[0]);
+                SampledSequence gpuRow = new SampledSequence(requests.get(r), 1234 + r, prompt, new int[0]);
+                SampledSequence cpuRow = new SampledSequence(requests.get(r), 1234 + r, prompt, new int[0]);
                 int[] blockTable = new int[256 / CudaFixtureModelTest.BLOCK_SIZE]; // the Loaded model's row length
                 for (int b = 0; b < blockTable.length; b++) {
                     blockTable[b] = b + 1;
@@ -232,7 +215,7 @@ class CudaSamplingTest {
                 SamplerOutput gpuOut = new SamplerOutput(1);
                 SamplerOutput cpuOut = new SamplerOutput(1);
                 for (int s = 0; s < steps; s++) {
-                    ForwardBatch batch = CudaFixtureModelTest.step(Arrays.copyOfRange(cpuRow.tokens, start, cpuRow.numTokens), start,
+                    ForwardBatch batch = CudaFixtureModelTest.step(cpuRow.tokensFrom(start), start,
                             blockTable);
                     Tensor g = gpu.model().forward(batch, gpu.cache());
                     Tensor c = cpu.model().forward(batch, cpu.cache());
@@ -241,7 +224,7 @@ class CudaSamplingTest {
                     assertEquals(cpuOut.tokenId(0), gpuOut.tokenId(0),
                             fixture + " request " + r + " (" + requests.get(r) + ") step " + s);
                     equal++;
-                    start = cpuRow.numTokens;
+                    start = cpuRow.numTokens();
                     append(List.of(gpuRow), gpuOut);
                     append(List.of(cpuRow), cpuOut);
                 }
