@@ -65,6 +65,11 @@ final class ApiError extends RuntimeException {
                 "too_many_requests", retryAfterSeconds);
     }
 
+    /** 501: a method or transfer coding the server does not implement. */
+    static ApiError notImplemented(String message, String code) {
+        return new ApiError(501, "invalid_request_error", message, null, code, 0);
+    }
+
     static ApiError unavailable(String message, String code) {
         return new ApiError(503, "service_unavailable", message, null, code, 0);
     }

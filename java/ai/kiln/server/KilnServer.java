@@ -2,7 +2,6 @@ package ai.kiln.server;
 
 import ai.kiln.api.Engine;
 import ai.kiln.tokenizer.Tokenizer;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -13,6 +12,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -316,6 +316,7 @@ public final class KilnServer implements AutoCloseable {
                 log.request(exchange, method, path, status, failure);
             });
             try {
+                checkTransferCoding(request);
                 route(exchange, method, path);
             } catch (ApiError e) {
                 exchange.sendError(e);
@@ -327,6 +328,10 @@ public final class KilnServer implements AutoCloseable {
         }
 
         private void route(Exchange exchange, String method, String path) {
+            if (method.equals("CONNECT")) {
+                throw ApiError.notImplemented("CONNECT is not supported: this server is not a proxy.",
+                        "unsupported_method");
+            }
             String allowed = ROUTES.get(path);
             if (allowed == null) {
                 if (path.startsWith("/v1/models/")) {
@@ -350,6 +355,22 @@ public final class KilnServer implements AutoCloseable {
                 case "/v1/models" -> models(exchange);
                 case "/v1/completions", "/v1/chat/completions" -> generate(exchange, path);
                 default -> model(exchange, path.substring("/v1/models/".length()));
+            }
+        }
+
+        /**
+         * Jetty frames a body by its last coding, chunked, and applies no other: a body sent as
+         * {@code gzip, chunked} would be read as if it were not compressed. RFC 9112 section 6.1:
+         * a coding the server does not implement gets 501.
+         */
+        private static void checkTransferCoding(Request request) {
+            List<String> codings = request.getHeaders().getCSV(HttpHeader.TRANSFER_ENCODING, false);
+            for (String coding : codings) {
+                if (!coding.equalsIgnoreCase("chunked")) {
+                    throw ApiError.notImplemented("Transfer-Encoding '" + String.join(", ", codings)
+                            + "' is not supported; send the body as is or with 'chunked' alone.",
+                            "unsupported_transfer_encoding");
+                }
             }
         }
 
@@ -431,21 +452,7 @@ public final class KilnServer implements AutoCloseable {
             } catch (IOException e) {
                 throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
             }
-            if (bytes.length == 0) {
-                throw ApiError.invalid("The request body is empty; send a JSON object.", null, "invalid_json");
-            }
-            try {
-                JsonNode node = Exchange.JSON.readTree(bytes);
-                if (node == null || node.isMissingNode()) {
-                    throw ApiError.invalid("The request body is empty; send a JSON object.", null, "invalid_json");
-                }
-                return node;
-            } catch (JsonProcessingException e) {
-                throw ApiError.invalid("The request body is not valid JSON: " + e.getOriginalMessage(), null,
-                        "invalid_json");
-            } catch (IOException e) {
-                throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
-            }
+            return RequestJson.parse(bytes);
         }
     }
 
@@ -460,6 +467,12 @@ public final class KilnServer implements AutoCloseable {
 
     /** Jetty's own errors (a malformed request line, a failure in a handler) as OpenAI-style JSON. */
     private static final class JsonErrorHandler extends ErrorHandler {
+
+        /** Jetty writes a body only for GET, POST and HEAD; a CONNECT or PRI would get an empty one. */
+        @Override
+        public boolean errorPageForMethod(String method) {
+            return true;
+        }
 
         @Override
         protected void generateResponse(Request request, Response response, int code, String message, Throwable cause,
