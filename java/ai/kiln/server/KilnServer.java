@@ -332,6 +332,11 @@ public final class KilnServer implements AutoCloseable {
                 throw ApiError.notImplemented("CONNECT is not supported: this server is not a proxy.",
                         "unsupported_method");
             }
+            // NOTE: before any routing answer, so that without the key a 404 or 405 tells nothing of the routes.
+            if ((path.equals("/v1") || path.startsWith("/v1/")) && !authorized(exchange.request)) {
+                exchange.response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer");
+                throw ApiError.unauthorized();
+            }
             String allowed = ROUTES.get(path);
             if (allowed == null) {
                 if (path.startsWith("/v1/models/")) {
@@ -343,10 +348,6 @@ public final class KilnServer implements AutoCloseable {
             if (!allowed.equals(method) && !(method.equals("HEAD") && allowed.equals("GET"))) {
                 exchange.response.getHeaders().put(HttpHeader.ALLOW, allowed);
                 throw ApiError.methodNotAllowed(method, path, allowed);
-            }
-            if (path.startsWith("/v1/") && !authorized(exchange.request)) {
-                exchange.response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer");
-                throw ApiError.unauthorized();
             }
             switch (path) {
                 case "/health" -> exchange.sendJson(200, Map.of("status", "ok"));

@@ -3,13 +3,22 @@ package ai.kiln.server;
 import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code kiln serve}: the OpenAI-compatible HTTP server. It listens at once ({@code /health} 200,
@@ -35,9 +44,20 @@ public final class ServeCommand implements Callable<Integer> {
             description = "The model name clients send (default: the model directory's name).")
     String servedModelName;
 
-    @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:KILN_API_KEY}",
-            description = "Require 'Authorization: Bearer KEY' on /v1 routes (default: $KILN_API_KEY, else none).")
+    /** The environment variable that holds the API key where neither option gives one. */
+    static final String API_KEY_ENV = "KILN_API_KEY";
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "Require 'Authorization: Bearer KEY' on /v1 routes. Other users see it in ps: prefer"
+                    + " --api-key-file or $" + API_KEY_ENV + " (default: $" + API_KEY_ENV + ", else none).")
     String apiKey;
+
+    @Option(names = "--api-key-file", paramLabel = "PATH",
+            description = "Read the API key from this file (one line; a trailing newline is dropped).")
+    Path apiKeyFile;
 
     @Option(names = "--max-waiting", paramLabel = "N", defaultValue = "256",
             description = "Requests admitted but not yet started beyond which new ones get 429 (default: ${DEFAULT-VALUE}).")
@@ -90,8 +110,8 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        KilnServer.Options options = new KilnServer.Options(host, port, servedModelName,
-                apiKey == null || apiKey.isEmpty() ? null : apiKey, maxWaiting, maxBodyBytes,
+        KilnServer.Options options = new KilnServer.Options(host, port, servedModelName, apiKey(System.getenv()),
+                maxWaiting, maxBodyBytes,
                 Duration.ofSeconds(gracePeriodSeconds), Duration.ofMillis((long) (heartbeatSeconds * 1000)),
                 streamBufferBytes);
         EngineOptions engineOptions = EngineOptions.builder().device(device).threads(threads)
@@ -119,6 +139,70 @@ public final class ServeCommand implements Callable<Integer> {
         }
         server.awaitStopped();
         return 0;
+    }
+
+    /**
+     * The API key from {@code --api-key}, {@code --api-key-file} or {@code env}'s KILN_API_KEY, in
+     * that order; null for none. NOTE: a key given but empty is refused rather than read as "no
+     * key": a mistyped variable or an empty file would otherwise serve without authentication.
+     */
+    String apiKey(Map<String, String> env) {
+        if (apiKey != null && apiKeyFile != null) {
+            throw usage("--api-key and --api-key-file both give the key; use one");
+        }
+        if (apiKey != null) {
+            return checkedKey(apiKey, "--api-key");
+        }
+        if (apiKeyFile != null) {
+            return checkedKey(readKeyFile(apiKeyFile), "--api-key-file " + apiKeyFile);
+        }
+        String fromEnv = env.get(API_KEY_ENV);
+        return fromEnv == null ? null : checkedKey(fromEnv, "$" + API_KEY_ENV);
+    }
+
+    private String readKeyFile(Path file) {
+        if (Files.isDirectory(file)) {
+            throw usage("--api-key-file: " + file + " is a directory, not a file holding the key");
+        }
+        String text;
+        try {
+            text = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw usage("--api-key-file: " + file + " does not exist");
+        } catch (AccessDeniedException e) {
+            throw usage("--api-key-file: " + file + " cannot be read (permission denied)");
+        } catch (CharacterCodingException e) {
+            throw usage("--api-key-file: " + file + " is not UTF-8 text");
+        } catch (IOException e) {
+            throw usage("--api-key-file: " + file + " cannot be read: " + e.getMessage());
+        }
+        // Editors end a file with a newline; it is not part of the key.
+        if (text.endsWith("\r\n")) {
+            text = text.substring(0, text.length() - 2);
+        } else if (text.endsWith("\n")) {
+            text = text.substring(0, text.length() - 1);
+        }
+        if (text.indexOf('\n') >= 0 || text.indexOf('\r') >= 0) {
+            throw usage("--api-key-file: " + file + " must hold the key on one line");
+        }
+        return text;
+    }
+
+    /** A key that a client can send: not empty, and with no whitespace at its ends (the header is trimmed). */
+    private String checkedKey(String key, String source) {
+        if (key.isBlank()) {
+            throw usage(source + ": the API key is empty; give a key, or no key to serve without authentication"
+                    + (source.startsWith("$") ? " (unset the variable)" : ""));
+        }
+        if (!key.strip().equals(key)) {
+            throw usage(source + ": the API key starts or ends with whitespace, which an Authorization header"
+                    + " cannot carry");
+        }
+        return key;
+    }
+
+    private ParameterException usage(String message) {
+        return new ParameterException(spec.commandLine(), message);
     }
 
     /**
