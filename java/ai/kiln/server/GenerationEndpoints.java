@@ -507,6 +507,13 @@ final class GenerationEndpoints {
      */
     private Call start(Exchange exchange, List<GenerateRequest> requests, String promptParam) {
         int k = requests.size();
+        // NOTE: more prompts than may ever wait at once would get 429 however long the client retried.
+        // The n sequences of a prompt are not limited here: the scheduler runs them in turns.
+        if (k > options.maxWaiting()) {
+            throw ApiError.invalid("The request has " + k + " prompts, more than the server's --max-waiting of "
+                    + options.maxWaiting() + " that may wait at once; send at most " + options.maxWaiting()
+                    + " prompts per request.", promptParam, "too_many_prompts");
+        }
         while (true) {
             int now = waiting.get();
             if (now + k > options.maxWaiting()) {

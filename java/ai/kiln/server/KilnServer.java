@@ -71,8 +71,9 @@ public final class KilnServer implements AutoCloseable {
             if (apiKey != null && apiKey.isEmpty()) {
                 throw new IllegalArgumentException("the API key must not be empty");
             }
-            if (maxWaiting < 0) {
-                throw new IllegalArgumentException("max-waiting must be >= 0, got " + maxWaiting);
+            if (maxWaiting < 1) {
+                throw new IllegalArgumentException("max-waiting must be >= 1 (0 would refuse every request), got "
+                        + maxWaiting);
             }
             if (maxBodyBytes < 1) {
                 throw new IllegalArgumentException("max-body-bytes must be >= 1, got " + maxBodyBytes);

@@ -60,7 +60,8 @@ public final class ServeCommand implements Callable<Integer> {
     Path apiKeyFile;
 
     @Option(names = "--max-waiting", paramLabel = "N", defaultValue = "256",
-            description = "Requests admitted but not yet started beyond which new ones get 429 (default: ${DEFAULT-VALUE}).")
+            description = "Prompts admitted but not yet started beyond which new requests get 429; a request with more"
+                    + " prompts than this gets 400 (default: ${DEFAULT-VALUE}).")
     int maxWaiting;
 
     @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "auto",
