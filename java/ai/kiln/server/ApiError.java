@@ -59,6 +59,11 @@ final class ApiError extends RuntimeException {
                 "request_too_large", 0);
     }
 
+    /** 408: the request did not arrive in time (its body too slow, or not complete within the body timeout). */
+    static ApiError requestTimeout(String message) {
+        return new ApiError(408, "invalid_request_error", message, null, "request_timeout", 0);
+    }
+
     static ApiError overloaded(int waiting, int retryAfterSeconds) {
         return new ApiError(429, "rate_limit_error",
                 "The server is at capacity (" + waiting + " requests waiting); retry later.", null,

@@ -3,12 +3,10 @@ package ai.kiln.server;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
-import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import org.eclipse.jetty.http.HttpHeader;
-import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.http.HttpHeaderValue;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.util.Callback;
@@ -52,41 +50,40 @@ final class Exchange {
         response.write(true, ByteBuffer.wrap(body), callback);
     }
 
+    /**
+     * Answers {@code error}. NOTE: an error answered before the body is read (401, 404, 405, 413,
+     * 503, ...) leaves bytes unread. A body that has all arrived is dropped and the connection kept
+     * alive; one still arriving is not waited for: the answer says {@code Connection: close}, and the
+     * connection reads on briefly before it closes ({@link BodyReader#lingerThenComplete}).
+     */
     void sendError(ApiError error) {
-        discardUnreadBody(request);
+        setErrorHeaders(error);
+        if (BodyReader.consumeArrived(request)) {
+            response.write(true, ByteBuffer.wrap(errorBody(error)), callback);
+            return;
+        }
+        response.getHeaders().put(HttpHeader.CONNECTION, HttpHeaderValue.CLOSE.asString());
+        response.write(true, ByteBuffer.wrap(errorBody(error)),
+                Callback.from(() -> BodyReader.lingerThenComplete(request, callback), callback::failed));
+    }
+
+    /** Answers {@code error} and closes the connection without touching the body (a read of it may be pending). */
+    void sendErrorAndClose(ApiError error) {
+        setErrorHeaders(error);
+        response.getHeaders().put(HttpHeader.CONNECTION, HttpHeaderValue.CLOSE.asString());
+        response.write(true, ByteBuffer.wrap(errorBody(error)), callback);
+    }
+
+    private void setErrorHeaders(ApiError error) {
         if (error.retryAfterSeconds > 0) {
             response.getHeaders().put(HttpHeader.RETRY_AFTER, Integer.toString(error.retryAfterSeconds));
         }
-        send(error.status, "application/json", errorBody(error.status, error.getMessage(), error.type, error.param,
-                error.code));
+        response.setStatus(error.status);
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
     }
 
-    /** The most of an unread request body that is read and dropped before an error is answered. */
-    static final long DISCARD_LIMIT_BYTES = 64L << 20;
-
-    /**
-     * Reads and drops what is left of the request body (up to {@link #DISCARD_LIMIT_BYTES}); a no-op
-     * once the body has been read. NOTE: an error answered before the body is read (401, 404, 405,
-     * 413, 503, ...) would otherwise leave bytes unread: the server then closes the connection after
-     * a response already sent as keep-alive, and the client's next request on it finds it dead, or
-     * the kernel resets it and the response itself is lost.
-     */
-    static void discardUnreadBody(Request request) {
-        discard(Content.Source.asInputStream(request));
-    }
-
-    /** Reads and drops the rest of a body stream, up to {@link #DISCARD_LIMIT_BYTES}. */
-    static void discard(InputStream in) {
-        try {
-            byte[] sink = new byte[64 << 10];
-            long read = 0;
-            int n;
-            while (read < DISCARD_LIMIT_BYTES && (n = in.read(sink, 0, sink.length)) >= 0) {
-                read += n;
-            }
-        } catch (IOException | RuntimeException e) {
-            // The body could not be read (the client went away): nothing is left to protect.
-        }
+    private static byte[] errorBody(ApiError error) {
+        return errorBody(error.status, error.getMessage(), error.type, error.param, error.code);
     }
 
     /** OpenAI's error shape: {@code {"error": {"message", "type", "param", "code"}}}. */

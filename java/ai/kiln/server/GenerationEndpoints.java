@@ -131,7 +131,7 @@ final class GenerationEndpoints {
         if (req.stream()) {
             streamCompletions(exchange, call, req, id, created, n);
         } else {
-            call.results.whenComplete(guarded(exchange, (results, failure) -> {
+            call.results.whenComplete(guarded(exchange, watchForGoneClient(exchange, call), (results, failure) -> {
                 if (failure != null) {
                     exchange.sendError(failureError(failure));
                     return;
@@ -178,7 +178,7 @@ final class GenerationEndpoints {
         if (req.stream()) {
             streamChat(exchange, call, req, id, created);
         } else {
-            call.results.whenComplete(guarded(exchange, (results, failure) -> {
+            call.results.whenComplete(guarded(exchange, watchForGoneClient(exchange, call), (results, failure) -> {
                 if (failure != null) {
                     exchange.sendError(failureError(failure));
                     return;
@@ -638,10 +638,24 @@ final class GenerationEndpoints {
         return ApiError.internal("Generation failed: " + cause.getMessage());
     }
 
-    /** Runs a responder; if it throws, the client still gets an answer (a 500) and the exchange completes. */
-    private static <T> BiConsumer<T, Throwable> guarded(Exchange exchange,
+    /** Cancels {@code call} if its client goes before the answer is written (a non-streamed request). */
+    private DisconnectWatch watchForGoneClient(Exchange exchange, Call call) {
+        return DisconnectWatch.start(exchange, () -> {
+            if (!call.isDone()) {
+                metrics.cancelled.inc();
+            }
+            call.cancel();
+        });
+    }
+
+    /**
+     * Runs a responder once the watch for a gone client is stopped; if it throws, the client still
+     * gets an answer (a 500) and the exchange completes.
+     */
+    private static <T> BiConsumer<T, Throwable> guarded(Exchange exchange, DisconnectWatch watch,
             BiConsumer<T, Throwable> responder) {
         return (value, failure) -> {
+            watch.stop();
             try {
                 responder.accept(value, failure);
             } catch (RuntimeException e) {

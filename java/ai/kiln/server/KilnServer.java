@@ -5,8 +5,6 @@ import ai.kiln.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -24,7 +22,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.eclipse.jetty.http.HttpHeader;
-import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.ConnectionLimit;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
@@ -59,9 +57,18 @@ public final class KilnServer implements AutoCloseable {
      * @param gracePeriod       how long a drain waits for in-flight requests before cancelling them
      * @param heartbeat         a quiet stream gets an SSE comment this often (it reveals a gone client)
      * @param maxStreamBufferBytes a stream whose unsent bytes exceed this (a slow reader) is cancelled
+     * @param connections       how slow and idle clients are kept from holding connections
      */
     public record Options(String host, int port, String servedModelName, String apiKey, int maxWaiting,
-            long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes) {
+            long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes,
+            ConnectionLimits connections) {
+
+        /** The options with the default {@link ConnectionLimits}. */
+        public Options(String host, int port, String servedModelName, String apiKey, int maxWaiting,
+                long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes) {
+            this(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes, ConnectionLimits.defaults());
+        }
 
         public Options {
             Objects.requireNonNull(host, "host");
@@ -87,6 +94,7 @@ public final class KilnServer implements AutoCloseable {
             if (maxStreamBufferBytes < 1024) {
                 throw new IllegalArgumentException("the stream buffer must be >= 1024 bytes, got " + maxStreamBufferBytes);
             }
+            Objects.requireNonNull(connections, "connections");
         }
 
         /** Loopback, port 8000, 256 waiting, 8 MiB bodies, 30 s grace, 10 s heartbeats, 1 MiB stream buffers. */
@@ -97,32 +105,77 @@ public final class KilnServer implements AutoCloseable {
 
         public Options withPort(int port) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes);
+                    maxStreamBufferBytes, connections);
         }
 
         public Options withApiKey(String key) {
             return new Options(host, port, servedModelName, key, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes);
+                    maxStreamBufferBytes, connections);
         }
 
         public Options withMaxWaiting(int waiting) {
             return new Options(host, port, servedModelName, apiKey, waiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes);
+                    maxStreamBufferBytes, connections);
         }
 
         public Options withServedModelName(String name) {
             return new Options(host, port, name, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes);
+                    maxStreamBufferBytes, connections);
         }
 
         public Options withLimits(long bodyBytes, Duration heartbeatEvery, long streamBufferBytes) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, bodyBytes, gracePeriod, heartbeatEvery,
-                    streamBufferBytes);
+                    streamBufferBytes, connections);
+        }
+
+        public Options withConnectionLimits(ConnectionLimits limits) {
+            return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes, limits);
         }
 
         public Options withGracePeriod(Duration grace) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, grace, heartbeat,
-                    maxStreamBufferBytes);
+                    maxStreamBufferBytes, connections);
+        }
+    }
+
+    /**
+     * How the server keeps slow and idle clients from holding its connections (none of them holds a
+     * thread: bodies are read as they arrive).
+     *
+     * @param maxConnections   open connections at most; at the cap the one idle longest among those
+     *                         not being answered is closed, and new ones wait in the listen backlog
+     * @param idleTimeout      a connection with nothing read or written for this long is closed
+     *                         (not one whose answer is being generated)
+     * @param headerTimeout    a request's line and headers must arrive within this, else the connection is closed
+     * @param bodyTimeout      a request body must arrive within this, else 408 and the connection is closed
+     * @param minBodyBytesPerSecond after {@link #RATE_GRACE}, a body arriving slower than this on
+     *                         average gets 408 and its connection is closed; 0: no minimum
+     */
+    public record ConnectionLimits(int maxConnections, Duration idleTimeout, Duration headerTimeout,
+            Duration bodyTimeout, long minBodyBytesPerSecond) {
+
+        /** How long a body may arrive before its rate is held to the minimum. */
+        public static final Duration RATE_GRACE = Duration.ofSeconds(2);
+
+        public ConnectionLimits {
+            if (maxConnections < 2) {
+                throw new IllegalArgumentException("max-connections must be >= 2, got " + maxConnections);
+            }
+            for (Duration d : new Duration[] {idleTimeout, headerTimeout, bodyTimeout}) {
+                if (d.isNegative() || d.isZero()) {
+                    throw new IllegalArgumentException("connection timeouts must be > 0, got " + d);
+                }
+            }
+            if (minBodyBytesPerSecond < 0) {
+                throw new IllegalArgumentException("the minimum body rate must be >= 0, got " + minBodyBytesPerSecond);
+            }
+        }
+
+        /** 2048 connections, 60 s idle, 10 s for headers, 60 s for a body, at least 1024 bytes/s after 2 s. */
+        public static ConnectionLimits defaults() {
+            return new ConnectionLimits(2048, Duration.ofSeconds(60), Duration.ofSeconds(10), Duration.ofSeconds(60),
+                    1024);
         }
     }
 
@@ -145,6 +198,8 @@ public final class KilnServer implements AutoCloseable {
     private final RequestLog log;
     private final byte[] apiKeyBytes;
     private final ScheduledExecutorService heartbeats;
+    private final ConnectionGuard guard;
+    private final BodyReader bodies;
     private final Set<SseStream> streams = ConcurrentHashMap.newKeySet();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
@@ -172,12 +227,18 @@ public final class KilnServer implements AutoCloseable {
         connector = new ServerConnector(jetty, new HttpConnectionFactory(http));
         connector.setHost(options.host());
         connector.setPort(options.port());
-        connector.setIdleTimeout(TimeUnit.SECONDS.toMillis(60));
+        connector.setIdleTimeout(options.connections().idleTimeout().toMillis());
         // NOTE: Jetty's default leaves the listen backlog at the JVM's 50, which a burst of
         // clients connecting at once (a balancer's retry storm, a benchmark) overflows. The kernel
         // caps this at net.core.somaxconn.
         connector.setAcceptQueueSize(ACCEPT_QUEUE);
         jetty.addConnector(connector);
+        // NOTE: Jetty's ConnectionLimit stops accepting at the cap (new clients wait in the
+        // backlog); the guard then closes the idlest connection to make room.
+        jetty.addBean(new ConnectionLimit(options.connections().maxConnections(), connector));
+        guard = new ConnectionGuard(connector, options.connections());
+        connector.addEventListener(guard);
+        bodies = new BodyReader(options.maxBodyBytes(), options.connections(), guard);
         jetty.setHandler(new ApiHandler());
         jetty.setErrorHandler(new JsonErrorHandler());
         jetty.setStopTimeout(2000);
@@ -191,6 +252,7 @@ public final class KilnServer implements AutoCloseable {
     /** Binds and starts answering; generation routes answer 503 until {@link #serve}. */
     public KilnServer start() throws Exception {
         jetty.start();
+        guard.start();
         long every = options.heartbeat().toMillis();
         heartbeats.scheduleWithFixedDelay(() -> {
             long quiet = options.heartbeat().toNanos();
@@ -274,6 +336,7 @@ public final class KilnServer implements AutoCloseable {
     public void close() throws Exception {
         state = State.STOPPED;
         heartbeats.shutdownNow();
+        guard.stop();
         try {
             jetty.stop();
         } finally {
@@ -316,16 +379,23 @@ public final class KilnServer implements AutoCloseable {
                 metrics.requests.labelValues(endpoint, Integer.toString(status)).inc();
                 log.request(exchange, method, path, status, failure);
             });
-            try {
+            answering(exchange, () -> {
                 checkTransferCoding(request);
                 route(exchange, method, path);
+            });
+            return true;
+        }
+
+        /** Runs one step of answering {@code exchange}, on whichever thread; an error it throws is the answer. */
+        private void answering(Exchange exchange, Runnable step) {
+            try {
+                step.run();
             } catch (ApiError e) {
                 exchange.sendError(e);
             } catch (RuntimeException e) {
-                log.info("request_id=" + requestId + " internal error: " + e);
+                log.info("request_id=" + exchange.requestId + " internal error: " + e);
                 exchange.sendError(ApiError.internal("Internal error: " + e.getMessage()));
             }
-            return true;
         }
 
         private void route(Exchange exchange, String method, String path) {
@@ -419,42 +489,24 @@ public final class KilnServer implements AutoCloseable {
                 metrics.rejected.labelValues(s.name().toLowerCase()).inc();
                 throw ApiError.unavailable(readiness(s), s.name().toLowerCase());
             }
-            JsonNode body = readJson(exchange.request);
-            if (path.equals("/v1/completions")) {
-                CompletionRequest parsed = CompletionRequest.parse(body);
-                checkModel(parsed.model());
-                generation.completions(exchange, parsed);
-            } else {
-                ChatRequest parsed = ChatRequest.parse(body);
-                checkModel(parsed.model());
-                generation.chat(exchange, parsed);
-            }
+            bodies.read(exchange, bytes -> answering(exchange, () -> {
+                JsonNode body = RequestJson.parse(bytes);
+                if (path.equals("/v1/completions")) {
+                    CompletionRequest parsed = CompletionRequest.parse(body);
+                    checkModel(parsed.model());
+                    generation.completions(exchange, parsed);
+                } else {
+                    ChatRequest parsed = ChatRequest.parse(body);
+                    checkModel(parsed.model());
+                    generation.chat(exchange, parsed);
+                }
+            }));
         }
 
         private void checkModel(String model) {
             if (!model.equals(modelName)) {
                 throw ApiError.modelNotFound(model, modelName);
             }
-        }
-
-        private JsonNode readJson(Request request) {
-            long limit = options.maxBodyBytes();
-            long length = request.getLength();
-            byte[] bytes;
-            try (InputStream in = Content.Source.asInputStream(request)) {
-                if (length > limit) {
-                    Exchange.discard(in); // see Exchange.discardUnreadBody
-                    throw ApiError.tooLarge(limit);
-                }
-                bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limit + 1));
-                if (bytes.length > limit) {
-                    Exchange.discard(in);
-                    throw ApiError.tooLarge(limit);
-                }
-            } catch (IOException e) {
-                throw ApiError.invalid("Could not read the request body: " + e.getMessage(), null);
-            }
-            return RequestJson.parse(bytes);
         }
     }
 

@@ -84,6 +84,29 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Unsent bytes a stream may hold before its slow reader is cut off (default: ${DEFAULT-VALUE}).")
     long streamBufferBytes;
 
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "2048",
+            description = "Open connections at most; at the cap the one idle longest that is not being answered is"
+                    + " closed, and new ones wait in the listen backlog (default: ${DEFAULT-VALUE}).")
+    int maxConnections;
+
+    @Option(names = "--idle-timeout-seconds", paramLabel = "SECONDS", defaultValue = "60",
+            description = "A connection with nothing read or written for this long is closed (default: ${DEFAULT-VALUE}).")
+    double idleTimeoutSeconds;
+
+    @Option(names = "--header-timeout-seconds", paramLabel = "SECONDS", defaultValue = "10",
+            description = "A request's line and headers must arrive within this, else its connection is closed"
+                    + " (default: ${DEFAULT-VALUE}).")
+    double headerTimeoutSeconds;
+
+    @Option(names = "--body-timeout-seconds", paramLabel = "SECONDS", defaultValue = "60",
+            description = "A request body must arrive within this, else 408 (default: ${DEFAULT-VALUE}).")
+    double bodyTimeoutSeconds;
+
+    @Option(names = "--min-body-rate", paramLabel = "BYTES_PER_SECOND", defaultValue = "1024",
+            description = "After its first 2 s a body arriving slower than this on average gets 408; 0: no minimum"
+                    + " (default: ${DEFAULT-VALUE}).")
+    long minBodyRate;
+
     @Option(names = "--max-model-len", paramLabel = "TOKENS", description = "Longest sequence, prompt plus output (default: the model's).")
     Integer maxModelLen;
 
@@ -114,7 +137,8 @@ public final class ServeCommand implements Callable<Integer> {
         KilnServer.Options options = new KilnServer.Options(host, port, servedModelName, apiKey(System.getenv()),
                 maxWaiting, maxBodyBytes,
                 Duration.ofSeconds(gracePeriodSeconds), Duration.ofMillis((long) (heartbeatSeconds * 1000)),
-                streamBufferBytes);
+                streamBufferBytes, new KilnServer.ConnectionLimits(maxConnections, seconds(idleTimeoutSeconds),
+                        seconds(headerTimeoutSeconds), seconds(bodyTimeoutSeconds), minBodyRate));
         EngineOptions engineOptions = EngineOptions.builder().device(device).threads(threads)
                 .kvCacheBytes(kvCacheMib << 20).gpuMemoryUtilization(gpuMemoryUtilization)
                 .maxRunningSeqs(maxNumSeqs).maxBatchedTokens(maxBatchedTokens).maxModelLen(maxModelLen).seed(seed)
@@ -227,5 +251,9 @@ public final class ServeCommand implements Callable<Integer> {
             Runtime.getRuntime().halt(1);
         }
         Runtime.getRuntime().halt(0);
+    }
+
+    private static Duration seconds(double seconds) {
+        return Duration.ofNanos((long) (seconds * 1e9));
     }
 }
