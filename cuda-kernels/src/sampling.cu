@@ -99,24 +99,27 @@ extern "C" int kiln_cuda_sample(const float* logits, int64_t batch, int64_t voca
                                 void* stream) {
   const char* name = "kiln_cuda_sample";
   KILN_REQUIRE(logits && rows && out_ids, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null logits, rows or out_ids", name);
-  KILN_REQUIRE(batch >= 0 && batch <= 268435455 && vocab > 0 && vocab < (1ll << 31) && penalty_rows >= 0,
+  KILN_REQUIRE(batch >= 0 && batch <= 268435455 && vocab > 0 && vocab <= KILN_SAMPLE_MAX_VOCAB && penalty_rows >= 0,
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: bad sizes (batch %lld, vocab %lld, penalty rows %lld)", name,
                (long long)batch, (long long)vocab, (long long)penalty_rows);
   KILN_REQUIRE(penalties != nullptr || penalty_rows == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
                "%s: %lld penalty rows but no table", name, (long long)penalty_rows);
   if (batch == 0) return KILN_CUDA_OK;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const SampleArgs args{logits, vocab, rows, penalties, penalty_rows, out_ids, out_logprobs};
-  // A row over a cluster of C blocks (sm_90 only): the largest C of 1, 2, 4, 8 that keeps the
-  // grid within two blocks per multiprocessor.
-  int major = 0, device = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  const SampleArgs args{logits, batch, vocab, rows, penalties, penalty_rows, out_ids, out_logprobs};
+  // A row over a cluster of C blocks where the kernel that runs was built for sm_90 or later
+  // (clusters and distributed shared memory): the largest C of 1, 2, 4, 8 that keeps the grid
+  // within two blocks per multiprocessor.
+  cudaFuncAttributes built{};
+  KILN_REQUIRE(cudaFuncGetAttributes(&built, sample_rows_kernel) == cudaSuccess, KILN_CUDA_ERR_LAUNCH,
+               "%s: cudaFuncGetAttributes failed", name);
+  const bool clusters = built.binaryVersion >= 90;
   const int64_t sms = current_sm_count();
   int64_t cluster = 1;
-  while (major >= 9 && cluster < 8 && batch * cluster * 2 <= 2 * sms) cluster *= 2;
+  while (clusters && cluster < 8 && batch * cluster * 2 <= 2 * sms) cluster *= 2;
+  // NOTE: set on every call: the attribute belongs to the current device's context.
   const size_t smem = sizeof(SampleShared);
-  static const cudaError_t smem_status =
+  const cudaError_t smem_status =
       cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   KILN_REQUIRE(smem_status == cudaSuccess, KILN_CUDA_ERR_LAUNCH, "%s: %zu bytes of shared memory: %s", name, smem,
                cudaGetErrorString(smem_status));
@@ -131,7 +134,7 @@ extern "C" int kiln_cuda_sample(const float* logits, int64_t batch, int64_t voca
   attribute.val.clusterDim.y = 1;
   attribute.val.clusterDim.z = 1;
   config.attrs = &attribute;
-  config.numAttrs = major >= 9 ? 1 : 0;
+  config.numAttrs = clusters ? 1 : 0;
   const cudaError_t launched = cudaLaunchKernelEx(&config, sample_rows_kernel, args);
   KILN_REQUIRE(launched == cudaSuccess, KILN_CUDA_ERR_LAUNCH, "%s: %s", name, cudaGetErrorString(launched));
   KILN_CHECK_LAUNCH(name);

@@ -14,11 +14,10 @@ __device__ __forceinline__ float logit_at(const float* row, int64_t i) { return 
 __device__ __forceinline__ float logit_at(const __half* row, int64_t i) { return __half2float(row[i]); }
 __device__ __forceinline__ float logit_at(const __nv_bfloat16* row, int64_t i) { return __bfloat162float(row[i]); }
 
-// NaN logits count as -inf.
+// NaN counts as -inf and +inf as the largest float, as the sampler's contract reads logits.
 template <typename L>
 __device__ __forceinline__ float clean_logit(const L* row, int64_t i) {
-  const float v = logit_at(row, i);
-  return v != v ? -INFINITY : v;
+  return ::kiln::sampling::clean(logit_at(row, i));
 }
 
 // (value, index) argmax across the block, the lower index on ties; every thread gets it.
@@ -129,6 +128,17 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_chunk_kernel(const Argm
   }
 }
 
+// One more occurrence in a penalty-table word; the count saturates, as on the CPU, rather than
+// carry into the flag bits.
+__device__ __forceinline__ void count_token(uint32_t* entry) {
+  uint32_t old = *entry, seen;
+  do {
+    seen = old;
+    if ((seen & KILN_PENALTY_COUNT_MASK) == KILN_PENALTY_COUNT_MASK) return;
+    old = atomicCAS(entry, seen, seen + 1);
+  } while (old != seen);
+}
+
 // ---- the sampler ---------------------------------------------------------------------------
 // One block per row (or a cluster of blocks, at small batches) reaches the integers of the
 // contract in kiln_sampling.h by passes over the row (the logits stay in L2 or HBM; each pass
@@ -150,7 +160,7 @@ namespace sm = ::kiln::sampling;
 
 struct SampleArgs {
   const float* logits;       // [batch, vocab]
-  int64_t vocab;
+  int64_t batch, vocab;
   const int32_t* rows;       // [batch, KILN_SAMPLE_ROW_WORDS]
   uint32_t* penalties;       // [penalty_rows, vocab] or nullptr
   int64_t penalty_rows;
@@ -499,6 +509,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
   const int64_t vocab = a.vocab;
   const unsigned blocks = cluster_blocks(), me = cluster_rank();
   const int64_t b = blockIdx.x / blocks;
+  if (b >= a.batch) return;  // the whole cluster alike: no block waits at a barrier for it
   SampleView v;
   v.p = load_sample_row(a.rows + b * KILN_SAMPLE_ROW_WORDS, a);
   v.row = a.logits + b * vocab;
@@ -529,7 +540,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
   }
   if (me == writer && tid == 0) {
     a.out_ids[b] = static_cast<int32_t>(pick);
-    if (v.table != nullptr) atomicAdd(a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab + pick, 1u);
+    if (v.table != nullptr) count_token(a.penalties + static_cast<int64_t>(v.p.penalty_row) * vocab + pick);
   }
   cluster_barrier();  // no block leaves while another may still read its shared memory
 }
@@ -668,7 +679,7 @@ __global__ void reset_penalty_row_kernel(uint32_t* table_row, int64_t vocab, con
     if (e < num_prompt) {
       atomicOr(&table_row[id], KILN_PENALTY_IN_PROMPT);
     } else if (e < num_prompt + num_output) {
-      atomicAdd(&table_row[id], 1u);
+      count_token(&table_row[id]);
     } else {
       atomicOr(&table_row[id], KILN_PENALTY_SUPPRESSED);
     }

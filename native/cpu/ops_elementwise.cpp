@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common.h"
+#include "kiln_sampling.h"
 
 namespace {
 
@@ -203,16 +204,23 @@ int kiln_cpu_argmax(const float* logits, int64_t batch, int64_t vocab, int32_t* 
   KILN_CHECK(batch >= 0 && vocab > 0, "kiln_cpu_argmax: bad sizes");
 #pragma omp parallel for schedule(static) if (batch > 1 && batch * vocab > kParallelMinElements)
   for (int64_t b = 0; b < batch; ++b) {
+    // NOTE: logits are read as the sampler reads them (NaN as -inf, +inf as the largest float),
+    // so a greedy row takes the same id whichever path its step takes.
     const float* row = logits + b * vocab;
     int64_t best = 0;
-    for (int64_t i = 1; i < vocab; ++i)
-      if (row[i] > row[best]) best = i;
+    float max = kiln::sampling::clean(row[0]);
+    for (int64_t i = 1; i < vocab; ++i) {
+      const float v = kiln::sampling::clean(row[i]);
+      if (v > max) max = v, best = i;
+    }
     out_ids[b] = static_cast<int32_t>(best);
     if (out_logprobs != nullptr) {
-      const float max = row[best];
       double sum = 0.0;
-      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i] - max));
-      out_logprobs[b] = static_cast<float>(-std::log(sum));
+      if (max != -INFINITY)
+        for (int64_t i = 0; i < vocab; ++i)
+          sum += std::exp(static_cast<double>(kiln::sampling::clean(row[i])) - static_cast<double>(max));
+      out_logprobs[b] = max == -INFINITY ? static_cast<float>(-std::log(static_cast<double>(vocab)))
+                                         : static_cast<float>(-std::log(sum));
     }
   }
   return KILN_OK;

@@ -26,8 +26,10 @@ RowParams decode_row(const int32_t* w) { return sm::decode_row(w); }
 // The checks every backend makes of a row, so that a bad word is an error, never a bad read.
 int check_row(const RowParams& p, int64_t b, int64_t penalty_rows, bool have_logprobs_out) {
   const char* name = "kiln_cpu_sample";
-  KILN_CHECK(p.temperature >= 0.0f && p.temperature <= sm::kMaxLogit, "%s: row %lld: temperature %g", name,
-             (long long)b, p.temperature);
+  KILN_CHECK(p.temperature == 0.0f || (p.temperature > 0.0f && std::isfinite(sm::div(1.0f, p.temperature)) &&
+                                         p.temperature <= sm::kMaxLogit),
+             "%s: row %lld: temperature %g (0, or a float whose reciprocal is finite)", name, (long long)b,
+             p.temperature);
   KILN_CHECK(p.min_p >= 0.0f && p.min_p <= 1.0f, "%s: row %lld: min_p %g outside [0, 1]", name, (long long)b,
              p.min_p);
   KILN_CHECK(p.penalty_row >= -1 && p.penalty_row < penalty_rows,
@@ -91,7 +93,7 @@ int32_t sample_row(const float* logits, int64_t vocab, const RowParams& p, uint3
     const uint64_t limit = sm::top_p_limit(total, p.top_p);
     uint64_t before = 0;
     int digit = 0;
-    while (before + digit_mass[digit] < limit) before += digit_mass[digit++];
+    while (digit < kRankDigits - 1 && before + digit_mass[digit] < limit) before += digit_mass[digit++];
     std::vector<int64_t> order;  // the tokens of the digit where the limit falls, by rank key
     for (int64_t i = 0; i < vocab; ++i)
       if (kept(i) && static_cast<int>(rank[i] >> kRankDigitShift) == digit) order.push_back(i);
@@ -163,7 +165,7 @@ int kiln_cpu_sample(const float* logits, int64_t batch, int64_t vocab, const int
   KILN_CHECK_PTR(logits);
   KILN_CHECK_PTR(rows);
   KILN_CHECK_PTR(out_ids);
-  KILN_CHECK(batch >= 0 && vocab > 0 && vocab < (1ll << 31) && penalty_rows >= 0,
+  KILN_CHECK(batch >= 0 && vocab > 0 && vocab <= KILN_SAMPLE_MAX_VOCAB && penalty_rows >= 0,
              "kiln_cpu_sample: bad sizes (batch %lld, vocab %lld, penalty rows %lld)", (long long)batch,
              (long long)vocab, (long long)penalty_rows);
   KILN_CHECK(penalties != nullptr || penalty_rows == 0, "kiln_cpu_sample: %lld penalty rows but no table",

@@ -10,6 +10,9 @@
 
 #include <stdint.h>
 
+// The largest vocabulary: a token's mass is at most 2^40, so 2^23 of them sum below 2^64.
+#define KILN_SAMPLE_MAX_VOCAB (1 << 23)
+
 // ---- a row's parameters: KILN_SAMPLE_ROW_WORDS int32 words, written by Java ------------------
 #define KILN_SAMPLE_ROW_WORDS 12
 #define KILN_SAMPLE_TEMPERATURE 0  // float bits; 0: greedy (the first argmax of the processed logits)

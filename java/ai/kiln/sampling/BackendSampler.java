@@ -19,7 +19,8 @@ import java.util.Map;
  * row per sequence that needs one. The op counts each chosen token there as it draws, so a row is
  * written whole only when a sequence first needs one, or after its row went to another sequence
  * (a cache of at most {@code maxRows} rows, the least recently used given up first: every step's
- * rows fit, since a step samples at most {@code maxRows} sequences).
+ * rows fit, since a step samples at most {@code maxRows} sequences). Sequences in min_tokens
+ * hold a row only while their end ids are masked.
  *
  * <p>A step whose rows are all plain greedy takes the backend's argmax instead, which spreads one
  * row over many blocks and chooses the same ids.
@@ -107,6 +108,13 @@ public final class BackendSampler implements Sampler {
             return;
         }
         step++;
+        // The rows this step's sequences hold are theirs for the step, before any is given away.
+        for (int i = 0; i < n; i++) {
+            Integer held = rows.get(i).needsPenaltyRow() ? penaltyRowOf.get(rows.get(i)) : null;
+            if (held != null) {
+                penaltyRowLastStep[held] = step;
+            }
+        }
         boolean anyPenaltyRow = false;
         boolean anyLogprobs = false;
         for (int i = 0; i < n; i++) {
@@ -187,9 +195,9 @@ public final class BackendSampler implements Sampler {
             }
         }
         if (resetIds.numel() < count) {
+            Tensor larger = backend.allocate(DType.I32, Math.max(count, 2 * hostResetIds.length));
             backend.free(resetIds);
-            resetIds = null;
-            resetIds = backend.allocate(DType.I32, Math.max(count, 2 * hostResetIds.length));
+            resetIds = larger;
         }
         backend.copyFromHost(resetIds, hostResetIds, numTokens + numSuppressed);
         backend.resetPenaltyRow(penalties, row, resetIds, numPrompt, numTokens - numPrompt, numSuppressed);
@@ -218,6 +226,7 @@ public final class BackendSampler implements Sampler {
         }
         penaltyRowOwner[chosen] = state;
         penaltyRowOf.put(state, chosen);
+        penaltyRowTokens[chosen] = -1; // accounts for nothing until it is written
         return chosen;
     }
 

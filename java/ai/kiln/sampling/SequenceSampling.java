@@ -64,9 +64,9 @@ public final class SequenceSampling {
         return params.isGreedy() && !params.hasPenalties() && !suppressing() && params.logprobs() == null;
     }
 
-    /** Whether the sampler needs a row of token statistics for it: penalties, or ids to mask. */
+    /** Whether the sampler needs a row of token statistics for its next draw: penalties, or ids to mask. */
     public boolean needsPenaltyRow() {
-        return params.hasPenalties() || suppressed.length > 0;
+        return params.hasPenalties() || suppressing();
     }
 
     /** Whether the suppressed ids are masked at the next draw. */

@@ -182,6 +182,21 @@ class BackendSamplerTest {
     }
 
     @Test
+    void greedyReadsNanAndInfinityAsTheSamplerDoesOnBothPaths() {
+        float nan = Float.NaN;
+        float inf = Float.POSITIVE_INFINITY;
+        float[][] rows = {{nan, 1f, 2f, 0f, 0f, 0f, 0f, 0f, 0f, 0f}, {Float.MAX_VALUE, inf, 1f, 0f, 0f, 0f, 0f, 0f, 0f, 0f}};
+        int[] expected = {2, 0}; // NaN is -inf; +inf is the largest float, tied with it: the first wins
+        for (int r = 0; r < rows.length; r++) {
+            try (Bench bench = new Bench(1, rows[r])) {
+                assertEquals(expected[r], bench.step(new SampledSequence(SamplingParams.greedy(4), 1)), "argmax path");
+                SampledSequence viaSampler = new SampledSequence(SamplingParams.builder().temperature(0).logprobs(0).build(), 1);
+                assertEquals(expected[r], bench.step(viaSampler), "sampler path");
+            }
+        }
+    }
+
+    @Test
     void sameSeedSameTokensOtherSeedOtherTokensWhateverTheBatch() {
         SamplingParams params = SamplingParams.builder().temperature(1.0).build();
         SamplingParams other = SamplingParams.builder().temperature(0.3).topK(3).minP(0.1).build();
