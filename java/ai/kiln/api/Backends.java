@@ -43,20 +43,45 @@ final class Backends {
      */
     static Backend open(EngineOptions options, Path modelDir, long workspaceBytes) {
         if (isCpu(options)) {
-            long budget = 2 * weightFileBytes(modelDir) + options.kvCacheBytes() + 2 * workspaceBytes + (256L << 20);
-            return new CpuBackend(options.threads(), budget);
+            return new CpuBackend(options.threads(),
+                    cpuBudget(weightFileBytes(modelDir), options.kvCacheBytes(), workspaceBytes));
         }
         String device = options.device();
         int ordinal = device.equals("cuda") ? 0 : Integer.parseInt(device.substring("cuda:".length()));
         return new CudaBackend(ordinal, DType.BF16);
     }
 
-    /** A bound on the step memory {@link ai.kiln.model.LlamaModel} allocates for these limits. */
+    /**
+     * A bound on the step memory {@link ai.kiln.model.LlamaModel} allocates for these limits,
+     * computed without wrapping: a model and limits whose sum does not fit in a long are refused,
+     * naming the sizes.
+     */
     static long workspaceBytes(ModelConfig c, int maxTokens, int maxSeqs, int maxBlocksPerSeq, int maxPositions) {
-        long h = c.hiddenSize();
-        long perToken = 3 * h + c.qSize() + 2L * c.kvSize() + c.qSize() + 3L * c.intermediateSize() + 3;
-        long perSeq = h + c.vocabSize() + maxBlocksPerSeq + 4;
-        return 4 * (maxTokens * perToken + maxSeqs * perSeq + (long) maxPositions * c.headDim());
+        try {
+            long h = c.hiddenSize();
+            long perToken = Math.addExact(Math.addExact(3 * h + c.qSize(), 2L * c.kvSize()),
+                    Math.addExact(c.qSize(), 3L * c.intermediateSize() + 3));
+            long perSeq = Math.addExact(Math.addExact(h, c.vocabSize()), (long) maxBlocksPerSeq + 4);
+            long elements = Math.addExact(Math.addExact(Math.multiplyExact(maxTokens, perToken),
+                    Math.multiplyExact(maxSeqs, perSeq)), Math.multiplyExact(maxPositions, (long) c.headDim()));
+            return Math.multiplyExact(4, elements);
+        } catch (ArithmeticException e) {
+            throw new EngineException(String.format("the step workspace overflows 64 bits: %d batched tokens x"
+                    + " (hidden_size %d, q %d, kv %d, intermediate_size %d), %d sequences x (vocab_size %d,"
+                    + " %d blocks), %d positions x head_dim %d", maxTokens, c.hiddenSize(), c.qSize(), c.kvSize(),
+                    c.intermediateSize(), maxSeqs, c.vocabSize(), maxBlocksPerSeq, maxPositions, c.headDim()), e);
+        }
+    }
+
+    /** The CPU backend's budget; sizes whose sum does not fit in a long are refused. */
+    private static long cpuBudget(long weightFileBytes, long kvCacheBytes, long workspaceBytes) {
+        try {
+            return Math.addExact(Math.addExact(Math.multiplyExact(2, weightFileBytes), kvCacheBytes),
+                    Math.addExact(Math.multiplyExact(2, workspaceBytes), 256L << 20));
+        } catch (ArithmeticException e) {
+            throw new EngineException(String.format("the CPU memory budget overflows 64 bits: weight files %d bytes,"
+                    + " KV cache %d bytes, step workspace %d bytes", weightFileBytes, kvCacheBytes, workspaceBytes), e);
+        }
     }
 
     private static long weightFileBytes(Path modelDir) {

@@ -7,6 +7,7 @@ import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -93,7 +94,7 @@ public final class LlamaModel implements AutoCloseable {
         for (int i = 0; i <= maxGraphBatch; i++) {
             graphQueryStart[i] = i;
         }
-        graphBlockTables = new int[maxGraphBatch * maxBlocksPerSeq];
+        graphBlockTables = new int[hostArrayLength("graph block tables", maxGraphBatch, maxBlocksPerSeq)];
         DType act = backend.activationDType();
         long h = config.hiddenSize();
         try {
@@ -123,9 +124,29 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     private Tensor allocate(DType dtype, long... shape) {
+        long bytes = dtype.bytes;
+        for (long dim : shape) {
+            try {
+                bytes = Math.multiplyExact(bytes, dim);
+            } catch (ArithmeticException e) {
+                throw new ModelLoadException("a step buffer of " + dtype + " " + Arrays.toString(shape)
+                        + " overflows 64 bits (maxTokens " + maxTokens + ", maxSeqs " + maxSeqs + ", maxPositions "
+                        + maxPositions + ")", e);
+            }
+        }
         Tensor tensor = backend.allocate(dtype, shape);
         owned.add(tensor);
         return tensor;
+    }
+
+    /** The length of a host array of rows x columns; one past a Java array's limit is refused, naming it. */
+    private static int hostArrayLength(String what, int rows, int columns) {
+        long length = (long) rows * columns;
+        if (length > Integer.MAX_VALUE - 8) {
+            throw new ModelLoadException("the " + what + " of " + rows + " x " + columns
+                    + " entries exceeds a Java array (at most " + (Integer.MAX_VALUE - 8) + ")");
+        }
+        return (int) length;
     }
 
     /** cos and sin of position * inverse frequency, in fp32 as Hugging Face computes them. */
@@ -133,7 +154,7 @@ public final class LlamaModel implements AutoCloseable {
         int d = config.headDim();
         int half = d / 2;
         float[] inv = config.ropeScaling().inverseFrequencies(config.ropeTheta(), d);
-        float[] table = new float[maxPositions * d];
+        float[] table = new float[hostArrayLength("rotary table", maxPositions, d)];
         for (int p = 0; p < maxPositions; p++) {
             for (int i = 0; i < half; i++) {
                 float angle = (float) p * inv[i];

@@ -41,15 +41,33 @@ public record ModelConfig(String architecture, int vocabSize, int hiddenSize, in
     public static final List<String> SUPPORTED_ARCHITECTURES = List.of(
             "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM");
 
+    // NOTE: the upper bounds lie far beyond any published checkpoint; they keep every derived size
+    // in range (qSize() + 2 kvSize() <= 3 * 2^24 fits an int, a block table row of
+    // max_position_embeddings / block size fits an int) so that no later arithmetic can wrap.
+    public static final int MAX_VOCAB_SIZE = Integer.MAX_VALUE;
+    public static final int MAX_HIDDEN_SIZE = 1 << 20;
+    public static final int MAX_INTERMEDIATE_SIZE = 1 << 22;
+    public static final int MAX_LAYERS = 1 << 12;
+    public static final int MAX_HEADS = 1 << 12;
+    public static final int MAX_HEAD_DIM = 1 << 12;
+    public static final int MAX_POSITIONS = 1 << 30;
+
+    /** What a config without max_position_embeddings gets (transformers' LlamaConfig default). */
+    private static final int DEFAULT_MAX_POSITIONS = 2048;
+
+    /** The file names errors start with; {@link #load} replaces them by the files' paths. */
+    private static final String CONFIG_FILE = "config.json";
+    private static final String GENERATION_FILE = "generation_config.json";
+
     public ModelConfig {
-        requirePositive("vocab_size", vocabSize);
-        requirePositive("hidden_size", hiddenSize);
-        requirePositive("intermediate_size", intermediateSize);
-        requirePositive("num_hidden_layers", numLayers);
-        requirePositive("num_attention_heads", numHeads);
-        requirePositive("num_key_value_heads", numKvHeads);
-        requirePositive("head_dim", headDim);
-        requirePositive("max_position_embeddings", maxPositions);
+        requireRange("vocab_size", vocabSize, 1, MAX_VOCAB_SIZE);
+        requireRange("hidden_size", hiddenSize, 1, MAX_HIDDEN_SIZE);
+        requireRange("intermediate_size", intermediateSize, 1, MAX_INTERMEDIATE_SIZE);
+        requireRange("num_hidden_layers", numLayers, 1, MAX_LAYERS);
+        requireRange("num_attention_heads", numHeads, 1, MAX_HEADS);
+        requireRange("num_key_value_heads", numKvHeads, 1, MAX_HEADS);
+        requireRange("head_dim", headDim, 1, MAX_HEAD_DIM);
+        requireRange("max_position_embeddings", maxPositions, 1, MAX_POSITIONS);
         if (numHeads % numKvHeads != 0) {
             throw new ModelLoadException("config.json: num_attention_heads " + numHeads
                     + " is not a multiple of num_key_value_heads " + numKvHeads);
@@ -57,15 +75,20 @@ public record ModelConfig(String architecture, int vocabSize, int hiddenSize, in
         if (headDim % 2 != 0) {
             throw new ModelLoadException("config.json: head_dim " + headDim + " must be even for rotary embedding");
         }
-        if (!(rmsNormEps > 0) || !(ropeTheta > 0)) {
-            throw new ModelLoadException("config.json: rms_norm_eps and rope_theta must be > 0");
+        if (!(rmsNormEps > 0) || !(ropeTheta > 0) || !Double.isFinite(rmsNormEps) || !Double.isFinite(ropeTheta)) {
+            throw new ModelLoadException("config.json: rms_norm_eps and rope_theta must be finite numbers > 0, got "
+                    + rmsNormEps + " and " + ropeTheta);
         }
+        requireRange("bos_token_id", bosTokenId, -1, vocabSize - 1);
         eosTokenIds = List.copyOf(eosTokenIds);
+        for (int eos : eosTokenIds) {
+            requireRange("eos_token_id", eos, 0, vocabSize - 1);
+        }
     }
 
-    private static void requirePositive(String field, int value) {
-        if (value <= 0) {
-            throw new ModelLoadException("config.json: " + field + " must be > 0, got " + value);
+    private static void requireRange(String field, int value, int min, int max) {
+        if (value < min || value > max) {
+            throw new ModelLoadException("config.json: " + field + " must be in [" + min + ", " + max + "], got " + value);
         }
     }
 
@@ -80,12 +103,21 @@ public record ModelConfig(String architecture, int vocabSize, int hiddenSize, in
     /** Reads config.json and, if present, generation_config.json of a model directory. */
     public static ModelConfig load(Path modelDir) {
         Path configFile = modelDir.resolve("config.json");
+        Path generationFile = modelDir.resolve("generation_config.json");
         JsonNode config = readJson(configFile, true);
-        JsonNode generation = readJson(modelDir.resolve("generation_config.json"), false);
+        JsonNode generation = readJson(generationFile, false);
         try {
             return fromJson(config, generation);
         } catch (ModelLoadException e) {
-            throw new ModelLoadException(configFile + ": " + e.getMessage().replaceFirst("^config\\.json: ", ""), e);
+            String message = e.getMessage();
+            if (message.startsWith(GENERATION_FILE + ": ")) {
+                message = generationFile + message.substring(GENERATION_FILE.length());
+            } else if (message.startsWith(CONFIG_FILE + ": ")) {
+                message = configFile + message.substring(CONFIG_FILE.length());
+            } else {
+                message = configFile + ": " + message;
+            }
+            throw new ModelLoadException(message, e);
         }
     }
 
@@ -102,113 +134,147 @@ public record ModelConfig(String architecture, int vocabSize, int hiddenSize, in
         }
     }
 
-    /** Parses both config forms: published checkpoints (rope_theta, rope_scaling) and transformers 5 (rope_parameters). */
+    /**
+     * Parses both config forms: published checkpoints (rope_theta, rope_scaling) and transformers 5
+     * (rope_parameters). Every field read is type- and range-checked; null stands for "none" only
+     * where transformers reads it so (rope_scaling, rope_parameters, head_dim, num_key_value_heads,
+     * bos/eos ids, the dtype name).
+     */
     public static ModelConfig fromJson(JsonNode config, JsonNode generation) {
         if (config == null || !config.isObject()) {
-            throw new ModelLoadException("config.json: not a JSON object");
+            throw new ModelLoadException(CONFIG_FILE + ": not a JSON object");
         }
+        if (generation != null && !generation.isObject()) {
+            throw new ModelLoadException(GENERATION_FILE + ": not a JSON object");
+        }
+        ConfigFields fields = new ConfigFields(CONFIG_FILE, "", config);
         JsonNode architectures = config.get("architectures");
         if (architectures == null || !architectures.isArray() || architectures.isEmpty()) {
-            throw new ModelLoadException("config.json: no 'architectures' list");
+            throw new ModelLoadException(CONFIG_FILE + ": no 'architectures' list");
         }
-        String architecture = architectures.get(0).asText();
+        if (!architectures.get(0).isTextual()) {
+            throw new ModelLoadException(CONFIG_FILE + ": architectures[0] must be a string, got "
+                    + ConfigFields.describe(architectures.get(0)));
+        }
+        String architecture = architectures.get(0).textValue();
         if (!SUPPORTED_ARCHITECTURES.contains(architecture)) {
-            throw new ModelLoadException("config.json: unsupported architecture '" + architecture
+            throw new ModelLoadException(CONFIG_FILE + ": unsupported architecture '" + architecture
                     + "'; supported: " + String.join(", ", SUPPORTED_ARCHITECTURES));
         }
-        int hidden = requiredInt(config, "hidden_size");
-        int heads = requiredInt(config, "num_attention_heads");
-        int kvHeads = config.hasNonNull("num_key_value_heads") ? requiredInt(config, "num_key_value_heads") : heads;
-        int headDim = config.hasNonNull("head_dim") ? requiredInt(config, "head_dim") : hidden / Math.max(heads, 1);
-
-        JsonNode ropeParameters = config.get("rope_parameters");
-        JsonNode ropeScalingNode = config.get("rope_scaling");
-        double ropeTheta;
-        if (ropeParameters != null && ropeParameters.isObject()) {
-            ropeTheta = ropeParameters.path("rope_theta").asDouble(config.path("rope_theta").asDouble(10000.0));
-            if (ropeScalingNode == null || ropeScalingNode.isNull()) {
-                ropeScalingNode = ropeParameters;
-            }
-        } else {
-            ropeTheta = config.path("rope_theta").asDouble(10000.0);
+        int hidden = fields.requiredInt("hidden_size", 1, MAX_HIDDEN_SIZE);
+        int heads = fields.requiredInt("num_attention_heads", 1, MAX_HEADS);
+        int intermediate = fields.requiredInt("intermediate_size", 1, MAX_INTERMEDIATE_SIZE);
+        int layers = fields.requiredInt("num_hidden_layers", 1, MAX_LAYERS);
+        int vocab = fields.requiredInt("vocab_size", 1, MAX_VOCAB_SIZE);
+        int kvHeads = fields.optionalInt("num_key_value_heads", 1, MAX_HEADS, heads, true);
+        int headDim = fields.optionalInt("head_dim", 1, MAX_HEAD_DIM, hidden / heads, true);
+        if (headDim == 0) {
+            throw new ModelLoadException(CONFIG_FILE + ": head_dim is absent and hidden_size " + hidden
+                    + " / num_attention_heads " + heads + " is 0");
         }
-        RopeScaling ropeScaling = parseRopeScaling(ropeScalingNode);
+        int maxPositions = fields.optionalInt("max_position_embeddings", 1, MAX_POSITIONS, DEFAULT_MAX_POSITIONS,
+                false);
+        double rmsNormEps = fields.positiveNumber("rms_norm_eps", 1e-6);
+
+        JsonNode ropeParameters = fields.objectOrNull("rope_parameters");
+        JsonNode ropeScalingNode = fields.objectOrNull("rope_scaling");
+        String ropeScalingField = "rope_scaling";
+        double ropeTheta = fields.positiveNumber("rope_theta", 10000.0);
+        if (ropeParameters != null) {
+            ropeTheta = new ConfigFields(CONFIG_FILE, "rope_parameters.", ropeParameters)
+                    .positiveNumber("rope_theta", ropeTheta);
+            if (ropeScalingNode == null) {
+                ropeScalingNode = ropeParameters;
+                ropeScalingField = "rope_parameters";
+            }
+        }
+        RopeScaling ropeScaling = ropeScalingNode == null ? RopeScaling.NONE
+                : parseRopeScaling(new ConfigFields(CONFIG_FILE, ropeScalingField + ".", ropeScalingNode));
 
         boolean qkvBias;
         boolean outputBias;
         boolean qkNorm = false;
+        boolean attentionBias = fields.bool("attention_bias", false);
         switch (architecture) {
             case "Qwen2ForCausalLM" -> {
                 qkvBias = true;
                 outputBias = false;
             }
             case "Qwen3ForCausalLM" -> {
-                qkvBias = config.path("attention_bias").asBoolean(false);
+                qkvBias = attentionBias;
                 outputBias = qkvBias;
                 qkNorm = true;
             }
             default -> {
-                qkvBias = config.path("attention_bias").asBoolean(false);
+                qkvBias = attentionBias;
                 outputBias = qkvBias;
             }
         }
-        if (config.path("mlp_bias").asBoolean(false)) {
-            throw new ModelLoadException("config.json: mlp_bias=true is not supported");
+        if (fields.bool("mlp_bias", false)) {
+            throw new ModelLoadException(CONFIG_FILE + ": mlp_bias=true is not supported");
         }
-        String activation = config.path("hidden_act").asText("silu");
+        String activation = fields.text("hidden_act", "silu", false);
         if (!activation.equals("silu")) {
-            throw new ModelLoadException("config.json: hidden_act '" + activation + "' is not supported (only silu)");
+            throw new ModelLoadException(CONFIG_FILE + ": hidden_act '" + activation + "' is not supported (only silu)");
         }
+        boolean tieWordEmbeddings = fields.bool("tie_word_embeddings", false);
 
         List<Integer> eos = new ArrayList<>();
-        addTokenIds(eos, config.get("eos_token_id"));
+        addNew(eos, fields.tokenIds("eos_token_id", vocab));
+        int bos = fields.tokenId("bos_token_id", vocab);
         if (generation != null) {
-            addTokenIds(eos, generation.get("eos_token_id"));
+            ConfigFields generationFields = new ConfigFields(GENERATION_FILE, "", generation);
+            addNew(eos, generationFields.tokenIds("eos_token_id", vocab));
+            // Not used here, but transformers' generate() reads it: a broken value is refused all the same.
+            generationFields.tokenId("bos_token_id", vocab);
         }
-        int bos = config.path("bos_token_id").isInt() ? config.get("bos_token_id").asInt() : -1;
-        String dtype = config.hasNonNull("torch_dtype") ? config.get("torch_dtype").asText()
-                : config.hasNonNull("dtype") ? config.get("dtype").asText() : null;
+        String dtype = fields.text("torch_dtype", null, true);
+        if (dtype == null) {
+            dtype = fields.text("dtype", null, true);
+        }
 
-        return new ModelConfig(architecture, requiredInt(config, "vocab_size"), hidden,
-                requiredInt(config, "intermediate_size"), requiredInt(config, "num_hidden_layers"), heads, kvHeads,
-                headDim, config.path("rms_norm_eps").asDouble(1e-6), ropeTheta, ropeScaling,
-                config.path("max_position_embeddings").asInt(2048),
-                config.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, qkNorm, dtype, bos, eos);
+        return new ModelConfig(architecture, vocab, hidden, intermediate, layers, heads, kvHeads, headDim, rmsNormEps,
+                ropeTheta, ropeScaling, maxPositions, tieWordEmbeddings, qkvBias, outputBias, qkNorm, dtype, bos, eos);
     }
 
-    private static RopeScaling parseRopeScaling(JsonNode node) {
-        if (node == null || node.isNull()) {
-            return RopeScaling.NONE;
+    private static RopeScaling parseRopeScaling(ConfigFields node) {
+        String type = node.text("rope_type", null, false);
+        if (type == null) {
+            type = node.text("type", "default", false);
         }
-        String type = node.hasNonNull("rope_type") ? node.get("rope_type").asText()
-                : node.hasNonNull("type") ? node.get("type").asText() : "default";
+        boolean linear = type.equals("linear");
+        boolean llama3 = type.equals("llama3");
+        if (!linear && !llama3 && !type.equals("default")) {
+            throw new ModelLoadException(CONFIG_FILE + ": unsupported rope scaling type '" + type
+                    + "' (supported: default, linear, llama3)");
+        }
+        if ((linear || llama3) && !node.has("factor")) {
+            throw node.problem("factor", "is missing (" + type + " rope scaling needs it)");
+        }
+        if (llama3) {
+            for (String field : List.of("low_freq_factor", "high_freq_factor", "original_max_position_embeddings")) {
+                if (!node.has(field)) {
+                    throw node.problem(field, "is missing (llama3 rope scaling needs it)");
+                }
+            }
+        }
+        double factor = node.positiveNumber("factor", 1.0);
+        double lowFreqFactor = llama3 ? node.positiveNumber("low_freq_factor", 0) : 0;
+        double highFreqFactor = llama3 ? node.positiveNumber("high_freq_factor", 0) : 0;
+        int originalMaxPositions = llama3
+                ? node.optionalInt("original_max_position_embeddings", 1, MAX_POSITIONS, 0, false) : 0;
         try {
-            return new RopeScaling(type, node.path("factor").asDouble(1.0), node.path("low_freq_factor").asDouble(0),
-                    node.path("high_freq_factor").asDouble(0), node.path("original_max_position_embeddings").asInt(0));
+            return new RopeScaling(type, factor, lowFreqFactor, highFreqFactor, originalMaxPositions);
         } catch (IllegalArgumentException e) {
-            throw new ModelLoadException("config.json: " + e.getMessage(), e);
+            throw new ModelLoadException(CONFIG_FILE + ": " + e.getMessage(), e);
         }
     }
 
-    private static void addTokenIds(List<Integer> out, JsonNode node) {
-        if (node == null || node.isNull()) {
-            return;
+    private static void addNew(List<Integer> out, List<Integer> ids) {
+        for (int id : ids) {
+            if (!out.contains(id)) {
+                out.add(id);
+            }
         }
-        if (node.isArray()) {
-            node.forEach(id -> addTokenIds(out, id));
-        } else if (node.isInt() && !out.contains(node.asInt())) {
-            out.add(node.asInt());
-        }
-    }
-
-    private static int requiredInt(JsonNode config, String field) {
-        JsonNode value = config.get(field);
-        if (value == null || value.isNull()) {
-            throw new ModelLoadException("config.json: missing '" + field + "'");
-        }
-        if (!value.isIntegralNumber() || !value.canConvertToInt()) {
-            throw new ModelLoadException("config.json: '" + field + "' must be an integer, got " + value);
-        }
-        return value.asInt();
     }
 }
