@@ -6,7 +6,9 @@ import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * A model's weights in backend memory. The q/k/v projections are fused into one matrix and the
@@ -79,6 +81,7 @@ public final class ModelWeights implements AutoCloseable {
     }
 
     private void loadAll(ModelConfig c, WeightFiles files) {
+        requireExactTensorSet(c, files);
         progress = LoadProgress.onStderr(files.totalTensorBytes());
         long h = c.hiddenSize();
         long q = c.qSize();
@@ -115,6 +118,87 @@ public final class ModelWeights implements AutoCloseable {
             lmHead = load(files, "lm_head.weight", c.vocabSize(), h);
         }
         progress.finish();
+    }
+
+    /** The tensor names the config calls for; lm_head.weight is optional when the embeddings are tied. */
+    static Set<String> expectedTensors(ModelConfig c, boolean withLmHead) {
+        Set<String> names = new LinkedHashSet<>();
+        names.add("model.embed_tokens.weight");
+        for (int i = 0; i < c.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            names.add(p + "input_layernorm.weight");
+            for (String projection : List.of("q_proj", "k_proj", "v_proj")) {
+                names.add(p + "self_attn." + projection + ".weight");
+                if (c.qkvBias()) {
+                    names.add(p + "self_attn." + projection + ".bias");
+                }
+            }
+            if (c.qkNorm()) {
+                names.add(p + "self_attn.q_norm.weight");
+                names.add(p + "self_attn.k_norm.weight");
+            }
+            names.add(p + "self_attn.o_proj.weight");
+            if (c.outputBias()) {
+                names.add(p + "self_attn.o_proj.bias");
+            }
+            names.add(p + "post_attention_layernorm.weight");
+            names.add(p + "mlp.gate_proj.weight");
+            names.add(p + "mlp.up_proj.weight");
+            names.add(p + "mlp.down_proj.weight");
+        }
+        names.add("model.norm.weight");
+        if (withLmHead) {
+            names.add("lm_head.weight");
+        }
+        return names;
+    }
+
+    /**
+     * The files must hold exactly the tensors the config describes: a missing one cannot be
+     * guessed, and an unexpected one (a layer past num_hidden_layers, a bias the config turns
+     * off) means the config does not describe these weights.
+     */
+    private static void requireExactTensorSet(ModelConfig c, WeightFiles files) {
+        Set<String> present = files.tensorNames();
+        Set<String> expected = expectedTensors(c, !c.tieWordEmbeddings() || present.contains("lm_head.weight"));
+        List<String> missing = expected.stream().filter(name -> !present.contains(name)).toList();
+        List<String> unexpected = present.stream()
+                .filter(name -> !expected.contains(name) && !isIgnoredBuffer(name, c)).sorted().toList();
+        if (missing.isEmpty() && unexpected.isEmpty()) {
+            return;
+        }
+        StringBuilder message = new StringBuilder(files.fileOf(missing.isEmpty() ? unexpected.get(0) : missing.get(0))
+                .toString()).append(": ");
+        if (!missing.isEmpty()) {
+            message.append("missing tensor ").append(quotedList(missing));
+        }
+        if (!unexpected.isEmpty()) {
+            message.append(missing.isEmpty() ? "" : "; ").append("unexpected tensor ").append(quotedList(unexpected));
+        }
+        message.append(" (the config describes ").append(c.architecture()).append(" with num_hidden_layers ")
+                .append(c.numLayers()).append(c.qkvBias() ? ", q/k/v bias" : "").append(c.qkNorm() ? ", q/k norm" : "")
+                .append(c.tieWordEmbeddings() ? ", tied embeddings" : "").append(")");
+        throw new ModelLoadException(message.toString());
+    }
+
+    /**
+     * NOTE: older Llama checkpoints store each layer's rotary inverse frequencies; transformers
+     * ignores them on load and so does Kiln (they are recomputed from rope_theta).
+     */
+    private static boolean isIgnoredBuffer(String name, ModelConfig c) {
+        String prefix = "model.layers.";
+        String suffix = ".self_attn.rotary_emb.inv_freq";
+        if (!name.startsWith(prefix) || !name.endsWith(suffix)) {
+            return false;
+        }
+        String layer = name.substring(prefix.length(), name.length() - suffix.length());
+        return layer.matches("[0-9]{1,4}") && Integer.parseInt(layer) < c.numLayers();
+    }
+
+    private static String quotedList(List<String> names) {
+        int shown = Math.min(names.size(), 5);
+        String list = "'" + String.join("', '", names.subList(0, shown)) + "'";
+        return shown == names.size() ? list : list + " and " + (names.size() - shown) + " more";
     }
 
     /** Loads one tensor, checking its shape, dtype and values. */

@@ -3,18 +3,19 @@ package ai.kiln.model;
 import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,6 +31,10 @@ public final class SafetensorsFile implements AutoCloseable {
 
     /** Headers beyond this are refused (the format's own limit is 100 MB). */
     private static final long MAX_HEADER_BYTES = 100L << 20;
+
+    /** The format disallows duplicate keys: a tensor named twice, or "dtype" twice in an entry. */
+    private static final ObjectMapper HEADER_JSON = new ObjectMapper()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     /** One tensor's entry: where its bytes are relative to the data section. */
     public record Entry(String name, DType dtype, long[] shape, long begin, long end) {
@@ -83,24 +88,47 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Reads the header's JSON object. As the format specifies, it must start with '{' and may be
+     * padded after the object with spaces (0x20) only; a key given twice is refused, not resolved
+     * by taking one of them.
+     */
     private static Map<String, Entry> parseHeader(Path path, byte[] header, long dataBytes) {
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(new String(header, StandardCharsets.UTF_8));
-        } catch (JsonProcessingException e) {
-            throw new ModelLoadException(path + ": header is not valid JSON: " + e.getOriginalMessage());
-        }
-        if (root == null || !root.isObject()) {
-            throw new ModelLoadException(path + ": header is not a JSON object");
+        if (header[0] != '{') {
+            throw new ModelLoadException(path + ": header does not start with '{'");
         }
         Map<String, Entry> entries = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> field = it.next();
-            String name = field.getKey();
-            if (name.equals("__metadata__")) {
-                continue;
+        long objectEnd;
+        try (JsonParser parser = HEADER_JSON.createParser(header)) {
+            parser.nextToken();
+            for (JsonToken token = parser.nextToken(); token != JsonToken.END_OBJECT; token = parser.nextToken()) {
+                if (token == null) {
+                    throw new ModelLoadException(path + ": header is not valid JSON: it ends inside the object");
+                }
+                String name = parser.currentName();
+                parser.nextToken();
+                JsonNode value = parser.readValueAsTree();
+                if (!name.equals("__metadata__")) {
+                    entries.put(name, parseEntry(path, name, value, dataBytes));
+                }
             }
-            entries.put(name, parseEntry(path, name, field.getValue(), dataBytes));
+            objectEnd = parser.currentLocation().getByteOffset();
+        } catch (JsonProcessingException e) {
+            if (e.getProcessor() instanceof JsonParser parser && parser.getParsingContext().getParent() != null
+                    && parser.getParsingContext().getParent().inRoot()
+                    && e.getOriginalMessage().startsWith("Duplicate field")) {
+                throw new ModelLoadException(path + ": header names tensor '" + parser.getParsingContext().getCurrentName()
+                        + "' twice");
+            }
+            throw new ModelLoadException(path + ": header is not valid JSON: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw new ModelLoadException(path + ": cannot read the header: " + e.getMessage(), e);
+        }
+        for (long i = objectEnd; i < header.length; i++) {
+            if (header[(int) i] != ' ') {
+                throw new ModelLoadException(path + ": unexpected data after the header's JSON object at header byte "
+                        + i + " of " + header.length + " (only spaces may pad it)");
+            }
         }
         // Tensors must not overlap: sort by offset and compare neighbours.
         List<Entry> sorted = new ArrayList<>(entries.values());
@@ -118,7 +146,7 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private static Entry parseEntry(Path path, String name, JsonNode node, long dataBytes) {
         String where = path + ": tensor '" + name + "'";
-        if (!node.isObject()) {
+        if (node == null || !node.isObject()) {
             throw new ModelLoadException(where + ": entry is not an object");
         }
         String dtypeName = node.path("dtype").asText("");

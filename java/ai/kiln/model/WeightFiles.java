@@ -4,10 +4,12 @@ import ai.kiln.tensor.Tensor;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The safetensors files of a model directory: model.safetensors, or the shards listed in
@@ -17,7 +19,7 @@ public final class WeightFiles implements AutoCloseable {
 
     private final Path modelDir;
     private final Map<String, SafetensorsFile> files = new LinkedHashMap<>(); // file name -> mapping
-    private final Map<String, SafetensorsFile> byTensor = new HashMap<>();
+    private final Map<String, SafetensorsFile> byTensor = new LinkedHashMap<>();
 
     private WeightFiles(Path modelDir) {
         this.modelDir = modelDir;
@@ -31,9 +33,7 @@ public final class WeightFiles implements AutoCloseable {
             if (Files.isRegularFile(index)) {
                 weights.openIndex(index);
             } else if (Files.isRegularFile(single)) {
-                SafetensorsFile file = SafetensorsFile.open(single);
-                weights.files.put(single.getFileName().toString(), file);
-                file.entries().keySet().forEach(name -> weights.byTensor.put(name, file));
+                weights.add(single.getFileName().toString(), SafetensorsFile.open(single));
             } else {
                 throw new ModelLoadException("no model.safetensors or model.safetensors.index.json in " + modelDir);
             }
@@ -44,26 +44,54 @@ public final class WeightFiles implements AutoCloseable {
         }
     }
 
+    /** Registers a file's tensors; a name already held by another file is refused, not shadowed. */
+    private void add(String fileName, SafetensorsFile file) {
+        files.put(fileName, file);
+        for (String name : file.entries().keySet()) {
+            SafetensorsFile other = byTensor.putIfAbsent(name, file);
+            if (other != null) {
+                throw new ModelLoadException(modelDir + ": tensor '" + name + "' is in both " + other.path().getFileName()
+                        + " and " + fileName);
+            }
+        }
+    }
+
+    /**
+     * Opens every shard the index names, then checks that the index and the shards' headers agree
+     * exactly: each listed tensor is in the shard named for it, and each shard's tensor is listed.
+     */
     private void openIndex(Path index) {
         JsonNode root = ModelConfig.readJson(index, true);
         JsonNode weightMap = root == null ? null : root.get("weight_map");
         if (weightMap == null || !weightMap.isObject()) {
             throw new ModelLoadException(index + ": no 'weight_map' object");
         }
+        Map<String, String> shardOf = new LinkedHashMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> entry = it.next();
-            String fileName = entry.getValue().asText("");
+            String fileName = entry.getValue().isTextual() ? entry.getValue().textValue() : "";
             Path shard = modelDir.resolve(fileName).normalize();
-            if (fileName.isEmpty() || !shard.getParent().equals(modelDir.normalize())) {
+            if (fileName.isEmpty() || !modelDir.normalize().equals(shard.getParent())) {
                 throw new ModelLoadException(index + ": tensor '" + entry.getKey() + "' maps to bad file name '"
-                        + fileName + "'");
+                        + entry.getValue().asText() + "'");
             }
-            SafetensorsFile file = files.computeIfAbsent(fileName, name -> SafetensorsFile.open(shard));
+            shardOf.put(entry.getKey(), fileName);
+        }
+        for (String fileName : new LinkedHashSet<>(shardOf.values())) {
+            add(fileName, SafetensorsFile.open(modelDir.resolve(fileName)));
+        }
+        for (Map.Entry<String, String> entry : shardOf.entrySet()) {
+            SafetensorsFile file = files.get(entry.getValue());
             if (!file.contains(entry.getKey())) {
-                throw new ModelLoadException(shard + ": missing tensor '" + entry.getKey()
+                throw new ModelLoadException(file.path() + ": missing tensor '" + entry.getKey()
                         + "' that " + index.getFileName() + " places there");
             }
-            byTensor.put(entry.getKey(), file);
+        }
+        for (String name : byTensor.keySet()) {
+            if (!shardOf.containsKey(name)) {
+                throw new ModelLoadException(byTensor.get(name).path() + ": tensor '" + name + "' is not listed in "
+                        + index.getFileName());
+            }
         }
     }
 
@@ -80,6 +108,11 @@ public final class WeightFiles implements AutoCloseable {
 
     public boolean contains(String name) {
         return byTensor.containsKey(name);
+    }
+
+    /** Every tensor name over all files. */
+    public Set<String> tensorNames() {
+        return Collections.unmodifiableSet(byTensor.keySet());
     }
 
     /** The file that holds a tensor (for error messages). */
