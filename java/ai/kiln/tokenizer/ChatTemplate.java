@@ -5,6 +5,7 @@ import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.MacroTagCycleException;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.filter.Filter;
@@ -48,6 +49,10 @@ final class ChatTemplate {
     private static final Pattern NOT_TEST = Pattern.compile(
             "\\bnot\\s+([A-Za-z_][A-Za-z0-9_]*(?:\\s*(?:\\.\\s*[A-Za-z_][A-Za-z0-9_]*|\\[[^\\[\\]]*]))*)"
                     + "\\s+is\\s+((?:not\\s+)?[A-Za-z_][A-Za-z0-9_]*(?:\\s*\\([^()]*\\))?)");
+    private static final Pattern FILTER_NAME = Pattern.compile("\\s*([A-Za-z_][A-Za-z0-9_]*)");
+    private static final Pattern FILTER_BLOCK = Pattern.compile("filter\\s+([A-Za-z_][A-Za-z0-9_]*)");
+    /** Deeper macro recursion than this is a template error (Jinja2's limit is Python's stack). */
+    private static final int MAX_MACRO_DEPTH = 100;
     private static final Pattern FOR_TAG = Pattern.compile("^(\\s*for\\s+)(.+?)(\\s+in\\s+)(.*)$", Pattern.DOTALL);
 
     private final String source;
@@ -76,6 +81,10 @@ final class ChatTemplate {
                 .withLegacyOverrides(python)
                 .withElResolver(resolver)
                 .withFailOnUnknownTokens(false)
+                // Jinja2 allows recursive macros (a JSON schema printer calls itself per nesting
+                // level); one that never stops fails at this depth instead of rendering nothing.
+                .withEnableRecursiveMacroCalls(true)
+                .withMaxMacroRecursionDepth(MAX_MACRO_DEPTH)
                 .build();
         jinjava = new Jinjava(jinjavaConfig);
         jinjava.getGlobalContext().registerFilter(new ToJsonFilter());
@@ -91,6 +100,76 @@ final class ChatTemplate {
                 PythonValues.class, "str", Object.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
                 ChatTemplate.class, "strftimeNow", String.class));
+        String unknown = firstUnknownFilter(template);
+        if (unknown != null) {
+            throw failure(unknown, null);
+        }
+    }
+
+    /**
+     * Jinja2 refuses a template that names a filter it does not have when it compiles it; Jinjava
+     * would apply the missing filter as "nothing" and render an empty prompt. So every filter the
+     * template names ("x | name", "{% filter name %}") is looked up first. Comments and raw
+     * blocks are skipped, as are string literals inside tags; lines are counted in the source.
+     *
+     * @return "unknown filter 'name' (line N)" for the first missing one, or null
+     */
+    private String firstUnknownFilter(String source) {
+        String text = source.replace("\r\n", "\n").replace('\r', '\n');
+        int i = 0;
+        while (i < text.length()) {
+            if (text.startsWith("{#", i)) {
+                int close = text.indexOf("#}", i + 2);
+                i = close < 0 ? text.length() : close + 2;
+                continue;
+            }
+            if (!text.startsWith("{%", i) && !text.startsWith("{{", i)) {
+                i++;
+                continue;
+            }
+            int end = endOfTag(text, i);
+            String inside = text.substring(i + 2, Math.max(i + 2, end - 2));
+            String statement = inside.replaceAll("^[-+]?\\s*", "");
+            if (text.startsWith("{%", i) && statement.replaceAll("\\s*[-+]?$", "").equals("raw")) {
+                Matcher endRaw = END_RAW.matcher(text);
+                i = endRaw.find(end) ? endRaw.end() : text.length();
+                continue;
+            }
+            List<String> names = new ArrayList<>();
+            Matcher filterBlock = FILTER_BLOCK.matcher(statement);
+            if (text.startsWith("{%", i) && filterBlock.lookingAt()) {
+                names.add(filterBlock.group(1));
+            }
+            for (int j = 0; j < inside.length(); j++) {
+                char c = inside.charAt(j);
+                if (c == '\'' || c == '"') {
+                    int close = endOfStringLiteral(inside, j);
+                    j = close < 0 ? inside.length() : close;
+                } else if (c == '|') {
+                    Matcher name = FILTER_NAME.matcher(inside).region(j + 1, inside.length());
+                    if (name.lookingAt()) {
+                        names.add(name.group(1));
+                    }
+                }
+            }
+            for (String name : names) {
+                if (jinjava.getGlobalContext().getFilter(name) == null) {
+                    return "unknown filter '" + name + "' (line " + lineOf(text, i) + ")";
+                }
+            }
+            i = end;
+        }
+        return null;
+    }
+
+    private static int lineOf(String text, int index) {
+        int line = 1;
+        for (int i = 0; i < index; i++) {
+            if (text.charAt(i) == '\n') {
+                line++;
+            }
+        }
+        return line;
     }
 
     /** Jinja2's source handling plus the rewrites described in the class comment. */
@@ -382,6 +461,11 @@ final class ChatTemplate {
             throw failure(e.getMessage(), e);
         }
         for (TemplateError error : result.getErrors()) {
+            // A macro past the recursion limit is only a warning to Jinjava, and its call renders
+            // as nothing: in Jinja2 it is an error, and so it is here.
+            if (error.getException() instanceof MacroTagCycleException) {
+                throw failure(error.getMessage() + " (line " + error.getLineno() + ")", error.getException());
+            }
             if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
                 Throwable cause = error.getException();
                 while (cause != null && !(cause instanceof TemplateRaisedException)) {

@@ -28,6 +28,12 @@ final class TokenizerJsonReader {
     }
 
     private final JsonFields fields;
+    /**
+     * One past the largest token id accepted. Hugging Face allows gaps between ids, but the id
+     * tables are arrays indexed by id, so an id far past any real vocabulary (the largest have
+     * about 2^18 tokens) is refused instead of sizing them by it.
+     */
+    static final int ID_LIMIT = 1 << 24;
 
     private TokenizerJsonReader(Path file) {
         this.fields = new JsonFields(file);
@@ -241,6 +247,15 @@ final class TokenizerJsonReader {
 
     // ---- model ----
 
+    /** A token id in [0, {@link #ID_LIMIT}). */
+    private int tokenId(JsonNode node, String path) throws TokenizerLoadException {
+        int id = fields.asInt(node, path);
+        if (id < 0 || id >= ID_LIMIT) {
+            throw fields.problem(path, "is " + id + ", outside the supported token ids [0, " + ID_LIMIT + ")");
+        }
+        return id;
+    }
+
     private BpeModel model(JsonNode node) throws TokenizerLoadException {
         String type = fields.optionalText(node, "type", "model.type");
         if (type == null && node.has("merges")) {
@@ -255,12 +270,15 @@ final class TokenizerJsonReader {
         }
         JsonNode vocabNode = fields.requireObject(node, "vocab", "model.vocab");
         Map<String, Integer> vocab = new HashMap<>(vocabNode.size() * 2);
+        Map<Integer, String> tokenOfId = new HashMap<>(vocabNode.size() * 2);
         Iterator<Map.Entry<String, JsonNode>> entries = vocabNode.fields();
         while (entries.hasNext()) {
             Map.Entry<String, JsonNode> entry = entries.next();
-            int id = fields.asInt(entry.getValue(), "model.vocab[\"" + entry.getKey() + "\"]");
-            if (id < 0) {
-                throw fields.problem("model.vocab[\"" + entry.getKey() + "\"]", "must not be negative");
+            String path = "model.vocab[\"" + entry.getKey() + "\"]";
+            int id = tokenId(entry.getValue(), path);
+            String sameId = tokenOfId.putIfAbsent(id, entry.getKey());
+            if (sameId != null) {
+                throw fields.problem(path, "is " + id + ", the id of model.vocab[\"" + sameId + "\"] too (ids must be unique)");
             }
             vocab.put(entry.getKey(), id);
         }
@@ -320,6 +338,7 @@ final class TokenizerJsonReader {
             throw fields.problem("added_tokens", "must be an array");
         }
         Map<String, AddedToken> byContent = new LinkedHashMap<>();
+        Map<Integer, String> contentOfId = new HashMap<>();
         int maxAddedId = -1;
         for (int i = 0; i < list.size(); i++) {
             JsonNode node = list.get(i);
@@ -329,9 +348,19 @@ final class TokenizerJsonReader {
             }
             String content = fields.requireText(node, "content", path + ".content");
             boolean special = fields.optionalBoolean(node, "special", path + ".special", false);
-            fields.requireInt(node, "id", path + ".id"); // validated; the id actually used is computed below
+            // Validated; the id actually used is computed below.
+            JsonNode idNode = JsonFields.optional(node, "id");
+            if (idNode == null) {
+                throw fields.problem(path + ".id", "is missing");
+            }
+            int fileId = tokenId(idNode, path + ".id");
             if (content.isEmpty() || byContent.containsKey(content)) {
                 continue;
+            }
+            String sameId = contentOfId.putIfAbsent(fileId, content);
+            if (sameId != null) {
+                throw fields.problem(path + ".id", "is " + fileId + ", the id of added token '" + sameId
+                        + "' too (ids must be unique)");
             }
             Integer existing = model.tokenToId(content);
             int id;
@@ -388,7 +417,7 @@ final class TokenizerJsonReader {
         if (pair.size() != 2 || !pair.get(0).isTextual()) {
             throw fields.problem(path + "." + field, "must be [token, id]");
         }
-        return fields.asInt(pair.get(1), path + "." + field + "[1]");
+        return tokenId(pair.get(1), path + "." + field + "[1]");
     }
 
     private PostProcessor templateProcessing(JsonNode node, String path) throws TokenizerLoadException {
@@ -402,7 +431,7 @@ final class TokenizerJsonReader {
                 JsonNode idsNode = fields.requireArray(entry.getValue(), "ids", entryPath + ".ids");
                 int[] ids = new int[idsNode.size()];
                 for (int i = 0; i < ids.length; i++) {
-                    ids[i] = fields.asInt(idsNode.get(i), entryPath + ".ids[" + i + "]");
+                    ids[i] = tokenId(idsNode.get(i), entryPath + ".ids[" + i + "]");
                 }
                 specialIds.put(entry.getKey(), ids);
             }

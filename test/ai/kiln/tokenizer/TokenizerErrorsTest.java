@@ -1,5 +1,6 @@
 package ai.kiln.tokenizer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -146,4 +147,114 @@ class TokenizerErrorsTest {
                 () -> Tokenizer.load(dir).applyChatTemplate(List.of(), true));
         assertTrue(broken.getMessage().contains("chat_template.jinja") && broken.getMessage().contains("endfor"), broken.getMessage());
     }
+
+    private String loadError(String tokenizerJson) throws IOException {
+        write(tokenizerJson);
+        TokenizerLoadException e = assertThrows(TokenizerLoadException.class, () -> Tokenizer.load(dir));
+        assertEquals(dir.resolve("tokenizer.json"), e.file());
+        return e.getMessage();
+    }
+
+    private static void assertContains(String message, String... fragments) {
+        for (String fragment : fragments) {
+            assertTrue(message.contains(fragment), "message '" + message + "' should contain '" + fragment + "'");
+        }
+    }
+
+    @Test
+    void vocabularyIdFarPastTheVocabularyIsRefusedWithoutSizingATableByIt() throws IOException {
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"!\": 1000000000}, \"merges\": []}}"),
+                "model.vocab[\"!\"] is 1000000000, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"!\": 2147483647}, \"merges\": []}}"),
+                "model.vocab[\"!\"] is 2147483647, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"!\": 16777216}, \"merges\": []}}"),
+                "model.vocab[\"!\"] is 16777216, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}"),
+                "model.vocab[\"a\"] is -1, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 4294967296}, \"merges\": []}}"),
+                "model.vocab[\"a\"] must be an integer");
+    }
+
+    @Test
+    void vocabularyIdsMustBeUnique() throws IOException {
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0, \"ab\": 0}, \"merges\": [\"a b\"]}}"),
+                "model.vocab[\"b\"] is 0, the id of model.vocab[\"a\"] too");
+        assertContains(loadError("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 1}, \"merges\": []}}"),
+                "model.vocab[\"ab\"] is 1, the id of model.vocab[\"b\"] too");
+    }
+
+    @Test
+    void gapsBetweenIdsAreFineAsInHuggingFace() throws IOException {
+        write("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 2, \"c\": 70000}, \"merges\": []},"
+                + " \"added_tokens\": [{\"id\": 1, \"content\": \"<s>\"}, {\"id\": 70001, \"content\": \"</s>\"}]}");
+        Tokenizer tokenizer = Tokenizer.load(dir);
+        assertArrayEquals(new int[] {0, 2, 70000}, tokenizer.encode("abc", false));
+    }
+
+    @Test
+    void addedTokenIdsAreCheckedLikewise() throws IOException {
+        assertContains(loadError("{" + MINIMAL_MODEL + ", \"added_tokens\": [{\"id\": 1000000000, \"content\": \"<x>\"}]}"),
+                "added_tokens[0].id is 1000000000, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{" + MINIMAL_MODEL + ", \"added_tokens\": [{\"id\": -3, \"content\": \"<x>\"}]}"),
+                "added_tokens[0].id is -3, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{" + MINIMAL_MODEL + ", \"added_tokens\": [{\"id\": 3, \"content\": \"<x>\"},"
+                        + " {\"id\": 3, \"content\": \"<y>\"}]}"),
+                "added_tokens[1].id is 3, the id of added token '<x>' too");
+        assertContains(loadError("{" + MINIMAL_MODEL + ", \"added_tokens\": [{\"id\": \"3\", \"content\": \"<x>\"}]}"),
+                "added_tokens[0].id must be an integer");
+    }
+
+    @Test
+    void postProcessorIdsMustBeInTheVocabulary() throws IOException {
+        assertContains(loadError("{" + MINIMAL_MODEL + ", \"post_processor\": {\"type\": \"TemplateProcessing\","
+                        + " \"single\": \"<s> $A\", \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [20000000]}}}}"),
+                "post_processor.special_tokens[\"<s>\"].ids[0] is 20000000, outside the supported token ids [0, 16777216)");
+        assertContains(loadError("{" + MINIMAL_MODEL + ", \"post_processor\": {\"type\": \"BertProcessing\","
+                        + " \"cls\": [\"a\", -7], \"sep\": [\"b\", 1]}}"),
+                "post_processor.cls[1] is -7, outside the supported token ids [0, 16777216)");
+    }
+
+    private IllegalArgumentException templateError(String template) throws IOException {
+        write("{" + MINIMAL_MODEL + "}");
+        Files.writeString(dir.resolve("chat_template.jinja"), template);
+        return assertThrows(IllegalArgumentException.class,
+                () -> Tokenizer.load(dir).applyChatTemplate(List.of(Map.of("role", "user", "content", "x")), true));
+    }
+
+    @Test
+    void unknownFilterIsATemplateErrorWithItsLine() throws IOException {
+        IllegalArgumentException e = templateError("{% for m in messages %}\n{{ m.content | nosuchfilter }}\n{% endfor %}");
+        assertContains(e.getMessage(), "chat_template.jinja", "unknown filter 'nosuchfilter'", "line 2");
+        IllegalArgumentException block = templateError("a\nb\n{% filter shout %}x{% endfilter %}");
+        assertContains(block.getMessage(), "unknown filter 'shout'", "line 3");
+        IllegalArgumentException chained = templateError("{{ messages | length | squared }}");
+        assertContains(chained.getMessage(), "unknown filter 'squared'", "line 1");
+    }
+
+    @Test
+    void filterLikeTextOutsideExpressionsIsNotAFilter() throws IOException {
+        write("{" + MINIMAL_MODEL + "}");
+        Files.writeString(dir.resolve("chat_template.jinja"),
+                "a | b {{ 'x | nosuch' }}{# y | nosuch #}{% raw %}{{ z | nosuch }}{% endraw %}{{ messages | length | string }}");
+        assertEquals("a | b x | nosuch{{ z | nosuch }}1",
+                Tokenizer.load(dir).applyChatTemplate(List.of(Map.of("role", "user", "content", "x")), true));
+    }
+
+    @Test
+    void endlessMacroRecursionIsATemplateError() throws IOException {
+        IllegalArgumentException direct = templateError("{% macro f(x) %}{{ f(x) }}{% endmacro %}\n{{ f(1) }}");
+        assertContains(direct.getMessage(), "chat_template.jinja", "failed", "recursion", "'f'", "(line ");
+        IllegalArgumentException mutual = templateError(
+                "{% macro f(x) %}{{ g(x) }}{% endmacro %}{% macro g(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}");
+        assertContains(mutual.getMessage(), "recursion", "(line ");
+    }
+
+    @Test
+    void macroRecursionThatEndsRendersAsInJinja2() throws IOException {
+        write("{" + MINIMAL_MODEL + "}");
+        Files.writeString(dir.resolve("chat_template.jinja"),
+                "{% macro count(n) %}{% if n > 0 %}{{ n }}{{ count(n - 1) }}{% endif %}{% endmacro %}{{ count(5) }}");
+        assertEquals("54321", Tokenizer.load(dir).applyChatTemplate(List.of(), true));
+    }
 }
+
