@@ -6,6 +6,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http.HttpHeaderValue;
 import org.eclipse.jetty.io.Content;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.util.Callback;
@@ -187,6 +189,13 @@ final class BodyReader {
      * Reading on a little, without holding a thread, lets it arrive.
      */
     static void lingerThenComplete(Request request, Callback done) {
+        if (Request.getContentBytesRead(request) == 0
+                && request.getHeaders().contains(HttpHeader.EXPECT, HttpHeaderValue.CONTINUE.asString())) {
+            // NOTE: the client waits for 100 Continue before it sends the body, and a read would
+            // now make Jetty send that interim answer after the final one: nothing is coming.
+            done.succeeded();
+            return;
+        }
         AtomicBoolean completed = new AtomicBoolean();
         Runnable complete = () -> {
             if (completed.compareAndSet(false, true)) {
