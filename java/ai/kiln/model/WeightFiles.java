@@ -3,6 +3,7 @@ package ai.kiln.model;
 import ai.kiln.tensor.Tensor;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.Iterator;
@@ -70,8 +71,13 @@ public final class WeightFiles implements AutoCloseable {
         for (Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> entry = it.next();
             String fileName = entry.getValue().isTextual() ? entry.getValue().textValue() : "";
-            Path shard = modelDir.resolve(fileName).normalize();
-            if (fileName.isEmpty() || !modelDir.normalize().equals(shard.getParent())) {
+            Path shard = null;
+            try {
+                shard = modelDir.resolve(fileName).normalize();
+            } catch (InvalidPathException e) {
+                // a name no file can have (a NUL byte): refused below like any other bad name
+            }
+            if (fileName.isEmpty() || shard == null || !modelDir.normalize().equals(shard.getParent())) {
                 throw new ModelLoadException(index + ": tensor '" + entry.getKey() + "' maps to bad file name '"
                         + entry.getValue().asText() + "'");
             }
