@@ -161,6 +161,9 @@ public final class SafetensorsFile implements AutoCloseable {
         long[] shape = new long[Math.max(1, shapeNode.size())];
         shape[0] = 1; // a scalar is stored as a one-element tensor
         long numel = 1;
+        // NOTE: the product of the non-zero sizes too: a zero elsewhere makes the tensor empty, but a
+        // tensor view multiplies the sizes of its rows, which must not overflow either.
+        long nonZeroProduct = 1;
         for (int i = 0; i < shapeNode.size(); i++) {
             JsonNode dim = shapeNode.get(i);
             if (!dim.canConvertToLong() || !dim.isIntegralNumber() || dim.asLong() < 0) {
@@ -169,6 +172,7 @@ public final class SafetensorsFile implements AutoCloseable {
             shape[i] = dim.asLong();
             try {
                 numel = Math.multiplyExact(numel, shape[i]);
+                nonZeroProduct = Math.multiplyExact(nonZeroProduct, Math.max(1, shape[i]));
             } catch (ArithmeticException e) {
                 throw new ModelLoadException(where + ": shape " + shapeNode + " overflows");
             }

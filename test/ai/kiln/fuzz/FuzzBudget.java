@@ -1,6 +1,7 @@
 package ai.kiln.fuzz;
 
 import net.jqwik.api.lifecycle.AroundPropertyHook;
+import net.jqwik.api.lifecycle.PropagationMode;
 import net.jqwik.api.lifecycle.PropertyAttributes;
 import net.jqwik.api.lifecycle.PropertyExecutionResult;
 import net.jqwik.api.lifecycle.PropertyExecutor;
@@ -9,26 +10,24 @@ import net.jqwik.api.lifecycle.PropertyLifecycleContext;
 /**
  * Gives every fuzz property of a class ({@code @AddLifecycleHook(FuzzBudget.class)}) the tries and
  * the seed of {@link Fuzzing}, so that the budget is one system property rather than a number on
- * each annotation. A property that names its own tries or seed keeps them.
+ * each annotation (which this overrides).
  */
 public final class FuzzBudget implements AroundPropertyHook {
 
     @Override
     public PropertyExecutionResult aroundProperty(PropertyLifecycleContext context, PropertyExecutor property) {
+        // NOTE: unconditionally: jqwik has already filled in its own defaults (1000 tries) here.
         PropertyAttributes attributes = context.attributes();
-        // NOTE: jqwik reports an annotation's unset tries as 0 and an unset seed as "".
-        if (attributes.tries().filter(tries -> tries > 0).isEmpty()) {
-            attributes.setTries(Fuzzing.TRIES);
-        }
-        if (attributes.seed().filter(seed -> !seed.isEmpty()).isEmpty() && !Fuzzing.SEED.equals("random")) {
+        attributes.setTries(Fuzzing.TRIES);
+        if (!Fuzzing.SEED.equals("random")) {
             attributes.setSeed(Fuzzing.SEED);
         }
         return property.execute();
     }
 
-    /** Outside jqwik's own defaults hook, which would otherwise set the tries first. */
+    /** Registered on a class, it must reach the class's properties. */
     @Override
-    public int aroundPropertyProximity() {
-        return -100;
+    public PropagationMode propagateTo() {
+        return PropagationMode.ALL_DESCENDANTS;
     }
 }

@@ -186,7 +186,17 @@ public final class Mutations {
             }
             if (old.isTextual()) {
                 String text = old.textValue();
-                return NODES.textNode(random.nextBoolean() ? "" : text + text.substring(0, text.length() / 2));
+                return switch (random.nextInt(3)) {
+                    case 0 -> NODES.textNode("");
+                    case 1 -> NODES.textNode(text + text.substring(0, text.length() / 2));
+                    default -> {
+                        // Characters that mean something in a regex, a template or a file name.
+                        int at = random.nextInt(text.length() + 1);
+                        String special = "()[]{}*+?\\|^$.-/\u0000%#'\"";
+                        yield NODES.textNode(text.substring(0, at) + special.charAt(random.nextInt(special.length()))
+                                + text.substring(at));
+                    }
+                };
             }
         }
         return randomValue(random, 2);
