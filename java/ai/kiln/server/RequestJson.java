@@ -12,6 +12,8 @@ import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.Deque;
 import java.util.Map;
 
 /**
@@ -53,7 +55,7 @@ final class RequestJson {
         } catch (IOException e) {
             throw new UncheckedIOException(e); // an in-memory parser does no I/O
         }
-        checkSurrogates(node, "");
+        checkSurrogates(node, new ArrayDeque<>());
         return node;
     }
 
@@ -90,18 +92,24 @@ final class RequestJson {
         return out;
     }
 
-    /** JSON's {@code \\uD800} escapes can spell a lone surrogate, which is no Unicode text either. */
-    private static void checkSurrogates(JsonNode node, String path) {
+    /**
+     * JSON's {@code \\uD800} escapes can spell a lone surrogate, which is no Unicode text either.
+     * The path to a value is kept as a stack of its steps and written out only for the error: a
+     * path string made at every level would cost the square of the nesting times the names.
+     */
+    private static void checkSurrogates(JsonNode node, Deque<Object> path) {
         if (node.isTextual()) {
             int at = loneSurrogate(node.textValue());
             if (at >= 0) {
                 throw invalid("The request body holds a lone surrogate U+" + hex(node.textValue().charAt(at))
-                        + " in " + (path.isEmpty() ? "the value" : "'" + path + "'") + " at index " + at
+                        + " in " + (path.isEmpty() ? "the value" : "'" + pathText(path) + "'") + " at index " + at
                         + "; JSON strings must be valid Unicode.");
             }
         } else if (node.isArray()) {
             for (int i = 0; i < node.size(); i++) {
-                checkSurrogates(node.get(i), path + "[" + i + "]");
+                path.addLast(i);
+                checkSurrogates(node.get(i), path);
+                path.removeLast();
             }
         } else if (node.isObject()) {
             for (Map.Entry<String, JsonNode> field : node.properties()) {
@@ -111,9 +119,24 @@ final class RequestJson {
                     throw invalid("The request body holds a lone surrogate U+" + hex(name.charAt(at))
                             + " in a field name; JSON strings must be valid Unicode.");
                 }
-                checkSurrogates(field.getValue(), path.isEmpty() ? name : path + "." + name);
+                path.addLast(name);
+                checkSurrogates(field.getValue(), path);
+                path.removeLast();
             }
         }
+    }
+
+    /** "a.b[2].c" of the steps (field names and array indices). */
+    private static String pathText(Deque<Object> path) {
+        StringBuilder text = new StringBuilder();
+        for (Object step : path) {
+            if (step instanceof Integer index) {
+                text.append('[').append(index).append(']');
+            } else {
+                text.append(text.length() == 0 ? "" : ".").append(step);
+            }
+        }
+        return text.toString();
     }
 
     /** The index of the first surrogate not part of a high-low pair, or -1. */
