@@ -129,7 +129,15 @@ final class ConnectionGuard implements Connection.Listener {
                     checkHeaders(endPoint, http, now);
                 }
             }
+            // A clock whose connection closed while this sweep looked at it (its onClosed ran first).
+            headerClocks.keySet().removeIf(endPoint -> !endPoint.isOpen());
             deadlines.removeIf(d -> d.check(now));
+            // NOTE: at the cap the connector accepts no one, so no onOpened comes to make room: a
+            // cap reached while every connection was being answered is relieved here, once some
+            // of them wait idle for their next request.
+            if (open.get() >= maxConnections) {
+                closeIdlest(null);
+            }
         } finally {
             schedule();
         }

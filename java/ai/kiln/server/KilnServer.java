@@ -42,6 +42,9 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  */
 public final class KilnServer implements AutoCloseable {
 
+    /** The largest --max-body-bytes: a body is read into one array. */
+    static final long MAX_BODY_BYTES = Integer.MAX_VALUE - 8;
+
     /** Connections the kernel may hold for accepting (the listen backlog). */
     static final int ACCEPT_QUEUE = 4096;
 
@@ -82,8 +85,10 @@ public final class KilnServer implements AutoCloseable {
                 throw new IllegalArgumentException("max-waiting must be >= 1 (0 would refuse every request), got "
                         + maxWaiting);
             }
-            if (maxBodyBytes < 1) {
-                throw new IllegalArgumentException("max-body-bytes must be >= 1, got " + maxBodyBytes);
+            // NOTE: a body is held in one Java array, hence the upper bound.
+            if (maxBodyBytes < 1 || maxBodyBytes > MAX_BODY_BYTES) {
+                throw new IllegalArgumentException("max-body-bytes must be in [1, " + MAX_BODY_BYTES + "], got "
+                        + maxBodyBytes);
             }
             if (gracePeriod.isNegative()) {
                 throw new IllegalArgumentException("the grace period must be >= 0, got " + gracePeriod);
