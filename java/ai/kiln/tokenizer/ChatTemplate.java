@@ -94,6 +94,11 @@ final class ChatTemplate {
         jinjava.getGlobalContext().registerFilter(new LoopIfFilter());
         jinjava.getGlobalContext().registerFilter(new CaseFilter("upper", true));
         jinjava.getGlobalContext().registerFilter(new CaseFilter("lower", false));
+        // NOTE: Jinja2 filters that Jinjava lacks and released templates use (Llama 3.1 and 3.3's
+        // tool calls iterate "arguments | items").
+        jinjava.getGlobalContext().registerFilter(new ItemsFilter());
+        jinjava.getGlobalContext().registerFilter(new ExtremumFilter("max", true));
+        jinjava.getGlobalContext().registerFilter(new ExtremumFilter("min", false));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 ChatTemplate.class, "raiseException", String.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "kiln_str",
@@ -683,6 +688,97 @@ final class ChatTemplate {
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
             String chars = args != null && args.length > 0 ? args[0] : null;
             return PythonStrings.strip(PythonValues.str(var), chars, true, true);
+        }
+    }
+
+    /** Jinja2's items: a mapping's (key, value) pairs in order; nothing for null. */
+    static final class ItemsFilter implements Filter {
+        @Override
+        public String getName() {
+            return "items";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (var == null) {
+                return List.of();
+            }
+            if (!(var instanceof Map<?, ?> map)) {
+                throw new IllegalArgumentException("items: can only get item pairs from a mapping, got "
+                        + PythonValues.str(var));
+            }
+            List<List<Object>> pairs = new java.util.ArrayList<>(map.size());
+            for (Map.Entry<?, ?> e : map.entrySet()) {
+                pairs.add(java.util.Arrays.asList(e.getKey(), e.getValue()));
+            }
+            return pairs;
+        }
+    }
+
+    /**
+     * Jinja2's max and min of a sequence: numbers by value, strings case-insensitively unless
+     * case_sensitive=true, attribute=name compares that attribute; nothing for an empty sequence.
+     */
+    static final class ExtremumFilter implements Filter {
+        private final String name;
+        private final boolean largest;
+
+        ExtremumFilter(String name, boolean largest) {
+            this.name = name;
+            this.largest = largest;
+        }
+
+        @Override
+        public String getName() {
+            return name;
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return filter(var, interpreter, (Object[]) args, Map.of());
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, Object[] args, Map<String, Object> kwargs) {
+            boolean caseSensitive = Boolean.TRUE.equals(kwargs.get("case_sensitive"));
+            Object attribute = kwargs.get("attribute");
+            Iterable<?> items;
+            if (var instanceof Iterable<?> iterable) {
+                items = iterable;
+            } else if (var instanceof Object[] array) {
+                items = java.util.Arrays.asList(array);
+            } else if (var instanceof CharSequence text) {
+                items = text.codePoints().mapToObj(Character::toString).toList();
+            } else {
+                throw new IllegalArgumentException(name + ": needs a sequence, got " + PythonValues.str(var));
+            }
+            Object best = null;
+            Comparable<Object> bestKey = null;
+            for (Object item : items) {
+                Object value = attribute == null ? item
+                        : item instanceof Map<?, ?> m ? m.get(attribute.toString()) : null;
+                Comparable<Object> key = key(value, caseSensitive);
+                if (bestKey != null && key.getClass() != bestKey.getClass()) {
+                    throw new IllegalArgumentException(name + ": cannot compare a number with a string");
+                }
+                if (bestKey == null || (largest ? key.compareTo(bestKey) > 0 : key.compareTo(bestKey) < 0)) {
+                    best = item;
+                    bestKey = key;
+                }
+            }
+            return best;
+        }
+
+        @SuppressWarnings("unchecked")
+        private Comparable<Object> key(Object value, boolean caseSensitive) {
+            if (value instanceof Number n) {
+                return (Comparable<Object>) (Comparable<?>) Double.valueOf(n.doubleValue());
+            }
+            if (value instanceof CharSequence text) {
+                String s = text.toString();
+                return (Comparable<Object>) (Comparable<?>) (caseSensitive ? s : s.toLowerCase(java.util.Locale.ROOT));
+            }
+            throw new IllegalArgumentException(name + ": cannot compare " + PythonValues.str(value));
         }
     }
 }
