@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.http.HttpHeaderValue;
@@ -18,6 +19,8 @@ import org.eclipse.jetty.util.Callback;
  * the server's threads. A body is refused with 413 as soon as its declared or read length passes
  * {@code maxBytes}, and with 408 when it is not complete within the body timeout, or arrives
  * slower than the minimum rate once {@link KilnServer.ConnectionLimits#RATE_GRACE} has passed.
+ * The bodies being read share one budget of buffered bytes, so that many connections each sending
+ * a large body at the minimum rate cannot exhaust the heap: a body that would pass it gets 503.
  * Every refusal closes the connection ({@link Exchange#sendError}).
  */
 final class BodyReader {
@@ -32,11 +35,37 @@ final class BodyReader {
     private final long maxBytes;
     private final KilnServer.ConnectionLimits limits;
     private final ConnectionGuard guard;
+    private final long bufferBudget;                       // bytes all unfinished bodies may hold together
+    private final AtomicLong buffered = new AtomicLong();  // bytes they hold now
 
-    BodyReader(long maxBytes, KilnServer.ConnectionLimits limits, ConnectionGuard guard) {
+    BodyReader(long maxBytes, KilnServer.ConnectionLimits limits, ConnectionGuard guard, long bufferBudget) {
         this.maxBytes = maxBytes;
         this.limits = limits;
         this.guard = guard;
+        this.bufferBudget = bufferBudget;
+    }
+
+    /** Bytes the unfinished bodies hold now (for tests). */
+    long bufferedBytes() {
+        return buffered.get();
+    }
+
+    /** Takes {@code bytes} of the budget; false (taking nothing) when they do not fit. */
+    private boolean reserve(long bytes) {
+        while (true) {
+            long now = buffered.get();
+            if (now + bytes > bufferBudget) {
+                return false;
+            }
+            if (buffered.compareAndSet(now, now + bytes)) {
+                return true;
+            }
+        }
+    }
+
+    private ApiError overBudget() {
+        return ApiError.unavailable("Request bodies being received hold the server's buffer budget of " + bufferBudget
+                + " bytes; retry later.", "body_buffer_full");
     }
 
     /**
@@ -49,7 +78,12 @@ final class BodyReader {
             exchange.sendError(ApiError.tooLarge(maxBytes));
             return;
         }
-        Read read = new Read(exchange, onBody, declared);
+        int initial = (int) Math.max(256, Math.min(declared, 64 << 10));
+        if (!reserve(initial)) {
+            exchange.sendError(overBudget());
+            return;
+        }
+        Read read = new Read(exchange, onBody, initial);
         guard.watch(read);
         read.run();
     }
@@ -62,11 +96,21 @@ final class BodyReader {
         private byte[] bytes;        // only the reading thread (Jetty's demand calls come one at a time)
         private int size;
         private volatile long received;
+        private final AtomicLong held = new AtomicLong(); // bytes of the budget this body holds
 
-        Read(Exchange exchange, Consumer<byte[]> onBody, long declared) {
+        Read(Exchange exchange, Consumer<byte[]> onBody, int initialBytes) {
             this.exchange = exchange;
             this.onBody = onBody;
-            this.bytes = new byte[(int) Math.max(256, Math.min(declared, 64 << 10))];
+            this.bytes = new byte[initialBytes];
+            held.set(initialBytes); // reserved in the budget by read()
+        }
+
+        /**
+         * Gives what this body holds back to the budget. Safe from either side and more than once:
+         * the timer may end the read while the reading side grows the buffer.
+         */
+        private void release() {
+            buffered.addAndGet(-held.getAndSet(0));
         }
 
         @Override
@@ -103,7 +147,17 @@ final class BodyReader {
                         return;
                     }
                     if (size + n > bytes.length) {
-                        bytes = Arrays.copyOf(bytes, (int) Math.min(maxBytes, Math.max(size + n, 2L * bytes.length)));
+                        int grown = (int) Math.min(maxBytes, Math.max(size + n, 2L * bytes.length));
+                        if (!reserve(grown - bytes.length)) {
+                            refuse(overBudget(), false);
+                            return;
+                        }
+                        held.addAndGet(grown - bytes.length);
+                        if (over.get()) { // the timer ended the read meanwhile
+                            release();
+                            return;
+                        }
+                        bytes = Arrays.copyOf(bytes, grown);
                     }
                     data.get(bytes, size, n);
                     size += n;
@@ -113,7 +167,9 @@ final class BodyReader {
                 }
                 if (last) {
                     if (over.compareAndSet(false, true)) {
-                        onBody.accept(size == bytes.length ? bytes : Arrays.copyOf(bytes, size));
+                        byte[] body = size == bytes.length ? bytes : Arrays.copyOf(bytes, size);
+                        release();
+                        onBody.accept(body);
                     }
                     return;
                 }
@@ -149,6 +205,7 @@ final class BodyReader {
             if (!over.compareAndSet(false, true)) {
                 return;
             }
+            release();
             if (fromTimer) {
                 exchange.sendErrorAndClose(error);
             } else {

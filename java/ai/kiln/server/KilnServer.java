@@ -158,12 +158,24 @@ public final class KilnServer implements AutoCloseable {
      *                         average gets 408 and its connection is closed; 0: no minimum
      */
     public record ConnectionLimits(int maxConnections, Duration idleTimeout, Duration headerTimeout,
-            Duration bodyTimeout, long minBodyBytesPerSecond) {
+            Duration bodyTimeout, long minBodyBytesPerSecond, long bodyBufferBytes) {
 
         /** How long a body may arrive before its rate is held to the minimum. */
         public static final Duration RATE_GRACE = Duration.ofSeconds(2);
+        /** What all bodies still arriving may hold together by default (at least one largest body always fits). */
+        public static final long DEFAULT_BODY_BUFFER_BYTES = 1L << 30;
+
+        /** The limits with the default body buffer budget. */
+        public ConnectionLimits(int maxConnections, Duration idleTimeout, Duration headerTimeout, Duration bodyTimeout,
+                long minBodyBytesPerSecond) {
+            this(maxConnections, idleTimeout, headerTimeout, bodyTimeout, minBodyBytesPerSecond,
+                    DEFAULT_BODY_BUFFER_BYTES);
+        }
 
         public ConnectionLimits {
+            if (bodyBufferBytes < 1) {
+                throw new IllegalArgumentException("the body buffer budget must be >= 1 byte, got " + bodyBufferBytes);
+            }
             if (maxConnections < 2) {
                 throw new IllegalArgumentException("max-connections must be >= 2, got " + maxConnections);
             }
@@ -243,7 +255,8 @@ public final class KilnServer implements AutoCloseable {
         jetty.addBean(new ConnectionLimit(options.connections().maxConnections(), connector));
         guard = new ConnectionGuard(connector, options.connections());
         connector.addEventListener(guard);
-        bodies = new BodyReader(options.maxBodyBytes(), options.connections(), guard);
+        bodies = new BodyReader(options.maxBodyBytes(), options.connections(), guard,
+                Math.max(options.connections().bodyBufferBytes(), options.maxBodyBytes()));
         jetty.setHandler(new ApiHandler());
         jetty.setErrorHandler(new JsonErrorHandler());
         jetty.setStopTimeout(2000);
