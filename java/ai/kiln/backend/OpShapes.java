@@ -138,7 +138,7 @@ public final class OpShapes {
         }
     }
 
-    /** penalties [P, V] I32 contiguous; 0 <= row < P; ids [>= numPrompt + numOutput + numSuppressed] I32. */
+    /** {@code penalties [P, V] I32 contiguous; 0 <= row < P; ids [>= numPrompt + numOutput + numSuppressed] I32}. */
     public static void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput,
             int numSuppressed) {
         requireDType(penalties, DType.I32, "resetPenaltyRow penalties");

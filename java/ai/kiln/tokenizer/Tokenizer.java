@@ -226,7 +226,7 @@ public final class Tokenizer {
         return eosTokenId;
     }
 
-    /** The id of a token given in its vocabulary form (e.g. "Ġthe", "▁the", "<|eot_id|>"). */
+    /** The id of a token given in its vocabulary form (e.g. {@code "Ġthe"}, {@code "▁the"}, {@code "<|eot_id|>"}). */
     public OptionalInt tokenId(String token) {
         Objects.requireNonNull(token, "token");
         AddedToken added = pipeline.addedVocabulary().byContent(token);
