@@ -6,7 +6,8 @@ import java.util.concurrent.Flow;
 /**
  * A submitted request: its outputs as a {@link Flow.Publisher} (one subscriber; with
  * {@link GenerateRequest#stream()} they come as they are generated, else one per completion at
- * the end), its whole result as a future, and {@link #cancel()}.
+ * the end), or through {@link #iterator()} (a blocking loop) or {@link #forEachOutput} (a
+ * callback), its whole result as a future, and {@link #cancel()}.
  *
  * <p>The stream never blocks the engine: outputs wait in a bounded buffer (of
  * {@link EngineOptions#streamBufferSize()}) for the subscriber's demand, and a request whose
@@ -60,6 +61,61 @@ public final class RequestHandle implements Flow.Publisher<RequestOutput> {
     @Override
     public void subscribe(Flow.Subscriber<? super RequestOutput> subscriber) {
         outputs.subscribe(subscriber);
+    }
+
+    /**
+     * The outputs as a blocking iterator (this handle's one subscriber); see {@link OutputIterator}.
+     */
+    public OutputIterator iterator() {
+        return new OutputIterator(this);
+    }
+
+    /**
+     * Calls {@code onOutput} with each output as it comes, on the engine's stream thread (this
+     * handle's one subscriber; a slow callback holds the stream back), and returns the result.
+     * The future fails as the stream does, with the {@link RequestAbortedException} or
+     * {@link EngineException} that ended it; a callback that throws cancels the request and
+     * fails the future with what it threw.
+     */
+    public CompletableFuture<GenerateResult> forEachOutput(java.util.function.Consumer<? super RequestOutput> onOutput) {
+        CompletableFuture<GenerateResult> done = new CompletableFuture<>();
+        outputs.subscribe(new Flow.Subscriber<RequestOutput>() {
+            private Flow.Subscription subscription;
+
+            @Override
+            public void onSubscribe(Flow.Subscription s) {
+                subscription = s;
+                s.request(Long.MAX_VALUE);
+            }
+
+            @Override
+            public void onNext(RequestOutput output) {
+                try {
+                    onOutput.accept(output);
+                } catch (RuntimeException e) {
+                    subscription.cancel();
+                    cancel();
+                    done.completeExceptionally(e);
+                }
+            }
+
+            @Override
+            public void onError(Throwable failure) {
+                done.completeExceptionally(failure);
+            }
+
+            @Override
+            public void onComplete() {
+                result.whenComplete((r, failure) -> {
+                    if (failure != null) {
+                        done.completeExceptionally(failure);
+                    } else {
+                        done.complete(r);
+                    }
+                });
+            }
+        });
+        return done;
     }
 
     @Override

@@ -1,0 +1,85 @@
+package ai.kiln.api;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.kiln.scheduler.FinishReason;
+import ai.kiln.testing.Fixtures;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The two ways to stream besides a {@link java.util.concurrent.Flow.Subscriber}: a blocking
+ * iterator and a callback; each sees every token of the result, in order, and closing the
+ * iterator early cancels the request.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class StreamingHelpersTest {
+
+    static int[] concat(int[] a, int[] b) {
+        return IntStream.concat(IntStream.of(a), IntStream.of(b)).toArray();
+    }
+
+    @Test
+    void theIteratorAndTheCallbackSeeEveryTokenOfTheResult() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        int[] prompt = fixture.records().get(0).promptTokenIds();
+        try (Engine engine = EngineTest.engine(fixture, b -> { })) {
+            GenerateRequest request = GenerateRequest.ofTokens(prompt, EngineTest.greedy(24)).withStream(true);
+            RequestHandle handle = engine.submit(request);
+            int[] streamed = new int[0];
+            try (OutputIterator outputs = handle.iterator()) {
+                while (outputs.hasNext()) {
+                    streamed = concat(streamed, outputs.next().tokenIds());
+                }
+            }
+            GenerateResult result = handle.result().get(30, TimeUnit.SECONDS);
+            assertArrayEquals(result.tokenIds(), streamed);
+            assertEquals(24, streamed.length);
+
+            int[][] seen = {new int[0]};
+            GenerateResult viaCallback = engine.submit(request).forEachOutput(o -> seen[0] = concat(seen[0], o.tokenIds()))
+                    .get(30, TimeUnit.SECONDS);
+            assertArrayEquals(result.tokenIds(), viaCallback.tokenIds());
+            assertArrayEquals(result.tokenIds(), seen[0]);
+            EngineTest.assertIdle(engine);
+        }
+    }
+
+    @Test
+    void closingTheIteratorEarlyCancelsTheRequest() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        int[] prompt = fixture.records().get(0).promptTokenIds();
+        try (Engine engine = EngineTest.engine(fixture, b -> { })) {
+            RequestHandle handle = engine.submit(GenerateRequest.ofTokens(prompt, EngineTest.greedy(400)).withStream(true));
+            try (OutputIterator outputs = handle.iterator()) {
+                assertTrue(outputs.hasNext());
+                outputs.next();
+            }
+            GenerateResult result = handle.result().get(30, TimeUnit.SECONDS);
+            assertEquals(FinishReason.ABORT, result.finishReason());
+            assertTrue(result.tokenIds().length < 400, "generated " + result.tokenIds().length);
+            EngineTest.assertIdle(engine);
+        }
+    }
+
+    @Test
+    void aThrowingCallbackCancelsTheRequestAndFailsTheFuture() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        int[] prompt = fixture.records().get(0).promptTokenIds();
+        try (Engine engine = EngineTest.engine(fixture, b -> { })) {
+            RequestHandle handle = engine.submit(GenerateRequest.ofTokens(prompt, EngineTest.greedy(400)).withStream(true));
+            ExecutionException e = assertThrows(ExecutionException.class, () -> handle.forEachOutput(o -> {
+                throw new IllegalStateException("the consumer gave up");
+            }).get(30, TimeUnit.SECONDS));
+            assertEquals("the consumer gave up", e.getCause().getMessage());
+            assertEquals(FinishReason.ABORT, handle.result().get(30, TimeUnit.SECONDS).finishReason());
+            EngineTest.assertIdle(engine);
+        }
+    }
+}
