@@ -85,6 +85,9 @@ final class ConnectionGuard implements Connection.Listener {
         headerClocks.remove(connection.getEndPoint());
     }
 
+    /** A connection idle for less than this is never the one closed at the cap. */
+    static final long MIN_IDLE_MILLIS = 100;
+
     /**
      * Closes the connection idle longest among those not being answered, other than {@code spare}.
      * NOTE: a connection being answered may be idle for long (a non-streamed generation writes
@@ -99,6 +102,10 @@ final class ConnectionGuard implements Connection.Listener {
                 continue;
             }
             long idle = endPoint instanceof IdleTimeout t ? t.getIdleFor() : 0;
+            // NOTE: a request that has just arrived is not idle yet, only not parsed yet.
+            if (idle < MIN_IDLE_MILLIS) {
+                continue;
+            }
             if (idle > longest) {
                 longest = idle;
                 idlest = endPoint;

@@ -189,6 +189,46 @@ class SlowClientTest {
         }
     }
 
+    @Test
+    void aCapReachedWhileEveryConnectionWasAnsweredIsRelievedOnceTheyIdle() throws Exception {
+        int cap = 4;
+        KilnServer.Options options = ServerHarness.serverOptions().withConnectionLimits(
+                new KilnServer.ConnectionLimits(cap, Duration.ofSeconds(60), Duration.ofSeconds(10),
+                        Duration.ofSeconds(30), 1000));
+        try (ServerHarness harness = ServerHarness.start(options, ServerHarness.engineOptions().build())) {
+            List<Socket> held = new ArrayList<>();
+            try {
+                // Three connections being answered when the fourth reaches the cap: none of them
+                // may be closed then, and the connector accepts no one after.
+                String body = "{\"model\": \"llama3-gqa\", \"prompt\": \"x\", \"max_tokens\": 300,"
+                        + " \"ignore_eos\": true, \"temperature\": 0}";
+                for (int i = 0; i < cap - 1; i++) {
+                    Socket s = connect(harness);
+                    s.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            + "Content-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body)
+                            .getBytes(StandardCharsets.US_ASCII));
+                    held.add(s);
+                }
+                held.add(connect(harness));
+                for (int i = 0; i < cap - 1; i++) {
+                    String answer = BodyBufferBudgetTest.readAnswer(held.get(i), 20_000);
+                    assertTrue(answer.startsWith("HTTP/1.1 200"), answer);
+                }
+                // All four now wait idle for a request: a new client must still get in.
+                long t0 = System.nanoTime();
+                HttpResponse<String> health = harness.send(HttpRequest.newBuilder(URI.create(harness.base + "/health"))
+                        .timeout(Duration.ofSeconds(5)).GET().build());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertEquals(200, health.statusCode());
+                assertTrue(ms < 2000, "/health took " + ms + " ms at the cap");
+            } finally {
+                for (Socket s : held) {
+                    s.close();
+                }
+            }
+        }
+    }
+
     static Socket connect(ServerHarness harness) throws IOException {
         Socket s = new Socket();
         s.connect(new InetSocketAddress("127.0.0.1", harness.server.port()), 10_000);
