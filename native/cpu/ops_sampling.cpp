@@ -15,13 +15,16 @@ namespace sm = ::kiln::sampling;
 
 using RowParams = sm::SampleRow;
 
+// One more occurrence in a penalty-table word; the count saturates rather than carry into the flags.
+void count_token(uint32_t& entry) {
+  if ((entry & KILN_PENALTY_COUNT_MASK) != KILN_PENALTY_COUNT_MASK) ++entry;
+}
+
 int32_t float_word(float f) {
   int32_t w;
   std::memcpy(&w, &f, sizeof w);
   return w;
 }
-
-RowParams decode_row(const int32_t* w) { return sm::decode_row(w); }
 
 // The checks every backend makes of a row, so that a bad word is an error, never a bad read.
 int check_row(const RowParams& p, int64_t b, int64_t penalty_rows, bool have_logprobs_out) {
@@ -170,13 +173,15 @@ int kiln_cpu_sample(const float* logits, int64_t batch, int64_t vocab, const int
              (long long)vocab, (long long)penalty_rows);
   KILN_CHECK(penalties != nullptr || penalty_rows == 0, "kiln_cpu_sample: %lld penalty rows but no table",
              (long long)penalty_rows);
+  std::vector<RowParams> params(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) {
-    const int status = check_row(decode_row(rows + b * KILN_SAMPLE_ROW_WORDS), b, penalty_rows, out_logprobs != nullptr);
+    params[b] = sm::decode_row(rows + b * KILN_SAMPLE_ROW_WORDS);
+    const int status = check_row(params[b], b, penalty_rows, out_logprobs != nullptr);
     if (status != KILN_OK) return status;
   }
 #pragma omp parallel for schedule(dynamic, 1) if (batch > 1)
   for (int64_t b = 0; b < batch; ++b) {
-    const RowParams p = decode_row(rows + b * KILN_SAMPLE_ROW_WORDS);
+    const RowParams& p = params[b];
     uint32_t* table_row = p.penalty_row >= 0 ? penalties + p.penalty_row * vocab : nullptr;
     const float* row = logits + b * vocab;
     const int32_t id = sample_row(row, vocab, p, table_row);
@@ -186,11 +191,7 @@ int kiln_cpu_sample(const float* logits, int64_t batch, int64_t vocab, const int
   // Counted after every row is drawn, so no row reads a table row while another row's count changes
   // it (Java gives each row a table row of its own; this keeps a mistake there deterministic).
   for (int64_t b = 0; b < batch; ++b) {
-    const RowParams p = decode_row(rows + b * KILN_SAMPLE_ROW_WORDS);
-    if (p.penalty_row >= 0) {
-      uint32_t& entry = penalties[p.penalty_row * vocab + out_ids[b]];
-      if ((entry & KILN_PENALTY_COUNT_MASK) != KILN_PENALTY_COUNT_MASK) ++entry;
-    }
+    if (params[b].penalty_row >= 0) count_token(penalties[params[b].penalty_row * vocab + out_ids[b]]);
   }
   return KILN_OK;
 }
@@ -212,8 +213,7 @@ int kiln_cpu_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64_
   uint32_t* out = penalties + row * vocab;
   std::memset(out, 0, static_cast<size_t>(vocab) * sizeof(uint32_t));
   for (int64_t i = 0; i < num_prompt; ++i) out[tokens[i]] |= KILN_PENALTY_IN_PROMPT;
-  for (int64_t i = num_prompt; i < num_prompt + num_output; ++i)
-    if ((out[tokens[i]] & KILN_PENALTY_COUNT_MASK) != KILN_PENALTY_COUNT_MASK) ++out[tokens[i]];
+  for (int64_t i = num_prompt; i < num_prompt + num_output; ++i) kiln::count_token(out[tokens[i]]);
   for (int64_t i = num_prompt + num_output; i < n; ++i) out[tokens[i]] |= KILN_PENALTY_SUPPRESSED;
   return KILN_OK;
 }

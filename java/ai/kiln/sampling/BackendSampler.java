@@ -133,8 +133,8 @@ public final class BackendSampler implements Sampler {
         for (int i = 0; i < n; i++) {
             SequenceSampling state = rows.get(i);
             int token = hostIds[i];
-            Integer penaltyRow = state.needsPenaltyRow() ? penaltyRowOf.get(state) : null;
-            if (penaltyRow != null) {
+            int penaltyRow = hostWords[i * SampleWords.ROW_WORDS + SampleWords.PENALTY_ROW];
+            if (penaltyRow >= 0) {
                 penaltyRowTokens[penaltyRow]++; // the op counted the token
             }
             Integer topN = state.params().logprobs();
