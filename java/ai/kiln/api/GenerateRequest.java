@@ -1,6 +1,6 @@
 package ai.kiln.api;
 
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;

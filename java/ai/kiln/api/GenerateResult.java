@@ -1,7 +1,7 @@
 package ai.kiln.api;
 
-import ai.kiln.sampling.TokenLogprobs;
-import ai.kiln.scheduler.FinishReason;
+import ai.kiln.api.TokenLogprobs;
+import ai.kiln.api.FinishReason;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;

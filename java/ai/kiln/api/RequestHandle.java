@@ -2,6 +2,7 @@ package ai.kiln.api;
 
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Flow;
+import java.util.function.Consumer;
 
 /**
  * A submitted request: its outputs as a {@link Flow.Publisher} (one subscriber; with
@@ -16,57 +17,28 @@ import java.util.concurrent.Flow;
  * it was cancelled; the result future then still completes, with finish reason abort and what
  * was generated. If a step fails, the future fails with an {@link EngineException}.
  */
-public final class RequestHandle implements Flow.Publisher<RequestOutput> {
+public interface RequestHandle extends Flow.Publisher<RequestOutput> {
 
-    private final String requestId;
-    private final int[] promptTokenIds;
-    private final CompletableFuture<GenerateResult> result;
-    private final OutputChannel<RequestOutput> outputs;
-    private final Runnable canceller;
-
-    RequestHandle(String requestId, int[] promptTokenIds, CompletableFuture<GenerateResult> result,
-            OutputChannel<RequestOutput> outputs, Runnable canceller) {
-        this.requestId = requestId;
-        this.promptTokenIds = promptTokenIds;
-        this.result = result;
-        this.outputs = outputs;
-        this.canceller = canceller;
-    }
-
-    public String requestId() {
-        return requestId;
-    }
+    String requestId();
 
     /** The prompt as the model sees it (after tokenization and the chat template). */
-    public int[] promptTokenIds() {
-        return promptTokenIds.clone();
-    }
+    int[] promptTokenIds();
 
-    /** Completes when the request finishes (a view: completing it here does not affect the request). */
-    public CompletableFuture<GenerateResult> result() {
-        return result.copy();
-    }
+    /**
+     * Completes when the request finishes, with the result built from its outputs (a view:
+     * completing it here does not affect the request).
+     */
+    CompletableFuture<GenerateResult> result();
 
     /** Asks the engine to stop the request; its blocks are freed at the next step. Idempotent. */
-    public void cancel() {
-        if (!result.isDone()) {
-            canceller.run();
-        }
-    }
+    void cancel();
 
-    public boolean isDone() {
-        return result.isDone();
-    }
-
-    @Override
-    public void subscribe(Flow.Subscriber<? super RequestOutput> subscriber) {
-        outputs.subscribe(subscriber);
-    }
+    boolean isDone();
 
     /**
      * The outputs as a blocking iterator (this handle's one subscriber); see {@link OutputIterator}.
      */
-    public OutputIterator iterator() {
+    default OutputIterator iterator() {
         return new OutputIterator(this);
     }
 
@@ -77,9 +49,9 @@ public final class RequestHandle implements Flow.Publisher<RequestOutput> {
      * {@link EngineException} that ended it; a callback that throws cancels the request and
      * fails the future with what it threw.
      */
-    public CompletableFuture<GenerateResult> forEachOutput(java.util.function.Consumer<? super RequestOutput> onOutput) {
+    default CompletableFuture<GenerateResult> forEachOutput(Consumer<? super RequestOutput> onOutput) {
         CompletableFuture<GenerateResult> done = new CompletableFuture<>();
-        outputs.subscribe(new Flow.Subscriber<RequestOutput>() {
+        subscribe(new Flow.Subscriber<RequestOutput>() {
             private Flow.Subscription subscription;
 
             @Override
@@ -106,7 +78,7 @@ public final class RequestHandle implements Flow.Publisher<RequestOutput> {
 
             @Override
             public void onComplete() {
-                result.whenComplete((r, failure) -> {
+                result().whenComplete((r, failure) -> {
                     if (failure != null) {
                         done.completeExceptionally(failure);
                     } else {
@@ -116,10 +88,5 @@ public final class RequestHandle implements Flow.Publisher<RequestOutput> {
             }
         });
         return done;
-    }
-
-    @Override
-    public String toString() {
-        return "RequestHandle[" + requestId + (isDone() ? ", done" : "") + "]";
     }
 }

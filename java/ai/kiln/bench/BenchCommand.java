@@ -6,7 +6,7 @@ import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestHandle;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
@@ -87,7 +87,7 @@ public final class BenchCommand implements Callable<Integer> {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             spec.commandLine().getErr().printf("loaded %s on %s in %.1f s%n", model, engine.deviceDescription(), loadSeconds);
             SplittableRandom random = new SplittableRandom(seed);
-            int vocab = engine.modelConfig().vocabSize();
+            int vocab = engine.vocabSize();
             // Warm-up: one request at the largest batch shape, so one-time costs stay out of the figures.
             run(engine, random, vocab, maxBatch, Math.min(outputLen, 16));
             ObjectMapper json = new ObjectMapper();

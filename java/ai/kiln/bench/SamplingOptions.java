@@ -1,6 +1,6 @@
 package ai.kiln.bench;
 
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Option;
 

@@ -6,7 +6,7 @@ import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestHandle;
 import ai.kiln.api.RequestOutput;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -389,7 +389,7 @@ public final class GenerateCommand implements Callable<Integer> {
             Thread.currentThread().interrupt();
         }
         out.println();
-        if (result.finishReason() == ai.kiln.scheduler.FinishReason.ABORT) {
+        if (result.finishReason() == ai.kiln.api.FinishReason.ABORT) {
             throw new IllegalStateException("generation aborted: " + result.completions().get(0).stopReason());
         }
     }

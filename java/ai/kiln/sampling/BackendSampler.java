@@ -121,7 +121,7 @@ public final class BackendSampler implements Sampler {
             SequenceSampling state = rows.get(i);
             int penaltyRow = state.needsPenaltyRow() ? penaltyRow(rows, i) : -1;
             anyPenaltyRow |= penaltyRow >= 0;
-            anyLogprobs |= state.params().logprobs() != null;
+            anyLogprobs |= state.settings().wantsLogprobs();
             writeRow(hostWords, i * SampleWords.ROW_WORDS, state, penaltyRow);
         }
         backend.copyFromHost(rowWords, hostWords, n * SampleWords.ROW_WORDS);
@@ -137,15 +137,15 @@ public final class BackendSampler implements Sampler {
             if (penaltyRow >= 0) {
                 penaltyRowTokens[penaltyRow]++; // the op counted the token
             }
-            Integer topN = state.params().logprobs();
-            out.set(i, token, topN == null ? null : logprobsOf(i, token, topN));
+            int topN = state.settings().logprobs();
+            out.set(i, token, topN < 0 ? null : logprobsOf(i, token, topN));
             state.accept(token);
         }
     }
 
     /** The parameter words of one row (the layout of {@link SampleWords}). */
     static void writeRow(int[] words, int at, SequenceSampling state, int penaltyRow) {
-        SamplingParams p = state.params();
+        SamplerSettings p = state.settings();
         long random = state.nextRandomBits();
         // NOTE: a temperature past the float range samples as an infinite one would: uniformly.
         float temperature = p.isGreedy() ? 0f : (float) Math.min(p.temperature(), Float.MAX_VALUE);
@@ -163,7 +163,7 @@ public final class BackendSampler implements Sampler {
             flags |= state.suppressing() ? SampleWords.SUPPRESS : 0;
         }
         words[at + SampleWords.FLAGS] = flags;
-        words[at + SampleWords.LOGPROBS] = p.logprobs() == null ? -1 : p.logprobs();
+        words[at + SampleWords.LOGPROBS] = p.logprobs();
         words[at + SampleWords.RANDOM_LO] = (int) random;
         words[at + SampleWords.RANDOM_HI] = (int) (random >>> 32);
     }
@@ -230,17 +230,18 @@ public final class BackendSampler implements Sampler {
         return chosen;
     }
 
-    private TokenLogprobs logprobsOf(int row, int token, int topN) {
+    private SampledLogprobs logprobsOf(int row, int token, int topN) {
         int at = row * SampleWords.LOGPROB_WORDS;
         float chosen = Float.intBitsToFloat(hostLogprobs[at]);
         int rank = hostLogprobs[at + 1];
         int count = Math.min(topN, vocabSize);
-        List<TokenLogprobs.Candidate> top = new ArrayList<>(count);
+        int[] topIds = new int[count];            // [count]
+        float[] topLogprobs = new float[count];   // [count]
         for (int j = 0; j < count; j++) {
-            top.add(new TokenLogprobs.Candidate(hostLogprobs[at + 2 + 2 * j],
-                    Float.intBitsToFloat(hostLogprobs[at + 3 + 2 * j])));
+            topIds[j] = hostLogprobs[at + 2 + 2 * j];
+            topLogprobs[j] = Float.intBitsToFloat(hostLogprobs[at + 3 + 2 * j]);
         }
-        return new TokenLogprobs(token, chosen, rank, top);
+        return new SampledLogprobs(token, chosen, rank, topIds, topLogprobs);
     }
 
     @Override

@@ -6,18 +6,18 @@ import java.util.Arrays;
 public final class SamplerOutput {
 
     private int[] tokenIds;             // [rows]
-    private TokenLogprobs[] logprobs;   // [rows], null where not asked for
+    private SampledLogprobs[] logprobs;   // [rows], null where not asked for
 
     public SamplerOutput(int capacity) {
         tokenIds = new int[capacity];
-        logprobs = new TokenLogprobs[capacity];
+        logprobs = new SampledLogprobs[capacity];
     }
 
     /** Makes room for {@code rows} rows and clears their log-probabilities. */
     public void reset(int rows) {
         if (tokenIds.length < rows) {
             tokenIds = new int[rows];
-            logprobs = new TokenLogprobs[rows];
+            logprobs = new SampledLogprobs[rows];
         } else {
             Arrays.fill(logprobs, 0, rows, null);
         }
@@ -27,11 +27,11 @@ public final class SamplerOutput {
         return tokenIds[row];
     }
 
-    public TokenLogprobs logprobs(int row) {
+    public SampledLogprobs logprobs(int row) {
         return logprobs[row];
     }
 
-    public void set(int row, int tokenId, TokenLogprobs rowLogprobs) {
+    public void set(int row, int tokenId, SampledLogprobs rowLogprobs) {
         tokenIds[row] = tokenId;
         logprobs[row] = rowLogprobs;
     }

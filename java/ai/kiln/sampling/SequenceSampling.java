@@ -10,25 +10,25 @@ public final class SequenceSampling {
 
     private static final long GAMMA = 0x9e3779b97f4a7c15L;
 
-    private final SamplingParams params;
+    private final SamplerSettings settings;
     private final long seed;
     private final int[] suppressed; // token ids masked while fewer than minTokens are generated
     private int numGenerated;
 
     /**
-     * @param params     the request's parameters
+     * @param settings   the request's sampling settings
      * @param seed       the random stream's seed (the request's seed, or one the engine picked)
      * @param suppressed token ids that end generation (end-of-sequence and stop ids), masked while
-     *                   fewer than {@code params.minTokens()} tokens are generated
+     *                   fewer than {@code settings.minTokens()} tokens are generated
      */
-    public SequenceSampling(SamplingParams params, long seed, int[] suppressed) {
-        this.params = params;
+    public SequenceSampling(SamplerSettings settings, long seed, int[] suppressed) {
+        this.settings = settings;
         this.seed = seed;
-        this.suppressed = params.minTokens() > 0 ? suppressed.clone() : new int[0];
+        this.suppressed = settings.minTokens() > 0 ? suppressed.clone() : new int[0];
     }
 
-    public SamplingParams params() {
-        return params;
+    public SamplerSettings settings() {
+        return settings;
     }
 
     public long seed() {
@@ -61,17 +61,17 @@ public final class SequenceSampling {
 
     /** Whether the logits are used as they are and the choice is their argmax. */
     public boolean isPlainGreedy() {
-        return params.isGreedy() && !params.hasPenalties() && !suppressing() && params.logprobs() == null;
+        return settings.isGreedy() && !settings.hasPenalties() && !suppressing() && !settings.wantsLogprobs();
     }
 
     /** Whether the sampler needs a row of token statistics for its next draw: penalties, or ids to mask. */
     public boolean needsPenaltyRow() {
-        return params.hasPenalties() || suppressing();
+        return settings.hasPenalties() || suppressing();
     }
 
     /** Whether the suppressed ids are masked at the next draw. */
     public boolean suppressing() {
-        return numGenerated < params.minTokens() && suppressed.length > 0;
+        return numGenerated < settings.minTokens() && suppressed.length > 0;
     }
 
     /** The ids min_tokens masks (empty when min_tokens is 0); do not modify. */

@@ -65,26 +65,26 @@ public final class Scheduler {
      * Checks that a request with this prompt length can ever run here and returns its resolved
      * max_tokens (null: what the context leaves). Safe from any thread (reads only fixed sizes).
      *
-     * @throws RequestRejectedException naming the numbers when it cannot
+     * @throws AdmissionException naming the numbers when it cannot
      */
     public int admissionCheck(int promptLength, Integer maxTokens) {
         int maxLen = config.maxModelLen();
         if (promptLength < 1) {
-            throw new RequestRejectedException("the prompt is empty: at least one token is needed");
+            throw new AdmissionException("the prompt is empty: at least one token is needed");
         }
         if (promptLength >= maxLen) {
-            throw new RequestRejectedException("the prompt has " + promptLength + " tokens; the model's context is "
+            throw new AdmissionException("the prompt has " + promptLength + " tokens; the model's context is "
                     + maxLen + " tokens, which leaves no room to generate");
         }
         if (maxTokens != null && (long) promptLength + maxTokens > maxLen) {
-            throw new RequestRejectedException("the prompt (" + promptLength + " tokens) + max_tokens (" + maxTokens
+            throw new AdmissionException("the prompt (" + promptLength + " tokens) + max_tokens (" + maxTokens
                     + ") = " + ((long) promptLength + maxTokens) + " tokens exceeds the model's context of " + maxLen
                     + " tokens");
         }
         int usable = kv.pool().numUsableBlocks();
         long capacity = (long) usable * blockSize;
         if (promptLength > capacity) {
-            throw new RequestRejectedException("the prompt (" + promptLength + " tokens) needs "
+            throw new AdmissionException("the prompt (" + promptLength + " tokens) needs "
                     + kv.blocksFor(promptLength) + " KV-cache blocks of " + blockSize + " tokens, but the cache has only "
                     + usable + " (" + capacity + " tokens)");
         }
@@ -93,7 +93,7 @@ public final class Scheduler {
         // The last generated token is never fed back, so it needs no slot.
         int needed = kv.blocksFor(promptLength + resolved - 1);
         if (needed > usable) {
-            throw new RequestRejectedException("the prompt (" + promptLength + " tokens) + max_tokens (" + resolved
+            throw new AdmissionException("the prompt (" + promptLength + " tokens) + max_tokens (" + resolved
                     + ") needs " + needed + " KV-cache blocks of " + blockSize + " tokens, but the cache has only "
                     + usable + " (" + (long) usable * blockSize + " tokens)");
         }
@@ -243,16 +243,16 @@ public final class Scheduler {
             Sequence seq = step.samplingSeq(r);
             int token = sampled.tokenId(r);
             seq.append(token);
-            FinishReason reason = null;
+            FinishCause reason = null;
             String detail = null;
-            boolean minReached = seq.numOutputTokens() >= seq.sampling().params().minTokens();
-            if (minReached && !seq.sampling().params().ignoreEos() && contains(eosTokenIds, token)) {
-                reason = FinishReason.STOP;
+            boolean minReached = seq.numOutputTokens() >= seq.sampling().settings().minTokens();
+            if (minReached && !seq.sampling().settings().ignoreEos() && contains(eosTokenIds, token)) {
+                reason = FinishCause.STOP;
             } else if (minReached && contains(seq.stopTokenIds(), token)) {
-                reason = FinishReason.STOP;
+                reason = FinishCause.STOP;
                 detail = Integer.toString(token);
             } else if (seq.numOutputTokens() >= seq.maxTokens() || seq.numTokens() >= config.maxModelLen()) {
-                reason = FinishReason.LENGTH;
+                reason = FinishCause.LENGTH;
             }
             if (reason != null) {
                 release(seq, reason, detail);
@@ -269,7 +269,7 @@ public final class Scheduler {
      * removes it from whichever queue holds it. Its parked siblings are released to compute on
      * their own. No-op for a finished sequence.
      */
-    public void finish(Sequence seq, FinishReason reason, String detail) {
+    public void finish(Sequence seq, FinishCause reason, String detail) {
         switch (seq.status()) {
             case FINISHED -> {
                 return;
@@ -284,7 +284,7 @@ public final class Scheduler {
         release(seq, reason, detail);
     }
 
-    private void release(Sequence seq, FinishReason reason, String detail) {
+    private void release(Sequence seq, FinishCause reason, String detail) {
         kv.free(seq.blocks());
         seq.finish(reason, detail);
         if (!seq.parked().isEmpty()) {
@@ -305,7 +305,7 @@ public final class Scheduler {
     }
 
     /** Finishes every sequence (engine shutdown or failure); returns them. */
-    public List<Sequence> finishAll(FinishReason reason, String detail) {
+    public List<Sequence> finishAll(FinishCause reason, String detail) {
         List<Sequence> all = new ArrayList<>(running);
         all.addAll(waiting);
         for (Sequence seq : running) {

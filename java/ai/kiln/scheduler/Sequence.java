@@ -37,7 +37,7 @@ public final class Sequence {
     private int numTokens;
     private int numComputedTokens;     // tokens whose K/V are in the cache
     private Status status = Status.WAITING;
-    private FinishReason finishReason;
+    private FinishCause finishCause;
     private String stopReason;
     private int numPreemptions;
     private int numCachedPromptTokens = -1; // prompt tokens found in the prefix cache at first admission
@@ -152,8 +152,8 @@ public final class Sequence {
     }
 
     /** Null until finished. */
-    public FinishReason finishReason() {
-        return finishReason;
+    public FinishCause finishCause() {
+        return finishCause;
     }
 
     /** What stopped it: the stop token id or stop string, or the abort reason; null for end-of-sequence and length. */
@@ -209,9 +209,9 @@ public final class Sequence {
         tokens[numTokens++] = token;
     }
 
-    void finish(FinishReason reason, String detail) {
+    void finish(FinishCause reason, String detail) {
         status = Status.FINISHED;
-        finishReason = reason;
+        finishCause = reason;
         stopReason = detail;
     }
 

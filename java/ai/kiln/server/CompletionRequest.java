@@ -1,6 +1,6 @@
 package ai.kiln.server;
 
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;

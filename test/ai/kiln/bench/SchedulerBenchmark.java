@@ -2,9 +2,9 @@ package ai.kiln.bench;
 
 import ai.kiln.kvcache.KvCacheManager;
 import ai.kiln.sampling.SamplerOutput;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.sampling.SequenceSampling;
-import ai.kiln.scheduler.FinishReason;
+import ai.kiln.scheduler.FinishCause;
 import ai.kiln.scheduler.Scheduler;
 import ai.kiln.scheduler.SchedulerConfig;
 import ai.kiln.scheduler.Sequence;
@@ -86,7 +86,7 @@ public class SchedulerBenchmark {
     /** Every iteration starts from the same state: an empty pool, then 256 sequences prefilled. */
     @Setup(Level.Iteration)
     public void setUp() {
-        scheduler.finishAll(FinishReason.ABORT, "next iteration");
+        scheduler.finishAll(FinishCause.ABORT, "next iteration");
         scheduler.kvCache().pool().resetPrefixCache();
         random = new SplittableRandom(1);
         arrivals.clear();
@@ -134,7 +134,7 @@ public class SchedulerBenchmark {
         }
         SamplingParams params = SamplingParams.builder().temperature(0).maxTokens(maxTokens).build();
         return new Sequence(id, "r" + id, 0, prompt, maxTokens, new int[0],
-                new SequenceSampling(params, id, new int[0]), null, null);
+                new SequenceSampling(ai.kiln.engine.ApiMapping.samplerSettings(params), id, new int[0]), null, null);
     }
 
     @Benchmark

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.kiln.api.SamplingParams;
 import ai.kiln.backend.HostTensors;
 import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.tensor.DType;
@@ -350,13 +351,13 @@ class BackendSamplerTest {
         try (Bench bench = new Bench(1, LOGITS)) {
             SampledSequence s = new SampledSequence(params, 3);
             int token = bench.step(s);
-            TokenLogprobs lp = bench.out.logprobs(0);
+            SampledLogprobs lp = bench.out.logprobs(0);
             assertEquals(token, lp.tokenId());
             assertEquals(Math.log(p[token]), lp.logprob(), 1e-6);
             assertEquals(token + 1, lp.rank());
-            assertEquals(List.of(0, 1, 2), lp.top().stream().map(TokenLogprobs.Candidate::tokenId).toList());
-            for (TokenLogprobs.Candidate c : lp.top()) {
-                assertEquals(Math.log(p[c.tokenId()]), c.logprob(), 1e-6);
+            assertArrayEquals(new int[] {0, 1, 2}, lp.topIds());
+            for (int j = 0; j < lp.topIds().length; j++) {
+                assertEquals(Math.log(p[lp.topIds()[j]]), lp.topLogprobs()[j], 1e-6);
             }
         }
     }

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.kvcache.KvCacheManager;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import java.util.ArrayList;
 import java.util.List;
 import net.jqwik.api.Arbitraries;
@@ -80,7 +80,7 @@ class SchedulerPropertiesTest {
                 int[] prompt = prompt(r, i);
                 try {
                     scheduler.admissionCheck(prompt.length, r.maxTokens());
-                } catch (RequestRejectedException e) {
+                } catch (AdmissionException e) {
                     boolean tooLong = prompt.length + r.maxTokens() > MAX_MODEL_LEN;
                     boolean tooBig = kv.blocksFor(prompt.length + r.maxTokens() - 1) > usable;
                     assertTrue(tooLong || tooBig, "rejected a request that fits alone: " + e.getMessage());
@@ -99,7 +99,7 @@ class SchedulerPropertiesTest {
             for (int i = 0; i < accepted.size(); i++) {
                 if (acceptedReqs.get(i).cancelAt() == step) {
                     for (Sequence seq : accepted.get(i)) {
-                        scheduler.finish(seq, FinishReason.ABORT, "cancelled");
+                        scheduler.finish(seq, FinishCause.ABORT, "cancelled");
                     }
                 }
             }
@@ -117,10 +117,10 @@ class SchedulerPropertiesTest {
             Req r = acceptedReqs.get(i);
             for (Sequence seq : accepted.get(i)) {
                 assertTrue(seq.isFinished(), seq + " never finished");
-                if (seq.finishReason() == FinishReason.ABORT) {
+                if (seq.finishCause() == FinishCause.ABORT) {
                     assertTrue(r.cancelAt() >= 0, seq + " was aborted but never cancelled");
                 } else {
-                    assertEquals(FinishReason.LENGTH, seq.finishReason());
+                    assertEquals(FinishCause.LENGTH, seq.finishCause());
                     assertArrayEquals(FakeModel.alone(prompts.get(i), r.maxTokens()), seq.outputTokenIds(),
                             seq + ": output differs from the sequence run alone");
                 }

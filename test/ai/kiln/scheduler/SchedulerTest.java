@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.kiln.kvcache.KvCacheManager;
 import ai.kiln.model.ForwardBatch;
 import ai.kiln.sampling.SamplerOutput;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -71,7 +71,7 @@ class SchedulerTest {
             return;
         }
         for (Sequence seq : all) {
-            scheduler.finish(seq, FinishReason.ABORT, "test over");
+            scheduler.finish(seq, FinishCause.ABORT, "test over");
         }
         assertEquals(kv.pool().numUsableBlocks(), kv.pool().numFreeBlocks());
         assertNull(kv.checkConsistency(List.of()));
@@ -118,7 +118,7 @@ class SchedulerTest {
         assertArrayEquals(new int[] {1, 2, 3, 4, 5, 6, 0}, Arrays.copyOf(b.blockTables(), 7));
 
         runToEnd();
-        assertEquals(FinishReason.LENGTH, a.finishReason());
+        assertEquals(FinishCause.LENGTH, a.finishCause());
         assertArrayEquals(FakeModel.alone(range(100, 120), 3), a.outputTokenIds());
     }
 
@@ -168,8 +168,8 @@ class SchedulerTest {
             }
         }
         assertTrue(sawPreemption);
-        assertEquals(FinishReason.LENGTH, a.finishReason());
-        assertEquals(FinishReason.LENGTH, b.finishReason());
+        assertEquals(FinishCause.LENGTH, a.finishCause());
+        assertEquals(FinishCause.LENGTH, b.finishCause());
         // Recompute continues exactly where it stopped.
         assertArrayEquals(FakeModel.alone(range(0, 8), 12), a.outputTokenIds());
         assertArrayEquals(FakeModel.alone(range(20, 28), 12), b.outputTokenIds());
@@ -204,11 +204,11 @@ class SchedulerTest {
         Sequence minTokens = add(seq(2, prompt, base.toBuilder().stopTokenIds(List.of(first)).minTokens(2).build(), null));
         Sequence length = add(seq(3, prompt, base, null));
         runToEnd();
-        assertEquals(FinishReason.STOP, stopId.finishReason());
+        assertEquals(FinishCause.STOP, stopId.finishCause());
         assertEquals(Integer.toString(first), stopId.stopReason());
         assertArrayEquals(new int[] {first}, stopId.outputTokenIds(), "the stop token is kept in the ids");
-        assertEquals(FinishReason.LENGTH, minTokens.finishReason(), "min_tokens outweighs the stop id");
-        assertEquals(FinishReason.LENGTH, length.finishReason());
+        assertEquals(FinishCause.LENGTH, minTokens.finishCause(), "min_tokens outweighs the stop id");
+        assertEquals(FinishCause.LENGTH, length.finishCause());
         assertEquals(5, length.numOutputTokens());
     }
 
@@ -222,10 +222,10 @@ class SchedulerTest {
         Sequence ignores = add(seq(2, range(10, 15), SamplingParams.builder().temperature(0).maxTokens(5)
                 .ignoreEos(true).build(), null));
         runToEnd();
-        assertEquals(FinishReason.STOP, stops.finishReason());
+        assertEquals(FinishCause.STOP, stops.finishCause());
         assertNull(stops.stopReason());
         assertEquals(1, stops.numOutputTokens());
-        assertEquals(FinishReason.LENGTH, ignores.finishReason());
+        assertEquals(FinishCause.LENGTH, ignores.finishCause());
         assertEquals(5, ignores.numOutputTokens());
     }
 
@@ -234,7 +234,7 @@ class SchedulerTest {
         setUp(40, 64, 8, true);
         Sequence s = add(seq(1, range(0, 60), 4)); // 60 + 4 = the whole context of 64
         runToEnd();
-        assertEquals(FinishReason.LENGTH, s.finishReason());
+        assertEquals(FinishCause.LENGTH, s.finishCause());
         assertEquals(64, s.numTokens());
     }
 
@@ -276,38 +276,38 @@ class SchedulerTest {
         Sequence parked = add(seq(4, range(70, 79), two, parent));
         step();
         assertEquals(3, running.blocks().size());
-        scheduler.finish(running, FinishReason.ABORT, "cancelled");
-        scheduler.finish(waiting, FinishReason.ABORT, "cancelled");
-        scheduler.finish(parked, FinishReason.ABORT, "cancelled");
+        scheduler.finish(running, FinishCause.ABORT, "cancelled");
+        scheduler.finish(waiting, FinishCause.ABORT, "cancelled");
+        scheduler.finish(parked, FinishCause.ABORT, "cancelled");
         assertEquals(0, running.blocks().size());
         assertEquals("cancelled", running.stopReason());
         assertEquals(1, scheduler.numWaiting());
         assertNull(scheduler.checkInvariants());
         runToEnd();
-        assertEquals(FinishReason.LENGTH, parent.finishReason());
-        assertEquals(FinishReason.ABORT, parked.finishReason());
+        assertEquals(FinishCause.LENGTH, parent.finishCause());
+        assertEquals(FinishCause.ABORT, parked.finishCause());
     }
 
     @Test
     void requestsThatCanNeverFitAreRejectedWithTheNumbers() {
         setUp(9, 64, 4, true); // 8 usable blocks = 32 tokens
-        RequestRejectedException context = assertThrows(RequestRejectedException.class,
+        AdmissionException context = assertThrows(AdmissionException.class,
                 () -> scheduler.admissionCheck(40, 30));
         assertEquals("the prompt (40 tokens) + max_tokens (30) = 70 tokens exceeds the model's context of 64 tokens",
                 context.getMessage());
-        RequestRejectedException pool = assertThrows(RequestRejectedException.class,
+        AdmissionException pool = assertThrows(AdmissionException.class,
                 () -> scheduler.admissionCheck(30, 10));
         assertEquals("the prompt (30 tokens) + max_tokens (10) needs 10 KV-cache blocks of 4 tokens, but the cache has"
                 + " only 8 (32 tokens)", pool.getMessage());
-        assertThrows(RequestRejectedException.class, () -> scheduler.admissionCheck(64, null));
+        assertThrows(AdmissionException.class, () -> scheduler.admissionCheck(64, null));
         assertEquals(2, scheduler.admissionCheck(31, null), "null max_tokens: what the context and the cache leave");
         assertEquals(13, scheduler.admissionCheck(20, 13), "20 + 13 - 1 = 32 slots: the last token needs none");
-        assertThrows(RequestRejectedException.class, () -> scheduler.admissionCheck(20, 14));
-        RequestRejectedException prompt = assertThrows(RequestRejectedException.class,
+        assertThrows(AdmissionException.class, () -> scheduler.admissionCheck(20, 14));
+        AdmissionException prompt = assertThrows(AdmissionException.class,
                 () -> scheduler.admissionCheck(40, null));
         assertEquals("the prompt (40 tokens) needs 10 KV-cache blocks of 4 tokens, but the cache has only 8"
                 + " (32 tokens)", prompt.getMessage());
-        assertThrows(RequestRejectedException.class, () -> scheduler.add(seq(1, range(0, 30), 10)));
+        assertThrows(AdmissionException.class, () -> scheduler.add(seq(1, range(0, 30), 10)));
     }
 
     @Test

@@ -1,6 +1,6 @@
 package ai.kiln.scheduler;
 
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.sampling.SequenceSampling;
 import java.util.stream.IntStream;
 
@@ -14,7 +14,7 @@ final class TestSequences {
         int[] stops = params.stopTokenIds().stream().mapToInt(Integer::intValue).toArray();
         int index = parent == null ? 0 : (int) (id - parent.id());
         return new Sequence(id, "r" + (parent == null ? id : parent.id()), index, prompt, params.maxTokens(), stops,
-                new SequenceSampling(params, id, stops), parent, null);
+                new SequenceSampling(ai.kiln.engine.ApiMapping.samplerSettings(params), id, stops), parent, null);
     }
 
     static Sequence seq(long id, int[] prompt, int maxTokens) {

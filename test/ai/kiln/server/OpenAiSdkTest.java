@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.cli.KilnCli;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.testing.Fixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.openai.client.OpenAIClient;

@@ -1,7 +1,7 @@
 package ai.kiln.testing;
 
 import ai.kiln.sampling.SamplingBatch;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.sampling.SequenceSampling;
 import java.util.Arrays;
 
@@ -17,7 +17,7 @@ public final class SampledSequence {
      * @param suppressed ids that min_tokens masks
      */
     public SampledSequence(SamplingParams params, long seed, int[] prompt, int[] suppressed) {
-        state = new SequenceSampling(params, seed, suppressed);
+        state = new SequenceSampling(ai.kiln.engine.ApiMapping.samplerSettings(params), seed, suppressed);
         tokens = Arrays.copyOf(prompt, prompt.length + 64);
         numPrompt = prompt.length;
         numTokens = prompt.length;

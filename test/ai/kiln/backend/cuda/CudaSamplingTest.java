@@ -11,8 +11,8 @@ import ai.kiln.model.ForwardBatch;
 import ai.kiln.sampling.BackendSampler;
 import ai.kiln.sampling.SamplerOutput;
 import ai.kiln.sampling.SamplingBatch;
-import ai.kiln.sampling.SamplingParams;
-import ai.kiln.sampling.TokenLogprobs;
+import ai.kiln.api.SamplingParams;
+import ai.kiln.sampling.SampledLogprobs;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import ai.kiln.testing.Fixtures;
@@ -117,15 +117,15 @@ class CudaSamplingTest {
                 sample(onCpu, c, cpuRows, cpuOut);
                 for (int i = 0; i < ROWS; i++) {
                     assertEquals(cpuOut.tokenId(i), gpuOut.tokenId(i), "step " + step + " row " + i + " " + kind(i));
-                    TokenLogprobs a = cpuOut.logprobs(i);
-                    TokenLogprobs b = gpuOut.logprobs(i);
+                    SampledLogprobs a = cpuOut.logprobs(i);
+                    SampledLogprobs b = gpuOut.logprobs(i);
                     assertEquals(a == null, b == null);
                     if (a != null) {
                         assertEquals(a.rank(), b.rank());
                         assertEquals(a.logprob(), b.logprob(), 2e-5);
-                        for (int j = 0; j < a.top().size(); j++) {
-                            assertEquals(a.top().get(j).tokenId(), b.top().get(j).tokenId());
-                            assertEquals(a.top().get(j).logprob(), b.top().get(j).logprob(), 2e-5);
+                        for (int j = 0; j < a.topIds().length; j++) {
+                            assertEquals(a.topIds()[j], b.topIds()[j]);
+                            assertEquals(a.topLogprobs()[j], b.topLogprobs()[j], 2e-5);
                         }
                     }
                     compared++;

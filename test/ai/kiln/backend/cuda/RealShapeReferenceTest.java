@@ -14,7 +14,7 @@ import ai.kiln.model.LlamaModel;
 import ai.kiln.model.ModelConfig;
 import ai.kiln.model.ModelWeights;
 import ai.kiln.model.WeightFiles;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import ai.kiln.testing.Fixtures;

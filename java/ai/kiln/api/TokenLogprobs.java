@@ -1,4 +1,4 @@
-package ai.kiln.sampling;
+package ai.kiln.api;
 
 import java.util.List;
 

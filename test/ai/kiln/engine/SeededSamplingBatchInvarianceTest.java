@@ -1,9 +1,12 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.Engine;
+import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.RequestHandle;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.testing.Fixtures;
 import java.util.ArrayList;
 import java.util.Arrays;

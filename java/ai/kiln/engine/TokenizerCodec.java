@@ -1,5 +1,6 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.EngineException;
 import ai.kiln.tokenizer.IncrementalDecoder;
 import ai.kiln.tokenizer.Tokenizer;
 import java.io.IOException;

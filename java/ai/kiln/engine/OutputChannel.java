@@ -1,4 +1,4 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
 import java.util.ArrayDeque;
 import java.util.concurrent.Executor;

@@ -1,4 +1,4 @@
-package ai.kiln.scheduler;
+package ai.kiln.api;
 
 /** Why a sequence stopped, as the OpenAI API names it. */
 public enum FinishReason {

@@ -1,4 +1,4 @@
-package ai.kiln.sampling;
+package ai.kiln.api;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

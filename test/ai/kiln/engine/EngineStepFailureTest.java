@@ -1,5 +1,10 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.Engine;
+import ai.kiln.api.EngineException;
+import ai.kiln.api.EngineMetrics;
+import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.RequestHandle;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -35,7 +40,7 @@ class EngineStepFailureTest {
 
     static final Fixtures.Model FIXTURE = Fixtures.named("llama3-gqa");
 
-    static Engine engine() {
+    static LocalEngine engine() {
         return EngineTest.engine(FIXTURE, b -> b.maxRunningSeqs(2));
     }
 
@@ -56,7 +61,7 @@ class EngineStepFailureTest {
         return GenerateRequest.ofTokens(prompt(record), EngineTest.greedy(1).toBuilder().maxTokens(null).n(n).build());
     }
 
-    static void failNextGemm(Engine engine) {
+    static void failNextGemm(LocalEngine engine) {
         ((CpuBackend) engine.backend()).failNextGemms(1);
     }
 
@@ -85,7 +90,7 @@ class EngineStepFailureTest {
      * Nothing in flight: the gauges read idle, every block is free again and the scheduler's
      * bookkeeping holds (read here only because the loop has nothing left to touch it with).
      */
-    static void assertIdleAndConsistent(Engine engine, int freeBlocksAtStart) throws InterruptedException {
+    static void assertIdleAndConsistent(LocalEngine engine, int freeBlocksAtStart) throws InterruptedException {
         EngineTest.assertIdle(engine);
         Scheduler scheduler = engine.scheduler();
         assertFalse(scheduler.hasWork());
@@ -94,7 +99,7 @@ class EngineStepFailureTest {
         assertEquals(0, engine.metrics().numPreemptions(), "a preemption would make the failing step's contents uncertain");
     }
 
-    static int freeBlocks(Engine engine) {
+    static int freeBlocks(LocalEngine engine) {
         int free = engine.scheduler().kvCache().pool().numFreeBlocks();
         assertEquals(engine.numKvBlocks(), free, "every block is free before the first request");
         return free;
@@ -102,7 +107,7 @@ class EngineStepFailureTest {
 
     @Test
     void aFailedFirstStepFailsItsRequestAndParkedSiblingsAndTheGaugesReadIdle() throws Exception {
-        try (Engine engine = engine()) {
+        try (LocalEngine engine = engine()) {
             int freeAtStart = freeBlocks(engine);
             int[] alone = engine.generate(greedy(1, 32)).tokenIds();
             assertArrayEquals(FIXTURE.records().get(1).greedyTokenIds(), alone);
@@ -121,7 +126,7 @@ class EngineStepFailureTest {
 
     @Test
     void aFailedDecodeStepFailsBothRequestsInItAndTheWaitingOneFinishes() throws Exception {
-        try (Engine engine = engine()) {
+        try (LocalEngine engine = engine()) {
             int freeAtStart = freeBlocks(engine);
             int[] survivorAlone = engine.generate(greedy(0, 32)).tokenIds();
             int[] laterAlone = engine.generate(greedy(2, 32)).tokenIds();
@@ -154,7 +159,7 @@ class EngineStepFailureTest {
 
     @Test
     void aFailedStepFailsEverySiblingOfItsRequestAndSparesTheRequestBehindThem() throws Exception {
-        try (Engine engine = engine()) {
+        try (LocalEngine engine = engine()) {
             int freeAtStart = freeBlocks(engine);
             int[] survivorAlone = engine.generate(greedy(1, 32)).tokenIds();
             long generatedBefore = engine.metrics().generationTokens();

@@ -1,28 +1,29 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
-import ai.kiln.sampling.SamplingParams;
-import ai.kiln.sampling.TokenLogprobs;
-import ai.kiln.scheduler.FinishReason;
+import ai.kiln.api.FinishReason;
+import ai.kiln.api.GenerateResult;
+import ai.kiln.api.RequestOutput;
+import ai.kiln.api.SamplingParams;
+import ai.kiln.api.TokenLogprobs;
+import ai.kiln.scheduler.FinishCause;
 import ai.kiln.scheduler.Sequence;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 
 /**
- * The engine's side of one request: its sequences, each completion's text and stream position,
- * and timing. Built on the submitting thread, then touched only by the engine loop.
+ * The engine's side of one request: its sequences, each completion's text and how much of it has
+ * been emitted, its output stream, and timing. Built on the submitting thread, then touched only
+ * by the engine loop.
  */
 final class RequestState {
 
     final String requestId;
     final SamplingParams params;
-    final boolean stream;
     final int[] promptTokenIds;
     final Sequence[] seqs;                 // [n]
     final Completion[] completions;        // [n]
-    final CompletableFuture<GenerateResult> future = new CompletableFuture<>();
-    final OutputChannel<RequestOutput> channel;
+    RequestStream stream;                  // set once, before the request is queued
     final StopStrings stops;
     final long arrivalNanos;
     long firstScheduledNanos = -1;
@@ -30,15 +31,12 @@ final class RequestState {
     private int numFinished;
     boolean done;
 
-    RequestState(String requestId, SamplingParams params, boolean stream, int[] promptTokenIds, int n,
-            OutputChannel<RequestOutput> channel, long arrivalNanos) {
+    RequestState(String requestId, SamplingParams params, int[] promptTokenIds, int n, long arrivalNanos) {
         this.requestId = requestId;
         this.params = params;
-        this.stream = stream;
         this.promptTokenIds = promptTokenIds;
         this.seqs = new Sequence[n];
         this.completions = new Completion[n];
-        this.channel = channel;
         this.stops = new StopStrings(params.stop());
         this.arrivalNanos = arrivalNanos;
     }
@@ -74,7 +72,7 @@ final class RequestState {
             if (logprobs != null && tokenLogprobs != null) {
                 logprobs.add(tokenLogprobs);
             }
-            boolean endedByToken = seq.isFinished() && seq.finishReason() == FinishReason.STOP;
+            boolean endedByToken = seq.isFinished() && seq.finishCause() == FinishCause.STOP;
             String matched = null;
             if (decoder != null && !endedByToken) {
                 matched = appendText(decoder.push(seq.lastToken()));
@@ -86,7 +84,7 @@ final class RequestState {
                 finishReason = FinishReason.STOP;
                 stopReason = matched;
             } else if (seq.isFinished()) {
-                finishReason = seq.finishReason();
+                finishReason = ApiMapping.finishReason(seq.finishCause());
                 stopReason = seq.stopReason();
             }
             return matched;
@@ -132,11 +130,6 @@ final class RequestState {
             }
             return new RequestOutput(requestId, index, tokens, piece, newLogprobs, finishReason, stopReason);
         }
-
-        GenerateResult.Completion result(Sequence seq) {
-            return new GenerateResult.Completion(index, seq.outputTokenIds(), text.toString(), finishReason,
-                    stopReason, logprobs);
-        }
     }
 
     /** Counts a finished completion; true when it was the last. */
@@ -144,15 +137,16 @@ final class RequestState {
         return ++numFinished == completions.length;
     }
 
-    GenerateResult result(long finishNanos) {
-        List<GenerateResult.Completion> out = new ArrayList<>(completions.length);
-        for (int i = 0; i < completions.length; i++) {
-            out.add(completions[i].result(seqs[i]));
-        }
+    /** The request's timing, as it ends at {@code finishNanos}. */
+    GenerateResult.Timing timing(long finishNanos) {
         Duration queued = firstScheduledNanos < 0 ? Duration.ofNanos(finishNanos - arrivalNanos)
                 : Duration.ofNanos(firstScheduledNanos - arrivalNanos);
         Duration ttft = firstTokenNanos < 0 ? null : Duration.ofNanos(firstTokenNanos - arrivalNanos);
-        return new GenerateResult(requestId, promptTokenIds, out, Math.max(0, seqs[0].numCachedPromptTokens()),
-                new GenerateResult.Timing(queued, ttft, Duration.ofNanos(finishNanos - arrivalNanos)));
+        return new GenerateResult.Timing(queued, ttft, Duration.ofNanos(finishNanos - arrivalNanos));
+    }
+
+    /** Prompt tokens found in the prefix cache. */
+    int numCachedPromptTokens() {
+        return Math.max(0, seqs[0].numCachedPromptTokens());
     }
 }

@@ -1,4 +1,4 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
 import java.util.List;
 import java.util.Map;

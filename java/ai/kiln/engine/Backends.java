@@ -1,5 +1,7 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.EngineException;
+import ai.kiln.api.EngineOptions;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.backend.cuda.CudaBackend;

@@ -1,5 +1,6 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.RequestAbortedException;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;

@@ -1,4 +1,4 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;

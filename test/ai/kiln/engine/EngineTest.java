@@ -1,5 +1,14 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.Engine;
+import ai.kiln.api.EngineException;
+import ai.kiln.api.EngineMetrics;
+import ai.kiln.api.EngineOptions;
+import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.GenerateResult;
+import ai.kiln.api.RequestAbortedException;
+import ai.kiln.api.RequestHandle;
+import ai.kiln.api.RequestOutput;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -11,10 +20,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.model.ModelConfig;
-import ai.kiln.sampling.SamplingParams;
-import ai.kiln.sampling.TokenLogprobs;
-import ai.kiln.scheduler.FinishReason;
-import ai.kiln.scheduler.RequestRejectedException;
+import ai.kiln.api.SamplingParams;
+import ai.kiln.api.TokenLogprobs;
+import ai.kiln.api.FinishReason;
+import ai.kiln.api.RequestRejectedException;
 import ai.kiln.tensor.DType;
 import ai.kiln.testing.Fixtures;
 import java.time.Duration;
@@ -44,10 +53,10 @@ class EngineTest {
 
     static final int BLOCK = 16;
 
-    static Engine engine(Fixtures.Model fixture, Consumer<EngineOptions.Builder> options) {
+    static LocalEngine engine(Fixtures.Model fixture, Consumer<EngineOptions.Builder> options) {
         EngineOptions.Builder b = EngineOptions.builder().threads(2).kvCacheBytes(8L << 20).maxModelLen(512);
         options.accept(b);
-        return Engine.create(fixture.dir(), b.build());
+        return LocalEngine.create(fixture.dir(), b.build());
     }
 
     /** KV-cache bytes for exactly {@code blocks} blocks (the null block included). */

@@ -1,11 +1,16 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.Engine;
+import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.GenerateResult;
+import ai.kiln.api.OutputIterator;
+import ai.kiln.api.RequestHandle;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.kiln.scheduler.FinishReason;
+import ai.kiln.api.FinishReason;
 import ai.kiln.testing.Fixtures;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;

@@ -1,5 +1,6 @@
-package ai.kiln.api;
+package ai.kiln.engine;
 
+import ai.kiln.api.EngineOptions;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;

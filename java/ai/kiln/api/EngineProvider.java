@@ -1,0 +1,35 @@
+package ai.kiln.api;
+
+import ai.kiln.tokenizer.Tokenizer;
+import java.nio.file.Path;
+import java.util.ServiceLoader;
+
+/**
+ * What {@link Engine#create} finds through {@link ServiceLoader}: the implementation of the
+ * engine (kiln-core registers its own). The API itself holds no implementation, so that it
+ * depends on nothing of the engine's internals.
+ */
+public interface EngineProvider {
+
+    /** See {@link Engine#create(Path, EngineOptions)}. */
+    Engine create(Path modelDir, EngineOptions options);
+
+    /** See {@link Engine#create(Path, Tokenizer, EngineOptions)}. */
+    Engine create(Path modelDir, Tokenizer tokenizer, EngineOptions options);
+
+    /** The provider on the class path (the first one found). */
+    static EngineProvider installed() {
+        return Installed.PROVIDER;
+    }
+
+    /** Looked up once, on first use. */
+    final class Installed {
+        static final EngineProvider PROVIDER = ServiceLoader.load(EngineProvider.class, EngineProvider.class.getClassLoader())
+                .findFirst()
+                .orElseThrow(() -> new IllegalStateException("no Kiln engine implementation on the class path"
+                        + " (META-INF/services/" + EngineProvider.class.getName() + "): add ai.kiln:kiln-core"));
+
+        private Installed() {
+        }
+    }
+}

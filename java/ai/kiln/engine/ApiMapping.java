@@ -1,0 +1,47 @@
+package ai.kiln.engine;
+
+import ai.kiln.api.FinishReason;
+import ai.kiln.api.SamplingParams;
+import ai.kiln.api.TokenLogprobs;
+import ai.kiln.sampling.SampledLogprobs;
+import ai.kiln.sampling.SamplerSettings;
+import ai.kiln.scheduler.FinishCause;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Between the API's types and the engine's own: the API package imports nothing of the engine,
+ * and the engine's lower layers import nothing of the API, so this is where one becomes the other.
+ */
+public final class ApiMapping {
+
+    private ApiMapping() {
+    }
+
+    /** What the sampler uses of a request's parameters. */
+    public static SamplerSettings samplerSettings(SamplingParams p) {
+        return new SamplerSettings(p.isGreedy() ? 0 : p.temperature(), p.topP(), p.topK(), p.minP(),
+                p.repetitionPenalty(), p.presencePenalty(), p.frequencyPenalty(), p.minTokens(),
+                p.logprobs() == null ? -1 : p.logprobs(), p.ignoreEos());
+    }
+
+    public static FinishReason finishReason(FinishCause cause) {
+        return switch (cause) {
+            case STOP -> FinishReason.STOP;
+            case LENGTH -> FinishReason.LENGTH;
+            case ABORT -> FinishReason.ABORT;
+        };
+    }
+
+    /** The API's view of a sampled token's log-probabilities; null stays null. */
+    public static TokenLogprobs tokenLogprobs(SampledLogprobs sampled) {
+        if (sampled == null) {
+            return null;
+        }
+        List<TokenLogprobs.Candidate> top = new ArrayList<>(sampled.topIds().length);
+        for (int j = 0; j < sampled.topIds().length; j++) {
+            top.add(new TokenLogprobs.Candidate(sampled.topIds()[j], sampled.topLogprobs()[j]));
+        }
+        return new TokenLogprobs(sampled.tokenId(), sampled.logprob(), sampled.rank(), top);
+    }
+}
