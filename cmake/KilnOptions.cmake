@@ -1,9 +1,10 @@
 # Shared settings for Kiln's native libraries.
 
-# Where a binding's native libraries go: JavaCPP's platform folder beside the binding class,
-# e.g. target/classes/ai/kiln/backend/cpu/linux-x86_64/, so Loader.load() finds them in the jar.
-function(kiln_library_output target java_package_dir)
-  set(dir "${KILN_CLASSES_DIR}/${java_package_dir}/${KILN_PLATFORM}")
+# Where a binding's native libraries go: JavaCPP's platform folder beside the binding class in
+# the classes folder of the module that packages it, e.g.
+# target/kiln-core/classes/ai/kiln/backend/cpu/linux-x86_64/, so Loader.load() finds them in the jar.
+function(kiln_library_output target classes_dir java_package_dir)
+  set(dir "${classes_dir}/${java_package_dir}/${KILN_PLATFORM}")
   set_target_properties(${target} PROPERTIES
     LIBRARY_OUTPUT_DIRECTORY "${dir}"
     # NOTE: dependencies are found beside the library, where JavaCPP extracts them together.

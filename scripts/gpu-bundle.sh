@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares what a run on a GPU machine without Java or Maven needs, kept small because it travels:
-#   .gpu/classes       main classes with the native libraries (CUDA kernels included)
+#   .gpu/classes       every module's main classes with the native libraries (CUDA kernels included)
 #   .gpu/test-classes  test classes (test resources are read from test/resources in the tree)
 #   .gpu/lib           the jars the GPU tests and benchmarks load, and the JUnit console launcher
 #   .gpu/bin           kiln_op_tests and kiln_kernel_bench (for scripts/gpu_kernel_checks.sh: BIN=.gpu/bin)
@@ -12,9 +12,11 @@ build=$PWD/.gpu-build
 rm -rf .gpu
 mkdir -p .gpu/lib
 # Hopper only: the GPU machine is an H100/H200, and half the library's size keeps the bundle small.
-mvn -B -q test-compile -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
-  "-Dkiln.cuda.gencode=-gencode=arch=compute_90a,code=sm_90a"
-mvn -B -q dependency:copy-dependencies -DincludeScope=test -DoutputDirectory="$build/gpu-lib" -Dkiln.build.dir="$build"
+# (copy-dependencies runs in the same reactor: Kiln's own modules are its classes folders, merged below.)
+mvn -B -q test-compile dependency:copy-dependencies -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
+  "-Dkiln.cuda.gencode=-gencode=arch=compute_90a,code=sm_90a" \
+  -DincludeScope=test -DexcludeGroupIds=ai.kiln -DoutputDirectory="$build/gpu-lib"
+modules="kiln-tokenizer kiln-core-native kiln-core kiln-cuda-native kiln-cuda kiln-server kiln-cli"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
 # The server (kiln serve) needs Jetty, the Prometheus client and SLF4J besides.
@@ -29,11 +31,15 @@ slim=$(mktemp -d)
    && zip -q -r "$OLDPWD/$platform_jar" .)
 rm -rf "$slim"
 find .gpu -name '*.so*' -exec strip --strip-unneeded {} \;
-cp -r "$build"/classes .gpu/classes
-rm -f .gpu/classes/ai/kiln/backend/cuda/linux-x86_64/*.o
-mkdir -p .gpu/test-classes && cp -r "$build"/test-classes/ai .gpu/test-classes/
+# Every module's classes in one folder, and every module's test classes in another.
+mkdir -p .gpu/classes .gpu/test-classes
+for m in $modules; do
+  cp -r "$build/$m"/classes/. .gpu/classes/
+  [[ -d "$build/$m/test-classes/ai" ]] && cp -r "$build/$m"/test-classes/ai .gpu/test-classes/
+done
+rm -f .gpu/classes/ai/kiln/backend/cuda/linux-x86_64/*.o .gpu/classes/ai/kiln/backend/cpu/linux-x86_64/*.o
 # The kernel harness and benchmark (their libraries are those in .gpu/classes).
-mkdir -p .gpu/bin && cp "$build"/cmake/cuda-kernels/kiln_op_tests "$build"/cmake/cuda-kernels/kiln_kernel_bench .gpu/bin/
+mkdir -p .gpu/bin && cp "$build"/cmake-cuda/cuda-kernels/kiln_op_tests "$build"/cmake-cuda/cuda-kernels/kiln_kernel_bench .gpu/bin/
 strip --strip-unneeded .gpu/bin/*
 if [[ ! -x .jre/bin/java ]]; then
   jdk=${JDK_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}

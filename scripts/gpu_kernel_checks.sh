@@ -12,7 +12,7 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests bench peers sanitize)
 
 if [ -z "${BIN:-}" ]; then
-  cmake -S . -B /tmp/kiln-build -DCMAKE_BUILD_TYPE=Release -DKILN_CLASSES_DIR=/tmp/kiln-build/classes >"$OUT/cmake.log" 2>&1 &&
+  cmake -S . -B /tmp/kiln-build -DCMAKE_BUILD_TYPE=Release -DKILN_CPU_CLASSES_DIR=/tmp/kiln-build/classes -DKILN_CUDA_CLASSES_DIR=/tmp/kiln-build/classes >"$OUT/cmake.log" 2>&1 &&
     cmake --build /tmp/kiln-build --parallel "$(nproc)" --target kiln_op_tests kiln_kernel_bench >>"$OUT/cmake.log" 2>&1 ||
     { tail -50 "$OUT/cmake.log"; exit 2; }
   BIN=/tmp/kiln-build/bin
