@@ -4,12 +4,16 @@ import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
-import ai.kiln.sampling.SamplingParams;
+import ai.kiln.api.SamplingParams;
 import java.net.URISyntaxException;
 import java.net.URL;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The bundled tiny Llama 3 fixture (random weights, a real tokenizer and chat template: its
@@ -55,5 +59,33 @@ final class TinyLlama {
     static GenerateResult generateGreedily(Engine engine, List<Map<String, Object>> messages, Integer maxTokens) {
         return engine.generate(GenerateRequest.ofChat(messages,
                 SamplingParams.builder().temperature(0).maxTokens(maxTokens).build()));
+    }
+
+    /**
+     * A stop string for a test: the first run of three ASCII letters in {@code text} that does not
+     * start it (the gibberish answers hold replacement characters and control codes too), so
+     * that cutting at it leaves a non-empty answer.
+     */
+    static String stopSequenceInside(String text) {
+        Matcher letters = Pattern.compile("[A-Za-z]{3}").matcher(text);
+        while (letters.find()) {
+            String candidate = letters.group();
+            if (text.indexOf(candidate) > 0) {
+                return candidate;
+            }
+        }
+        throw new IllegalStateException("no three ASCII letters inside the answer " + text);
+    }
+
+    /** Waits (up to 10 s) until the engine has finished {@code count} requests since it started. */
+    static void awaitRequestsFinished(Engine engine, long count) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (engine.metrics().requestsFinished() < count) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the engine finished " + engine.metrics().requestsFinished()
+                        + " requests, not " + count + ", within 10 s");
+            }
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+        }
     }
 }

@@ -1,0 +1,48 @@
+package ai.kiln.langchain4j;
+
+import ai.kiln.api.GenerateResult;
+import dev.langchain4j.data.message.AiMessage;
+import dev.langchain4j.model.chat.response.ChatResponse;
+import dev.langchain4j.model.output.FinishReason;
+import dev.langchain4j.model.output.TokenUsage;
+
+/** Builds LangChain4j's {@link ChatResponse} from what the engine produced. */
+final class ChatResponseMapping {
+
+    private ChatResponseMapping() {
+    }
+
+    /** The response for a finished request's first (and only) completion. */
+    static ChatResponse fromResult(GenerateResult result, String modelName) {
+        return response(result.requestId(), modelName, result.text(), result.promptTokenIds().length,
+                result.tokenIds().length, result.finishReason());
+    }
+
+    /**
+     * @param promptTokens    the prompt as the model saw it, chat template included
+     * @param generatedTokens as the engine counts them: a final end-of-sequence token included
+     */
+    static ChatResponse response(String requestId, String modelName, String text, int promptTokens,
+            int generatedTokens, ai.kiln.api.FinishReason finishReason) {
+        return ChatResponse.builder()
+                .aiMessage(AiMessage.from(text))
+                .id(requestId)
+                .modelName(modelName)
+                .tokenUsage(new TokenUsage(promptTokens, generatedTokens))
+                .finishReason(finishReason(finishReason))
+                .build();
+    }
+
+    /**
+     * Kiln's finish reasons in LangChain4j's terms. A stop string ends a completion with STOP, as
+     * an end-of-sequence token does. ABORT has no LangChain4j counterpart; the models report an
+     * aborted request as an error rather than as a response, so OTHER is only a fallback here.
+     */
+    static FinishReason finishReason(ai.kiln.api.FinishReason finishReason) {
+        return switch (finishReason) {
+            case STOP -> FinishReason.STOP;
+            case LENGTH -> FinishReason.LENGTH;
+            case ABORT -> FinishReason.OTHER;
+        };
+    }
+}
