@@ -2,7 +2,7 @@ package ai.kiln.api;
 
 import ai.kiln.tokenizer.Tokenizer;
 import java.nio.file.Path;
-import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
 
 /**
  * The inference engine a Java service links: load a model once, then submit requests from any
@@ -75,15 +75,23 @@ public interface Engine extends AutoCloseable {
      */
     RequestHandle submit(GenerateRequest request);
 
-    /** Submits and waits for the whole result. */
+    /**
+     * Submits and waits for the whole result. A thread interrupted while it waits cancels the
+     * request and gets a {@link RequestAbortedException} (its interrupt flag set again).
+     */
     default GenerateResult generate(GenerateRequest request) {
+        RequestHandle handle = submit(request);
         try {
-            return submit(request).result().join();
-        } catch (CompletionException e) {
+            return handle.result().get();
+        } catch (InterruptedException e) {
+            handle.cancel();
+            Thread.currentThread().interrupt();
+            throw new RequestAbortedException("request " + handle.requestId() + ": the waiting thread was interrupted");
+        } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException r) {
                 throw r;
             }
-            throw e;
+            throw new EngineException("request " + handle.requestId() + " failed: " + e.getCause(), e.getCause());
         }
     }
 

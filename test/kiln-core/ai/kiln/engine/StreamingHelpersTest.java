@@ -87,4 +87,30 @@ class StreamingHelpersTest {
             EngineTest.assertIdle(engine);
         }
     }
+
+    @Test
+    void interruptingAThreadInGenerateCancelsItsRequest() throws Exception {
+        try (LocalEngine engine = EngineStepFailureTest.engine()) {
+            java.util.concurrent.CompletableFuture<Throwable> thrown = new java.util.concurrent.CompletableFuture<>();
+            java.util.concurrent.CompletableFuture<Boolean> flagKept = new java.util.concurrent.CompletableFuture<>();
+            Thread caller = new Thread(() -> {
+                try {
+                    engine.generate(EngineStepFailureTest.longRequest(0, 1));
+                    thrown.complete(null);
+                } catch (RuntimeException e) {
+                    flagKept.complete(Thread.currentThread().isInterrupted());
+                    thrown.complete(e);
+                }
+            });
+            caller.start();
+            EngineStepFailureTest.awaitMetrics(engine, m -> m.generationTokens() > 0, "the request to run");
+            caller.interrupt();
+            Throwable e = thrown.get(30, TimeUnit.SECONDS);
+            assertTrue(e instanceof ai.kiln.api.RequestAbortedException, String.valueOf(e));
+            assertTrue(flagKept.get(), "the interrupt flag is set again");
+            EngineTest.assertIdle(engine);
+            assertTrue(engine.metrics().generationTokens() < 400, "cancelled long before the context was full: "
+                    + engine.metrics().generationTokens());
+        }
+    }
 }
