@@ -9,14 +9,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=$PWD/.gpu-build
-rm -rf .gpu
+rm -rf .gpu "$build/gpu-lib"
 mkdir -p .gpu/lib
 # Hopper only: the GPU machine is an H100/H200, and half the library's size keeps the bundle small.
 # (copy-dependencies runs in the same reactor: Kiln's own modules are its classes folders, merged below.)
+# (The LangChain4j and Spring AI modules stay out: nothing on the GPU machine runs them.)
+modules="kiln-tokenizer kiln-core-native kiln-core kiln-cuda-native kiln-cuda kiln-server kiln-cli"
 mvn -B -q test-compile dependency:copy-dependencies -Dkiln.cuda=ON -Dkiln.build.dir="$build" \
   "-Dkiln.cuda.gencode=-gencode=arch=compute_90a,code=sm_90a" \
+  -pl "$(for m in $modules; do printf 'java/%s,' "$m"; done)" \
   -DincludeScope=test -DexcludeGroupIds=ai.kiln -DoutputDirectory="$build/gpu-lib"
-modules="kiln-tokenizer kiln-core-native kiln-core kiln-cuda-native kiln-cuda kiln-server kiln-cli"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
 # The server (kiln serve) needs Jetty, the Prometheus client and SLF4J besides.
