@@ -7,7 +7,7 @@ import org.bytedeco.javacpp.annotation.Platform;
 /**
  * JavaCPP binding of libkiln_cpu (native/include/kiln_cpu.h). Pointers travel as raw addresses
  * ({@code long}); every function returns a status, 0 for success, else {@link #kiln_last_error()}
- * says what was wrong. Callers use {@link CpuBackend}, which checks shapes first. libkiln_cpu_env is
+ * says what was wrong. Callers use kiln-core's {@code CpuBackend}, which checks shapes first. libkiln_cpu_env is
  * loaded first so that OpenMP's idle threads sleep instead of spinning (see native/cpu/omp_env.c).
  */
 @Platform(include = "kiln_cpu.h", link = "kiln_cpu", preload = {"kiln_cpu_env", "gomp@.1"})
