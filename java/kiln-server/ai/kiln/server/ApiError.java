@@ -1,5 +1,9 @@
 package ai.kiln.server;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.charset.StandardCharsets;
+
 /**
  * A request the server answers with an OpenAI-style error body:
  * {@code {"error": {"message", "type", "param", "code"}}} and an HTTP status.
@@ -75,11 +79,48 @@ final class ApiError extends RuntimeException {
         return new ApiError(501, "invalid_request_error", message, null, code, 0);
     }
 
+    /** 503 from a server not (or no longer) serving: still loading, draining or stopped. */
+    static ApiError notReady(KilnServer.State state) {
+        String message = switch (state) {
+            case LOADING -> "The model is still loading; retry shortly.";
+            case DRAINING -> "The server is shutting down and takes no new requests.";
+            case STOPPED -> "The server has stopped.";
+            case READY -> "ready";
+        };
+        return unavailable(message, state.name().toLowerCase());
+    }
+
     static ApiError unavailable(String message, String code) {
         return new ApiError(503, "service_unavailable", message, null, code, 0);
     }
 
     static ApiError internal(String message) {
         return new ApiError(500, "server_error", message, null, "internal_error", 0);
+    }
+
+    /** This error's response body. */
+    byte[] body() {
+        return body(status, getMessage(), type, param, code);
+    }
+
+    /** OpenAI's error shape as bytes: {@code {"error": {"message", "type", "param", "code"}}}. */
+    static byte[] body(int status, String message, String type, String param, String code) {
+        try {
+            return Exchange.JSON.writeValueAsBytes(json(message, type, param, code));
+        } catch (JsonProcessingException e) {
+            return ("{\"error\":{\"message\":\"HTTP " + status + "\",\"type\":\"server_error\",\"param\":null,"
+                    + "\"code\":null}}").getBytes(StandardCharsets.UTF_8);
+        }
+    }
+
+    /** OpenAI's error shape: {@code {"error": {"message", "type", "param", "code"}}}. */
+    static ObjectNode json(String message, String type, String param, String code) {
+        ObjectNode root = Exchange.JSON.createObjectNode();
+        ObjectNode error = root.putObject("error");
+        error.put("message", message);
+        error.put("type", type);
+        error.put("param", param);
+        error.put("code", code);
+        return root;
     }
 }

@@ -2,9 +2,7 @@ package ai.kiln.server;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.http.HttpHeaderValue;
 import org.eclipse.jetty.server.Request;
@@ -21,16 +19,33 @@ final class Exchange {
     final Callback callback;
     final String requestId;
     final long arrivalNanos;
-    /** Prompt and generated token counts, for the request log; set by the generation endpoints. */
+    private final RequestLog log;
+    /** Prompt and generated token counts, for the request log; set by the generation routes. */
     volatile int promptTokens = -1;
     volatile int completionTokens = -1;
 
-    Exchange(Request request, Response response, Callback callback, String requestId) {
+    Exchange(Request request, Response response, Callback callback, String requestId, RequestLog log) {
         this.request = request;
         this.response = response;
         this.callback = callback;
         this.requestId = requestId;
         this.arrivalNanos = request.getBeginNanoTime();
+        this.log = log;
+    }
+
+    /**
+     * Runs one step of answering, on whichever thread (the routing's, or a body reader's later):
+     * an {@link ApiError} it throws is the answer, and any other exception a logged 500.
+     */
+    void answering(Runnable step) {
+        try {
+            step.run();
+        } catch (ApiError e) {
+            sendError(e);
+        } catch (RuntimeException e) {
+            log.info("request_id=" + requestId + " internal error: " + e);
+            sendError(ApiError.internal("Internal error: " + e.getMessage()));
+        }
     }
 
     void sendJson(int status, Object body) {
@@ -59,11 +74,11 @@ final class Exchange {
     void sendError(ApiError error) {
         setErrorHeaders(error);
         if (BodyReader.consumeArrived(request)) {
-            response.write(true, ByteBuffer.wrap(errorBody(error)), callback);
+            response.write(true, ByteBuffer.wrap(error.body()), callback);
             return;
         }
         response.getHeaders().put(HttpHeader.CONNECTION, HttpHeaderValue.CLOSE.asString());
-        response.write(true, ByteBuffer.wrap(errorBody(error)),
+        response.write(true, ByteBuffer.wrap(error.body()),
                 Callback.from(() -> BodyReader.lingerThenComplete(request, callback), callback::failed));
     }
 
@@ -71,7 +86,7 @@ final class Exchange {
     void sendErrorAndClose(ApiError error) {
         setErrorHeaders(error);
         response.getHeaders().put(HttpHeader.CONNECTION, HttpHeaderValue.CLOSE.asString());
-        response.write(true, ByteBuffer.wrap(errorBody(error)), callback);
+        response.write(true, ByteBuffer.wrap(error.body()), callback);
     }
 
     private void setErrorHeaders(ApiError error) {
@@ -80,25 +95,5 @@ final class Exchange {
         }
         response.setStatus(error.status);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
-    }
-
-    private static byte[] errorBody(ApiError error) {
-        return errorBody(error.status, error.getMessage(), error.type, error.param, error.code);
-    }
-
-    /** OpenAI's error shape: {@code {"error": {"message", "type", "param", "code"}}}. */
-    static byte[] errorBody(int status, String message, String type, String param, String code) {
-        ObjectNode root = JSON.createObjectNode();
-        ObjectNode error = root.putObject("error");
-        error.put("message", message);
-        error.put("type", type);
-        error.put("param", param);
-        error.put("code", code);
-        try {
-            return JSON.writeValueAsBytes(root);
-        } catch (JsonProcessingException e) {
-            return ("{\"error\":{\"message\":\"HTTP " + status + "\",\"type\":\"server_error\",\"param\":null,"
-                    + "\"code\":null}}").getBytes(StandardCharsets.UTF_8);
-        }
     }
 }

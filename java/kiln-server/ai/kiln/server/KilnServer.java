@@ -2,9 +2,6 @@ package ai.kiln.server;
 
 import ai.kiln.api.Engine;
 import ai.kiln.tokenizer.Tokenizer;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -13,9 +10,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -39,6 +34,12 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
  * {@code /health}, and 503 on {@code /ready} and the generation routes while the model loads),
  * serves an engine from {@link #serve(Engine, Tokenizer, String)} on, and on {@link #drain(Duration)} turns
  * {@code /ready} and new generation requests to 503 while in-flight requests finish.
+ *
+ * <p>This type holds Jetty's set-up, the guard against slow and idle connections, the server's
+ * life (loading, ready, draining, stopped) and the routing table: what every request goes through
+ * (request id, transfer coding, API key, path and method, metrics and log) before its route
+ * ({@link CompletionsRoute}, {@link ChatCompletionsRoute}, {@link ModelsRoute}, {@link HealthRoutes},
+ * {@link MetricsRoute}) answers it.
  */
 public final class KilnServer implements AutoCloseable {
 
@@ -200,13 +201,10 @@ public final class KilnServer implements AutoCloseable {
     public enum State { LOADING, READY, DRAINING, STOPPED }
 
     private static final Pattern CLIENT_REQUEST_ID = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
-    private static final Map<String, String> ROUTES = Map.of(
-            "/v1/completions", "POST",
-            "/v1/chat/completions", "POST",
-            "/v1/models", "GET",
-            "/health", "GET",
-            "/ready", "GET",
-            "/metrics", "GET");
+
+    /** A path's route and the one method it answers (HEAD as well where that is GET). */
+    private record RouteEntry(String method, Route route) {
+    }
 
     private final Options options;
     private final Server jetty;
@@ -217,12 +215,14 @@ public final class KilnServer implements AutoCloseable {
     private final ScheduledExecutorService heartbeats;
     private final ConnectionGuard guard;
     private final BodyReader bodies;
-    private final Set<SseStream> streams = ConcurrentHashMap.newKeySet();
+    private final SseStreams streams;
+    /** The routing table: exact paths, and the model cards under {@link ModelsRoute#CARD_PREFIX}. */
+    private final Map<String, RouteEntry> routes;
+    private final RouteEntry modelCard;
     private final CountDownLatch stopped = new CountDownLatch(1);
-    private final long createdEpochSeconds = System.currentTimeMillis() / 1000;
 
     private volatile State state = State.LOADING;
-    private volatile GenerationEndpoints endpoints;
+    private volatile ServedModel served;
     private volatile String modelName;
 
     public KilnServer(Options options) {
@@ -257,6 +257,19 @@ public final class KilnServer implements AutoCloseable {
         connector.addEventListener(guard);
         bodies = new BodyReader(options.maxBodyBytes(), options.connections(), guard,
                 Math.max(options.connections().bodyBufferBytes(), options.maxBodyBytes()));
+        streams = new SseStreams(options.maxStreamBufferBytes());
+        HealthRoutes health = new HealthRoutes(this);
+        ModelsRoute models = new ModelsRoute(this);
+        routes = Map.of(
+                CompletionsRoute.PATH, new RouteEntry("POST",
+                        new GenerationGate(this, bodies, metrics, new CompletionsRoute(streams))),
+                ChatCompletionsRoute.PATH, new RouteEntry("POST",
+                        new GenerationGate(this, bodies, metrics, new ChatCompletionsRoute(streams))),
+                ModelsRoute.LIST_PATH, new RouteEntry("GET", models),
+                "/health", new RouteEntry("GET", health.health()),
+                "/ready", new RouteEntry("GET", health.ready()),
+                "/metrics", new RouteEntry("GET", new MetricsRoute(metrics)));
+        modelCard = new RouteEntry("GET", models);
         jetty.setHandler(new ApiHandler());
         jetty.setErrorHandler(new JsonErrorHandler());
         jetty.setStopTimeout(2000);
@@ -272,16 +285,8 @@ public final class KilnServer implements AutoCloseable {
         jetty.start();
         guard.start();
         long every = options.heartbeat().toMillis();
-        heartbeats.scheduleWithFixedDelay(() -> {
-            long quiet = options.heartbeat().toNanos();
-            for (SseStream stream : streams) {
-                if (stream.isOver()) {
-                    streams.remove(stream);
-                } else {
-                    stream.heartbeat(quiet);
-                }
-            }
-        }, every, Math.max(1, every / 2), TimeUnit.MILLISECONDS);
+        heartbeats.scheduleWithFixedDelay(() -> streams.heartbeat(options.heartbeat().toNanos()),
+                every, Math.max(1, every / 2), TimeUnit.MILLISECONDS);
         log.info("listening on http://" + options.host() + ":" + port());
         return this;
     }
@@ -295,11 +300,12 @@ public final class KilnServer implements AutoCloseable {
         if (modelName == null) {
             modelName = defaultModelName;
         }
-        GenerationEndpoints generation = new GenerationEndpoints(engine, tokenizer, modelName, options, metrics,
-                streams);
-        metrics.engineGauges(generation::running, generation::waiting, generation::kvCacheUsage,
-                generation::prefixCacheHitRate);
-        endpoints = generation;
+        TokenTexts texts = new TokenTexts(tokenizer);
+        ServedModel model = new ServedModel(modelName, engine, new GenerationCalls(engine, options.maxWaiting(), metrics),
+                new LogprobsJson(texts), texts);
+        metrics.engineGauges(() -> engine.metrics().numRunning(), () -> engine.metrics().numWaiting(),
+                () -> engine.metrics().kvCacheUsage(), () -> engine.metrics().prefixCacheHitRate());
+        served = model;
         if (state == State.LOADING) {
             state = State.READY;
         }
@@ -326,6 +332,11 @@ public final class KilnServer implements AutoCloseable {
         return modelName;
     }
 
+    /** The model being served; null until {@link #serve}. */
+    ServedModel served() {
+        return served;
+    }
+
     /**
      * Stops taking generation requests (503, and /ready 503), waits up to {@code grace} for the
      * in-flight ones to finish, then cancels what is left. Returns whether all finished in time.
@@ -335,10 +346,11 @@ public final class KilnServer implements AutoCloseable {
             return true;
         }
         state = State.DRAINING;
-        GenerationEndpoints generation = endpoints;
-        if (generation == null) {
+        ServedModel model = served;
+        if (model == null) {
             return true;
         }
+        GenerationCalls generation = model.calls();
         log.info("draining: " + generation.inFlight() + " requests in flight, grace period " + grace.toSeconds() + "s");
         boolean finished = generation.awaitIdle(grace);
         if (!finished) {
@@ -388,35 +400,24 @@ public final class KilnServer implements AutoCloseable {
             String requestId = given != null && CLIENT_REQUEST_ID.matcher(given).matches() ? given
                     : UUID.randomUUID().toString().replace("-", "");
             response.getHeaders().put("x-request-id", requestId);
-            Exchange exchange = new Exchange(request, response, callback, requestId);
+            Exchange exchange = new Exchange(request, response, callback, requestId, log);
             String method = request.getMethod();
             String path = Request.getPathInContext(request);
-            String endpoint = ROUTES.containsKey(path) ? path : "other";
+            String endpoint = routes.containsKey(path) ? path : "other";
             Request.addCompletionListener(request, failure -> {
                 int status = failure == null ? response.getStatus() : (response.isCommitted() ? response.getStatus() : 500);
                 metrics.requests.labelValues(endpoint, Integer.toString(status)).inc();
                 log.request(exchange, method, path, status, failure);
             });
-            answering(exchange, () -> {
+            exchange.answering(() -> {
                 checkTransferCoding(request);
-                route(exchange, method, path);
+                route(exchange, method, path).answer(exchange);
             });
             return true;
         }
 
-        /** Runs one step of answering {@code exchange}, on whichever thread; an error it throws is the answer. */
-        private void answering(Exchange exchange, Runnable step) {
-            try {
-                step.run();
-            } catch (ApiError e) {
-                exchange.sendError(e);
-            } catch (RuntimeException e) {
-                log.info("request_id=" + exchange.requestId + " internal error: " + e);
-                exchange.sendError(ApiError.internal("Internal error: " + e.getMessage()));
-            }
-        }
-
-        private void route(Exchange exchange, String method, String path) {
+        /** The route answering {@code method} on {@code path}; throws the 4xx/501 for a request no route takes. */
+        private Route route(Exchange exchange, String method, String path) {
             if (method.equals("CONNECT")) {
                 throw ApiError.notImplemented("CONNECT is not supported: this server is not a proxy.",
                         "unsupported_method");
@@ -426,26 +427,20 @@ public final class KilnServer implements AutoCloseable {
                 exchange.response.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer");
                 throw ApiError.unauthorized();
             }
-            String allowed = ROUTES.get(path);
-            if (allowed == null) {
-                if (path.startsWith("/v1/models/")) {
-                    allowed = "GET";
+            RouteEntry entry = routes.get(path);
+            if (entry == null) {
+                if (path.startsWith(ModelsRoute.CARD_PREFIX)) {
+                    entry = modelCard;
                 } else {
                     throw ApiError.unknownRoute(method, path);
                 }
             }
+            String allowed = entry.method();
             if (!allowed.equals(method) && !(method.equals("HEAD") && allowed.equals("GET"))) {
                 exchange.response.getHeaders().put(HttpHeader.ALLOW, allowed);
                 throw ApiError.methodNotAllowed(method, path, allowed);
             }
-            switch (path) {
-                case "/health" -> exchange.sendJson(200, Map.of("status", "ok"));
-                case "/ready" -> ready(exchange);
-                case "/metrics" -> exchange.send(200, metrics.contentType(), metrics.scrape());
-                case "/v1/models" -> models(exchange);
-                case "/v1/completions", "/v1/chat/completions" -> generate(exchange, path);
-                default -> model(exchange, path.substring("/v1/models/".length()));
-            }
+            return entry.route();
         }
 
         /**
@@ -463,78 +458,6 @@ public final class KilnServer implements AutoCloseable {
                 }
             }
         }
-
-        private void ready(Exchange exchange) {
-            State s = state;
-            if (s == State.READY) {
-                exchange.sendJson(200, Map.of("status", "ready", "model", modelName));
-            } else {
-                exchange.sendError(ApiError.unavailable(readiness(s), s.name().toLowerCase()));
-            }
-        }
-
-        private void models(Exchange exchange) {
-            ObjectNode root = Exchange.JSON.createObjectNode();
-            root.put("object", "list");
-            ArrayNode data = root.putArray("data");
-            if (endpoints != null) {
-                data.add(modelCard());
-            }
-            exchange.sendJson(200, root);
-        }
-
-        private void model(Exchange exchange, String id) {
-            if (endpoints == null || !id.equals(modelName)) {
-                throw ApiError.modelNotFound(id, String.valueOf(modelName));
-            }
-            exchange.sendJson(200, modelCard());
-        }
-
-        private ObjectNode modelCard() {
-            ObjectNode card = Exchange.JSON.createObjectNode();
-            card.put("id", modelName);
-            card.put("object", "model");
-            card.put("created", createdEpochSeconds);
-            card.put("owned_by", "kiln");
-            card.put("max_model_len", endpoints.maxModelLen());
-            return card;
-        }
-
-        private void generate(Exchange exchange, String path) {
-            State s = state;
-            GenerationEndpoints generation = endpoints;
-            if (s != State.READY || generation == null) {
-                metrics.rejected.labelValues(s.name().toLowerCase()).inc();
-                throw ApiError.unavailable(readiness(s), s.name().toLowerCase());
-            }
-            bodies.read(exchange, bytes -> answering(exchange, () -> {
-                JsonNode body = RequestJson.parse(bytes);
-                if (path.equals("/v1/completions")) {
-                    CompletionRequest parsed = CompletionRequest.parse(body);
-                    checkModel(parsed.model());
-                    generation.completions(exchange, parsed);
-                } else {
-                    ChatRequest parsed = ChatRequest.parse(body);
-                    checkModel(parsed.model());
-                    generation.chat(exchange, parsed);
-                }
-            }));
-        }
-
-        private void checkModel(String model) {
-            if (!model.equals(modelName)) {
-                throw ApiError.modelNotFound(model, modelName);
-            }
-        }
-    }
-
-    private static String readiness(State s) {
-        return switch (s) {
-            case LOADING -> "The model is still loading; retry shortly.";
-            case DRAINING -> "The server is shutting down and takes no new requests.";
-            case STOPPED -> "The server has stopped.";
-            case READY -> "ready";
-        };
     }
 
     /** Jetty's own errors (a malformed request line, a failure in a handler) as OpenAI-style JSON. */
@@ -552,7 +475,7 @@ public final class KilnServer implements AutoCloseable {
             String text = message == null || message.isBlank() ? "HTTP " + code : message;
             response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
             String type = code >= 500 ? "server_error" : "invalid_request_error";
-            response.write(true, ByteBuffer.wrap(Exchange.errorBody(code, text, type, null, null)), callback);
+            response.write(true, ByteBuffer.wrap(ApiError.body(code, text, type, null, null)), callback);
         }
     }
 }
