@@ -7,6 +7,7 @@ import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestHandle;
 import ai.kiln.api.SamplingParams;
+import ai.kiln.server.EngineFlags;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
@@ -43,9 +44,6 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--model", description = "Hugging Face model directory (required)")
     Path model;
 
-    @Option(names = "--device", defaultValue = "cuda", description = "cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
-    String device;
-
     @Option(names = "--batch", split = ",", defaultValue = "1", description = "batch sizes, e.g. 1,64")
     int[] batchSizes;
 
@@ -58,14 +56,12 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--repeat", defaultValue = "2", description = "timed runs per batch size (the best is kept)")
     int repeat;
 
-    @Option(names = "--max-model-len", defaultValue = "4096", description = "context limit the engine sizes for")
-    int maxModelLen;
-
-    @Option(names = "--max-batched-tokens", defaultValue = "8192", description = "token budget of one step")
-    int maxBatchedTokens;
-
+    // NOTE: not among the EngineFlags: this seeds the random prompts, serve's --seed the engine.
     @Option(names = "--seed", defaultValue = "0", description = "seeds the random prompts")
     long seed;
+
+    @Mixin
+    EngineFlags engineFlags;
 
     @Mixin
     SamplingOptions sampling = SamplingOptions.greedy();
@@ -80,8 +76,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         sampling.validate();
         int maxBatch = Arrays.stream(batchSizes).max().orElse(1);
-        EngineOptions options = EngineOptions.builder().device(device).maxRunningSeqs(Math.max(maxBatch, 1))
-                .maxModelLen(maxModelLen).maxBatchedTokens(maxBatchedTokens).prefixCaching(false).build();
+        EngineOptions options = engineOptions(maxBatch);
         long loadStart = System.nanoTime();
         try (Engine engine = Engine.create(model, options)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
@@ -118,6 +113,15 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** The engine's flags; unless --max-num-seqs says otherwise, the largest batch runs at once, as measured. */
+    EngineOptions engineOptions(int maxBatch) {
+        return engineFlags.engineOptions(settings -> {
+            if (!engineFlags.maxNumSeqsGiven()) {
+                settings.maxRunningSeqs(Math.max(maxBatch, 1));
+            }
+        });
     }
 
     private record Result(double outputTokensPerSecond, double decodeTokensPerSecond, double ttftMedianMs,

@@ -7,6 +7,7 @@ import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestHandle;
 import ai.kiln.api.RequestOutput;
 import ai.kiln.api.SamplingParams;
+import ai.kiln.server.EngineFlags;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -28,6 +29,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Flow;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -83,6 +85,7 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "drop tokens below P times the most likely (0: off)")
     double minP;
 
+    // NOTE: not among the EngineFlags: this seeds the request, serve's --seed the engine.
     @Option(names = "--seed", paramLabel = "S", description = "seed of the random choices")
     Long seed;
 
@@ -95,34 +98,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print {\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\"}")
     boolean json;
 
-    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "auto",
-            description = "auto (CUDA where a GPU is usable, else CPU), cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
-    String device;
-
-    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads (0: one per core)")
-    int threads;
-
-    @Option(names = "--kv-cache-mib", paramLabel = "MIB", defaultValue = "512",
-            description = "CPU KV cache size in MiB (default ${DEFAULT-VALUE})")
-    long kvCacheMib;
-
-    @Option(names = "--max-model-len", paramLabel = "N", description = "longest sequence (default: the model's)")
-    Integer maxModelLen;
-
-    @Option(names = "--block-size", paramLabel = "N", defaultValue = "16",
-            description = "tokens per KV block (default ${DEFAULT-VALUE})")
-    int blockSize;
-
-    @Option(names = "--max-batched-tokens", paramLabel = "N", defaultValue = "2048",
-            description = "token budget per step (default ${DEFAULT-VALUE})")
-    int maxBatchedTokens;
-
-    @Option(names = "--max-num-seqs", paramLabel = "N", defaultValue = "256",
-            description = "running sequences at most (default ${DEFAULT-VALUE})")
-    int maxNumSeqs;
-
-    @Option(names = "--no-prefix-caching", description = "do not share KV blocks of equal prompt prefixes")
-    boolean noPrefixCaching;
+    @Mixin
+    EngineFlags engineFlags;
 
     private final ObjectMapper mapper = new ObjectMapper();
 
@@ -148,7 +125,7 @@ public final class GenerateCommand implements Callable<Integer> {
             if (!Files.isRegularFile(model.resolve("config.json"))) {
                 throw usage("--model: " + model + " has no config.json");
             }
-            EngineOptions options = engineOptions();
+            EngineOptions options = engineFlags.engineOptions();
             if (input != null) {
                 List<GenerateRequest> requests = readInput(input);
                 try (Engine engine = Engine.create(model, options)) {
@@ -184,16 +161,6 @@ public final class GenerateCommand implements Callable<Integer> {
 
     private static Throwable unwrap(Throwable e) {
         return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
-    }
-
-    private EngineOptions engineOptions() {
-        try {
-            return EngineOptions.builder().device(device).threads(threads).kvCacheBytes(kvCacheMib << 20)
-                    .maxModelLen(maxModelLen).blockSize(blockSize).maxBatchedTokens(maxBatchedTokens)
-                    .maxRunningSeqs(maxNumSeqs).prefixCaching(!noPrefixCaching).build();
-        } catch (IllegalArgumentException e) {
-            throw usage(e.getMessage());
-        }
     }
 
     /**

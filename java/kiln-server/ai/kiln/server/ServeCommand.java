@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -64,10 +65,6 @@ public final class ServeCommand implements Callable<Integer> {
                     + " prompts than this gets 400 (default: ${DEFAULT-VALUE}).")
     int maxWaiting;
 
-    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "auto",
-            description = "auto (CUDA where a GPU is usable, else CPU), cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    String device;
-
     @Option(names = "--max-body-bytes", paramLabel = "BYTES", defaultValue = "8388608",
             description = "Largest request body; larger ones get 413 (default: ${DEFAULT-VALUE}).")
     long maxBodyBytes;
@@ -107,28 +104,10 @@ public final class ServeCommand implements Callable<Integer> {
                     + " (default: ${DEFAULT-VALUE}).")
     long minBodyRate;
 
-    @Option(names = "--max-model-len", paramLabel = "TOKENS", description = "Longest sequence, prompt plus output (default: the model's).")
-    Integer maxModelLen;
+    @Mixin
+    EngineFlags engineFlags;
 
-    @Option(names = "--max-num-seqs", paramLabel = "N", defaultValue = "256",
-            description = "Most sequences running at once (default: ${DEFAULT-VALUE}).")
-    int maxNumSeqs;
-
-    @Option(names = "--max-batched-tokens", paramLabel = "TOKENS", defaultValue = "2048",
-            description = "Token budget of one step (default: ${DEFAULT-VALUE}).")
-    int maxBatchedTokens;
-
-    @Option(names = "--kv-cache-mib", paramLabel = "MIB", defaultValue = "512",
-            description = "CPU backend: KV-cache size in MiB (default: ${DEFAULT-VALUE}).")
-    long kvCacheMib;
-
-    @Option(names = "--gpu-memory-utilization", paramLabel = "FRACTION", defaultValue = "0.9",
-            description = "CUDA backend: fraction of free device memory to use (default: ${DEFAULT-VALUE}).")
-    double gpuMemoryUtilization;
-
-    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU backend threads (default: one per core).")
-    int threads;
-
+    // NOTE: not among the EngineFlags: --seed of generate and bench seeds other things.
     @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Seed for requests that bring none (default: ${DEFAULT-VALUE}).")
     long seed;
 
@@ -139,11 +118,9 @@ public final class ServeCommand implements Callable<Integer> {
                 Duration.ofSeconds(gracePeriodSeconds), Duration.ofMillis((long) (heartbeatSeconds * 1000)),
                 streamBufferBytes, new KilnServer.ConnectionLimits(maxConnections, seconds(idleTimeoutSeconds),
                         seconds(headerTimeoutSeconds), seconds(bodyTimeoutSeconds), minBodyRate));
-        EngineOptions engineOptions = EngineOptions.builder().device(device).threads(threads)
-                .kvCacheBytes(kvCacheMib << 20).gpuMemoryUtilization(gpuMemoryUtilization)
-                .maxRunningSeqs(maxNumSeqs).maxBatchedTokens(maxBatchedTokens).maxModelLen(maxModelLen).seed(seed)
+        EngineOptions engineOptions = engineFlags.engineOptions(settings -> settings.seed(seed)
                 // The server drains first; what is left by the time the engine closes is cancelled.
-                .shutdownGrace(Duration.ofSeconds(1)).build();
+                .shutdownGrace(Duration.ofSeconds(1)));
         KilnServer server = new KilnServer(options).start();
         AtomicReference<Engine> engine = new AtomicReference<>();
         Thread drainHook = new Thread(() -> shutdown(server, engine, options.gracePeriod()), "kiln-serve-drain");

@@ -86,4 +86,14 @@ class BenchCommandTest {
         assertEquals(103L, seeded.seedFor(3));
         assertEquals(null, SamplingOptions.greedy().seedFor(3));
     }
+
+    @Test
+    void theLargestBatchRunsAtOnceUnlessMaxNumSeqsSaysOtherwise() {
+        BenchCommand bench = new BenchCommand();
+        new CommandLine(bench).parseArgs("--model", "m", "--batch", "1,48,3");
+        assertEquals(48, bench.engineOptions(48).maxRunningSeqs());
+        bench = new BenchCommand();
+        new CommandLine(bench).parseArgs("--model", "m", "--batch", "1,48,3", "--max-num-seqs", "16");
+        assertEquals(16, bench.engineOptions(48).maxRunningSeqs());
+    }
 }

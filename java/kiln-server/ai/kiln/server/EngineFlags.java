@@ -1,0 +1,106 @@
+package ai.kiln.server;
+
+import ai.kiln.api.EngineOptions;
+import java.util.function.Consumer;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/**
+ * The engine's flags, declared once for every command that runs an engine ({@code kiln generate},
+ * {@code kiln serve}, {@code kiln bench}) as a picocli mixin ({@code @Mixin EngineFlags engineFlags}),
+ * and checked once, where they become {@link EngineOptions}: a bad value is a usage error (exit
+ * code 2) with the engine's own message.
+ *
+ * <p>Here in kiln-server rather than kiln-cli because {@code kiln serve}'s command lives here and
+ * kiln-cli depends on this module, not the other way round. {@code --model} and {@code --seed} stay
+ * with each command: the model directory is no engine option (and {@code kiln bench} cannot require
+ * it, for {@code kiln bench serve}'s sake), and {@code --seed} means something else to each command
+ * (the engine's seed to {@code serve}, the request's to {@code generate}, the random prompts' to
+ * {@code bench}).
+ */
+public final class EngineFlags {
+
+    /** The default of {@code --max-num-seqs}. */
+    public static final int DEFAULT_MAX_NUM_SEQS = 256;
+    /** The largest {@code --kv-cache-mib} whose bytes a long holds. */
+    static final long MAX_KV_CACHE_MIB = Long.MAX_VALUE >> 20;
+
+    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "auto",
+            description = "auto (CUDA where a GPU is usable, else CPU), cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    String device;
+
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0",
+            description = "CPU backend threads (default: 0, one per core).")
+    int threads;
+
+    @Option(names = "--kv-cache-mib", paramLabel = "MIB", defaultValue = "512",
+            description = "CPU backend: KV-cache size in MiB (default: ${DEFAULT-VALUE}).")
+    long kvCacheMib;
+
+    @Option(names = "--gpu-memory-utilization", paramLabel = "FRACTION", defaultValue = "0.9",
+            description = "CUDA backend: fraction of free device memory to use (default: ${DEFAULT-VALUE}).")
+    double gpuMemoryUtilization;
+
+    @Option(names = "--max-model-len", paramLabel = "TOKENS",
+            description = "Longest sequence, prompt plus output (default: the model's).")
+    Integer maxModelLen;
+
+    // NOTE: no defaultValue, so that a command can tell whether it was given (kiln bench runs its
+    // largest batch at once unless told otherwise).
+    @Option(names = "--max-num-seqs", paramLabel = "N",
+            description = "Most sequences running at once (default: " + DEFAULT_MAX_NUM_SEQS
+                    + "; kiln bench: its largest --batch).")
+    Integer maxNumSeqs;
+
+    @Option(names = "--max-batched-tokens", paramLabel = "TOKENS", defaultValue = "2048",
+            description = "Token budget of one step (default: ${DEFAULT-VALUE}).")
+    int maxBatchedTokens;
+
+    @Option(names = "--block-size", paramLabel = "TOKENS", defaultValue = "16",
+            description = "Tokens per KV-cache block (default: ${DEFAULT-VALUE}).")
+    int blockSize;
+
+    @Option(names = "--no-prefix-caching",
+            description = "Do not share the KV-cache blocks of equal prompt prefixes between requests.")
+    boolean noPrefixCaching;
+
+    /** The command this mixin is part of, whose usage errors these are. */
+    @Spec(Spec.Target.MIXEE)
+    CommandSpec command;
+
+    /** Whether {@code --max-num-seqs} was given. */
+    public boolean maxNumSeqsGiven() {
+        return maxNumSeqs != null;
+    }
+
+    /** The engine's options from the flags; throws a usage error naming a bad value. */
+    public EngineOptions engineOptions() {
+        return engineOptions(settings -> { });
+    }
+
+    /**
+     * The engine's options from the flags, then {@code commandSettings} (what the command decides
+     * itself, such as serve's seed), checked together; throws a usage error naming a bad value.
+     */
+    public EngineOptions engineOptions(Consumer<EngineOptions.Builder> commandSettings) {
+        if (kvCacheMib < 1 || kvCacheMib > MAX_KV_CACHE_MIB) {
+            throw usage("--kv-cache-mib must be in [1, " + MAX_KV_CACHE_MIB + "], got " + kvCacheMib);
+        }
+        EngineOptions.Builder builder = EngineOptions.builder().device(device).threads(threads)
+                .kvCacheBytes(kvCacheMib << 20).gpuMemoryUtilization(gpuMemoryUtilization).maxModelLen(maxModelLen)
+                .maxRunningSeqs(maxNumSeqs == null ? DEFAULT_MAX_NUM_SEQS : maxNumSeqs)
+                .maxBatchedTokens(maxBatchedTokens).blockSize(blockSize).prefixCaching(!noPrefixCaching);
+        commandSettings.accept(builder);
+        try {
+            return builder.build();
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
+    }
+
+    private ParameterException usage(String message) {
+        return new ParameterException(command.commandLine(), message);
+    }
+}
