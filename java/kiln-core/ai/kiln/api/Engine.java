@@ -30,12 +30,12 @@ public interface Engine extends AutoCloseable {
      * @throws EngineException naming what is missing or does not fit
      */
     static Engine create(Path modelDir, EngineOptions options) {
-        return EngineProvider.installed().create(modelDir, options);
+        return EngineProviders.installed().create(modelDir, options);
     }
 
     /** {@link #create(Path, EngineOptions)} with a tokenizer already loaded (null: token ids only). */
     static Engine create(Path modelDir, Tokenizer tokenizer, EngineOptions options) {
-        return EngineProvider.installed().create(modelDir, tokenizer, options);
+        return EngineProviders.installed().create(modelDir, tokenizer, options);
     }
 
     /** The options in effect (with the device {@code auto} resolved). */

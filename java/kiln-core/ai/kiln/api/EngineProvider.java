@@ -16,20 +16,4 @@ public interface EngineProvider {
 
     /** See {@link Engine#create(Path, Tokenizer, EngineOptions)}. */
     Engine create(Path modelDir, Tokenizer tokenizer, EngineOptions options);
-
-    /** The provider on the class path (the first one found). */
-    static EngineProvider installed() {
-        return Installed.PROVIDER;
-    }
-
-    /** Looked up once, on first use. */
-    final class Installed {
-        static final EngineProvider PROVIDER = ServiceLoader.load(EngineProvider.class, EngineProvider.class.getClassLoader())
-                .findFirst()
-                .orElseThrow(() -> new IllegalStateException("no Kiln engine implementation on the class path"
-                        + " (META-INF/services/" + EngineProvider.class.getName() + "): add ai.kiln:kiln-core"));
-
-        private Installed() {
-        }
-    }
 }

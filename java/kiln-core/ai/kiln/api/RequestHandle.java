@@ -14,8 +14,10 @@ import java.util.function.Consumer;
  * {@link EngineOptions#streamBufferSize()}) for the subscriber's demand, and a request whose
  * subscriber falls further behind is cancelled. A stream ends with {@code onComplete} when the
  * request finishes, or with {@code onError(}{@link RequestAbortedException}{@code )} naming why
- * it was cancelled; the result future then still completes, with finish reason abort and what
- * was generated. If a step fails, the future fails with an {@link EngineException}.
+ * it was cancelled; the result future completes just before the stream ends (for an aborted
+ * request, with finish reason abort and what was generated). If a step fails, the future and the
+ * stream fail with an {@link EngineException}. Stream callbacks, and whatever is chained on the
+ * result future, run on the engine's stream threads, never on the engine loop.
  */
 public interface RequestHandle extends Flow.Publisher<RequestOutput> {
 

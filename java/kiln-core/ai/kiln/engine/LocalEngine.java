@@ -57,10 +57,9 @@ public final class LocalEngine implements Engine {
         this.loaded = loaded;
         this.seedState = options.seed();
         this.streamExecutor = Executors.newCachedThreadPool(daemonThreads("kiln-stream-"));
-        this.loop = new StepLoop(loaded, () -> {
-            loaded.close();
-            streamExecutor.shutdown();
-        });
+        // NOTE: the stream executor is never shut down: a handle may still be read (or subscribed
+        // to) after the engine closed, and its threads are daemons that end when idle for a minute.
+        this.loop = new StepLoop(loaded, loaded::close);
         loop.start();
     }
 
@@ -179,7 +178,7 @@ public final class LocalEngine implements Engine {
         int n = params.n();
         RequestState state = new RequestState(requestId, params, prompt, n, System.nanoTime());
         OutputChannel<RequestOutput> channel = new OutputChannel<>(Math.max(options.streamBufferSize(), n), streamExecutor);
-        state.stream = new RequestStream(requestId, prompt, n, request.stream(), channel,
+        state.stream = new RequestStream(requestId, prompt, n, request.stream(), channel, streamExecutor,
                 () -> loop.cancel(state, "cancelled by the caller"));
         channel.onSubscriberCancel(() -> loop.cancel(state, "the stream subscriber cancelled"));
         SamplerSettings settings = ApiMapping.samplerSettings(params);
@@ -199,7 +198,10 @@ public final class LocalEngine implements Engine {
         }
         synchronized (submitLock) {
             checkOpen();
-            loop.submit(state);
+            if (!loop.submit(state)) {
+                checkOpen();
+                throw new IllegalStateException("the engine is closed");
+            }
         }
         return state.stream;
     }

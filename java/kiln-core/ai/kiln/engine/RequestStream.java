@@ -11,13 +11,16 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.Flow;
 
 /**
  * One request's output stream, and the result built from it. The engine loop {@link #emit}s each
  * completion's outputs in order; each is folded into that completion's result, and (for a
- * streamed request) queued for the subscriber. The result is the fold of the outputs, so a
- * subscriber that concatenates them sees exactly the result's tokens, text and log-probabilities.
+ * streamed request) queued for the subscriber. The result is the fold of the outputs, so for a
+ * request that finishes (is not aborted) a subscriber that concatenates them sees exactly the
+ * result's tokens, text and log-probabilities; an aborted request's result also holds what its
+ * stream never delivered (text held back for a stop string, outputs past a full buffer).
  * Requests not streamed get each completion whole, as one output, when the request ends.
  */
 final class RequestStream implements RequestHandle {
@@ -27,15 +30,21 @@ final class RequestStream implements RequestHandle {
     private final boolean streamed;
     private final OutputChannel<RequestOutput> channel;
     private final CompletableFuture<GenerateResult> result = new CompletableFuture<>();
+    private final Executor callbacks;
     private final Runnable canceller;
     private final CompletionFold[] folds; // [n]; engine loop only
 
+    /**
+     * @param callbacks where the result completes, so that what callers chain on it never runs on
+     *                  (and never blocks) the engine loop
+     */
     RequestStream(String requestId, int[] promptTokenIds, int n, boolean streamed, OutputChannel<RequestOutput> channel,
-            Runnable canceller) {
+            Executor callbacks, Runnable canceller) {
         this.requestId = requestId;
         this.promptTokenIds = promptTokenIds;
         this.streamed = streamed;
         this.channel = channel;
+        this.callbacks = callbacks;
         this.canceller = canceller;
         this.folds = new CompletionFold[n];
         for (int i = 0; i < n; i++) {
@@ -118,24 +127,30 @@ final class RequestStream implements RequestHandle {
         return new GenerateResult(requestId, promptTokenIds, completions, numCachedPromptTokens, timing);
     }
 
-    // NOTE: the result completes before the stream ends, so that a subscriber's onComplete finds
-    // it done (forEachOutput's future then completes on the stream's thread, never the engine loop's).
+    // NOTE: the result completes on the callback executor, then the stream ends: a subscriber's
+    // onComplete finds the result done, and nothing chained on the result runs on the engine loop.
 
     void complete(GenerateResult finished) {
-        result.complete(finished);
-        channel.complete();
+        callbacks.execute(() -> {
+            result.complete(finished);
+            channel.complete();
+        });
     }
 
     /** The stream fails with why the request was aborted; the result still completes with what was made. */
     void abort(GenerateResult finished, String reason) {
-        result.complete(finished);
-        channel.fail(new RequestAbortedException("request " + requestId + ": " + reason));
+        callbacks.execute(() -> {
+            result.complete(finished);
+            channel.fail(new RequestAbortedException("request " + requestId + ": " + reason));
+        });
     }
 
     /** The request failed: no result. */
     void fail(EngineException failure) {
-        result.completeExceptionally(failure);
-        channel.fail(failure);
+        callbacks.execute(() -> {
+            result.completeExceptionally(failure);
+            channel.fail(failure);
+        });
     }
 
     /** One completion's outputs so far, concatenated. */

@@ -43,6 +43,7 @@ final class StepLoop implements Runnable {
     private final Thread thread;
     private final ConcurrentLinkedQueue<Command> inbox = new ConcurrentLinkedQueue<>();
     private volatile boolean closing;
+    private boolean accepting = true; // guarded by this: whether submit may still queue
     private volatile long closeDeadlineNanos;
     private volatile Throwable failure;
     private volatile EngineMetrics metrics;
@@ -81,8 +82,19 @@ final class StepLoop implements Runnable {
 
     // ---- any thread --------------------------------------------------------------------------
 
-    void submit(RequestState request) {
-        enqueue(new Submit(request));
+    /**
+     * Queues a request for the loop; false once the loop takes no more (it is ending, or it
+     * failed), in which case nothing was queued.
+     */
+    boolean submit(RequestState request) {
+        synchronized (this) {
+            if (!accepting) {
+                return false;
+            }
+            inbox.add(new Submit(request));
+        }
+        LockSupport.unpark(thread);
+        return true;
     }
 
     void cancel(RequestState request, String reason) {
@@ -98,7 +110,10 @@ final class StepLoop implements Runnable {
         return metrics;
     }
 
-    /** Lets requests in flight finish within the grace period, then aborts the rest, and waits for the loop to end. */
+    /**
+     * Lets requests in flight (and those accepted before the loop stops taking them) finish within
+     * the grace period, then aborts the rest, and waits for the loop to end.
+     */
     void closeAndJoin() {
         synchronized (this) {
             if (!closing) {
@@ -133,12 +148,19 @@ final class StepLoop implements Runnable {
             while (true) {
                 drainInbox();
                 if (closing) {
-                    if (!scheduler.hasWork()) {
-                        break;
-                    }
                     if (System.nanoTime() - closeDeadlineNanos >= 0) {
+                        stopAccepting();
+                        drainInbox();
                         abortAll("the engine closed before the request finished (grace period " + shutdownGrace + ")");
                         break;
+                    }
+                    if (!scheduler.hasWork()) {
+                        // Requests accepted just before the last look get the grace period too.
+                        stopAccepting();
+                        drainInbox();
+                        if (!scheduler.hasWork()) {
+                            break;
+                        }
                     }
                 }
                 if (!scheduler.hasWork()) {
@@ -147,15 +169,22 @@ final class StepLoop implements Runnable {
                 }
                 step();
             }
-            // Nothing is submitted after closing starts (the engine checks first); finish whatever came in before.
-            drainInbox();
-            abortAll("the engine closed before the request started");
         } catch (Throwable e) {
             failure = e;
+            stopAccepting();
             failAll(e);
         } finally {
-            publishMetrics();
-            deliverEnded();
+            try {
+                publishMetrics();
+            } finally {
+                deliverEnded();
+            }
+        }
+    }
+
+    private void stopAccepting() {
+        synchronized (this) {
+            accepting = false;
         }
     }
 
@@ -288,6 +317,13 @@ final class StepLoop implements Runnable {
      */
     private void failAll(Throwable cause) {
         EngineException loopFailure = new EngineException("the engine loop failed: " + cause, cause);
+        // Requests still in the inbox fail too (submit takes no more now).
+        Command command;
+        while ((command = inbox.poll()) != null) {
+            if (command instanceof Submit submit) {
+                inFlight.add(submit.request());
+            }
+        }
         for (RequestState state : new ArrayList<>(inFlight)) {
             state.done = true;
             inFlight.remove(state);

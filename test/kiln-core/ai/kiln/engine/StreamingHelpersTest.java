@@ -113,4 +113,40 @@ class StreamingHelpersTest {
                     + engine.metrics().generationTokens());
         }
     }
+
+    @Test
+    void whatIsChainedOnTheResultNeverRunsOnTheEngineLoop() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        int[] prompt = fixture.records().get(0).promptTokenIds();
+        try (Engine engine = EngineTest.engine(fixture, b -> { })) {
+            RequestHandle handle = engine.submit(GenerateRequest.ofTokens(prompt, EngineTest.greedy(8)));
+            // A callback that waits on the engine would deadlock it if it ran on the engine loop.
+            java.util.concurrent.CompletableFuture<String> nested = handle.result().thenApply(r -> {
+                engine.generate(GenerateRequest.ofTokens(prompt, EngineTest.greedy(2)));
+                return Thread.currentThread().getName();
+            });
+            // A stream thread, or this one if the request was done before the callback was chained.
+            String thread = nested.get(30, TimeUnit.SECONDS);
+            assertTrue(thread.startsWith("kiln-stream-") || thread.equals(Thread.currentThread().getName()), thread);
+        }
+    }
+
+    @Test
+    void aHandleIsStillReadableAfterTheEngineClosed() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        int[] prompt = fixture.records().get(0).promptTokenIds();
+        RequestHandle handle;
+        GenerateResult result;
+        try (Engine engine = EngineTest.engine(fixture, b -> { })) {
+            handle = engine.submit(GenerateRequest.ofTokens(prompt, EngineTest.greedy(6)));
+            result = handle.result().get(30, TimeUnit.SECONDS);
+        }
+        int[] read = new int[0];
+        try (OutputIterator outputs = handle.iterator()) {
+            while (outputs.hasNext()) {
+                read = concat(read, outputs.next().tokenIds());
+            }
+        }
+        assertArrayEquals(result.tokenIds(), read);
+    }
 }
