@@ -8,6 +8,7 @@ import ai.kiln.api.RequestHandle;
 import ai.kiln.api.RequestOutput;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.server.EngineFlags;
+import ai.kiln.server.SamplingJson;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -42,6 +43,7 @@ import picocli.CommandLine.Option;
                 "Exit codes: 0 done, 1 bad input file or model, 2 bad options."})
 public final class GenerateCommand implements Callable<Integer> {
 
+    /** What an --input line may hold: the prompt, and sampling fields as {@code /v1/completions} takes them. */
     static final Set<String> LINE_FIELDS = Set.of("prompt", "max_tokens", "temperature", "seed", "top_p", "top_k",
             "min_p", "stop", "ignore_eos");
 
@@ -126,13 +128,13 @@ public final class GenerateCommand implements Callable<Integer> {
                 throw usage("--model: " + model + " has no config.json");
             }
             EngineOptions options = engineFlags.engineOptions();
+            SamplingParams params = commandLineParams();
             if (input != null) {
-                List<GenerateRequest> requests = readInput(input);
+                List<GenerateRequest> requests = readInput(input, params);
                 try (Engine engine = Engine.create(model, options)) {
                     runBatch(engine, requests, out);
                 }
             } else {
-                SamplingParams params = params(null, "");
                 GenerateRequest request = chat != null ? GenerateRequest.ofChat(readChat(chat), params)
                         : GenerateRequest.of(prompt, params);
                 try (Engine engine = Engine.create(model, options)) {
@@ -163,95 +165,26 @@ public final class GenerateCommand implements Callable<Integer> {
         return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
     }
 
-    /**
-     * The command line's sampling options, overridden by a JSONL line's fields if given;
-     * {@code where} prefixes messages about the line.
-     */
-    private SamplingParams params(JsonNode line, String where) {
-        SamplingParams.Builder b = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topP(topP)
-                .topK(topK).minP(minP).seed(seed).stop(stop).ignoreEos(ignoreEos);
-        if (line != null) {
-            if (line.has("max_tokens")) {
-                b.maxTokens(intField(line, "max_tokens", where));
-            }
-            if (line.has("temperature")) {
-                b.temperature(numberField(line, "temperature", where));
-            }
-            if (line.has("top_p")) {
-                b.topP(numberField(line, "top_p", where));
-            }
-            if (line.has("top_k")) {
-                b.topK(intField(line, "top_k", where));
-            }
-            if (line.has("min_p")) {
-                b.minP(numberField(line, "min_p", where));
-            }
-            if (line.has("seed")) {
-                JsonNode s = line.get("seed");
-                if (!s.isIntegralNumber() || !s.canConvertToLong()) {
-                    throw new InputException(where + "'seed' must be an integer, got " + s);
-                }
-                b.seed(s.asLong());
-            }
-            if (line.has("stop")) {
-                b.stop(stopField(line.get("stop"), where));
-            }
-            if (line.has("ignore_eos")) {
-                JsonNode v = line.get("ignore_eos");
-                if (!v.isBoolean()) {
-                    throw new InputException(where + "'ignore_eos' must be true or false, got " + v);
-                }
-                b.ignoreEos(v.asBoolean());
-            }
-        }
+    /** The command line's sampling options: those of --prompt and --chat, and the defaults of --input's lines. */
+    SamplingParams commandLineParams() {
         try {
-            return b.build();
+            return SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topP(topP).topK(topK)
+                    .minP(minP).seed(seed).stop(stop).ignoreEos(ignoreEos).build();
         } catch (IllegalArgumentException e) {
-            if (line == null) {
-                // The message starts with the field's API name (top_p); name the option (--top-p).
-                String message = e.getMessage();
-                int space = message.indexOf(' ');
-                String field = space > 0 ? message.substring(0, space) : message;
-                throw usage("--" + field.replace('_', '-') + message.substring(field.length()));
-            }
-            throw new InputException(where + e.getMessage());
+            // The message starts with the field's API name (top_p); name the option (--top-p).
+            String message = e.getMessage();
+            int space = message.indexOf(' ');
+            String field = space > 0 ? message.substring(0, space) : message;
+            throw usage("--" + field.replace('_', '-') + message.substring(field.length()));
         }
     }
 
-    private static int intField(JsonNode line, String field, String where) {
-        JsonNode v = line.get(field);
-        if (!v.isIntegralNumber() || !v.canConvertToInt()) {
-            throw new InputException(where + "'" + field + "' must be an integer, got " + v);
-        }
-        return v.asInt();
-    }
-
-    private static double numberField(JsonNode line, String field, String where) {
-        JsonNode v = line.get(field);
-        if (!v.isNumber()) {
-            throw new InputException(where + "'" + field + "' must be a number, got " + v);
-        }
-        return v.asDouble();
-    }
-
-    private static List<String> stopField(JsonNode v, String where) {
-        List<String> out = new ArrayList<>();
-        if (v.isTextual()) {
-            out.add(v.asText());
-        } else if (v.isArray()) {
-            for (JsonNode s : v) {
-                if (!s.isTextual()) {
-                    throw new InputException(where + "'stop' must be a string or a list of strings, got " + v);
-                }
-                out.add(s.asText());
-            }
-        } else if (!v.isNull()) {
-            throw new InputException(where + "'stop' must be a string or a list of strings, got " + v);
-        }
-        return out;
-    }
-
-    private List<GenerateRequest> readInput(Path file) {
+    /**
+     * The requests of a JSONL file, one per line: its prompt, and its sampling fields read as the
+     * server reads those of {@code /v1/completions} (the same names, checks and messages), over
+     * {@code defaults} (the command line's).
+     */
+    List<GenerateRequest> readInput(Path file, SamplingParams defaults) {
         List<String> lines;
         try {
             lines = Files.readAllLines(file, StandardCharsets.UTF_8);
@@ -285,12 +218,23 @@ public final class GenerateCommand implements Callable<Integer> {
             if (p == null || !p.isTextual()) {
                 throw new InputException(where + "'prompt' must be a string" + (p == null ? " and is missing" : ", got " + p));
             }
-            requests.add(GenerateRequest.of(p.asText(), params(line, where)).withRequestId("line-" + (i + 1)));
+            SamplingParams params;
+            try {
+                params = SamplingJson.read(line, SamplingJson.Endpoint.COMPLETIONS, defaults);
+            } catch (IllegalArgumentException e) {
+                throw new InputException(where + withoutClosingPeriod(e.getMessage()));
+            }
+            requests.add(GenerateRequest.of(p.asText(), params).withRequestId("line-" + (i + 1)));
         }
         if (requests.isEmpty()) {
             throw new InputException(file.getFileName() + ": no requests (the file is empty)");
         }
         return requests;
+    }
+
+    /** The server's sentence as one line of this command's errors, which end with no period. */
+    private static String withoutClosingPeriod(String message) {
+        return message.endsWith(".") ? message.substring(0, message.length() - 1) : message;
     }
 
     private List<Map<String, Object>> readChat(Path file) {

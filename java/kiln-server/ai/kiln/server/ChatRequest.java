@@ -49,33 +49,12 @@ record ChatRequest(String model, List<Map<String, Object>> messages, SamplingPar
             }
         }
         CompletionRequest.rejectLogitBias(body);
-        Integer n = body.integer("n");
-        Integer maxTokens = body.integer("max_completion_tokens");
-        Integer legacyMax = body.integer("max_tokens");
-        if (maxTokens == null) {
-            maxTokens = legacyMax;
-        } else if (maxTokens < 1) {
-            throw ApiError.invalid("'max_completion_tokens' must be >= 1, got " + maxTokens + ".",
-                    "max_completion_tokens");
-        }
-        boolean logprobs = Boolean.TRUE.equals(body.bool("logprobs"));
-        Integer topLogprobs = body.integer("top_logprobs");
-        if (topLogprobs != null) {
-            if (topLogprobs < 0 || topLogprobs > SamplingParams.MAX_LOGPROBS) {
-                throw ApiError.invalid("'top_logprobs' must be in [0, " + SamplingParams.MAX_LOGPROBS + "], got "
-                        + topLogprobs + ".", "top_logprobs");
-            }
-            if (!logprobs && topLogprobs > 0) {
-                throw ApiError.invalid("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs");
-            }
-        }
         boolean stream = Boolean.TRUE.equals(body.bool("stream"));
         boolean includeUsage = CompletionRequest.streamOptions(body, stream);
-        SamplingParams.Builder params = CompletionRequest.commonSampling(body, n, maxTokens);
-        int top = topLogprobs == null ? 0 : topLogprobs;
-        params.logprobs(logprobs ? top : null);
-        return new ChatRequest(model, messages, CompletionRequest.build(params), logprobs, top, stream, includeUsage,
-                body.string("user"));
+        SamplingParams params = SamplingJson.read(body, SamplingJson.Endpoint.CHAT);
+        boolean logprobs = params.logprobs() != null;
+        return new ChatRequest(model, messages, params, logprobs, logprobs ? params.logprobs() : 0, stream,
+                includeUsage, body.string("user"));
     }
 
     private static List<Map<String, Object>> messages(BodyFields body) {

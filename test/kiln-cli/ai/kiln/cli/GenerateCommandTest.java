@@ -153,8 +153,9 @@ class GenerateCommandTest {
         assertOneLineError(kiln(args(model, "--input", input.toString(), "--json")), 1,
                 "kiln generate: in.jsonl line 2: not valid JSON (Unexpected end-of-input within/between Object entries)");
         Files.writeString(input, "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\", \"temperature\": \"hot\"}\n");
+        // The line's fields are read as the server reads them, so the message is the server's.
         assertOneLineError(kiln(args(model, "--input", input.toString(), "--json")), 1,
-                "kiln generate: in.jsonl line 3: 'temperature' must be a number, got \"hot\"");
+                "kiln generate: in.jsonl line 3: 'temperature' must be a number, got a string");
         Files.writeString(input, "{\"prompt\": \"a\", \"top_k\": -5}\n");
         assertOneLineError(kiln(args(model, "--input", input.toString(), "--json")), 1,
                 "kiln generate: in.jsonl line 1: top_k must be -1 or 0 (off) or >= 1, got -5");
