@@ -19,6 +19,8 @@ import java.time.Duration;
  * @param maxModelLen          the longest sequence, prompt plus output (null: the model's max_position_embeddings)
  * @param prefixCaching        share the KV blocks of equal prompt prefixes between requests
  * @param seed                 seeds the random streams of requests that bring no seed of their own
+ *                             (null: drawn from entropy when the engine starts, so unseeded requests
+ *                             differ from run to run, as OpenAI's and vLLM's do; seeded ones repeat)
  * @param streamBufferSize     outputs a streaming request may have undelivered before it is cancelled
  * @param shutdownGrace        how long {@link Engine#close()} lets in-flight requests finish
  * @param maxKvBlocks          an upper bound on the KV cache's blocks on any backend (null: what the
@@ -26,7 +28,7 @@ import java.time.Duration;
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, int maxBatchedTokens, int maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
-        long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks) {
+        Long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks) {
 
     public EngineOptions {
         if (device == null || !(device.equals("auto") || device.equals("cpu") || device.equals("cuda")
@@ -91,7 +93,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         private int maxRunningSeqs = 256;
         private Integer maxModelLen;
         private boolean prefixCaching = true;
-        private long seed;
+        private Long seed;
         private int streamBufferSize = 1024;
         private Duration shutdownGrace = Duration.ofSeconds(30);
         private Integer maxKvBlocks;
@@ -144,7 +146,8 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
             return this;
         }
 
-        public Builder seed(long seed) {
+        /** A fixed engine seed (null: drawn from entropy at start, the default). */
+        public Builder seed(Long seed) {
             this.seed = seed;
             return this;
         }

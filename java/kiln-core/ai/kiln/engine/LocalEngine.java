@@ -19,6 +19,7 @@ import ai.kiln.scheduler.Sequence;
 import ai.kiln.tokenizer.Tokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.util.LinkedHashSet;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -55,7 +56,7 @@ public final class LocalEngine implements Engine {
         this.config = loaded.config();
         this.codec = codec;
         this.loaded = loaded;
-        this.seedState = options.seed();
+        this.seedState = options.seed() != null ? options.seed() : new SecureRandom().nextLong();
         this.streamExecutor = Executors.newCachedThreadPool(daemonThreads("kiln-stream-"));
         // NOTE: the stream executor is never shut down: a handle may still be read (or subscribed
         // to) after the engine closed, and its threads are daemons that end when idle for a minute.

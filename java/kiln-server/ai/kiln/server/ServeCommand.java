@@ -108,8 +108,9 @@ public final class ServeCommand implements Callable<Integer> {
     EngineFlags engineFlags;
 
     // NOTE: not among the EngineFlags: --seed of generate and bench seeds other things.
-    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "0", description = "Seed for requests that bring none (default: ${DEFAULT-VALUE}).")
-    long seed;
+    @Option(names = "--seed", paramLabel = "SEED",
+            description = "Seed for requests that bring none (default: drawn from entropy at start, so unseeded requests differ run to run).")
+    Long seed;
 
     @Override
     public Integer call() throws Exception {

@@ -82,7 +82,7 @@ class EngineFlagsTest {
                 .prefixCaching(false).build();
         assertEquals(expected, flags.engineOptions());
         assertTrue(flags.maxNumSeqsGiven());
-        assertEquals(expected.toBuilder().seed(5).build(), flags.engineOptions(settings -> settings.seed(5)));
+        assertEquals(expected.toBuilder().seed(5L).build(), flags.engineOptions(settings -> settings.seed(5L)));
         assertFalse(parsed("serve", "--model", "m").maxNumSeqsGiven());
     }
 

@@ -64,7 +64,7 @@ public class KilnEngineProperties {
     /** Share the KV blocks of equal prompt prefixes between requests. Unset: true. */
     private Boolean prefixCaching;
 
-    /** Seeds the random streams of requests that bring no seed. Unset: 0. */
+    /** Seeds the random streams of requests that bring no seed. Unset: drawn from entropy at start. */
     private Long seed;
 
     /**
