@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code kiln} command: one subcommand per job. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, version = "kiln 0.1.0",
         description = "LLM inference runtime for the JVM.",
-        subcommands = {GenerateCommand.class, ai.kiln.server.ServeCommand.class, TokenizeCommand.class,
+        subcommands = {GenerateCommand.class, ChatCommand.class, ai.kiln.server.ServeCommand.class, TokenizeCommand.class,
             ai.kiln.bench.BenchCommand.class})
 public final class KilnCli implements Runnable {
 
