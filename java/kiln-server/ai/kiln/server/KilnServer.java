@@ -403,7 +403,7 @@ public final class KilnServer implements AutoCloseable {
             Exchange exchange = new Exchange(request, response, callback, requestId, log);
             String method = request.getMethod();
             String path = Request.getPathInContext(request);
-            String endpoint = routes.containsKey(path) ? path : "other";
+            String endpoint = endpointLabel(path);
             Request.addCompletionListener(request, failure -> {
                 int status = failure == null ? response.getStatus() : (response.isCommitted() ? response.getStatus() : 500);
                 metrics.requests.labelValues(endpoint, Integer.toString(status)).inc();
@@ -414,6 +414,17 @@ public final class KilnServer implements AutoCloseable {
                 route(exchange, method, path).answer(exchange);
             });
             return true;
+        }
+
+        /**
+         * The metrics' name for the route of {@code path}: its path, the model cards' template, or
+         * "other"; never a client's own text, so that the labels stay few.
+         */
+        private String endpointLabel(String path) {
+            if (routes.containsKey(path)) {
+                return path;
+            }
+            return path.startsWith(ModelsRoute.CARD_PREFIX) ? ModelsRoute.CARD_ROUTE : "other";
         }
 
         /** The route answering {@code method} on {@code path}; throws the 4xx/501 for a request no route takes. */

@@ -12,6 +12,8 @@ final class ModelsRoute implements Route {
 
     static final String LIST_PATH = "/v1/models";
     static final String CARD_PREFIX = "/v1/models/";
+    /** The cards' route as metrics name it: one label for every id. */
+    static final String CARD_ROUTE = "/v1/models/{id}";
 
     private final KilnServer server;
     /** The cards' {@code created}: when the server started, as the model has no date of its own. */

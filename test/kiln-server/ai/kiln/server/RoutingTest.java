@@ -73,7 +73,8 @@ class RoutingTest {
                 assertEquals(200, get(base + "/v1/models/llama3-gqa").statusCode());
                 String metrics = get(base + "/metrics").body();
                 assertTrue(metrics.contains("kiln_requests_rejected_total{reason=\"draining\"} 1.0"), metrics);
-                assertTrue(metrics.contains("kiln_http_requests_total{endpoint=\"other\",status=\"200\"}"), metrics);
+                assertTrue(metrics.contains("kiln_http_requests_total{endpoint=\"/v1/models/{id}\",status=\"200\"} 2.0"),
+                        metrics);
             } finally {
                 server.close();
             }
