@@ -4,7 +4,9 @@ import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
 import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
+import io.prometheus.metrics.instrumentation.jvm.JvmMetrics;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import io.prometheus.metrics.model.snapshots.MetricSnapshots;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -13,9 +15,23 @@ import java.util.function.DoubleSupplier;
 /**
  * The server's Prometheus metrics, in a registry of its own (so several servers in one JVM, as in
  * the tests, do not share counts). The engine's live state is read when {@code /metrics} is
- * scraped, through the suppliers given to {@link #engineGauges}.
+ * scraped, through the suppliers given to {@link #engineGauges}. Each scrape also gives the JVM's
+ * and the process's metrics (the client's JVM instrumentation: memory, threads, GC, classes,
+ * CPU, open files), which are the JVM's own and so kept once for all the servers in it.
  */
 final class ServerMetrics {
+
+    /**
+     * NOTE: one for the JVM, not one per server: the instrumentation keeps every registry it was
+     * registered with, and adds GC listeners for each, for the life of the JVM.
+     */
+    private static final PrometheusRegistry JVM_REGISTRY = jvmRegistry();
+
+    private static PrometheusRegistry jvmRegistry() {
+        PrometheusRegistry registry = new PrometheusRegistry();
+        JvmMetrics.builder().register(registry);
+        return registry;
+    }
 
     private static final double[] TTFT_BUCKETS = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
             1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0};
@@ -71,10 +87,17 @@ final class ServerMetrics {
     byte[] scrape() {
         ByteArrayOutputStream out = new ByteArrayOutputStream(8192);
         try {
-            writer.write(out, registry.scrape());
+            writer.write(out, withJvm(registry.scrape()));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
         return out.toByteArray();
+    }
+
+    private static MetricSnapshots withJvm(MetricSnapshots server) {
+        MetricSnapshots.Builder all = MetricSnapshots.builder();
+        server.forEach(all::metricSnapshot);
+        JVM_REGISTRY.scrape().forEach(all::metricSnapshot);
+        return all.build();
     }
 }
