@@ -3,7 +3,6 @@ package ai.kiln.server;
 import ai.kiln.api.TokenLogprobs;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /** The engine's log-probabilities in the two shapes of OpenAI's API: the legacy completions one and the chat one. */
@@ -48,7 +47,12 @@ final class LogprobsJson {
         return node;
     }
 
-    /** The chat shape: one entry per token with token, logprob, bytes and top_logprobs. */
+    /**
+     * The chat shape: one entry per token with token, logprob, bytes and top_logprobs. As
+     * OpenAI's, {@code bytes} are the token's own bytes, raw, while {@code token} is its text
+     * decoded alone (U+FFFD for a token that is only part of a character), so that a client joins
+     * the bytes of consecutive tokens to read characters split between them.
+     */
     ArrayNode chat(List<TokenLogprobs> logprobs) {
         ArrayNode content = Exchange.JSON.createArrayNode();
         if (logprobs == null) {
@@ -78,7 +82,7 @@ final class LogprobsJson {
         entry.put("token", token);
         entry.put("logprob", logprob);
         ArrayNode bytes = entry.putArray("bytes");
-        for (byte b : token.getBytes(StandardCharsets.UTF_8)) {
+        for (byte b : texts.bytes(tokenId)) {
             bytes.add(b & 0xff);
         }
     }

@@ -206,6 +206,64 @@ public final class Tokenizer {
         return added != null ? added : pipeline.model().idToToken(id);
     }
 
+    /**
+     * The bytes one token stands for: what {@link #decode} of this id alone gives, before bytes
+     * that are not well-formed UTF-8 are shown as U+FFFD. A byte-level token maps back through
+     * the ByteLevel alphabet ("ý" is the byte 0xFD, "Ġthe" the bytes of " the"), a byte-fallback
+     * token {@code <0xFD>} is its byte, and any other token is the UTF-8 of its decoded text.
+     * Tokens that are only part of a character so keep their bytes, and the bytes of a sequence
+     * of byte-level tokens joined are the bytes of its text. Special tokens are not skipped; an
+     * id outside the vocabulary has no bytes, as {@link #decode} ignores it.
+     *
+     * @return a new array, the caller's own
+     */
+    public byte[] tokenBytes(int id) {
+        if (byteLevelTokenBytes != null) {
+            byte[] bytes = id >= 0 && id < byteLevelTokenBytes.length ? byteLevelTokenBytes[id] : null;
+            return bytes == null ? new byte[0] : bytes.clone();
+        }
+        String token = tokenString(id);
+        if (token == null) {
+            return new byte[0];
+        }
+        String decoded = decode(new int[] {id}, false);
+        byte[] raw = rawBytes(token);
+        // NOTE: the raw bytes stand for the token only where the decoder's other stages leave them
+        // alone (a Strip after ByteFallback empties "<0x20>", for one); else the decoded text is the truth.
+        if (raw != null && Utf8.decodeLossy(raw, raw.length).equals(decoded)) {
+            return raw;
+        }
+        return Utf8.encode(decoded);
+    }
+
+    /** The bytes a token maps to in a ByteFallback or ByteLevel stage of the decoder, or null where none applies. */
+    private byte[] rawBytes(String token) {
+        if (decoderHas(pipeline.decoder(), TokenDecoder.ByteFallback.class)) {
+            int b = TokenDecoder.ByteFallback.byteOfToken(token);
+            if (b >= 0) {
+                return new byte[] {(byte) b};
+            }
+        }
+        if (decoderHas(pipeline.decoder(), TokenDecoder.ByteLevel.class)) {
+            return ByteLevelAlphabet.tokenBytes(token);
+        }
+        return null;
+    }
+
+    private static boolean decoderHas(TokenDecoder decoder, Class<? extends TokenDecoder> kind) {
+        if (kind.isInstance(decoder)) {
+            return true;
+        }
+        if (decoder instanceof TokenDecoder.Sequence sequence) {
+            for (TokenDecoder member : sequence.decoders()) {
+                if (decoderHas(member, kind)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     /** A decoder for streaming generated ids; see {@link IncrementalDecoder}. */
     public IncrementalDecoder newIncrementalDecoder(boolean skipSpecialTokens) {
         return new IncrementalDecoder(this, skipSpecialTokens);
