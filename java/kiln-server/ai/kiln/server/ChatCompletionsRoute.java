@@ -3,6 +3,7 @@ package ai.kiln.server;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestOutput;
+import ai.kiln.api.TokenLogprobs;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -79,29 +80,41 @@ final class ChatCompletionsRoute implements GenerationRoute {
             choice.putNull("finish_reason");
             chunks.send(chunk);
         }
+        // Per choice, the logprobs of tokens whose text is still held back; the listener is called
+        // from one thread at a time (GenerationCall delivers in order, under its lock).
+        HeldLogprobs held = new HeldLogprobs(n);
         call.subscribe(new GenerationCall.Listener() {
             @Override
             public void output(int promptIndex, RequestOutput out) {
-                boolean hasContent = !out.text().isEmpty() || (out.logprobs() != null && !out.logprobs().isEmpty());
-                if (hasContent) {
+                if (!out.text().isEmpty()) {
                     ObjectNode chunk = envelope.open();
                     ObjectNode choice = chunk.putArray("choices").addObject();
                     choice.put("index", out.index());
                     choice.putObject("delta").put("content", out.text());
+                    List<TokenLogprobs> logprobs = held.release(out.index(), out.logprobs());
                     if (req.logprobs()) {
-                        choice.set("logprobs", model.logprobs().chatChoice(out.logprobs()));
+                        choice.set("logprobs", model.logprobs().chatChoice(logprobs));
                     } else {
                         choice.putNull("logprobs");
                     }
                     choice.putNull("finish_reason");
                     chunks.send(chunk);
+                } else {
+                    // No empty content chunk: the tokens' logprobs wait for the choice's next content or its end.
+                    held.hold(out.index(), out.logprobs());
                 }
                 if (out.finished()) {
                     ObjectNode chunk = envelope.open();
                     ObjectNode choice = chunk.putArray("choices").addObject();
                     choice.put("index", out.index());
                     choice.putObject("delta");
-                    choice.putNull("logprobs");
+                    // Tokens with no text of their own (an end-of-sequence token, text cut at a stop string) end here.
+                    List<TokenLogprobs> rest = held.release(out.index(), null);
+                    if (req.logprobs() && rest != null && !rest.isEmpty()) {
+                        choice.set("logprobs", model.logprobs().chatChoice(rest));
+                    } else {
+                        choice.putNull("logprobs");
+                    }
                     choice.put("finish_reason", out.finishReason().apiName());
                     chunks.send(chunk);
                 }

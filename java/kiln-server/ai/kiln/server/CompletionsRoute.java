@@ -80,31 +80,35 @@ final class CompletionsRoute implements GenerationRoute {
             ResponseEnvelope envelope, ServedModel model) {
         ChunkStream chunks = new ChunkStream(streams.open(exchange, call), req.includeUsage());
         int n = req.params().n();
-        // Per choice: whether its prompt has been echoed, and where its next token's text starts.
+        // Per choice: whether its prompt has been echoed, where its next token's text starts, and
+        // the logprobs of tokens whose text is still held back. The listener is called from one
+        // thread at a time (GenerationCall delivers in order, under its lock).
         boolean[] echoed = new boolean[call.prompts() * n];
         int[] textOffset = new int[call.prompts() * n];
+        HeldLogprobs held = new HeldLogprobs(call.prompts() * n);
         call.subscribe(new GenerationCall.Listener() {
             @Override
             public void output(int promptIndex, RequestOutput out) {
                 int index = promptIndex * n + out.index();
+                String text = out.text();
+                if (req.echo() && !echoed[index]) {
+                    echoed[index] = true;
+                    text = promptText(req.prompts().get(promptIndex), call.handle(promptIndex).promptTokenIds(), model)
+                            + text;
+                }
+                // No empty chunk mid-stream: the tokens' logprobs wait for the choice's next text or its end.
+                if (text.isEmpty() && !out.finished()) {
+                    held.hold(index, out.logprobs());
+                    return;
+                }
                 ObjectNode chunk = envelope.open();
                 ObjectNode choice = chunk.putArray("choices").addObject();
                 choice.put("index", index);
-                String text = out.text();
-                synchronized (echoed) {
-                    if (req.echo() && !echoed[index]) {
-                        echoed[index] = true;
-                        text = promptText(req.prompts().get(promptIndex), call.handle(promptIndex).promptTokenIds(),
-                                model) + text;
-                    }
-                }
                 choice.put("text", text);
                 if (req.logprobs() != null) {
-                    synchronized (textOffset) {
-                        int[] offset = {textOffset[index]};
-                        choice.set("logprobs", model.logprobs().completions(out.logprobs(), offset));
-                        textOffset[index] = offset[0];
-                    }
+                    int[] offset = {textOffset[index]};
+                    choice.set("logprobs", model.logprobs().completions(held.release(index, out.logprobs()), offset));
+                    textOffset[index] = offset[0];
                 } else {
                     choice.putNull("logprobs");
                 }
