@@ -146,7 +146,12 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
             return this;
         }
 
-        /** A fixed engine seed (null: drawn from entropy at start, the default). */
+        /** A fixed engine seed. */
+        public Builder seed(long seed) {
+            return seed(Long.valueOf(seed));
+        }
+
+        /** A fixed engine seed, or null: drawn from entropy at start (the default). */
         public Builder seed(Long seed) {
             this.seed = seed;
             return this;
