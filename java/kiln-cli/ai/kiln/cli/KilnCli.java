@@ -29,6 +29,12 @@ public final class KilnCli implements Runnable {
             cmd.getErr().println("kiln: " + describe(exception));
             return 1;
         });
+        // The log's layout and level follow the command's flags (--log-format, --verbose), so the
+        // log is set up between parsing and running.
+        commandLine.setExecutionStrategy(parseResult -> {
+            CliLogging.configureFor(parseResult);
+            return new CommandLine.RunLast().execute(parseResult);
+        });
         return commandLine.execute(args);
     }
 

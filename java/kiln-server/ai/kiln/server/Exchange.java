@@ -43,7 +43,7 @@ final class Exchange {
         } catch (ApiError e) {
             sendError(e);
         } catch (RuntimeException e) {
-            log.info("request_id=" + requestId + " internal error: " + e);
+            log.internalError(requestId, e);
             sendError(ApiError.internal("Internal error: " + e.getMessage()));
         }
     }

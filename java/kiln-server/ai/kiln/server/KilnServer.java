@@ -225,13 +225,19 @@ public final class KilnServer implements AutoCloseable {
     private volatile ServedModel served;
     private volatile String modelName;
 
+    /** A server that logs through SLF4J: its events as ai.kiln.server.KilnServer, requests as ai.kiln.server.access. */
     public KilnServer(Options options) {
-        this(options, System.err);
+        this(options, new RequestLog());
     }
 
+    /** A server that writes its log lines as text to {@code logTo}, not through SLF4J. */
     public KilnServer(Options options, PrintStream logTo) {
+        this(options, new RequestLog(logTo));
+    }
+
+    private KilnServer(Options options, RequestLog log) {
         this.options = options;
-        this.log = new RequestLog(logTo);
+        this.log = log;
         this.apiKeyBytes = options.apiKey() == null ? null : options.apiKey().getBytes(StandardCharsets.UTF_8);
         this.modelName = options.servedModelName();
         QueuedThreadPool threads = new QueuedThreadPool(256, 8);

@@ -14,6 +14,8 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicReference;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -30,6 +32,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).")
 public final class ServeCommand implements Callable<Integer> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(KilnServer.class);
 
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
@@ -103,6 +107,13 @@ public final class ServeCommand implements Callable<Integer> {
             description = "After its first 2 s a body arriving slower than this on average gets 408; 0: no minimum"
                     + " (default: ${DEFAULT-VALUE}).")
     long minBodyRate;
+
+    // NOTE: read before the command runs, by the application that owns the logging backend
+    // (kiln-cli's Logback set-up); the server itself only logs through SLF4J.
+    @Option(names = "--log-format", paramLabel = "FORMAT", defaultValue = "text", converter = LogFormat.Converter.class,
+            description = "text: a line per event, for people; json: a JSON object per line (time, level, logger,"
+                    + " message and a request's fields), for log collectors (default: ${DEFAULT-VALUE}).")
+    LogFormat logFormat;
 
     @Mixin
     EngineFlags engineFlags;
@@ -221,11 +232,9 @@ public final class ServeCommand implements Callable<Integer> {
             if (e != null) {
                 e.close();
             }
-            System.err.println("kiln-serve stopped");
-            System.err.flush();
+            LOG.info("stopped");
         } catch (Exception e) {
-            System.err.println("kiln-serve: shutdown failed: " + e);
-            System.err.flush();
+            LOG.error("shutdown failed: " + e, e);
             Runtime.getRuntime().halt(1);
         }
         Runtime.getRuntime().halt(0);
