@@ -8,6 +8,7 @@ import ai.kiln.backend.DeviceBackendProvider;
 import ai.kiln.model.ModelConfig;
 import ai.kiln.tensor.DType;
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
@@ -15,23 +16,39 @@ import java.util.stream.Stream;
 /** The one place that turns {@link EngineOptions#device()} into a backend. */
 final class Backends {
 
+    /**
+     * The device choice of "auto" is logged, not printed: the short line at INFO, why the GPU was
+     * passed over at DEBUG (a JNI error hundreds of characters long where no GPU is). What is shown,
+     * and how, is the application's: System.Logger goes to java.util.logging unless the application
+     * routes it elsewhere (kiln-cli hands it to SLF4J, and shows DEBUG under --verbose).
+     */
+    private static final System.Logger LOG = System.getLogger(Backends.class.getName());
+
+    private static final String CUDA_MISSING = "the CUDA backend is not on the class path (add ai.kiln:kiln-cuda)";
+
     private Backends() {
     }
 
     /**
      * Options with "auto" replaced by the device it picks: CUDA device 0 where a GPU and the CUDA
-     * libraries load, else the CPU. The choice, and why the GPU was passed over, goes to stderr.
+     * libraries load, else the CPU. The choice is logged, and why the GPU was passed over.
      */
     static EngineOptions resolveDevice(EngineOptions options) {
         if (!options.device().equals("auto")) {
             return options;
         }
-        String reason = cudaUnavailableReason();
+        DeviceBackendProvider cuda = DeviceBackendProvider.find("cuda");
+        if (cuda == null) {
+            LOG.log(Level.INFO, CUDA_MISSING + ": using the CPU backend");
+            return options.toBuilder().device("cpu").build();
+        }
+        String reason = cuda.unavailableReason();
         if (reason == null) {
-            System.err.println("kiln: a GPU was found: using the CUDA backend (--device cpu forces the CPU)");
+            LOG.log(Level.INFO, "a GPU was found: using the CUDA backend (--device cpu forces the CPU)");
             return options.toBuilder().device("cuda").build();
         }
-        System.err.println("kiln: using the CPU backend (" + reason + ")");
+        LOG.log(Level.INFO, "no GPU found: using the CPU backend");
+        LOG.log(Level.DEBUG, () -> "the CUDA backend cannot run here: " + reason);
         return options.toBuilder().device("cpu").build();
     }
 
@@ -41,7 +58,7 @@ final class Backends {
      */
     static String cudaUnavailableReason() {
         DeviceBackendProvider cuda = DeviceBackendProvider.find("cuda");
-        return cuda == null ? "the CUDA backend is not on the class path (add ai.kiln:kiln-cuda)" : cuda.unavailableReason();
+        return cuda == null ? CUDA_MISSING : cuda.unavailableReason();
     }
 
     static boolean isCpu(EngineOptions options) {

@@ -66,9 +66,21 @@ public final class EngineFlags {
             description = "Do not share the KV-cache blocks of equal prompt prefixes between requests.")
     boolean noPrefixCaching;
 
+    // NOTE: no engine option: the application reads it before the command runs to set its log
+    // level (kiln-cli: Kiln's loggers at DEBUG), since the engine logs through System.Logger and
+    // leaves what is shown to the application.
+    @Option(names = "--verbose",
+            description = "Say more on stderr: why the GPU was passed over, and Kiln's debug messages.")
+    boolean verbose;
+
     /** The command this mixin is part of, whose usage errors these are. */
     @Spec(Spec.Target.MIXEE)
     CommandSpec command;
+
+    /** Whether {@code --verbose} was given. */
+    public boolean verbose() {
+        return verbose;
+    }
 
     /** Whether {@code --max-num-seqs} was given. */
     public boolean maxNumSeqsGiven() {
