@@ -12,6 +12,7 @@ import ai.kiln.tokenizer.Tokenizer;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
@@ -122,10 +123,6 @@ final class ChatSession {
         return maxTokens != null ? maxTokens : Math.max(1, contextTokens / 4);
     }
 
-    int contextTokens() {
-        return contextTokens;
-    }
-
     /** Runs the loop until /bye, /exit, the end of the input or two interrupts at the prompt; returns the exit code. */
     int run() {
         Thread reader = startReader();
@@ -158,12 +155,17 @@ final class ChatSession {
                 if (text.startsWith(QUOTE)) {
                     InputEvent message = readQuoted(text.substring(QUOTE.length()));
                     if (message instanceof Line line) {
-                        reply(line.text());
+                        if (!line.text().isBlank()) {
+                            reply(line.text());
+                        }
                     } else if (message instanceof Interrupt) {
                         hint(System.lineSeparator() + "(the message was discarded)");
+                    } else if (message instanceof ReadFailure failure) {
+                        problem("cannot read the input: " + KilnCli.describe(failure.failure()));
+                        return 1;
                     } else {
                         problem("the input ended inside a " + QUOTE + " message; it was not sent");
-                        return message instanceof ReadFailure ? 1 : 0;
+                        return 0;
                     }
                 } else if (text.isBlank()) {
                     continue;
@@ -199,22 +201,29 @@ final class ChatSession {
         events.add(new Interrupt());
     }
 
-    /** Reads lines until one ends with """; returns the message between the quotes, or what ended it. */
+    /**
+     * Reads lines until one ends with """; returns the message between the quotes (without the
+     * empty lines the quotes stand on alone), or what ended it.
+     */
     private InputEvent readQuoted(String firstLine) {
-        StringBuilder message = new StringBuilder();
+        List<String> lines = new ArrayList<>();
         String line = firstLine;
-        while (true) {
-            if (line.endsWith(QUOTE)) {
-                message.append(line, 0, line.length() - QUOTE.length());
-                return new Line(message.toString());
-            }
-            message.append(line).append('\n');
+        while (!line.endsWith(QUOTE)) {
+            lines.add(line);
             InputEvent event = nextEvent(CONTINUATION_PROMPT);
             if (!(event instanceof Line next)) {
                 return event;
             }
             line = next.text();
         }
+        lines.add(line.substring(0, line.length() - QUOTE.length()));
+        if (lines.size() > 1 && lines.get(0).isEmpty()) {
+            lines.remove(0);
+        }
+        if (lines.size() > 1 && lines.get(lines.size() - 1).isEmpty()) {
+            lines.remove(lines.size() - 1);
+        }
+        return new Line(String.join("\n", lines));
     }
 
     /** Runs a /command; false: leave. */
@@ -238,8 +247,20 @@ final class ChatSession {
         return true;
     }
 
-    /** Answers {@code user} after the conversation, streaming the reply, and keeps the turn. */
+    /**
+     * Answers {@code user} after the conversation, streaming the reply, and keeps the turn. An
+     * interrupt from here on stops this reply, even one that comes while the prompt is prepared.
+     */
     private void reply(String user) {
+        beginReply();
+        try {
+            answer(user);
+        } finally {
+            endReply();
+        }
+    }
+
+    private void answer(String user) {
         int limit = contextTokens - replyRoom;
         int dropped;
         try {
@@ -293,36 +314,31 @@ final class ChatSession {
         int tokens = 0;
         FinishReason finishReason = null;
         String abortReason = null;
-        beginReply();
+        RequestHandle handle;
         try {
-            RequestHandle handle;
-            try {
-                handle = engine.submit(request);
-            } catch (IllegalArgumentException e) {
-                problem(KilnCli.describe(e) + "; the message was not sent");
-                return null;
-            }
-            attachReply(handle);
-            try (OutputIterator outputs = handle.iterator()) {
-                // NOTE: the stop is checked between outputs as well as by cancelling: a request that
-                // has finished generating can still have outputs waiting to be shown.
-                while (!stopRequested() && outputs.hasNext()) {
-                    RequestOutput output = outputs.next();
-                    shown.append(output.text());
-                    tokens += output.tokenIds().length;
-                    out.print(escapeOutput ? Terminals.escapeControls(output.text()) : output.text());
-                    out.flush();
-                    if (output.finished()) {
-                        finishReason = output.finishReason();
-                    }
-                }
-            } catch (RequestAbortedException e) {
-                if (!stopRequested()) {
-                    abortReason = e.getMessage();
+            handle = engine.submit(request);
+        } catch (IllegalArgumentException e) {
+            problem(KilnCli.describe(e) + "; the message was not sent");
+            return null;
+        }
+        attachReply(handle);
+        try (OutputIterator outputs = handle.iterator()) {
+            // NOTE: the stop is checked between outputs as well as by cancelling: a request that
+            // has finished generating can still have outputs waiting to be shown.
+            while (!stopRequested() && outputs.hasNext()) {
+                RequestOutput output = outputs.next();
+                shown.append(output.text());
+                tokens += output.tokenIds().length;
+                out.print(escapeOutput ? Terminals.escapeControls(output.text()) : output.text());
+                out.flush();
+                if (output.finished()) {
+                    finishReason = output.finishReason();
                 }
             }
-        } finally {
-            endReply();
+        } catch (RequestAbortedException e) {
+            if (!stopRequested()) {
+                abortReason = e.getMessage();
+            }
         }
         boolean stopped = stopRequested() && finishReason == null;
         return new Reply(shown.toString(), tokens, finishReason, stopped, abortReason);
