@@ -17,8 +17,9 @@ for shape in "${shapes[@]}"; do
   dir=/tmp/models/$shape
   [[ -f $dir/config.json ]] || python3 scripts/make_bench_model.py --shape "$shape" --out "$dir"
   # shellcheck disable=SC2086  # KILN_JAVA_OPTS: extra JVM options, e.g. -Dkiln.cuda.gemvMaxRows=0
+  # --json: a JSON line per batch size on stdout (without it, a table); the progress stays on stderr.
   .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} -cp "$cp" ai.kiln.cli.KilnCli bench --model "$dir" --device cuda --batch "${KILN_BATCHES:-1,64}" \
-    --prompt-len 128 --output-len 256 --max-model-len 1024 2>&1 | tee -a "$out/kiln-bench.jsonl"
+    --prompt-len 128 --output-len 256 --max-model-len 1024 --json | tee -a "$out/kiln-bench.jsonl"
   if [[ ${KILN_HF_PEER:-0} == 1 ]]; then
     # shellcheck disable=SC2046
     python3 scripts/bench_hf_peer.py --model "$dir" --batch $(echo "${KILN_BATCHES:-1,64}" | tr ',' ' ') \

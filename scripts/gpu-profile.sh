@@ -17,5 +17,5 @@ ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
 "$ncu" --target-processes all --clock-control none --csv --page raw \
   --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__grid_size,launch__block_size \
   .jre/bin/java -Xss4m -cp "$cp" ai.kiln.cli.KilnCli bench --model "$dir" --device cuda --batch "$batch" \
-  --prompt-len 128 --output-len 6 --repeat 1 --max-model-len 1024 > "$out/profile-$shape-b$batch.csv" 2> "$out/profile-$shape-b$batch.err"
+  --prompt-len 128 --output-len 6 --repeat 1 --max-model-len 1024 --json > "$out/profile-$shape-b$batch.csv" 2> "$out/profile-$shape-b$batch.err"
 tail -3 "$out/profile-$shape-b$batch.err"

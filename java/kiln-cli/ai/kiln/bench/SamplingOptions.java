@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 public final class SamplingOptions {
 
     @Option(names = "--temperature", paramLabel = "T", defaultValue = "0",
-            description = "0: greedy (default ${DEFAULT-VALUE})")
+            description = "0: greedy (default: ${DEFAULT-VALUE})")
     double temperature;
 
     @Option(names = "--top-p", paramLabel = "P", description = "nucleus sampling mass (default: off, 1)")
@@ -88,6 +88,27 @@ public final class SamplingOptions {
         if (seed != null) {
             body.put("seed", seed);
         }
+    }
+
+    /** The sampling in words, for a heading: "greedy", or the temperature and the flags given. */
+    public String describe() {
+        if (temperature == 0) {
+            return "greedy";
+        }
+        StringBuilder words = new StringBuilder("temperature ").append(temperature);
+        if (topP != null) {
+            words.append(", top-p ").append(topP);
+        }
+        if (topK != null) {
+            words.append(", top-k ").append(topK);
+        }
+        if (minP != null) {
+            words.append(", min-p ").append(minP);
+        }
+        if (samplingSeed != null) {
+            words.append(", sampling seed ").append(samplingSeed);
+        }
+        return words.toString();
     }
 
     /** Records the values in a result line: what the engine used where a flag was not given. */
