@@ -28,6 +28,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Flow;
+import java.util.function.BooleanSupplier;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -100,8 +101,15 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print {\"prompt_token_ids\", \"token_ids\", \"text\", \"finish_reason\"}")
     boolean json;
 
+    @Option(names = "--raw", description = "print the model's text as it is, control characters included (on a"
+            + " terminal they are shown escaped, ^[ for ESC, so that a model's text cannot drive the terminal)")
+    boolean raw;
+
     @Mixin
     EngineFlags engineFlags;
+
+    /** Whether stdout is a terminal, where the streamed text is shown with its control characters escaped (tests set it). */
+    BooleanSupplier stdoutIsTerminal = () -> Terminals.isTerminal(Terminals.STDOUT);
 
     private final ObjectMapper mapper = new ObjectMapper();
 
@@ -269,6 +277,10 @@ public final class GenerateCommand implements Callable<Integer> {
             out.println(toJson(result));
             return;
         }
+        // NOTE: a model's text may hold any character (random weights give ESC often); raw on a
+        // terminal, it would move the cursor, recolour or retitle it. Piped output and --json stay
+        // exact.
+        boolean escape = !raw && stdoutIsTerminal.getAsBoolean();
         RequestHandle handle = engine.submit(request.withStream(true));
         CountDownLatch ended = new CountDownLatch(1);
         handle.subscribe(new Flow.Subscriber<>() {
@@ -279,7 +291,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
             @Override
             public void onNext(RequestOutput item) {
-                out.print(item.text());
+                out.print(escape ? Terminals.escapeControls(item.text()) : item.text());
                 out.flush();
             }
 
