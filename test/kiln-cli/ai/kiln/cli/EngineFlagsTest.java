@@ -25,7 +25,8 @@ class EngineFlagsTest {
 
     static final List<String> ENGINE_COMMANDS = List.of("generate", "serve", "bench");
     static final List<String> FLAGS = List.of("--device", "--threads", "--kv-cache-mib", "--gpu-memory-utilization",
-            "--max-model-len", "--max-num-seqs", "--max-batched-tokens", "--block-size", "--no-prefix-caching");
+            "--max-model-len", "--max-num-seqs", "--max-batched-tokens", "--block-size", "--no-prefix-caching",
+            "--verbose");
 
     static CommandLine command(String name) {
         return new CommandLine(switch (name) {
