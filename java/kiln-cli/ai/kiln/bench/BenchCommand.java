@@ -1,5 +1,6 @@
 package ai.kiln.bench;
 
+import ai.kiln.cli.Terminals;
 import ai.kiln.api.Engine;
 import ai.kiln.api.EngineMetrics;
 import ai.kiln.api.EngineOptions;
@@ -87,7 +88,7 @@ public final class BenchCommand implements Callable<Integer> {
     CommandSpec spec;
 
     /** Whether progress is rewritten in place: where stderr is a terminal (tests set it). */
-    BooleanSupplier stderrIsTerminal = BenchProgress::stderrIsTerminal;
+    BooleanSupplier stderrIsTerminal = () -> Terminals.isTerminal(Terminals.STDERR);
 
     @Override
     public Integer call() {

@@ -1,9 +1,6 @@
 package ai.kiln.bench;
 
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.Path;
 
 /**
  * {@code kiln bench}'s progress on stderr. On a terminal one line, rewritten in place with
@@ -56,18 +53,5 @@ final class BenchProgress {
     private void rewrite(String line) {
         err.print("\r" + line + " ".repeat(Math.max(0, shown - line.length())));
         shown = line.length();
-    }
-
-    /**
-     * Whether stderr is a terminal. Java has no isatty: on Linux the descriptor's link under /proc
-     * names its device; elsewhere {@link System#console()} answers (for stdin and stdout).
-     */
-    static boolean stderrIsTerminal() {
-        try {
-            String device = Files.readSymbolicLink(Path.of("/proc/self/fd/2")).toString();
-            return device.startsWith("/dev/pts/") || device.startsWith("/dev/tty") || device.equals("/dev/console");
-        } catch (IOException | UnsupportedOperationException | SecurityException e) {
-            return System.console() != null;
-        }
     }
 }

@@ -5,10 +5,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Whether the standard streams are terminals, and text made safe to show on one. */
-final class Terminals {
+public final class Terminals {
 
-    static final int STDIN = 0;
-    static final int STDOUT = 1;
+    public static final int STDIN = 0;
+    public static final int STDOUT = 1;
+    public static final int STDERR = 2;
 
     private Terminals() {
     }
@@ -18,7 +19,7 @@ final class Terminals {
      * Linux the descriptor's link under /proc names its device; elsewhere {@link System#console()}
      * answers for stdin and stdout together.
      */
-    static boolean isTerminal(int fd) {
+    public static boolean isTerminal(int fd) {
         try {
             String device = Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString();
             return device.startsWith("/dev/pts/") || device.startsWith("/dev/tty") || device.equals("/dev/console");
@@ -33,7 +34,7 @@ final class Terminals {
      * {@code <U+009B>}. A model's text can hold any of them (random weights produce ESC often), and
      * written raw they would move the cursor, recolour or retitle the user's terminal.
      */
-    static String escapeControls(String text) {
+    public static String escapeControls(String text) {
         StringBuilder escaped = null;
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
