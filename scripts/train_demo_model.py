@@ -159,7 +159,7 @@ def main():
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     chapters = read_chapters(args.corpus)
-    held_out = max(1, len(chapters) // 50)  # the last 2% of chapters (in Revelation) are never trained on
+    held_out = max(1, len(chapters) // 50)  # the last 2% of chapters (Jude and Revelation) are never trained on
     train_chapters, val_chapters = chapters[:-held_out], chapters[-held_out:]
     print(f"{len(chapters)} chapters, {sum(len(c) for c in chapters)} verses; {held_out} chapters held out")
 
