@@ -3,7 +3,11 @@ package ai.kiln.docs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.kiln.cli.KilnCli;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.io.StringWriter;
 import java.net.URI;
 import java.nio.file.Files;
@@ -20,9 +24,9 @@ import javax.tools.ToolProvider;
 import org.junit.jupiter.api.Test;
 
 /**
- * What README promises a reader who copies from it: every Java snippet compiles as written (its
- * imports included) against Kiln's modules, and the licence it states is the one in LICENSE and
- * in the POMs.
+ * What README promises a reader who copies from it: the first command prints the text README
+ * quotes, every Java snippet compiles as written (its imports included) against Kiln's modules,
+ * and the licence it states is the one in LICENSE and in the POMs.
  */
 class ReadmeTest {
 
@@ -62,6 +66,36 @@ class ReadmeTest {
                 return code;
             }
         };
+    }
+
+    /** The README's first command, and the sentence README says it prints. */
+    static final Pattern FIRST_COMMAND = Pattern.compile("```bash\\nmvn -B -q package -DskipTests && bin/kiln (generate [^\\n]*)\\n```");
+    static final Pattern PRINTED = Pattern.compile("It prints `([^`]*)`");
+
+    @Test
+    void theFirstCommandPrintsTheTextReadmeQuotes() throws IOException {
+        String readme = Files.readString(Path.of("README.md"));
+        Matcher command = FIRST_COMMAND.matcher(readme);
+        Matcher printed = PRINTED.matcher(readme.replace("\n", " "));
+        assertTrue(command.find(), "README's first command");
+        assertTrue(printed.find(), "what README says it prints");
+        List<String> args = new ArrayList<>();
+        Matcher word = Pattern.compile("\"([^\"]*)\"|(\\S+)").matcher(command.group(1));
+        while (word.find()) {
+            args.add(word.group(1) != null ? word.group(1) : word.group(2));
+        }
+        args.addAll(List.of("--device", "cpu"));
+        PrintStream out = System.out;
+        ByteArrayOutputStream printedBytes = new ByteArrayOutputStream();
+        int code;
+        try {
+            System.setOut(new PrintStream(printedBytes, true, StandardCharsets.UTF_8));
+            code = KilnCli.execute(args.toArray(String[]::new));
+        } finally {
+            System.setOut(out);
+        }
+        assertEquals(0, code);
+        assertEquals(printed.group(1), printedBytes.toString(StandardCharsets.UTF_8).stripTrailing());
     }
 
     @Test
