@@ -249,7 +249,10 @@ def record(tokenizer, eos_ids, args):
     bf16 = LlamaForCausalLM.from_pretrained(args.out, dtype=torch.bfloat16).eval()
     records, samples = [], []
     prompts = [(p, tokenizer(p, add_special_tokens=True)["input_ids"]) for p in PROMPTS]
-    prompts += [(tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
+    # A chat record's prompt is the rendered template without its leading BOS, which tokenizing
+    # the text (with special tokens) adds back: the same ids either way.
+    bos = tokenizer.bos_token
+    prompts += [(tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True).removeprefix(bos),
                  tokenizer.apply_chat_template(m, tokenize=True, add_generation_prompt=True, return_dict=False))
                 for m in CHAT_PROMPTS]
     for prompt, ids in prompts:

@@ -275,12 +275,9 @@ final class ChatSession {
                     + contextTokens + " tokens keeps " + replyRoom + " of them for the reply; it was not sent");
             return;
         }
-        if (dropped > 0) {
-            history.dropOldest(dropped);
-            note("(dropped the oldest " + (dropped == 1 ? "turn" : dropped + " turns") + " of the conversation to fit"
-                    + " the context of " + contextTokens + " tokens)");
-        }
-        GenerateRequest request = GenerateRequest.ofChat(history.messagesWith(user), params).withStream(true);
+        // NOTE: the oldest turns leave the history only once this turn is kept: a refused or
+        // stopped-before-it-began message leaves the conversation as it was.
+        GenerateRequest request = GenerateRequest.ofChat(history.messagesWith(dropped, user), params).withStream(true);
         Reply reply = stream(request);
         if (reply == null) {
             return;
@@ -304,6 +301,11 @@ final class ChatSession {
             }
         }
         if (!(cutShort && reply.text().isEmpty())) {
+            if (dropped > 0) {
+                history.dropOldest(dropped);
+                note("(dropped the oldest " + (dropped == 1 ? "turn" : dropped + " turns") + " of the conversation to"
+                        + " fit the context of " + contextTokens + " tokens)");
+            }
             history.add(user, reply.text());
         }
     }
