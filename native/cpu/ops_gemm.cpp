@@ -65,6 +65,61 @@ const MicroTile kTiles[kTile][kTile] = {
     {tile_of<4, 1>(), tile_of<4, 2>(), tile_of<4, 3>(), tile_of<4, 4>()},
 };
 
+typedef uint16_t Bf16x8 __attribute__((vector_size(16)));
+typedef uint32_t Uint8x __attribute__((vector_size(32)));
+
+// micro_tile over bf16 weights read as stored. For decode-sized products (a few activation rows)
+// the weights are read once: widening them in registers spares writing and reading back an fp32
+// copy of every block.
+template <int MR, int NR>
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void micro_tile_bf16(const float* x, int64_t x_stride, const uint16_t* w, int64_t w_stride, int64_t k,
+                     float* c /* [MR][kTile] */) {
+  Float8 acc[MR][NR] = {};
+  int64_t e = 0;
+  for (; e + 8 <= k; e += 8) {
+    Float8 xv[MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) std::memcpy(&xv[r], x + r * x_stride + e, sizeof(Float8));
+#pragma GCC unroll 4
+    for (int s = 0; s < NR; ++s) {
+      // Eight bf16 weights widened in registers: a bf16 is the high half of an fp32.
+      Bf16x8 half;
+      std::memcpy(&half, w + s * w_stride + e, sizeof(half));
+      const Uint8x bits = __builtin_convertvector(half, Uint8x) << 16;
+      Float8 wv;
+      std::memcpy(&wv, &bits, sizeof(wv));
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) acc[r][s] += xv[r] * wv;
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int s = 0; s < NR; ++s) {
+      float sum = 0.0f;
+      for (int lane = 0; lane < 8; ++lane) sum += acc[r][s][lane];
+      for (int64_t t = e; t < k; ++t) sum += x[r * x_stride + t] * kiln::bf16_to_f32(w[s * w_stride + t]);
+      c[r * kTile + s] = sum;
+    }
+  }
+}
+
+using MicroTileBf16 = void (*)(const float*, int64_t, const uint16_t*, int64_t, int64_t, float*);
+
+template <int MR, int NR>
+constexpr MicroTileBf16 bf16_tile_of() { return &micro_tile_bf16<MR, NR>; }
+
+// Indexed [MR - 1][NR - 1].
+const MicroTileBf16 kBf16Tiles[kTile][kTile] = {
+    {bf16_tile_of<1, 1>(), bf16_tile_of<1, 2>(), bf16_tile_of<1, 3>(), bf16_tile_of<1, 4>()},
+    {bf16_tile_of<2, 1>(), bf16_tile_of<2, 2>(), bf16_tile_of<2, 3>(), bf16_tile_of<2, 4>()},
+    {bf16_tile_of<3, 1>(), bf16_tile_of<3, 2>(), bf16_tile_of<3, 3>(), bf16_tile_of<3, 4>()},
+    {bf16_tile_of<4, 1>(), bf16_tile_of<4, 2>(), bf16_tile_of<4, 3>(), bf16_tile_of<4, 4>()},
+};
+
+// Up to this many activation rows a bf16 product widens its weights in registers; more rows reuse
+// a block converted once to fp32.
+constexpr int64_t kMaxRowsWidenedInRegisters = kTile;
+
 }  // namespace
 
 extern "C" int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
@@ -84,12 +139,31 @@ extern "C" int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int
   const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
 #pragma omp parallel
   {
+    const bool widen_in_registers = w_dtype == KILN_BF16 && m <= kMaxRowsWidenedInRegisters;
     std::vector<float> converted;
-    if (w_dtype != KILN_F32) converted.resize(static_cast<size_t>(kRowsPerBlock * k));
+    if (w_dtype != KILN_F32 && !widen_in_registers) converted.resize(static_cast<size_t>(kRowsPerBlock * k));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t block = 0; block < num_blocks; ++block) {
       const int64_t n0 = block * kRowsPerBlock;
       const int64_t rows = n - n0 < kRowsPerBlock ? n - n0 : kRowsPerBlock;
+      if (widen_in_registers) {
+        const uint16_t* wb = static_cast<const uint16_t*>(w) + n0 * k;  // [rows, k]
+        float tile[kTile * kTile];
+        const int mr = static_cast<int>(m);
+        for (int64_t j0 = 0; j0 < rows; j0 += kTile) {
+          const int nr = static_cast<int>(rows - j0 < kTile ? rows - j0 : kTile);
+          kBf16Tiles[mr - 1][nr - 1](x, x_stride, wb + j0 * k, k, k, tile);
+          for (int r = 0; r < mr; ++r) {
+            float* dst = out + r * out_stride + n0 + j0;
+            for (int s = 0; s < nr; ++s) {
+              float value = tile[r * kTile + s];
+              if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, n0 + j0 + s);
+              dst[s] = value;
+            }
+          }
+        }
+        continue;
+      }
       const float* wf;
       if (w_dtype == KILN_F32) {
         wf = static_cast<const float*>(w) + n0 * k;

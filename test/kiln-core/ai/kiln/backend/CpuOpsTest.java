@@ -11,6 +11,8 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * CPU backend ops against naive Java references (batched paged attention with GQA across several
@@ -116,9 +118,14 @@ class CpuOpsTest {
         }
     }
 
-    @Test
-    void bf16GemmWithBiasMatchesNaiveProduct() {
-        int m = 5, n = 37, k = 70;
+    /**
+     * Up to 4 activation rows a bf16 product widens its weights in registers, from 5 on it reads a
+     * block converted to fp32: both paths, with k not a multiple of 8 and n not of 4 (the tails).
+     */
+    @ParameterizedTest(name = "m={0}")
+    @ValueSource(ints = {1, 2, 3, 4, 5, 9})
+    void bf16GemmWithBiasMatchesNaiveProduct(int m) {
+        int n = 37, k = 70;
         Tensor x = randomFloats(m, k);
         Tensor wF32 = randomFloats(n, k);
         Tensor w = backend.allocate(DType.BF16, n, k);
