@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -18,16 +19,20 @@ constexpr int kTile = 4;
 
 // Eight floats, one AVX register where the clone has AVX (two SSE registers in the default one).
 typedef float Float8 __attribute__((vector_size(32)));
+typedef uint16_t Bf16x8 __attribute__((vector_size(16)));
+typedef uint32_t Uint32x8 __attribute__((vector_size(32)));
 
-// c[i][j] = dot(x_i, w_j) for i < MR, j < NR, over k elements.
+// c[i][j] = dot(x_i, w_j) for i < MR, j < NR, over k elements; the weights W are fp32, or bf16
+// (uint16_t) read as stored and widened in registers (a bf16 is the high half of an fp32).
 //
 // NOTE: the MR x NR accumulators stay in registers for the whole of k, eight lanes each: every
 // step loads MR activation vectors and NR weight vectors for MR * NR fused multiply-adds, so the
 // loads no longer bound the arithmetic (a dot product at a time loaded two vectors per FMA).
-template <int MR, int NR>
+template <typename W, int MR, int NR>
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void micro_tile(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t k,
+void micro_tile(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int64_t k,
                 float* c /* [MR][kTile] */) {
+  static_assert(std::is_same_v<W, float> || std::is_same_v<W, uint16_t>, "fp32 or bf16 weights");
   Float8 acc[MR][NR] = {};
   int64_t e = 0;
   for (; e + 8 <= k; e += 8) {
@@ -37,7 +42,14 @@ void micro_tile(const float* x, int64_t x_stride, const float* w, int64_t w_stri
 #pragma GCC unroll 4
     for (int s = 0; s < NR; ++s) {
       Float8 wv;
-      std::memcpy(&wv, w + s * w_stride + e, sizeof(Float8));
+      if constexpr (std::is_same_v<W, float>) {
+        std::memcpy(&wv, w + s * w_stride + e, sizeof(wv));
+      } else {
+        Bf16x8 half;
+        std::memcpy(&half, w + s * w_stride + e, sizeof(half));
+        const Uint32x8 bits = __builtin_convertvector(half, Uint32x8) << 16;
+        std::memcpy(&wv, &bits, sizeof(wv));
+      }
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) acc[r][s] += xv[r] * wv;
     }
@@ -46,74 +58,32 @@ void micro_tile(const float* x, int64_t x_stride, const float* w, int64_t w_stri
     for (int s = 0; s < NR; ++s) {
       float sum = 0.0f;
       for (int lane = 0; lane < 8; ++lane) sum += acc[r][s][lane];
-      for (int64_t t = e; t < k; ++t) sum += x[r * x_stride + t] * w[s * w_stride + t];
+      for (int64_t t = e; t < k; ++t) {
+        const W weight = w[s * w_stride + t];
+        if constexpr (std::is_same_v<W, float>) {
+          sum += x[r * x_stride + t] * weight;
+        } else {
+          sum += x[r * x_stride + t] * kiln::bf16_to_f32(weight);
+        }
+      }
       c[r * kTile + s] = sum;
     }
   }
 }
 
-using MicroTile = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+template <typename W>
+using MicroTile = void (*)(const float*, int64_t, const W*, int64_t, int64_t, float*);
 
-template <int MR, int NR>
-constexpr MicroTile tile_of() { return &micro_tile<MR, NR>; }
-
-// Indexed [MR - 1][NR - 1].
-const MicroTile kTiles[kTile][kTile] = {
-    {tile_of<1, 1>(), tile_of<1, 2>(), tile_of<1, 3>(), tile_of<1, 4>()},
-    {tile_of<2, 1>(), tile_of<2, 2>(), tile_of<2, 3>(), tile_of<2, 4>()},
-    {tile_of<3, 1>(), tile_of<3, 2>(), tile_of<3, 3>(), tile_of<3, 4>()},
-    {tile_of<4, 1>(), tile_of<4, 2>(), tile_of<4, 3>(), tile_of<4, 4>()},
-};
-
-typedef uint16_t Bf16x8 __attribute__((vector_size(16)));
-typedef uint32_t Uint8x __attribute__((vector_size(32)));
-
-// micro_tile over bf16 weights read as stored. For decode-sized products (a few activation rows)
-// the weights are read once: widening them in registers spares writing and reading back an fp32
-// copy of every block.
-template <int MR, int NR>
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void micro_tile_bf16(const float* x, int64_t x_stride, const uint16_t* w, int64_t w_stride, int64_t k,
-                     float* c /* [MR][kTile] */) {
-  Float8 acc[MR][NR] = {};
-  int64_t e = 0;
-  for (; e + 8 <= k; e += 8) {
-    Float8 xv[MR];
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) std::memcpy(&xv[r], x + r * x_stride + e, sizeof(Float8));
-#pragma GCC unroll 4
-    for (int s = 0; s < NR; ++s) {
-      // Eight bf16 weights widened in registers: a bf16 is the high half of an fp32.
-      Bf16x8 half;
-      std::memcpy(&half, w + s * w_stride + e, sizeof(half));
-      const Uint8x bits = __builtin_convertvector(half, Uint8x) << 16;
-      Float8 wv;
-      std::memcpy(&wv, &bits, sizeof(wv));
-#pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) acc[r][s] += xv[r] * wv;
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    for (int s = 0; s < NR; ++s) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += acc[r][s][lane];
-      for (int64_t t = e; t < k; ++t) sum += x[r * x_stride + t] * kiln::bf16_to_f32(w[s * w_stride + t]);
-      c[r * kTile + s] = sum;
-    }
-  }
-}
-
-using MicroTileBf16 = void (*)(const float*, int64_t, const uint16_t*, int64_t, int64_t, float*);
-
-template <int MR, int NR>
-constexpr MicroTileBf16 bf16_tile_of() { return &micro_tile_bf16<MR, NR>; }
+template <typename W, int MR, int NR>
+constexpr MicroTile<W> tile_of() { return &micro_tile<W, MR, NR>; }
 
 // Indexed [MR - 1][NR - 1].
-const MicroTileBf16 kBf16Tiles[kTile][kTile] = {
-    {bf16_tile_of<1, 1>(), bf16_tile_of<1, 2>(), bf16_tile_of<1, 3>(), bf16_tile_of<1, 4>()},
-    {bf16_tile_of<2, 1>(), bf16_tile_of<2, 2>(), bf16_tile_of<2, 3>(), bf16_tile_of<2, 4>()},
-    {bf16_tile_of<3, 1>(), bf16_tile_of<3, 2>(), bf16_tile_of<3, 3>(), bf16_tile_of<3, 4>()},
-    {bf16_tile_of<4, 1>(), bf16_tile_of<4, 2>(), bf16_tile_of<4, 3>(), bf16_tile_of<4, 4>()},
+template <typename W>
+const MicroTile<W> kTiles[kTile][kTile] = {
+    {tile_of<W, 1, 1>(), tile_of<W, 1, 2>(), tile_of<W, 1, 3>(), tile_of<W, 1, 4>()},
+    {tile_of<W, 2, 1>(), tile_of<W, 2, 2>(), tile_of<W, 2, 3>(), tile_of<W, 2, 4>()},
+    {tile_of<W, 3, 1>(), tile_of<W, 3, 2>(), tile_of<W, 3, 3>(), tile_of<W, 3, 4>()},
+    {tile_of<W, 4, 1>(), tile_of<W, 4, 2>(), tile_of<W, 4, 3>(), tile_of<W, 4, 4>()},
 };
 
 // Up to this many activation rows a bf16 product widens its weights in registers; more rows reuse
@@ -152,7 +122,7 @@ extern "C" int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int
         const int mr = static_cast<int>(m);
         for (int64_t j0 = 0; j0 < rows; j0 += kTile) {
           const int nr = static_cast<int>(rows - j0 < kTile ? rows - j0 : kTile);
-          kBf16Tiles[mr - 1][nr - 1](x, x_stride, wb + j0 * k, k, k, tile);
+          kTiles<uint16_t>[mr - 1][nr - 1](x, x_stride, wb + j0 * k, k, k, tile);
           for (int r = 0; r < mr; ++r) {
             float* dst = out + r * out_stride + n0 + j0;
             for (int s = 0; s < nr; ++s) {
@@ -178,7 +148,7 @@ extern "C" int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int
         const int mr = static_cast<int>(m - m0 < kTile ? m - m0 : kTile);
         for (int64_t j0 = 0; j0 < rows; j0 += kTile) {
           const int nr = static_cast<int>(rows - j0 < kTile ? rows - j0 : kTile);
-          kTiles[mr - 1][nr - 1](x + m0 * x_stride, x_stride, wf + j0 * k, k, k, tile);
+          kTiles<float>[mr - 1][nr - 1](x + m0 * x_stride, x_stride, wf + j0 * k, k, k, tile);
           for (int r = 0; r < mr; ++r) {
             float* dst = out + (m0 + r) * out_stride + n0 + j0;
             for (int s = 0; s < nr; ++s) {
