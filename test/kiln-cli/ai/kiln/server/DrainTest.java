@@ -4,22 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -28,38 +21,11 @@ import org.junit.jupiter.api.Test;
  */
 class DrainTest {
 
-    static final Pattern LISTENING = Pattern.compile("listening on http://127\\.0\\.0\\.1:(\\d+)");
-
     @Test
     void sigtermDrainsInFlightRequestsThenExitsZero() throws Exception {
-        Path javaBin = Path.of(System.getProperty("java.home"), "bin", "java");
-        List<String> command = List.of(javaBin.toString(), "-cp", System.getProperty("java.class.path"),
-                "ai.kiln.cli.KilnCli", "serve", "--device", "cpu", "--model",
-                ServerHarness.FIXTURE.dir().toAbsolutePath().toString(),
-                "--port", "0", "--grace-period-seconds", "60", "--threads", "1", "--kv-cache-mib", "16");
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        List<String> log = Collections.synchronizedList(new ArrayList<>());
-        CompletableFuture<Integer> port = new CompletableFuture<>();
-        Thread reader = new Thread(() -> {
-            try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(),
-                    StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = in.readLine()) != null) {
-                    log.add(line);
-                    Matcher m = LISTENING.matcher(line);
-                    if (m.find()) {
-                        port.complete(Integer.parseInt(m.group(1)));
-                    }
-                }
-            } catch (Exception e) {
-                port.completeExceptionally(e);
-            }
-            port.completeExceptionally(new AssertionError("the server never said where it listens: " + log));
-        }, "kiln-serve-child-log");
-        reader.setDaemon(true);
-        reader.start();
-        try {
-            String base = "http://127.0.0.1:" + port.get(60, TimeUnit.SECONDS);
+        try (ServeProcess server = ServeProcess.start("--grace-period-seconds", "60")) {
+            Process process = server.process;
+            String base = server.base();
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             awaitStatus(http, base + "/ready", 200, Duration.ofSeconds(60));
 
@@ -97,17 +63,11 @@ class DrainTest {
             }
             assertEquals(List.of("length", "length"), finishes);
             assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the process did not exit after draining");
-            assertEquals(0, process.exitValue(), String.join("\n", log));
-            reader.join(5000);
-            synchronized (log) {
-                assertTrue(log.stream().anyMatch(l -> l.contains("draining: 1 requests in flight")), log.toString());
-                assertTrue(log.stream().anyMatch(l -> l.contains("POST /v1/completions 200")), log.toString());
-            }
-        } finally {
-            if (process.isAlive()) {
-                process.destroyForcibly();
-                process.waitFor(10, TimeUnit.SECONDS);
-            }
+            assertEquals(0, process.exitValue(), String.join("\n", server.lines()));
+            server.awaitOutputEnd();
+            List<String> log = server.lines();
+            assertTrue(log.stream().anyMatch(l -> l.contains("draining: 1 requests in flight")), log.toString());
+            assertTrue(log.stream().anyMatch(l -> l.contains("POST /v1/completions 200")), log.toString());
         }
     }
 

@@ -4,23 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.kiln.cli.KilnProcess;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -34,33 +26,9 @@ class ServeLogTest {
 
     /** Runs the server with {@code extra}, answers one completion and /health, stops it with SIGTERM; its output lines. */
     static List<String> serveOneRequest(String... extra) throws Exception {
-        List<String> args = new ArrayList<>(List.of("serve", "--device", "cpu", "--model",
-                ServerHarness.FIXTURE.dir().toAbsolutePath().toString(), "--port", "0", "--threads", "1",
-                "--kv-cache-mib", "16"));
-        args.addAll(List.of(extra));
-        Process process = KilnProcess.of(args.toArray(String[]::new)).redirectErrorStream(true).start();
-        List<String> lines = Collections.synchronizedList(new ArrayList<>());
-        CompletableFuture<Integer> port = new CompletableFuture<>();
-        Thread reader = new Thread(() -> {
-            try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(),
-                    StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = in.readLine()) != null) {
-                    lines.add(line);
-                    Matcher m = DrainTest.LISTENING.matcher(line);
-                    if (m.find()) {
-                        port.complete(Integer.parseInt(m.group(1)));
-                    }
-                }
-            } catch (Exception e) {
-                port.completeExceptionally(e);
-            }
-            port.completeExceptionally(new AssertionError("the server never said where it listens: " + lines));
-        }, "kiln-serve-child-log");
-        reader.setDaemon(true);
-        reader.start();
-        try {
-            String base = "http://127.0.0.1:" + port.get(60, TimeUnit.SECONDS);
+        try (ServeProcess server = ServeProcess.start(extra)) {
+            Process process = server.process;
+            String base = server.base();
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
             DrainTest.awaitStatus(http, base + "/ready", 200, Duration.ofSeconds(60));
             HttpResponse<String> completion = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
@@ -71,16 +39,9 @@ class ServeLogTest {
             assertEquals(200, completion.statusCode(), completion.body());
             assertTrue(process.toHandle().destroy());
             assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the server did not stop");
-            reader.join(5000);
-            assertEquals(0, process.exitValue(), String.join("\n", lines));
-            synchronized (lines) {
-                return List.copyOf(lines);
-            }
-        } finally {
-            if (process.isAlive()) {
-                process.destroyForcibly();
-                process.waitFor(10, TimeUnit.SECONDS);
-            }
+            server.awaitOutputEnd();
+            assertEquals(0, process.exitValue(), String.join("\n", server.lines()));
+            return server.lines();
         }
     }
 
