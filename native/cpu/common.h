@@ -13,6 +13,9 @@ namespace kiln {
 int fail(int code, const char* format, ...) __attribute__((format(printf, 2, 3)));
 void clear_error();
 
+// Threads each op's parallel region runs on (kiln_cpu_set_num_threads).
+int op_threads();
+
 inline float bf16_to_f32(uint16_t bits) {
   uint32_t wide = static_cast<uint32_t>(bits) << 16;
   float out;
@@ -53,6 +56,7 @@ inline int64_t dtype_size(int dtype) {
     case KILN_BF16: return 2;
     case KILN_I32: return 4;
     case KILN_I64: return 8;
+    case KILN_I8: return 1;
     default: return 0;
   }
 }

@@ -5,10 +5,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 
 #include "common.h"
+
+namespace {
+
+// Threads of every op's parallel region; 0: one per processor OpenMP sees.
+// NOTE: a process-wide setting, not omp_set_num_threads, whose setting belongs to the thread that
+// makes it: the ops run on the engine's thread, not the one that made the backend.
+std::atomic<int> g_op_threads{0};
+
+}  // namespace
+
+int kiln::op_threads() {
+  const int chosen = g_op_threads.load(std::memory_order_relaxed);
+  return chosen > 0 ? chosen : omp_get_num_procs();
+}
 
 extern "C" {
 
@@ -92,7 +107,7 @@ int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, i
     std::memcpy(dst, src, static_cast<size_t>(n * kiln::dtype_size(src_dtype)));
     return KILN_OK;
   }
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 16)) num_threads(kiln::op_threads())
   for (int64_t i = 0; i < n; ++i) {
     float value = kiln::load_one(src, src_dtype, i);
     switch (dst_dtype) {
@@ -110,13 +125,13 @@ int64_t kiln_cpu_find_non_finite(const void* src, int dtype, int64_t n) {
   int64_t first = n;
   if (dtype == KILN_F32) {
     const uint32_t* bits = static_cast<const uint32_t*>(src);
-#pragma omp parallel for reduction(min : first) schedule(static) if (n > (1 << 20))
+#pragma omp parallel for reduction(min : first) schedule(static) if (n > (1 << 20)) num_threads(kiln::op_threads())
     for (int64_t i = 0; i < n; ++i)
       if ((bits[i] & 0x7f800000u) == 0x7f800000u && i < first) first = i;
   } else {
     const uint16_t mask = dtype == KILN_BF16 ? 0x7f80 : 0x7c00;
     const uint16_t* bits = static_cast<const uint16_t*>(src);
-#pragma omp parallel for reduction(min : first) schedule(static) if (n > (1 << 20))
+#pragma omp parallel for reduction(min : first) schedule(static) if (n > (1 << 20)) num_threads(kiln::op_threads())
     for (int64_t i = 0; i < n; ++i)
       if ((bits[i] & mask) == mask && i < first) first = i;
   }
@@ -124,9 +139,9 @@ int64_t kiln_cpu_find_non_finite(const void* src, int dtype, int64_t n) {
 }
 
 void kiln_cpu_set_num_threads(int num_threads) {
-  if (num_threads > 0) omp_set_num_threads(num_threads);
+  g_op_threads.store(num_threads > 0 ? num_threads : 0, std::memory_order_relaxed);
 }
 
-int kiln_cpu_get_num_threads(void) { return omp_get_max_threads(); }
+int kiln_cpu_get_num_threads(void) { return kiln::op_threads(); }
 
 }  // extern "C"

@@ -58,7 +58,7 @@ extern "C" int kiln_cpu_attention(float* out, int64_t out_stride, const float* q
   const int64_t kv_row = num_kv_heads * head_dim;  // elements per slot
   // One work item per (token, q head); each finds its sequence by binary search.
   const int64_t items = num_tokens * num_q_heads;
-#pragma omp parallel
+#pragma omp parallel num_threads(kiln::op_threads())
   {
     std::vector<float> scores;
     std::vector<float> acc(static_cast<size_t>(head_dim));

@@ -29,7 +29,7 @@ int kiln_cpu_embedding(float* out, const void* table, int table_dtype, const int
     }
   }
   const int64_t row_bytes = hidden * kiln::dtype_size(table_dtype);
-#pragma omp parallel for schedule(static) if (num_tokens * hidden > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (num_tokens * hidden > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t t = 0; t < num_tokens; ++t) {
     const char* row = static_cast<const char*>(table) + ids[t] * row_bytes;
     kiln::load_f32(out + t * hidden, row, table_dtype, hidden);
@@ -51,7 +51,7 @@ int kiln_cpu_rms_norm(float* out, int64_t out_stride, const float* x, int64_t x_
   std::vector<float> weight_f32(static_cast<size_t>(dim));
   kiln::load_f32(weight_f32.data(), weight, weight_dtype, dim);
   const float* w = weight_f32.data();
-#pragma omp parallel for schedule(static) if (rows * dim > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (rows * dim > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = x + r * x_stride;
     float* dst = out + r * out_stride;
@@ -83,7 +83,7 @@ int kiln_cpu_head_rms_norm(float* x, int64_t token_stride, int64_t num_tokens, i
   kiln::load_f32(weight_f32.data(), weight, weight_dtype, head_dim);
   const float* w = weight_f32.data();
   const int64_t rows = num_tokens * num_heads;
-#pragma omp parallel for schedule(static) if (rows * head_dim > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (rows * head_dim > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t r = 0; r < rows; ++r) {
     float* head = x + (r / num_heads) * token_stride + (r % num_heads) * head_dim;
     float sum_squares = 0.0f;
@@ -113,7 +113,7 @@ int kiln_cpu_rotary(float* q, int64_t q_stride, int64_t num_q_heads, float* k,
     }
   }
   const int64_t half = head_dim / 2;
-#pragma omp parallel for schedule(static) if (num_tokens * (num_q_heads + num_kv_heads) * head_dim > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (num_tokens * (num_q_heads + num_kv_heads) * head_dim > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float* cos = cos_sin + static_cast<int64_t>(positions[t]) * head_dim;
     const float* sin = cos + half;
@@ -144,7 +144,7 @@ int kiln_cpu_silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, 
   KILN_CHECK_PTR(out);
   KILN_CHECK_PTR(gate_up);
   KILN_CHECK(num_tokens >= 0 && inter > 0, "kiln_cpu_silu_and_mul: bad sizes");
-#pragma omp parallel for schedule(static) if (num_tokens * inter > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (num_tokens * inter > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float* gate = gate_up + t * 2 * inter;
     const float* up = gate + inter;
@@ -172,7 +172,7 @@ int kiln_cpu_write_kv_cache(const float* k, int64_t k_stride, const float* v, in
                         slot_mapping[t], (long long)t, (long long)num_slots);
     }
   }
-#pragma omp parallel for schedule(static) if (num_tokens * row > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (num_tokens * row > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t slot = slot_mapping[t];
     if (slot < 0) continue;
@@ -202,7 +202,7 @@ int kiln_cpu_argmax(const float* logits, int64_t batch, int64_t vocab, int32_t* 
   KILN_CHECK_PTR(logits);
   KILN_CHECK_PTR(out_ids);
   KILN_CHECK(batch >= 0 && vocab > 0, "kiln_cpu_argmax: bad sizes");
-#pragma omp parallel for schedule(static) if (batch > 1 && batch * vocab > kParallelMinElements)
+#pragma omp parallel for schedule(static) if (batch > 1 && batch * vocab > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t b = 0; b < batch; ++b) {
     // NOTE: logits are read as the sampler reads them (NaN as -inf, +inf as the largest float),
     // so a greedy row takes the same id whichever path its step takes.

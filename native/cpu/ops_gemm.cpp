@@ -1,165 +1,228 @@
-// out = x @ w^T + bias on the CPU, fp32 accumulation, weights in fp32, fp16 or bf16.
+// out = x @ w^T + bias on the CPU, fp32 accumulation, weights in fp32, fp16, bf16 or int8 with a
+// scale per row; and the int8 quantisation of weights.
 //
-// NOTE: weights are the large operand and are read once: the n dimension is split into blocks
-// of kRowsPerBlock weight rows, each converted to fp32 once into a per-thread buffer (small
-// enough for L2), then multiplied against every activation row with a 4x4 register tile.
-// Decode (m = 1..few) is bound by reading w; prefill reuses each converted block m times.
+// NOTE: weights are the large operand and are read once. The n dimension is split into blocks of
+// kRowsPerBlock weight rows, shared out over the threads. A block is multiplied against every
+// activation row with register tiles (gemm_tiles.cpp, the widest the CPU runs). Up to
+// kMaxTileRows activation rows (decode) the tiles read the weights in their stored type, widening
+// them in registers, so decode is bound by reading the weights once in their stored size; with more
+// rows (a prompt) each block is first widened once to fp32 into a per-thread buffer small enough
+// for L2, then reused by every row tile.
 #include <omp.h>
 
-#include <cstring>
-#include <type_traits>
+#include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "common.h"
+#include "gemm_tiles.h"
 
 namespace {
 
+using kiln::gemm::Kernels;
+using kiln::gemm::kMaxTileCols;
+using kiln::gemm::kMaxTileRows;
+
 constexpr int64_t kRowsPerBlock = 32;
-constexpr int kTile = 4;
 
-// Eight floats, one AVX register where the clone has AVX (two SSE registers in the default one).
-typedef float Float8 __attribute__((vector_size(32)));
-typedef uint16_t Bf16x8 __attribute__((vector_size(16)));
-typedef uint32_t Uint32x8 __attribute__((vector_size(32)));
+const Kernels* widest_supported() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return &kiln::gemm::kernels_x86_64_v4();
+  if (__builtin_cpu_supports("x86-64-v3")) return &kiln::gemm::kernels_x86_64_v3();
+  return &kiln::gemm::kernels_baseline();
+}
 
-// c[i][j] = dot(x_i, w_j) for i < MR, j < NR, over k elements; the weights W are fp32, or bf16
-// (uint16_t) read as stored and widened in registers (a bf16 is the high half of an fp32).
-//
-// NOTE: the MR x NR accumulators stay in registers for the whole of k, eight lanes each: every
-// step loads MR activation vectors and NR weight vectors for MR * NR fused multiply-adds, so the
-// loads no longer bound the arithmetic (a dot product at a time loaded two vectors per FMA).
-template <typename W, int MR, int NR>
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void micro_tile(const float* x, int64_t x_stride, const W* w, int64_t w_stride, int64_t k,
-                float* c /* [MR][kTile] */) {
-  static_assert(std::is_same_v<W, float> || std::is_same_v<W, uint16_t>, "fp32 or bf16 weights");
-  Float8 acc[MR][NR] = {};
-  int64_t e = 0;
-  for (; e + 8 <= k; e += 8) {
-    Float8 xv[MR];
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) std::memcpy(&xv[r], x + r * x_stride + e, sizeof(Float8));
-#pragma GCC unroll 4
-    for (int s = 0; s < NR; ++s) {
-      Float8 wv;
-      if constexpr (std::is_same_v<W, float>) {
-        std::memcpy(&wv, w + s * w_stride + e, sizeof(wv));
-      } else {
-        Bf16x8 half;
-        std::memcpy(&half, w + s * w_stride + e, sizeof(half));
-        const Uint32x8 bits = __builtin_convertvector(half, Uint32x8) << 16;
-        std::memcpy(&wv, &bits, sizeof(wv));
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < MR; ++r) acc[r][s] += xv[r] * wv;
-    }
+std::atomic<const Kernels*> g_kernels{nullptr};
+
+const Kernels& kernels() {
+  const Kernels* chosen = g_kernels.load(std::memory_order_acquire);
+  if (chosen == nullptr) {
+    chosen = widest_supported();
+    g_kernels.store(chosen, std::memory_order_release);
   }
-  for (int r = 0; r < MR; ++r) {
-    for (int s = 0; s < NR; ++s) {
-      float sum = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) sum += acc[r][s][lane];
-      for (int64_t t = e; t < k; ++t) {
-        const W weight = w[s * w_stride + t];
-        if constexpr (std::is_same_v<W, float>) {
-          sum += x[r * x_stride + t] * weight;
-        } else {
-          sum += x[r * x_stride + t] * kiln::bf16_to_f32(weight);
-        }
-      }
-      c[r * kTile + s] = sum;
+  return *chosen;
+}
+
+int weight_type_of(int dtype) {
+  switch (dtype) {
+    case KILN_F32: return kiln::gemm::kWeightF32;
+    case KILN_BF16: return kiln::gemm::kWeightBf16;
+    case KILN_F16: return kiln::gemm::kWeightF16;
+    case KILN_I8: return kiln::gemm::kWeightI8;
+    default: return -1;
+  }
+}
+
+// Writes tile rows [0, mr) x columns [0, nr) at out[row0.., col0..], times the rows' scales
+// (int8 weights read as stored) and plus the bias.
+inline void store_tile(const float* tile, int mr, int nr, float* out, int64_t out_stride, int64_t row0,
+                       int64_t col0, const float* scales, const void* bias, int bias_dtype) {
+  for (int r = 0; r < mr; ++r) {
+    float* dst = out + (row0 + r) * out_stride + col0;
+    for (int s = 0; s < nr; ++s) {
+      float value = tile[r * kMaxTileCols + s];
+      if (scales != nullptr) value *= scales[col0 + s];
+      if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, col0 + s);
+      dst[s] = value;
     }
   }
 }
 
-template <typename W>
-using MicroTile = void (*)(const float*, int64_t, const W*, int64_t, int64_t, float*);
+int gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride, const void* w, int w_dtype,
+         const float* w_scales, const void* bias, int bias_dtype, int64_t m, int64_t n, int64_t k) {
+  const Kernels& kern = kernels();
+  const int type = weight_type_of(w_dtype);
+  const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
+  const int64_t num_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+  // fp32 weights are read as they are at any m; others are widened in registers up to
+  // kMaxTileRows activation rows, else widened once per block into the thread's buffer.
+  const bool read_as_stored = type == kiln::gemm::kWeightF32 || m <= kMaxTileRows;
+#pragma omp parallel num_threads(kiln::op_threads())
+  {
+    std::vector<float> widened;
+    if (!read_as_stored) widened.resize(static_cast<size_t>(kRowsPerBlock * k));
+    float tile[kMaxTileRows * kMaxTileCols];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t block = 0; block < num_blocks; ++block) {
+      const int64_t n0 = block * kRowsPerBlock;
+      const int64_t rows = n - n0 < kRowsPerBlock ? n - n0 : kRowsPerBlock;
+      const char* block_weights = static_cast<const char*>(w) + n0 * w_row_bytes;  // [rows, k] w_dtype
+      int tile_type = type;
+      const void* tile_weights = block_weights;
+      int64_t tile_row_bytes = w_row_bytes;
+      const float* tile_scales = w_scales;
+      if (!read_as_stored) {
+        for (int64_t r = 0; r < rows; ++r) {
+          kern.widen[type](widened.data() + r * k, block_weights + r * w_row_bytes,
+                           w_scales != nullptr ? w_scales[n0 + r] : 1.0f, k);
+        }
+        tile_type = kiln::gemm::kWeightF32;
+        tile_weights = widened.data();  // [rows, k] fp32, scales applied
+        tile_row_bytes = k * static_cast<int64_t>(sizeof(float));
+        tile_scales = nullptr;
+      }
+      for (int64_t m0 = 0; m0 < m; m0 += kMaxTileRows) {
+        const int mr = static_cast<int>(m - m0 < kMaxTileRows ? m - m0 : kMaxTileRows);
+        for (int64_t j0 = 0; j0 < rows; j0 += kMaxTileCols) {
+          const int nr = static_cast<int>(rows - j0 < kMaxTileCols ? rows - j0 : kMaxTileCols);
+          // The tiles take the element stride; every weight type's row is k elements.
+          kern.tiles[tile_type][mr - 1][nr - 1](x + m0 * x_stride, x_stride,
+                                                static_cast<const char*>(tile_weights) + j0 * tile_row_bytes, k,
+                                                k, tile);
+          store_tile(tile, mr, nr, out, out_stride, m0, n0 + j0, tile_scales, bias, bias_dtype);
+        }
+      }
+    }
+  }
+  return KILN_OK;
+}
 
-template <typename W, int MR, int NR>
-constexpr MicroTile<W> tile_of() { return &micro_tile<W, MR, NR>; }
-
-// Indexed [MR - 1][NR - 1].
-template <typename W>
-const MicroTile<W> kTiles[kTile][kTile] = {
-    {tile_of<W, 1, 1>(), tile_of<W, 1, 2>(), tile_of<W, 1, 3>(), tile_of<W, 1, 4>()},
-    {tile_of<W, 2, 1>(), tile_of<W, 2, 2>(), tile_of<W, 2, 3>(), tile_of<W, 2, 4>()},
-    {tile_of<W, 3, 1>(), tile_of<W, 3, 2>(), tile_of<W, 3, 3>(), tile_of<W, 3, 4>()},
-    {tile_of<W, 4, 1>(), tile_of<W, 4, 2>(), tile_of<W, 4, 3>(), tile_of<W, 4, 4>()},
-};
-
-// Up to this many activation rows a bf16 product widens its weights in registers; more rows reuse
-// a block converted once to fp32.
-constexpr int64_t kMaxRowsWidenedInRegisters = kTile;
+int check_gemm_sizes(const void* out, const void* x, const void* w, const void* bias, int bias_dtype, int64_t m,
+                     int64_t n, int64_t k, int64_t x_stride, int64_t out_stride, const char* name) {
+  if (out == nullptr || x == nullptr || w == nullptr) {
+    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "%s: out, x and w must not be NULL", name);
+  }
+  if (bias != nullptr && !kiln::is_float_dtype(bias_dtype)) {
+    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "%s: bad bias dtype %d", name, bias_dtype);
+  }
+  if (m < 0 || n <= 0 || k <= 0) {
+    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "%s: bad sizes m=%lld n=%lld k=%lld", name, (long long)m,
+                      (long long)n, (long long)k);
+  }
+  if (x_stride < k || out_stride < n) {
+    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "%s: a row stride is too small", name);
+  }
+  return KILN_OK;
+}
 
 }  // namespace
 
 extern "C" int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
                              const void* w, int w_dtype, const void* bias, int bias_dtype,
                              int64_t m, int64_t n, int64_t k) {
-  KILN_CHECK_PTR(out);
-  KILN_CHECK_PTR(x);
-  KILN_CHECK_PTR(w);
   KILN_CHECK_DTYPE(w_dtype);
-  KILN_CHECK(bias == nullptr || kiln::is_float_dtype(bias_dtype), "kiln_cpu_gemm: bad bias dtype %d", bias_dtype);
-  KILN_CHECK(m >= 0 && n > 0 && k > 0, "kiln_cpu_gemm: bad sizes m=%lld n=%lld k=%lld",
-             (long long)m, (long long)n, (long long)k);
-  KILN_CHECK(x_stride >= k && out_stride >= n, "kiln_cpu_gemm: a row stride is too small");
+  const int status = check_gemm_sizes(out, x, w, bias, bias_dtype, m, n, k, x_stride, out_stride, __func__);
+  if (status != KILN_OK) return status;
   if (m == 0) return KILN_OK;
+  return gemm(out, out_stride, x, x_stride, w, w_dtype, nullptr, bias, bias_dtype, m, n, k);
+}
 
-  const int64_t num_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
-#pragma omp parallel
+extern "C" int kiln_cpu_gemm_i8(float* out, int64_t out_stride, const float* x, int64_t x_stride,
+                                const int8_t* w, const float* w_scales, const void* bias, int bias_dtype,
+                                int64_t m, int64_t n, int64_t k) {
+  KILN_CHECK_PTR(w_scales);
+  const int status = check_gemm_sizes(out, x, w, bias, bias_dtype, m, n, k, x_stride, out_stride, __func__);
+  if (status != KILN_OK) return status;
+  if (m == 0) return KILN_OK;
+  return gemm(out, out_stride, x, x_stride, w, KILN_I8, w_scales, bias, bias_dtype, m, n, k);
+}
+
+extern "C" int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void* src, int src_dtype,
+                                         int64_t rows, int64_t cols) {
+  KILN_CHECK_PTR(dst);
+  KILN_CHECK_PTR(scales);
+  KILN_CHECK_PTR(src);
+  KILN_CHECK_DTYPE(src_dtype);
+  KILN_CHECK(rows >= 0 && cols > 0, "kiln_cpu_quantize_i8_rows: bad sizes rows=%lld cols=%lld", (long long)rows,
+             (long long)cols);
+  const int64_t src_row_bytes = cols * kiln::dtype_size(src_dtype);
+  std::atomic<int64_t> non_finite_row{-1};
+#pragma omp parallel num_threads(kiln::op_threads())
   {
-    const bool widen_in_registers = w_dtype == KILN_BF16 && m <= kMaxRowsWidenedInRegisters;
-    std::vector<float> converted;
-    if (w_dtype != KILN_F32 && !widen_in_registers) converted.resize(static_cast<size_t>(kRowsPerBlock * k));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t block = 0; block < num_blocks; ++block) {
-      const int64_t n0 = block * kRowsPerBlock;
-      const int64_t rows = n - n0 < kRowsPerBlock ? n - n0 : kRowsPerBlock;
-      if (widen_in_registers) {
-        const uint16_t* wb = static_cast<const uint16_t*>(w) + n0 * k;  // [rows, k]
-        float tile[kTile * kTile];
-        const int mr = static_cast<int>(m);
-        for (int64_t j0 = 0; j0 < rows; j0 += kTile) {
-          const int nr = static_cast<int>(rows - j0 < kTile ? rows - j0 : kTile);
-          kTiles<uint16_t>[mr - 1][nr - 1](x, x_stride, wb + j0 * k, k, k, tile);
-          for (int r = 0; r < mr; ++r) {
-            float* dst = out + r * out_stride + n0 + j0;
-            for (int s = 0; s < nr; ++s) {
-              float value = tile[r * kTile + s];
-              if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, n0 + j0 + s);
-              dst[s] = value;
-            }
-          }
-        }
+    std::vector<float> row(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      kiln::load_f32(row.data(), static_cast<const char*>(src) + r * src_row_bytes, src_dtype, cols);
+      float max_magnitude = 0.0f;
+      bool finite = true;
+      for (int64_t c = 0; c < cols; ++c) {
+        finite = finite && std::isfinite(row[c]);
+        max_magnitude = std::fmax(max_magnitude, std::fabs(row[c]));
+      }
+      if (!finite) {
+        non_finite_row.store(r, std::memory_order_relaxed);
         continue;
       }
-      const float* wf;
-      if (w_dtype == KILN_F32) {
-        wf = static_cast<const float*>(w) + n0 * k;
-      } else {
-        for (int64_t r = 0; r < rows; ++r)
-          kiln::load_f32(converted.data() + r * k,
-                         static_cast<const char*>(w) + (n0 + r) * w_row_bytes, w_dtype, k);
-        wf = converted.data();
+      // Symmetric: q = round(v / scale) in [-127, 127], v ~ q * scale; an all-zero row has scale 0.
+      const float scale = max_magnitude / 127.0f;
+      const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+      int8_t* out = dst + r * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        const float q = std::nearbyint(row[c] * inverse);
+        out[c] = static_cast<int8_t>(q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q));
       }
-      float tile[kTile * kTile];
-      for (int64_t m0 = 0; m0 < m; m0 += kTile) {
-        const int mr = static_cast<int>(m - m0 < kTile ? m - m0 : kTile);
-        for (int64_t j0 = 0; j0 < rows; j0 += kTile) {
-          const int nr = static_cast<int>(rows - j0 < kTile ? rows - j0 : kTile);
-          kTiles<float>[mr - 1][nr - 1](x + m0 * x_stride, x_stride, wf + j0 * k, k, k, tile);
-          for (int r = 0; r < mr; ++r) {
-            float* dst = out + (m0 + r) * out_stride + n0 + j0;
-            for (int s = 0; s < nr; ++s) {
-              float value = tile[r * kTile + s];
-              if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, n0 + j0 + s);
-              dst[s] = value;
-            }
-          }
-        }
-      }
+      scales[r] = scale;
     }
   }
+  const int64_t bad = non_finite_row.load();
+  if (bad >= 0) {
+    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "kiln_cpu_quantize_i8_rows: row %lld holds a NaN or infinite value",
+                      (long long)bad);
+  }
   return KILN_OK;
+}
+
+extern "C" const char* kiln_cpu_gemm_kernels(void) { return kernels().name; }
+
+extern "C" int kiln_cpu_set_gemm_level(int level) {
+  __builtin_cpu_init();
+  switch (level) {
+    case -1:
+      g_kernels.store(widest_supported(), std::memory_order_release);
+      return KILN_OK;
+    case 4:
+      if (!__builtin_cpu_supports("x86-64-v4")) break;
+      g_kernels.store(&kiln::gemm::kernels_x86_64_v4(), std::memory_order_release);
+      return KILN_OK;
+    case 3:
+      if (!__builtin_cpu_supports("x86-64-v3")) break;
+      g_kernels.store(&kiln::gemm::kernels_x86_64_v3(), std::memory_order_release);
+      return KILN_OK;
+    case 0:
+      g_kernels.store(&kiln::gemm::kernels_baseline(), std::memory_order_release);
+      return KILN_OK;
+    default:
+      return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "kiln_cpu_set_gemm_level: level %d is not 4, 3, 0 or -1", level);
+  }
+  return kiln::fail(KILN_ERR_UNSUPPORTED, "kiln_cpu_set_gemm_level: this CPU does not run x86-64-v%d", level);
 }

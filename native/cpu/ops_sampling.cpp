@@ -179,7 +179,7 @@ int kiln_cpu_sample(const float* logits, int64_t batch, int64_t vocab, const int
     const int status = check_row(params[b], b, penalty_rows, out_logprobs != nullptr);
     if (status != KILN_OK) return status;
   }
-#pragma omp parallel for schedule(dynamic, 1) if (batch > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (batch > 1) num_threads(kiln::op_threads())
   for (int64_t b = 0; b < batch; ++b) {
     const RowParams& p = params[b];
     uint32_t* table_row = p.penalty_row >= 0 ? penalties + p.penalty_row * vocab : nullptr;

@@ -32,6 +32,7 @@ enum kiln_dtype {
   KILN_BF16 = 2,
   KILN_I32 = 3,
   KILN_I64 = 4,
+  KILN_I8 = 5,
 };
 
 // Message of the last failed call on this thread ("" if none).
@@ -56,7 +57,7 @@ int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, i
 // Index of the first NaN or infinite element of src, -1 if all are finite.
 int64_t kiln_cpu_find_non_finite(const void* src, int dtype, int64_t n);
 
-// Threads used by the ops (0: OpenMP's default).
+// Threads every op runs on, for the whole process (0: one per processor OpenMP sees).
 void kiln_cpu_set_num_threads(int num_threads);
 int kiln_cpu_get_num_threads(void);
 
@@ -104,6 +105,29 @@ int kiln_cpu_rotary(float* q, int64_t q_stride, int64_t num_q_heads, float* k,
 int kiln_cpu_gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride,
                   const void* w, int w_dtype, const void* bias, int bias_dtype, int64_t m,
                   int64_t n, int64_t k);
+
+// out = (x @ q^T) * scales (+ bias) over int8 weights with one scale per row (w ~ q * scale),
+// fp32 accumulation.
+//   w:        [n, k] int8, row-major
+//   w_scales: [n] fp32
+//   the rest as kiln_cpu_gemm
+int kiln_cpu_gemm_i8(float* out, int64_t out_stride, const float* x, int64_t x_stride,
+                     const int8_t* w, const float* w_scales, const void* bias, int bias_dtype,
+                     int64_t m, int64_t n, int64_t k);
+
+// Quantises each row symmetrically to int8: scales[r] = max |src[r, :]| / 127,
+// dst[r, c] = round(src[r, c] / scales[r]) (an all-zero row: scale 0). Refuses a NaN or infinity.
+//   dst: [rows, cols] int8; scales: [rows] fp32; src: [rows, cols] src_dtype (f32/f16/bf16)
+int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void* src, int src_dtype,
+                              int64_t rows, int64_t cols);
+
+// The instruction set the GEMM kernels use on this CPU, e.g. "x86-64-v3 (AVX2)".
+const char* kiln_cpu_gemm_kernels(void);
+
+// Chooses the GEMM kernels (tests compare every level the CPU runs): 4 (AVX-512), 3 (AVX2),
+// 0 (SSE2), or -1 for the widest this CPU runs (the default). KILN_ERR_UNSUPPORTED where the CPU
+// lacks the level.
+int kiln_cpu_set_gemm_level(int level);
 
 // out[t, i] = silu(gate_up[t, i]) * gate_up[t, inter + i]
 //   out: [num_tokens, inter] fp32; gate_up: [num_tokens, 2 * inter] fp32

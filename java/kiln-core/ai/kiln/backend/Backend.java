@@ -86,6 +86,35 @@ public interface Backend extends AutoCloseable {
      */
     void gemm(Tensor out, Tensor x, Tensor w, Tensor bias);
 
+    /**
+     * {@link #gemm} over weights quantised per row (see {@link #quantizeRows}): out = (x @ w^T) *
+     * wScales (+ bias), w: [N, K] I8, wScales: [N] F32; with wScales null, w is a float weight and
+     * this is {@link #gemm}.
+     */
+    default void gemm(Tensor out, Tensor x, Tensor w, Tensor wScales, Tensor bias) {
+        if (wScales != null) {
+            throw new BackendException("the " + name() + " backend has no " + w.dtype() + " weights");
+        }
+        gemm(out, x, w, bias);
+    }
+
+    /**
+     * Whether {@link #quantizeRows} and the quantised {@link #gemm} take weights of this type
+     * (the CPU backend: I8).
+     */
+    default boolean supportsQuantizedWeights(DType dtype) {
+        return false;
+    }
+
+    /**
+     * Quantises a host matrix [N, K] (F32, F16 or BF16) row by row into destination [N, K] of a
+     * type {@link #supportsQuantizedWeights} accepts, with scales [N] F32: symmetric, each row's
+     * largest magnitude mapped to the type's largest value (I8: 127).
+     */
+    default void quantizeRows(Tensor destination, Tensor scales, Tensor hostSource) {
+        throw new BackendException("the " + name() + " backend does not quantise weights to " + destination.dtype());
+    }
+
     /** out = silu(gateUp[:, :I]) * gateUp[:, I:]. out: [T, I]; gateUp: [T, 2I]. */
     void siluAndMul(Tensor out, Tensor gateUp);
 
@@ -122,6 +151,16 @@ public interface Backend extends AutoCloseable {
      */
     default void gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor gateUp) {
         gemm(gateUp, x, w, null);
+        siluAndMul(out, gateUp);
+    }
+
+    /** {@link #gemmSiluAndMul} over weights quantised per row, scales wScales [2I] (see the quantised {@link #gemm}). */
+    default void gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor wScales, Tensor gateUp) {
+        if (wScales == null) {
+            gemmSiluAndMul(out, x, w, gateUp);
+            return;
+        }
+        gemm(gateUp, x, w, wScales, null);
         siluAndMul(out, gateUp);
     }
 

@@ -6,7 +6,9 @@ public enum DType {
     F16(1, 2, "F16"),
     BF16(2, 2, "BF16"),
     I32(3, 4, "I32"),
-    I64(4, 8, "I64");
+    I64(4, 8, "I64"),
+    /** Quantised weights (with a scale per row, kept beside them). */
+    I8(5, 1, "I8");
 
     public final int code;
     public final int bytes;

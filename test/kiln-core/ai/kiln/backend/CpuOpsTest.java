@@ -5,18 +5,24 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.backend.cpu.CpuBackend;
+import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * CPU backend ops against naive Java references (batched paged attention with GQA across several
- * sequences, bf16 GEMM), and every out-of-range index refused with a clear error instead of a
+ * sequences, the GEMM over every weight type at every kernel level the CPU runs, int8
+ * quantisation), and every out-of-range index refused with a clear error instead of a
  * read or write out of bounds.
  */
 class CpuOpsTest {
@@ -118,24 +124,67 @@ class CpuOpsTest {
         }
     }
 
+    /** The GEMM kernel levels this CPU runs: 4 (AVX-512), 3 (AVX2), 0 (SSE2). */
+    static List<Integer> supportedGemmLevels() {
+        KilnCpu.ensureLoaded();
+        List<Integer> levels = new ArrayList<>();
+        for (int level : new int[] {4, 3, 0}) {
+            if (KilnCpu.kiln_cpu_set_gemm_level(level) == 0) {
+                levels.add(level);
+            }
+        }
+        KilnCpu.kiln_cpu_set_gemm_level(-1);
+        return levels;
+    }
+
+    static Stream<Arguments> gemmCases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (int level : supportedGemmLevels()) {
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16, DType.I8}) {
+                for (int m : new int[] {1, 2, 3, 4, 5, 9}) {
+                    cases.add(Arguments.of(level, dtype, m));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
     /**
-     * Up to 4 activation rows a bf16 product widens its weights in registers, from 5 on it reads a
-     * block converted to fp32: both paths, with k not a multiple of 8 and n not of 4 (the tails).
+     * Every kernel level the CPU runs, every weight type, against a float64 product of the values
+     * the weights hold. Up to 4 activation rows the weights are widened in registers, from 5 on a
+     * block is widened to fp32 first: both paths, with k = 70 not a multiple of any vector width
+     * and n = 37 not of the tile's 4 (the tails).
      */
-    @ParameterizedTest(name = "m={0}")
-    @ValueSource(ints = {1, 2, 3, 4, 5, 9})
-    void bf16GemmWithBiasMatchesNaiveProduct(int m) {
+    @ParameterizedTest(name = "level {0}, {1} weights, m={2}")
+    @MethodSource("gemmCases")
+    void gemmWithBiasMatchesNaiveProduct(int level, DType dtype, int m) {
         int n = 37, k = 70;
         Tensor x = randomFloats(m, k);
         Tensor wF32 = randomFloats(n, k);
-        Tensor w = backend.allocate(DType.BF16, n, k);
-        backend.upload(w, wF32);
-        Tensor wRounded = backend.allocate(DType.F32, n, k);
-        backend.upload(wRounded, w); // bf16 -> f32: the values the GEMM multiplies by
         Tensor bias = randomFloats(n);
+        Tensor w;
+        Tensor scales = null;
+        float[] wv;
+        if (dtype == DType.I8) {
+            w = backend.allocate(DType.I8, n, k);
+            scales = backend.allocate(DType.F32, n);
+            backend.quantizeRows(w, scales, wF32);
+            wv = dequantized(w, scales);
+        } else {
+            w = backend.allocate(dtype, n, k);
+            backend.upload(w, wF32);
+            Tensor wRounded = backend.allocate(DType.F32, n, k);
+            backend.upload(wRounded, w); // back to f32: the values the GEMM multiplies by
+            wv = read(wRounded);
+        }
         Tensor out = backend.allocate(DType.F32, m, n);
-        backend.gemm(out, x, w, bias);
-        float[] xv = read(x), wv = read(wRounded), bv = read(bias), actual = read(out);
+        assertEquals(0, KilnCpu.kiln_cpu_set_gemm_level(level), KilnCpu.kiln_last_error());
+        try {
+            backend.gemm(out, x, w, scales, bias);
+        } finally {
+            KilnCpu.kiln_cpu_set_gemm_level(-1);
+        }
+        float[] xv = read(x), bv = read(bias), actual = read(out);
         for (int i = 0; i < m; i++) {
             for (int j = 0; j < n; j++) {
                 double expected = bv[j];
@@ -144,6 +193,75 @@ class CpuOpsTest {
                 }
                 assertEquals(expected, actual[i * n + j], 1e-4, "seed " + seed + " at " + i + "," + j);
             }
+        }
+    }
+
+    /** w [n, k] I8 with scales [n] as the fp32 values it stands for, read through a product with the identity. */
+    private float[] dequantized(Tensor w, Tensor scales) {
+        int n = (int) w.size(0), k = (int) w.size(1);
+        float[] eye = new float[k * k];
+        for (int i = 0; i < k; i++) {
+            eye[i * k + i] = 1;
+        }
+        Tensor identity = backend.allocate(DType.F32, k, k);
+        Tensor host = HostTensors.floats(eye, k, k);
+        backend.upload(identity, host);
+        HostTensors.release(host);
+        Tensor transposed = backend.allocate(DType.F32, k, n); // [e][j] = q[j][e] * scale[j], exactly
+        backend.gemm(transposed, identity, w, scales, null);
+        float[] t = read(transposed);
+        float[] values = new float[n * k];
+        for (int j = 0; j < n; j++) {
+            for (int e = 0; e < k; e++) {
+                values[j * k + e] = t[e * n + j];
+            }
+        }
+        return values;
+    }
+
+    /** Each row's largest magnitude maps to 127 and every value rounds to its nearest step. */
+    @Test
+    void int8RowsQuantiseToTheNearestStep() {
+        int n = 19, k = 45;
+        Tensor w = randomFloats(n, k);
+        float[] original = read(w);
+        // A row of zeros has scale 0 and stays zero.
+        for (int e = 0; e < k; e++) {
+            original[3 * k + e] = 0;
+        }
+        Tensor host = HostTensors.floats(original, n, k);
+        Tensor q = backend.allocate(DType.I8, n, k);
+        Tensor scales = backend.allocate(DType.F32, n);
+        backend.quantizeRows(q, scales, host);
+        HostTensors.release(host);
+        float[] scale = read(scales);
+        float[] values = dequantized(q, scales);
+        for (int j = 0; j < n; j++) {
+            double max = 0;
+            for (int e = 0; e < k; e++) {
+                max = Math.max(max, Math.abs(original[j * k + e]));
+            }
+            assertEquals(max / 127, scale[j], 1e-7, "row " + j);
+            for (int e = 0; e < k; e++) {
+                assertEquals(original[j * k + e], values[j * k + e], scale[j] / 2 * 1.0001 + 1e-9,
+                        "seed " + seed + " at " + j + "," + e);
+            }
+        }
+    }
+
+    @Test
+    void quantisedWeightsNeedTheirScales() {
+        Tensor w = backend.allocate(DType.I8, 4, 8);
+        Tensor x = randomFloats(1, 8);
+        Tensor out = backend.allocate(DType.F32, 1, 4);
+        assertRefused(() -> backend.gemm(out, x, w, null), "needs their scales");
+        assertRefused(() -> backend.gemm(out, x, w, randomFloats(3), null), "one scale per row");
+        Tensor bad = HostTensors.floats(new float[] {1, Float.NaN, 0, 0, 0, 0, 0, 0}, 1, 8);
+        try {
+            assertRefused(() -> backend.quantizeRows(backend.allocate(DType.I8, 1, 8), backend.allocate(DType.F32, 1), bad),
+                    "row 0 holds a NaN or infinite value");
+        } finally {
+            HostTensors.release(bad);
         }
     }
 

@@ -86,6 +86,18 @@ public final class KilnCpu {
             @Cast("const void*") long bias, int biasDtype, @Cast("int64_t") long m, @Cast("int64_t") long n,
             @Cast("int64_t") long k);
 
+    public static native int kiln_cpu_gemm_i8(@Cast("float*") long out, @Cast("int64_t") long outStride,
+            @Cast("const float*") long x, @Cast("int64_t") long xStride, @Cast("const int8_t*") long w,
+            @Cast("const float*") long wScales, @Cast("const void*") long bias, int biasDtype, @Cast("int64_t") long m,
+            @Cast("int64_t") long n, @Cast("int64_t") long k);
+
+    public static native int kiln_cpu_quantize_i8_rows(@Cast("int8_t*") long dst, @Cast("float*") long scales,
+            @Cast("const void*") long src, int srcDtype, @Cast("int64_t") long rows, @Cast("int64_t") long cols);
+
+    public static native @Cast("const char*") String kiln_cpu_gemm_kernels();
+
+    public static native int kiln_cpu_set_gemm_level(int level);
+
     public static native int kiln_cpu_silu_and_mul(@Cast("float*") long out, @Cast("const float*") long gateUp,
             @Cast("int64_t") long numTokens, @Cast("int64_t") long inter);
 

@@ -16,8 +16,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The CPU backend: ops in native C++ (libkiln_cpu, OpenMP), fp32 activations, weights kept in
- * their stored type (fp32, fp16 or bf16) and widened inside the GEMM. Ops run synchronously on
- * the calling thread.
+ * their stored type (fp32, fp16 or bf16, or int8 with a scale per row when quantised) and widened
+ * inside the GEMM, whose kernels are the widest the CPU runs (AVX-512, AVX2 or SSE2). Ops run
+ * synchronously on the calling thread.
  */
 public final class CpuBackend implements Backend {
 
@@ -28,7 +29,8 @@ public final class CpuBackend implements Backend {
     private final AtomicInteger gemmFailuresToInject = new AtomicInteger(); // test hook, see failNextGemms
 
     /**
-     * @param numThreads        threads for the ops (0: one per core)
+     * @param numThreads        threads for the ops (0: one per core this JVM may use); the setting
+     *                          is the process's, so the last backend made sets it for all
      * @param memoryBudgetBytes the most memory this backend hands out, weights and KV cache included
      */
     public CpuBackend(int numThreads, long memoryBudgetBytes) {
@@ -39,7 +41,9 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("memoryBudgetBytes must be > 0, got " + memoryBudgetBytes);
         }
         KilnCpu.ensureLoaded();
-        KilnCpu.kiln_cpu_set_num_threads(numThreads);
+        // NOTE: the cores this JVM may use (its CPU quota and affinity), which OpenMP's own count
+        // (every processor of the machine) overstates in a container.
+        KilnCpu.kiln_cpu_set_num_threads(numThreads > 0 ? numThreads : Runtime.getRuntime().availableProcessors());
         this.memoryBudgetBytes = memoryBudgetBytes;
     }
 
@@ -50,7 +54,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String description() {
-        return "cpu (" + KilnCpu.kiln_cpu_get_num_threads() + " threads, fp32 activations)";
+        return "cpu (" + KilnCpu.kiln_cpu_get_num_threads() + " threads, " + KilnCpu.kiln_cpu_gemm_kernels()
+                + " kernels, fp32 activations)";
     }
 
     @Override
@@ -197,11 +202,58 @@ public final class CpuBackend implements Backend {
         requireActivation(out, "gemm out");
         requireActivation(x, "gemm x");
         OpShapes.gemm(out, x, w, bias);
+        if (!w.dtype().isFloat()) {
+            throw new BackendException("gemm of " + w.dtype() + " weights needs their scales: " + w);
+        }
         long m = x.rows();
         long n = w.size(0);
         long k = w.size(1);
         check(KilnCpu.kiln_cpu_gemm(out.address(), out.rowStride(), x.address(), x.rowStride(), w.address(),
                 w.dtype().code, bias == null ? 0 : bias.address(), bias == null ? 0 : bias.dtype().code, m, n, k));
+    }
+
+    @Override
+    public void gemm(Tensor out, Tensor x, Tensor w, Tensor wScales, Tensor bias) {
+        if (wScales == null) {
+            gemm(out, x, w, bias);
+            return;
+        }
+        if (gemmFailuresToInject.get() > 0 && gemmFailuresToInject.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+            throw new BackendException("CPU op failed: gemm: injected failure (CpuBackend.failNextGemms)");
+        }
+        requireActivation(out, "gemm out");
+        requireActivation(x, "gemm x");
+        requireDType(w, DType.I8, "quantised gemm w");
+        requireDType(wScales, DType.F32, "gemm wScales");
+        OpShapes.gemm(out, x, w, bias);
+        requireContiguous(wScales, "gemm wScales");
+        if (wScales.numel() != w.size(0)) {
+            throw new BackendException("gemm wScales " + wScales + " needs one scale per row of " + w);
+        }
+        check(KilnCpu.kiln_cpu_gemm_i8(out.address(), out.rowStride(), x.address(), x.rowStride(), w.address(),
+                wScales.address(), bias == null ? 0 : bias.address(), bias == null ? 0 : bias.dtype().code,
+                x.rows(), w.size(0), w.size(1)));
+    }
+
+    @Override
+    public boolean supportsQuantizedWeights(DType dtype) {
+        return dtype == DType.I8;
+    }
+
+    @Override
+    public void quantizeRows(Tensor destination, Tensor scales, Tensor hostSource) {
+        requireDType(destination, DType.I8, "quantizeRows destination");
+        requireDType(scales, DType.F32, "quantizeRows scales");
+        requireContiguous(destination, "quantizeRows destination");
+        requireContiguous(scales, "quantizeRows scales");
+        requireContiguous(hostSource, "quantizeRows source");
+        if (destination.rank() != 2 || hostSource.numel() != destination.numel()
+                || scales.numel() != destination.size(0) || !hostSource.dtype().isFloat()) {
+            throw new BackendException("quantizeRows of " + hostSource + " into " + destination + " with scales "
+                    + scales + ": shapes or types do not fit");
+        }
+        check(KilnCpu.kiln_cpu_quantize_i8_rows(destination.address(), scales.address(), hostSource.address(),
+                hostSource.dtype().code, destination.size(0), destination.size(1)));
     }
 
     @Override
