@@ -25,10 +25,12 @@ import java.time.Duration;
  * @param shutdownGrace        how long {@link Engine#close()} lets in-flight requests finish
  * @param maxKvBlocks          an upper bound on the KV cache's blocks on any backend (null: what the
  *                             memory settings allow), e.g. to test or cap preemption behaviour
+ * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8}: the CPU
+ *                             backend only)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, int maxBatchedTokens, int maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
-        Long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks) {
+        Long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks, Quantization quantization) {
 
     public EngineOptions {
         if (device == null || !(device.equals("auto") || device.equals("cpu") || device.equals("cuda")
@@ -65,6 +67,9 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         if (shutdownGrace == null || shutdownGrace.isNegative()) {
             throw new IllegalArgumentException("shutdownGrace must be >= 0, got " + shutdownGrace);
         }
+        if (quantization == null) {
+            throw new IllegalArgumentException("quantization must not be null (Quantization.NONE: as stored)");
+        }
     }
 
     /** CPU, 512 MiB of KV cache, blocks of 16, 2048 tokens and 256 sequences per step, prefix caching on. */
@@ -80,7 +85,8 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         return new Builder().device(device).threads(threads).kvCacheBytes(kvCacheBytes)
                 .gpuMemoryUtilization(gpuMemoryUtilization).blockSize(blockSize).maxBatchedTokens(maxBatchedTokens)
                 .maxRunningSeqs(maxRunningSeqs).maxModelLen(maxModelLen).prefixCaching(prefixCaching).seed(seed)
-                .streamBufferSize(streamBufferSize).shutdownGrace(shutdownGrace).maxKvBlocks(maxKvBlocks);
+                .streamBufferSize(streamBufferSize).shutdownGrace(shutdownGrace).maxKvBlocks(maxKvBlocks)
+                .quantization(quantization);
     }
 
     public static final class Builder {
@@ -97,6 +103,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         private int streamBufferSize = 1024;
         private Duration shutdownGrace = Duration.ofSeconds(30);
         private Integer maxKvBlocks;
+        private Quantization quantization = Quantization.NONE;
 
         private Builder() {
         }
@@ -172,9 +179,15 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
             return this;
         }
 
+        public Builder quantization(Quantization quantization) {
+            this.quantization = quantization;
+            return this;
+        }
+
         public EngineOptions build() {
             return new EngineOptions(device, threads, kvCacheBytes, gpuMemoryUtilization, blockSize, maxBatchedTokens,
-                    maxRunningSeqs, maxModelLen, prefixCaching, seed, streamBufferSize, shutdownGrace, maxKvBlocks);
+                    maxRunningSeqs, maxModelLen, prefixCaching, seed, streamBufferSize, shutdownGrace, maxKvBlocks,
+                    quantization);
         }
     }
 }

@@ -1,6 +1,8 @@
 package ai.kiln.model;
 
+import ai.kiln.api.Quantization;
 import ai.kiln.backend.Backend;
+import ai.kiln.backend.BackendException;
 import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
@@ -12,9 +14,19 @@ import java.util.Set;
 
 /**
  * A model's weights in backend memory. The q/k/v projections are fused into one matrix and the
- * gate/up projections into another, so each is a single GEMM per layer.
+ * gate/up projections into another, so each is a single GEMM per layer. With {@link
+ * Quantization#INT8} the linear layers (and the LM head) are quantised per row as they load.
  */
 public final class ModelWeights implements AutoCloseable {
+
+    /**
+     * A linear layer's weight matrix: as stored (scales null), or quantised per output row.
+     *
+     * @param weight [N, K]: float as loaded, or I8
+     * @param scales [N] F32, weight ~ weight * scales row by row; null for float weights
+     */
+    public record Linear(Tensor weight, Tensor scales) {
+    }
 
     /**
      * One decoder layer.
@@ -30,21 +42,23 @@ public final class ModelWeights implements AutoCloseable {
      * @param gateUp    [2 I, H], rows gate then up
      * @param down      [H, I]
      */
-    public record Layer(Tensor inputNorm, Tensor qkv, Tensor qkvBias, Tensor qNorm, Tensor kNorm, Tensor output,
-            Tensor outputBias, Tensor postNorm, Tensor gateUp, Tensor down) {
+    public record Layer(Tensor inputNorm, Linear qkv, Tensor qkvBias, Tensor qNorm, Tensor kNorm, Linear output,
+            Tensor outputBias, Tensor postNorm, Linear gateUp, Linear down) {
     }
 
     private final Backend backend;
+    private final Quantization quantization;
     private final List<Tensor> owned = new ArrayList<>();
     private Tensor embedding;   // [V, H]
     private Tensor finalNorm;   // [H]
-    private Tensor lmHead;      // [V, H]; the embedding itself when tied
+    private Linear lmHead;      // [V, H]; the embedding itself when tied (a quantised copy of it with INT8)
     private final List<Layer> layers = new ArrayList<>();
     private long bytes;
     private LoadProgress progress;
 
-    private ModelWeights(Backend backend) {
+    private ModelWeights(Backend backend, Quantization quantization) {
         this.backend = backend;
+        this.quantization = quantization;
     }
 
     public Tensor embedding() {
@@ -55,8 +69,12 @@ public final class ModelWeights implements AutoCloseable {
         return finalNorm;
     }
 
-    public Tensor lmHead() {
+    public Linear lmHead() {
         return lmHead;
+    }
+
+    public Quantization quantization() {
+        return quantization;
     }
 
     public List<Layer> layers() {
@@ -70,7 +88,19 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Copies every weight the config calls for from the files into backend memory, checking each. */
     public static ModelWeights load(ModelConfig config, WeightFiles files, Backend backend) {
-        ModelWeights weights = new ModelWeights(backend);
+        return load(config, files, backend, Quantization.NONE);
+    }
+
+    /**
+     * Copies every weight the config calls for from the files into backend memory, checking each,
+     * and quantises the linear layers as asked.
+     */
+    public static ModelWeights load(ModelConfig config, WeightFiles files, Backend backend, Quantization quantization) {
+        if (quantization == Quantization.INT8 && !backend.supportsQuantizedWeights(DType.I8)) {
+            throw new BackendException("int8 weights (quantization int8) are a CPU-backend format; the "
+                    + backend.name() + " backend keeps weights as stored");
+        }
+        ModelWeights weights = new ModelWeights(backend, quantization);
         try {
             weights.loadAll(config, files);
             return weights;
@@ -92,7 +122,7 @@ public final class ModelWeights implements AutoCloseable {
         for (int i = 0; i < c.numLayers(); i++) {
             String p = "model.layers." + i + ".";
             Tensor inputNorm = load(files, p + "input_layernorm.weight", h);
-            Tensor qkv = loadFused(files, new long[] {q + 2 * kv, h},
+            Linear qkv = loadLinearFused(files, new long[] {q + 2 * kv, h},
                     p + "self_attn.q_proj.weight", new long[] {q, h},
                     p + "self_attn.k_proj.weight", new long[] {kv, h},
                     p + "self_attn.v_proj.weight", new long[] {kv, h});
@@ -102,20 +132,21 @@ public final class ModelWeights implements AutoCloseable {
                     p + "self_attn.v_proj.bias", new long[] {kv});
             Tensor qNorm = c.qkNorm() ? load(files, p + "self_attn.q_norm.weight", d) : null;
             Tensor kNorm = c.qkNorm() ? load(files, p + "self_attn.k_norm.weight", d) : null;
-            Tensor output = load(files, p + "self_attn.o_proj.weight", h, q);
+            Linear output = loadLinear(files, p + "self_attn.o_proj.weight", h, q);
             Tensor outputBias = c.outputBias() ? load(files, p + "self_attn.o_proj.bias", h) : null;
             Tensor postNorm = load(files, p + "post_attention_layernorm.weight", h);
-            Tensor gateUp = loadFused(files, new long[] {2 * inter, h},
+            Linear gateUp = loadLinearFused(files, new long[] {2 * inter, h},
                     p + "mlp.gate_proj.weight", new long[] {inter, h},
                     p + "mlp.up_proj.weight", new long[] {inter, h});
-            Tensor down = load(files, p + "mlp.down_proj.weight", h, inter);
+            Linear down = loadLinear(files, p + "mlp.down_proj.weight", h, inter);
             layers.add(new Layer(inputNorm, qkv, qkvBias, qNorm, kNorm, output, outputBias, postNorm, gateUp, down));
         }
         finalNorm = load(files, "model.norm.weight", h);
         if (c.tieWordEmbeddings() && !files.contains("lm_head.weight")) {
-            lmHead = embedding;
+            lmHead = quantization == Quantization.NONE ? new Linear(embedding, null)
+                    : loadLinear(files, "model.embed_tokens.weight", c.vocabSize(), h);
         } else {
-            lmHead = load(files, "lm_head.weight", c.vocabSize(), h);
+            lmHead = loadLinear(files, "lm_head.weight", c.vocabSize(), h);
         }
         progress.finish();
     }
@@ -207,6 +238,31 @@ public final class ModelWeights implements AutoCloseable {
         Tensor destination = allocate(backend.weightDType(source.dtype()), shape);
         backend.upload(destination, source);
         return destination;
+    }
+
+    /** Loads a linear layer's weight [N, K], quantised as this model's weights are. */
+    private Linear loadLinear(WeightFiles files, String name, long... shape) {
+        if (quantization == Quantization.NONE) {
+            return new Linear(load(files, name, shape), null);
+        }
+        return loadLinearFused(files, shape, name, shape);
+    }
+
+    /** Loads (name, shape) pairs into consecutive rows of one linear weight of fusedShape, quantised as asked. */
+    private Linear loadLinearFused(WeightFiles files, long[] fusedShape, Object... namesAndShapes) {
+        if (quantization == Quantization.NONE) {
+            return new Linear(loadFused(files, fusedShape, namesAndShapes), null);
+        }
+        Tensor quantized = allocate(DType.I8, fusedShape);
+        Tensor scales = allocate(DType.F32, new long[] {fusedShape[0]});
+        long row = 0;
+        for (int i = 0; i < namesAndShapes.length; i += 2) {
+            Tensor source = checkedSource(files, (String) namesAndShapes[i], (long[]) namesAndShapes[i + 1]);
+            long rows = source.size(0);
+            backend.quantizeRows(quantized.rowSlice(row, rows), scales.rowSlice(row, rows), source);
+            row += rows;
+        }
+        return new Linear(quantized, scales);
     }
 
     /** Loads tensors given as (name, shape) pairs into consecutive rows of one tensor of fusedShape. */

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.kiln.api.Quantization;
 import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.tensor.Tensor;
@@ -19,7 +20,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Every fixture architecture on the CPU backend against the Hugging Face records: last-position
- * logits within 1e-4 relative error, 32 greedy tokens exactly equal. The model is driven directly
+ * logits within 1e-4 relative error, 32 greedy tokens exactly equal; with weights as stored and
+ * with int8 weights. The model is driven directly
  * (one sequence, its blocks in a shuffled order so the block table matters), prefill then one
  * token per step through the paged KV cache.
  */
@@ -58,10 +60,24 @@ class FixtureModelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void logitsAndGreedyTokensMatchTheReference(Fixtures.Model fixture) {
+        runFixture(fixture, Quantization.NONE);
+    }
+
+    /**
+     * With int8 weights, against Hugging Face running the same int8 values (reference-int8.json):
+     * the same bounds, since both compute in fp32 from equal weights.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fixtures")
+    void int8LogitsAndGreedyTokensMatchTheInt8Reference(Fixtures.Model fixture) {
+        runFixture(Fixtures.load(fixture.dir(), "reference-int8.json"), Quantization.INT8);
+    }
+
+    private static void runFixture(Fixtures.Model fixture, Quantization quantization) {
         ModelConfig config = ModelConfig.load(fixture.dir());
         try (CpuBackend backend = new CpuBackend(0, 1L << 30);
                 WeightFiles files = WeightFiles.open(fixture.dir());
-                ModelWeights weights = ModelWeights.load(config, files, backend)) {
+                ModelWeights weights = ModelWeights.load(config, files, backend, quantization)) {
             int maxContext = 256;
             int blocksPerSeq = maxContext / BLOCK_SIZE;
             try (LlamaModel model = new LlamaModel(config, weights, backend, maxContext, 4, blocksPerSeq, maxContext);

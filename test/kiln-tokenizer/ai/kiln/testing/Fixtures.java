@@ -53,8 +53,16 @@ public final class Fixtures {
     }
 
     public static Model load(Path dir) {
+        return load(dir, "reference.json");
+    }
+
+    /**
+     * A fixture with the records of another reference file in its directory, e.g.
+     * reference-int8.json (scripts/record_int8_reference.py: Hugging Face with Kiln's int8 weights).
+     */
+    public static Model load(Path dir, String referenceFile) {
         try {
-            JsonNode root = new ObjectMapper().readTree(dir.resolve("reference.json").toFile());
+            JsonNode root = new ObjectMapper().readTree(dir.resolve(referenceFile).toFile());
             List<Record> records = new ArrayList<>();
             for (JsonNode r : root.get("records")) {
                 records.add(new Record(r.get("prompt").asText(), ints(r.get("prompt_token_ids")), floats(r.get("logits")),

@@ -1,6 +1,7 @@
 package ai.kiln.springai.autoconfigure;
 
 import ai.kiln.api.EngineOptions;
+import ai.kiln.api.Quantization;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.springframework.boot.context.properties.ConfigurationProperties;
@@ -36,6 +37,12 @@ public class KilnEngineProperties {
 
     /** CPU backend threads; 0: one per core. Unset: 0. */
     private Integer threads;
+
+    /**
+     * How the linear layers' weights are stored: "none" (as loaded) or "int8" (a scale per row;
+     * the CPU backend only). Unset: none.
+     */
+    private String quantization;
 
     /** CPU backend: KV-cache size, e.g. 512MB (a plain number is bytes). Unset: 512MB. */
     private DataSize kvCacheBytes;
@@ -89,6 +96,9 @@ public class KilnEngineProperties {
         EngineOptions.Builder options = EngineOptions.builder().device(device);
         if (threads != null) {
             options.threads(threads);
+        }
+        if (quantization != null) {
+            options.quantization(Quantization.fromFlag(quantization));
         }
         if (kvCacheBytes != null) {
             options.kvCacheBytes(kvCacheBytes.toBytes());
@@ -170,6 +180,14 @@ public class KilnEngineProperties {
 
     public void setThreads(Integer threads) {
         this.threads = threads;
+    }
+
+    public String getQuantization() {
+        return quantization;
+    }
+
+    public void setQuantization(String quantization) {
+        this.quantization = quantization;
     }
 
     public DataSize getKvCacheBytes() {

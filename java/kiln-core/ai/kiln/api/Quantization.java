@@ -1,0 +1,31 @@
+package ai.kiln.api;
+
+import java.util.Locale;
+
+/** How the engine stores a model's linear-layer weights. */
+public enum Quantization {
+    /** As the model's files hold them (fp32, fp16 or bf16). */
+    NONE,
+    /**
+     * int8 with one fp32 scale per output row, quantised when the model loads (symmetric: each
+     * row's largest magnitude maps to 127): the projections and the LM head read half the bytes of
+     * bf16, which is what decode on the CPU is bound by. The embedding table and the norms stay as
+     * stored. The CPU backend only.
+     */
+    INT8;
+
+    /** The name on the command line: "none" or "int8". */
+    public String flagName() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** The quantisation of a command-line name ("none", "int8"), any case. */
+    public static Quantization fromFlag(String name) {
+        for (Quantization quantization : values()) {
+            if (quantization.flagName().equalsIgnoreCase(name)) {
+                return quantization;
+            }
+        }
+        throw new IllegalArgumentException("quantization must be \"none\" or \"int8\", got \"" + name + "\"");
+    }
+}
