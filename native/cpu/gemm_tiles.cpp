@@ -36,6 +36,8 @@ inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
 inline Vec vscale(Vec v, float s) { return _mm512_mul_ps(v, _mm512_set1_ps(s)); }
 inline float vsum(Vec v) { return _mm512_reduce_add_ps(v); }
+inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
+constexpr int kPanelRows = 12;  // 24 accumulators, 2 activation vectors and a broadcast of 32 registers
 inline Vec widen_bf16(const uint16_t* p) {
   const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
@@ -60,6 +62,8 @@ inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
 inline Vec vscale(Vec v, float s) { return _mm256_mul_ps(v, _mm256_set1_ps(s)); }
+inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+constexpr int kPanelRows = 6;  // 12 accumulators, 2 activation vectors and a broadcast of 16 registers
 inline float vsum(Vec v) {
   __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   half = _mm_add_ps(half, _mm_movehl_ps(half, half));
@@ -87,6 +91,8 @@ inline Vec vload(const float* p) { return _mm_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm_add_ps(_mm_mul_ps(a, b), acc); }
 inline Vec vscale(Vec v, float s) { return _mm_mul_ps(v, _mm_set1_ps(s)); }
+inline Vec vbroadcast(const float* p) { return _mm_set1_ps(*p); }
+constexpr int kPanelRows = 6;
 inline float vsum(Vec v) {
   v = _mm_add_ps(v, _mm_movehl_ps(v, v));
   v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
@@ -202,6 +208,41 @@ void widen(float* dst, const void* source, float scale, int64_t n) {
   for (; i < n; ++i) dst[i] = scaled ? scale * W::scalar(src[i]) : W::scalar(src[i]);
 }
 
+template <int MR, int NV>
+void panel(const float* x_panel, const float* w, int64_t w_stride, int64_t k, float* c) {
+  Vec acc[MR][NV];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = vzero();
+  }
+  for (int64_t e = 0; e < k; ++e) {
+    Vec xv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) xv[v] = vload(x_panel + e * NV * kLanes + v * kLanes);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const Vec weight = vbroadcast(w + r * w_stride + e);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = vfma(weight, xv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) vstore(c + r * NV * kLanes + v * kLanes, acc[r][v]);
+  }
+}
+
+template <int MR>
+constexpr void set_panels(kiln::gemm::PanelFn (&dst)[kiln::gemm::kMaxPanelRows][2]) {
+  if constexpr (MR >= 1) {
+    dst[MR - 1][0] = panel<MR, 1>;
+    dst[MR - 1][1] = panel<MR, 2>;
+    set_panels<MR - 1>(dst);
+  }
+}
+
 template <int Type>
 constexpr kiln::gemm::TileFn kTileFns[4][4] = {
     {tile<Type, 1, 1>, tile<Type, 1, 2>, tile<Type, 1, 3>, tile<Type, 1, 4>},
@@ -228,6 +269,9 @@ constexpr kiln::gemm::Kernels make_kernels() {
   k.widen[kiln::gemm::kWeightBf16] = widen<kiln::gemm::kWeightBf16>;
   k.widen[kiln::gemm::kWeightF16] = widen<kiln::gemm::kWeightF16>;
   k.widen[kiln::gemm::kWeightI8] = widen<kiln::gemm::kWeightI8>;
+  k.lanes = kLanes;
+  k.panel_rows = kPanelRows;
+  set_panels<kPanelRows>(k.panels);
   return k;
 }
 

@@ -28,10 +28,26 @@ using TileFn = void (*)(const float* x, int64_t x_stride, const void* w, int64_t
 // dst[i] = scale * src[i] for i < n, src in the stored type (scale applies to int8 only).
 using WidenFn = void (*)(float* dst, const void* src, float scale, int64_t n);
 
+// The most floats of one vector register (AVX-512's 16).
+constexpr int kMaxLanes = 16;
+
+// The most weight rows of one panel tile (AVX-512's; narrower levels use fewer).
+constexpr int kMaxPanelRows = 12;
+
+// Prompt-sized products, as outer products: c[r * NV * lanes + t] = dot(w row r, x column t) for
+// r < rows and t < NV * lanes, over k, where x_panel is a packed block of NV * lanes activation
+// rows stored k-major (x_panel[e * NV * lanes + t] = x[t][e]) and w is fp32. Every step loads NV
+// activation vectors and broadcasts one weight per row, so the loads stay well below the
+// multiply-adds and nothing needs a horizontal sum.
+using PanelFn = void (*)(const float* x_panel, const float* w, int64_t w_stride, int64_t k, float* c);
+
 struct Kernels {
   const char* name;
   TileFn tiles[kNumWeightTypes][kMaxTileRows][kMaxTileCols];  // [type][MR - 1][NR - 1]
   WidenFn widen[kNumWeightTypes];
+  int lanes;       // floats per vector register
+  int panel_rows;  // weight rows of a full panel tile, <= kMaxPanelRows
+  PanelFn panels[kMaxPanelRows][2];  // [rows - 1][NV - 1], rows <= panel_rows
 };
 
 const Kernels& kernels_x86_64_v4();

@@ -68,9 +68,91 @@ inline void store_tile(const float* tile, int mr, int nr, float* out, int64_t ou
   }
 }
 
+// From this many activation rows on, products run as outer products over packed panels (prompts,
+// large decode batches); below, as register-tiled dot products.
+constexpr int64_t kPanelMinRows = 16;
+// Activation rows packed at a time: their panels, k-major, stay within L2 / L3 while every weight
+// row block passes over them.
+constexpr int64_t kRowsPerChunk = 256;
+
+// out rows [0, m) over panels: a chunk of activation rows is packed into panels of 2 * lanes rows
+// (the last one narrower and zero-padded), then each thread takes blocks of panel_rows weight rows,
+// widens them to fp32 once (scales applied) and runs every panel of the chunk over them.
+int gemm_panels(const Kernels& kern, float* out, int64_t out_stride, const float* x, int64_t x_stride,
+                const void* w, int w_dtype, const float* w_scales, const void* bias, int bias_dtype, int64_t m,
+                int64_t n, int64_t k) {
+  const int type = weight_type_of(w_dtype);
+  const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
+  const int lanes = kern.lanes;
+  const int64_t panel_width = 2 * lanes;  // activation rows of a full panel
+  const int64_t block_rows = kern.panel_rows;
+  const int64_t num_blocks = (n + block_rows - 1) / block_rows;
+  const int64_t chunk_capacity = (kRowsPerChunk + panel_width - 1) / panel_width * panel_width;
+  std::vector<float> packed(static_cast<size_t>(chunk_capacity * k));  // [panels][k][panel_width]
+  for (int64_t chunk0 = 0; chunk0 < m; chunk0 += kRowsPerChunk) {
+    const int64_t chunk_rows = m - chunk0 < kRowsPerChunk ? m - chunk0 : kRowsPerChunk;
+    const int64_t num_panels = (chunk_rows + panel_width - 1) / panel_width;
+#pragma omp parallel num_threads(kiln::op_threads())
+    {
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < num_panels; ++p) {
+        const int64_t row0 = chunk0 + p * panel_width;
+        const int64_t rows = chunk0 + chunk_rows - row0 < panel_width ? chunk0 + chunk_rows - row0 : panel_width;
+        const int64_t width = (rows + lanes - 1) / lanes * lanes;  // NV * lanes
+        float* dst = packed.data() + p * k * panel_width;          // [k][width]
+        for (int64_t t = 0; t < width; ++t) {
+          const float* src = x + (row0 + t) * x_stride;
+          if (t < rows) {
+            for (int64_t e = 0; e < k; ++e) dst[e * width + t] = src[e];
+          } else {
+            for (int64_t e = 0; e < k; ++e) dst[e * width + t] = 0.0f;
+          }
+        }
+      }
+      std::vector<float> widened;
+      if (type != kiln::gemm::kWeightF32) widened.resize(static_cast<size_t>(block_rows * k));
+      float tile[kiln::gemm::kMaxPanelRows * 2 * kiln::gemm::kMaxLanes];
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t block = 0; block < num_blocks; ++block) {
+        const int64_t n0 = block * block_rows;
+        const int64_t rows = n - n0 < block_rows ? n - n0 : block_rows;
+        const char* block_weights = static_cast<const char*>(w) + n0 * w_row_bytes;  // [rows, k]
+        const float* wf = reinterpret_cast<const float*>(block_weights);
+        if (type != kiln::gemm::kWeightF32) {
+          for (int64_t r = 0; r < rows; ++r) {
+            kern.widen[type](widened.data() + r * k, block_weights + r * w_row_bytes,
+                             w_scales != nullptr ? w_scales[n0 + r] : 1.0f, k);
+          }
+          wf = widened.data();  // [rows, k] fp32, scales applied
+        }
+        for (int64_t p = 0; p < num_panels; ++p) {
+          const int64_t row0 = chunk0 + p * panel_width;
+          const int64_t panel_rows = chunk0 + chunk_rows - row0 < panel_width ? chunk0 + chunk_rows - row0
+                                                                             : panel_width;
+          const int vectors = static_cast<int>((panel_rows + lanes - 1) / lanes);
+          const int64_t width = vectors * lanes;
+          kern.panels[rows - 1][vectors - 1](packed.data() + p * k * panel_width, wf, k, k, tile);  // [rows][width]
+          for (int64_t t = 0; t < panel_rows; ++t) {
+            float* dst = out + (row0 + t) * out_stride + n0;
+            for (int64_t r = 0; r < rows; ++r) {
+              float value = tile[r * width + t];
+              if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, n0 + r);
+              dst[r] = value;
+            }
+          }
+        }
+      }
+    }
+  }
+  return KILN_OK;
+}
+
 int gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride, const void* w, int w_dtype,
          const float* w_scales, const void* bias, int bias_dtype, int64_t m, int64_t n, int64_t k) {
   const Kernels& kern = kernels();
+  if (m >= kPanelMinRows) {
+    return gemm_panels(kern, out, out_stride, x, x_stride, w, w_dtype, w_scales, bias, bias_dtype, m, n, k);
+  }
   const int type = weight_type_of(w_dtype);
   const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
   const int64_t num_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;

@@ -141,7 +141,7 @@ class CpuOpsTest {
         List<Arguments> cases = new ArrayList<>();
         for (int level : supportedGemmLevels()) {
             for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16, DType.I8}) {
-                for (int m : new int[] {1, 2, 3, 4, 5, 9}) {
+                for (int m : new int[] {1, 2, 3, 4, 5, 9, 16, 33, 47, 300}) {
                     cases.add(Arguments.of(level, dtype, m));
                 }
             }
@@ -152,8 +152,9 @@ class CpuOpsTest {
     /**
      * Every kernel level the CPU runs, every weight type, against a float64 product of the values
      * the weights hold. Up to 4 activation rows the weights are widened in registers, from 5 on a
-     * block is widened to fp32 first: both paths, with k = 70 not a multiple of any vector width
-     * and n = 37 not of the tile's 4 (the tails).
+     * block is widened to fp32 first, from 16 on the rows are packed into panels (in chunks of 256
+     * rows): every path, with k = 70 not a multiple of any vector width, n = 37 not of any tile's
+     * rows, and row counts that leave partial panels and a second chunk (the tails).
      */
     @ParameterizedTest(name = "level {0}, {1} weights, m={2}")
     @MethodSource("gemmCases")
