@@ -1,12 +1,65 @@
 // Causal attention over the paged KV cache on the CPU (prefill and decode in one op).
 //
-// One task per (sequence, query row, q head): scores against every visible position read
-// through the block table, a max-subtracted softmax in fp32, then the weighted sum of V.
+// One task per (query row, KV head), for the q heads that share that KV head: scores against every
+// visible position read through the block table, a max-subtracted softmax in fp32, then the
+// weighted sum of V; each K and V row is read once for the whole group.
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "common.h"
+
+namespace {
+
+// Attention of the group q heads that share one KV head, for one query row: each K and V row is
+// read once for all of them. q and out: [group][head_dim] (consecutive heads); k_cache and
+// v_cache point at this KV head's first element in slot 0, slots kv_row elements apart.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void attend_group(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t kv_row,
+                  const int32_t* table, int64_t block_size, int64_t visible, int64_t group, int64_t head_dim,
+                  float scale, float* scores /* [group][visible] */, float* inverses /* [group] */,
+                  float* acc /* [group][head_dim] */) {
+  for (int64_t p = 0; p < visible; ++p) {
+    const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
+    const float* kh = k_cache + slot * kv_row;
+    for (int64_t g = 0; g < group; ++g) {
+      const float* qh = q + g * head_dim;
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kh[d];
+      scores[g * visible + p] = dot * scale;
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    float* row = scores + g * visible;
+    float max_score = -INFINITY;
+    for (int64_t p = 0; p < visible; ++p) max_score = row[p] > max_score ? row[p] : max_score;
+    float denominator = 0.0f;
+    for (int64_t p = 0; p < visible; ++p) {
+      row[p] = std::exp(row[p] - max_score);
+      denominator += row[p];
+    }
+    inverses[g] = 1.0f / denominator;
+  }
+  std::fill(acc, acc + group * head_dim, 0.0f);
+  for (int64_t p = 0; p < visible; ++p) {
+    const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
+    const float* vh = v_cache + slot * kv_row;
+    for (int64_t g = 0; g < group; ++g) {
+      const float weight = scores[g * visible + p];
+      float* a = acc + g * head_dim;
+#pragma omp simd
+      for (int64_t d = 0; d < head_dim; ++d) a[d] += weight * vh[d];
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t d = 0; d < head_dim; ++d) out[g * head_dim + d] = acc[g * head_dim + d] * inverses[g];
+  }
+}
+
+}  // namespace
 
 extern "C" int kiln_cpu_attention(float* out, int64_t out_stride, const float* q,
                                   int64_t q_stride, const float* k_cache, const float* v_cache,
@@ -56,16 +109,16 @@ extern "C" int kiln_cpu_attention(float* out, int64_t out_stride, const float* q
 
   const int64_t group = num_q_heads / num_kv_heads;
   const int64_t kv_row = num_kv_heads * head_dim;  // elements per slot
-  // One work item per (token, q head); each finds its sequence by binary search.
-  const int64_t items = num_tokens * num_q_heads;
+  // One work item per (token, kv head); each finds its sequence by binary search.
+  const int64_t items = num_tokens * num_kv_heads;
 #pragma omp parallel num_threads(kiln::op_threads())
   {
-    std::vector<float> scores;
-    std::vector<float> acc(static_cast<size_t>(head_dim));
-#pragma omp for schedule(dynamic, 4)
+    std::vector<float> scores;  // [group][visible] exponentials, then [group] reciprocal sums
+    std::vector<float> acc(static_cast<size_t>(group * head_dim));  // [group][head_dim]
+#pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t token = item / num_q_heads;
-      const int64_t head = item % num_q_heads;
+      const int64_t token = item / num_kv_heads;
+      const int64_t kv_head = item % num_kv_heads;
       int64_t lo = 0, hi = num_seqs - 1;
       while (lo < hi) {  // last sequence whose query_start <= token
         const int64_t mid = (lo + hi + 1) / 2;
@@ -75,37 +128,11 @@ extern "C" int kiln_cpu_attention(float* out, int64_t out_stride, const float* q
       const int64_t query_len = query_start[seq + 1] - query_start[seq];
       const int64_t position = seq_lens[seq] - query_len + (token - query_start[seq]);
       const int64_t visible = position + 1;
-      const int32_t* table = block_tables + seq * max_blocks_per_seq;
-      const int64_t kv_head = head / group;
-      const float* qh = q + token * q_stride + head * head_dim;
-
-      scores.resize(static_cast<size_t>(visible));
-      float max_score = -INFINITY;
-      for (int64_t p = 0; p < visible; ++p) {
-        const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
-        const float* kh = k_cache + slot * kv_row + kv_head * head_dim;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kh[d];
-        scores[p] = dot * scale;
-        if (scores[p] > max_score) max_score = scores[p];
-      }
-      float denominator = 0.0f;
-      for (int64_t p = 0; p < visible; ++p) {
-        scores[p] = std::exp(scores[p] - max_score);
-        denominator += scores[p];
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t p = 0; p < visible; ++p) {
-        const int64_t slot = static_cast<int64_t>(table[p / block_size]) * block_size + p % block_size;
-        const float* vh = v_cache + slot * kv_row + kv_head * head_dim;
-        const float weight = scores[p];
-#pragma omp simd
-        for (int64_t d = 0; d < head_dim; ++d) acc[d] += weight * vh[d];
-      }
-      float* dst = out + token * out_stride + head * head_dim;
-      const float inv = 1.0f / denominator;
-      for (int64_t d = 0; d < head_dim; ++d) dst[d] = acc[d] * inv;
+      scores.resize(static_cast<size_t>(group * (visible + 1)));
+      attend_group(out + token * out_stride + kv_head * group * head_dim,
+                   q + token * q_stride + kv_head * group * head_dim, k_cache + kv_head * head_dim,
+                   v_cache + kv_head * head_dim, kv_row, block_tables + seq * max_blocks_per_seq, block_size,
+                   visible, group, head_dim, scale, scores.data(), scores.data() + group * visible, acc.data());
     }
   }
   return KILN_OK;
