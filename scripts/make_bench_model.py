@@ -2,13 +2,15 @@
 """Writes a random-weight bf16 model directory of a real model's shape, for benchmarks.
 
     python3 scripts/make_bench_model.py --shape llama-3.2-1b --tokenizer DIR --out /tmp/llama-1b
+    python3 scripts/make_bench_model.py --shape llama-154m --tokenizer target/tokenizer-vocab/llama2 --out /tmp/llama-154m
 
 The weights are random (seeded) but scaled like a trained model's (each linear layer's output
 keeps unit variance: std = 1 / sqrt(fan_in)), so activations stay finite and logits are spread
 enough that greedy decoding is not a string of near-ties. --tokenizer (optional) names a directory holding a
 Hugging Face tokenizer.json (and tokenizer_config.json) of a vocabulary no larger than the shape's,
-e.g. the Llama 3 or Qwen 3 vocabulary; the embedding rows past the tokenizer's are never produced
-by it but are read like the rest. Needs torch, safetensors and transformers (for the config).
+e.g. the Llama 3 or Qwen 3 vocabulary, or for llama-154m the 32,000-token Llama 2 one
+(scripts/fetch-test-vocabularies.sh puts all three under target/tokenizer-vocab); the embedding rows
+past the tokenizer's are never produced by it but are read like the rest. Needs torch, safetensors and transformers (for the config).
 """
 import argparse
 import json
@@ -26,6 +28,13 @@ SHAPES = {
                          rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
                          bos_token_id=128000, eos_token_id=[128001, 128008, 128009]),
+    # A small Llama-2-style shape (~154 M parameters with the embedding tied to the output layer;
+    # untied it would be ~187 M), for the Llama 2 / SentencePiece-style 32,000-token vocabulary.
+    "llama-154m": dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=1024,
+                       intermediate_size=4096, num_hidden_layers=8, num_attention_heads=16,
+                       num_key_value_heads=4, head_dim=64, vocab_size=32000, tie_word_embeddings=True,
+                       rope_theta=10000.0, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_scaling=None,
+                       bos_token_id=1, eos_token_id=2),
     "llama-3-8b": dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=4096,
                        intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                        num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=False,
@@ -101,9 +110,10 @@ def main():
                 weight_map[tensor_name] = name
             shard, shard_bytes = {}, 0
 
-    total = 0
+    total, params = 0, 0
     for name, tensor in tensors_of(config, args.seed, device):
         size = tensor.numel() * tensor.element_size()
+        params += tensor.numel()
         if shard_bytes + size > args.shard_gb * 1e9:
             flush()
         shard[name] = tensor.cpu()
@@ -120,7 +130,8 @@ def main():
         source = os.path.join(args.tokenizer, name) if args.tokenizer else None
         if source and os.path.exists(source):
             shutil.copy(source, os.path.join(args.out, name))
-    print(f"{args.shape}: {total / 1e9:.2f} GB of bf16 weights in {len(shards)} shards -> {args.out}")
+    print(f"{args.shape}: {params / 1e6:.1f} M parameters, {total / 1e9:.2f} GB of bf16 weights in {len(shards)} shards"
+          f" -> {args.out}")
 
 
 if __name__ == "__main__":
