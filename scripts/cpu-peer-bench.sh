@@ -18,9 +18,10 @@
 #     figure is their mean, the samples are printed too).
 #  4. JlamaBench: bf16 weights as stored, F32 working memory (Jlama's default), its native SIMD
 #     operations (jlama-native); a warm-up round (printed, not a RESULT), then 2 measured rounds.
-#  With KILN_BENCH=1 it first runs `bin/kiln bench` (an existing, current build of this checkout:
-#  `mvn -B package -DskipTests`; it needs bench's --threads and --json) on the model with the same
-#  lengths and threads; its prompt tok/s is 128 / median time to first token, the best of 2 runs.
+#  With KILN_BENCH=1 it first runs `kiln bench` (KILN, default bin/kiln: a current build of this
+#  checkout, `mvn -B package -DskipTests`) on the model with the same lengths and threads, with the
+#  weights as stored and with --quantization int8 (KILN_QUANTIZATIONS, default "none int8"); its
+#  prompt tok/s is the prompt length / the median time to first token, the best of 2 runs.
 #
 # Output: one line per measurement, `RESULT system=... dtype=... prompt_tok_s=... decode_tok_s=...`,
 # repeated as a summary at the end, with the load average (uptime) and any other busy process before
@@ -48,6 +49,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${PEERS_DIR:-/tmp/peers}
 python=${PYTHON:-/tmp/demo-venv/bin/python}
 java25=${JAVA25_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+kiln=${KILN:-$repo/bin/kiln}
 threads=${THREADS:-2} prompt=${PROMPT:-128} gen=${GEN:-64} reps=${REPS:-2} jobs=${JOBS:-2}
 read -r -a dtypes <<< "${DTYPES:-f16 bf16 q8_0}"
 node_llama_cpp=3.22.1 llama_commit=de3ff81 jlama_version=0.8.4
@@ -166,12 +168,14 @@ convert() { # dtype -> path of the GGUF file
   echo "$out"
 }
 
-kiln_bench() {
-  local out
+kiln_bench() { # quantization: none (weights as stored, bf16) or int8
+  local out label=bf16
+  [[ $1 == none ]] || label=$1
   load
-  if ! out=$("$repo/bin/kiln" bench --model "$model" --device cpu --threads "$threads" --batch 1 \
+  # shellcheck disable=SC2086
+  if ! out=$($kiln bench --model "$model" --device cpu --threads "$threads" --batch 1 \
       --prompt-len "$prompt" --output-len "$gen" --repeat "$reps" --max-model-len $((prompt + gen + 64)) \
-      --kv-cache-mib 512 --json); then
+      --kv-cache-mib 512 --quantization "$1" --json); then
     log "kiln bench failed; going on with the peers"
     return
   fi
@@ -184,7 +188,7 @@ print("%.2f %.2f %s" % (j["prompt_len"] / (j["ttft_ms_median"] / 1000), j["decod
 ' <<< "$out")
   read -r p d dev <<< "$fields"
   others=$(others_pct)
-  result kiln bf16 "$p" "$d" "best of $reps, $dev"
+  result kiln "$label" "$p" "$d" "best of $reps, $dev"
 }
 
 llama_bench() { # dtype gguf
@@ -238,7 +242,9 @@ if [[ ${SKIP_LLAMA:-0} != 1 ]]; then
     "$(gcc -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" {print $2}')," \
     "$(gcc -march=native -Q --help=target 2>/dev/null | awk '$2 == "[enabled]" && $1 ~ /^-mavx512(f|bf16|vnni)$/ {printf "%s ", $1}')"
 fi
-[[ ${KILN_BENCH:-0} != 1 ]] || kiln_bench
+if [[ ${KILN_BENCH:-0} == 1 ]]; then
+  for quantization in ${KILN_QUANTIZATIONS:-none int8}; do kiln_bench "$quantization"; done
+fi
 if [[ ${SKIP_LLAMA:-0} != 1 ]]; then
   for i in "${!dtypes[@]}"; do llama_bench "${dtypes[$i]}" "${ggufs[$i]}"; done
 fi

@@ -1,8 +1,10 @@
 package ai.kiln.engine;
 
 import ai.kiln.api.FinishReason;
+import ai.kiln.api.Quantization;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.api.TokenLogprobs;
+import ai.kiln.model.WeightQuantization;
 import ai.kiln.sampling.SampledLogprobs;
 import ai.kiln.sampling.SamplerSettings;
 import ai.kiln.scheduler.FinishCause;
@@ -23,6 +25,13 @@ public final class ApiMapping {
         return new SamplerSettings(p.isGreedy() ? 0 : p.temperature(), p.topP(), p.topK(), p.minP(),
                 p.repetitionPenalty(), p.presencePenalty(), p.frequencyPenalty(), p.minTokens(),
                 p.logprobs() == null ? -1 : p.logprobs(), p.ignoreEos());
+    }
+
+    public static WeightQuantization weightQuantization(Quantization quantization) {
+        return switch (quantization) {
+            case NONE -> WeightQuantization.NONE;
+            case INT8 -> WeightQuantization.INT8;
+        };
     }
 
     public static FinishReason finishReason(FinishCause cause) {

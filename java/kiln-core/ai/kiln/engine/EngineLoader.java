@@ -46,7 +46,7 @@ final class EngineLoader {
         try {
             long freeBefore = backend.freeMemoryBytes();
             try (WeightFiles files = WeightFiles.open(modelDir)) {
-                weights = ModelWeights.load(config, files, backend, options.quantization());
+                weights = ModelWeights.load(config, files, backend, ApiMapping.weightQuantization(options.quantization()));
             }
             model = new LlamaModel(config, weights, backend, maxTokens, maxSeqs, maxBlocksPerSeq, maxModelLen);
             sampler = new BackendSampler(backend, maxSeqs, config.vocabSize());

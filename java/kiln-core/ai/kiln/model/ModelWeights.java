@@ -1,6 +1,5 @@
 package ai.kiln.model;
 
-import ai.kiln.api.Quantization;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
 import ai.kiln.backend.cpu.KilnCpu;
@@ -15,7 +14,7 @@ import java.util.Set;
 /**
  * A model's weights in backend memory. The q/k/v projections are fused into one matrix and the
  * gate/up projections into another, so each is a single GEMM per layer. With {@link
- * Quantization#INT8} the linear layers (and the LM head) are quantised per row as they load.
+ * WeightQuantization#INT8} the linear layers (and the LM head) are quantised per row as they load.
  */
 public final class ModelWeights implements AutoCloseable {
 
@@ -47,7 +46,7 @@ public final class ModelWeights implements AutoCloseable {
     }
 
     private final Backend backend;
-    private final Quantization quantization;
+    private final WeightQuantization quantization;
     private final List<Tensor> owned = new ArrayList<>();
     private Tensor embedding;   // [V, H]
     private Tensor finalNorm;   // [H]
@@ -56,7 +55,7 @@ public final class ModelWeights implements AutoCloseable {
     private long bytes;
     private LoadProgress progress;
 
-    private ModelWeights(Backend backend, Quantization quantization) {
+    private ModelWeights(Backend backend, WeightQuantization quantization) {
         this.backend = backend;
         this.quantization = quantization;
     }
@@ -73,7 +72,7 @@ public final class ModelWeights implements AutoCloseable {
         return lmHead;
     }
 
-    public Quantization quantization() {
+    public WeightQuantization quantization() {
         return quantization;
     }
 
@@ -88,15 +87,16 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Copies every weight the config calls for from the files into backend memory, checking each. */
     public static ModelWeights load(ModelConfig config, WeightFiles files, Backend backend) {
-        return load(config, files, backend, Quantization.NONE);
+        return load(config, files, backend, WeightQuantization.NONE);
     }
 
     /**
      * Copies every weight the config calls for from the files into backend memory, checking each,
      * and quantises the linear layers as asked.
      */
-    public static ModelWeights load(ModelConfig config, WeightFiles files, Backend backend, Quantization quantization) {
-        if (quantization == Quantization.INT8 && !backend.supportsQuantizedWeights(DType.I8)) {
+    public static ModelWeights load(ModelConfig config, WeightFiles files, Backend backend,
+            WeightQuantization quantization) {
+        if (quantization == WeightQuantization.INT8 && !backend.supportsQuantizedWeights(DType.I8)) {
             throw new BackendException("int8 weights (quantization int8) are a CPU-backend format; the "
                     + backend.name() + " backend keeps weights as stored");
         }
@@ -143,7 +143,7 @@ public final class ModelWeights implements AutoCloseable {
         }
         finalNorm = load(files, "model.norm.weight", h);
         if (c.tieWordEmbeddings() && !files.contains("lm_head.weight")) {
-            lmHead = quantization == Quantization.NONE ? new Linear(embedding, null)
+            lmHead = quantization == WeightQuantization.NONE ? new Linear(embedding, null)
                     : loadLinear(files, "model.embed_tokens.weight", c.vocabSize(), h);
         } else {
             lmHead = loadLinear(files, "lm_head.weight", c.vocabSize(), h);
@@ -242,7 +242,7 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Loads a linear layer's weight [N, K], quantised as this model's weights are. */
     private Linear loadLinear(WeightFiles files, String name, long... shape) {
-        if (quantization == Quantization.NONE) {
+        if (quantization == WeightQuantization.NONE) {
             return new Linear(load(files, name, shape), null);
         }
         return loadLinearFused(files, shape, name, shape);
@@ -250,7 +250,7 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Loads (name, shape) pairs into consecutive rows of one linear weight of fusedShape, quantised as asked. */
     private Linear loadLinearFused(WeightFiles files, long[] fusedShape, Object... namesAndShapes) {
-        if (quantization == Quantization.NONE) {
+        if (quantization == WeightQuantization.NONE) {
             return new Linear(loadFused(files, fusedShape, namesAndShapes), null);
         }
         Tensor quantized = allocate(DType.I8, fusedShape);

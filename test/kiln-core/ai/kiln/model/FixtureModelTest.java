@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.kiln.api.Quantization;
 import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.tensor.Tensor;
@@ -60,7 +59,7 @@ class FixtureModelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void logitsAndGreedyTokensMatchTheReference(Fixtures.Model fixture) {
-        runFixture(fixture, Quantization.NONE);
+        runFixture(fixture, WeightQuantization.NONE);
     }
 
     /**
@@ -70,10 +69,10 @@ class FixtureModelTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void int8LogitsAndGreedyTokensMatchTheInt8Reference(Fixtures.Model fixture) {
-        runFixture(Fixtures.load(fixture.dir(), "reference-int8.json"), Quantization.INT8);
+        runFixture(Fixtures.load(fixture.dir(), "reference-int8.json"), WeightQuantization.INT8);
     }
 
-    private static void runFixture(Fixtures.Model fixture, Quantization quantization) {
+    private static void runFixture(Fixtures.Model fixture, WeightQuantization quantization) {
         ModelConfig config = ModelConfig.load(fixture.dir());
         try (CpuBackend backend = new CpuBackend(0, 1L << 30);
                 WeightFiles files = WeightFiles.open(fixture.dir());
