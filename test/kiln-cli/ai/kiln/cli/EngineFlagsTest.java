@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.api.EngineOptions;
+import ai.kiln.api.Quantization;
 import ai.kiln.server.EngineFlags;
 import ai.kiln.testing.Fixtures;
 import java.io.PrintWriter;
@@ -25,8 +26,8 @@ class EngineFlagsTest {
 
     static final List<String> ENGINE_COMMANDS = List.of("generate", "serve", "bench");
     static final List<String> FLAGS = List.of("--device", "--threads", "--kv-cache-mib", "--gpu-memory-utilization",
-            "--max-model-len", "--max-num-seqs", "--max-batched-tokens", "--block-size", "--no-prefix-caching",
-            "--verbose");
+            "--max-model-len", "--max-num-seqs", "--max-batched-tokens", "--block-size", "--quantization",
+            "--no-prefix-caching", "--verbose");
 
     static CommandLine command(String name) {
         return new CommandLine(switch (name) {
@@ -77,10 +78,11 @@ class EngineFlagsTest {
     void everyFlagReachesTheOptions() {
         EngineFlags flags = parsed("generate", "--model", "m", "--prompt", "x", "--device", "cpu", "--threads", "3",
                 "--kv-cache-mib", "24", "--gpu-memory-utilization", "0.5", "--max-model-len", "300",
-                "--max-num-seqs", "7", "--max-batched-tokens", "96", "--block-size", "32", "--no-prefix-caching");
+                "--max-num-seqs", "7", "--max-batched-tokens", "96", "--block-size", "32", "--quantization", "INT8",
+                "--no-prefix-caching");
         EngineOptions expected = EngineOptions.builder().device("cpu").threads(3).kvCacheBytes(24L << 20)
                 .gpuMemoryUtilization(0.5).maxModelLen(300).maxRunningSeqs(7).maxBatchedTokens(96).blockSize(32)
-                .prefixCaching(false).build();
+                .quantization(Quantization.INT8).prefixCaching(false).build();
         assertEquals(expected, flags.engineOptions());
         assertTrue(flags.maxNumSeqsGiven());
         assertEquals(expected.toBuilder().seed(5L).build(), flags.engineOptions(settings -> settings.seed(5L)));
@@ -98,6 +100,9 @@ class EngineFlagsTest {
                 assertThrows(CommandLine.ParameterException.class,
                         parsed("generate", "--model", "m", "--kv-cache-mib", Long.toString(1L << 50))::engineOptions)
                         .getMessage());
+        assertEquals("--quantization must be \"none\" or \"int8\", got \"fp4\"",
+                assertThrows(CommandLine.ParameterException.class,
+                        parsed("serve", "--model", "m", "--quantization", "fp4")::engineOptions).getMessage());
         // What the command adds is checked with the flags.
         assertEquals("maxRunningSeqs must be >= 1, got -1", assertThrows(CommandLine.ParameterException.class,
                 () -> parsed("generate", "--model", "m").engineOptions(settings -> settings.maxRunningSeqs(-1)))

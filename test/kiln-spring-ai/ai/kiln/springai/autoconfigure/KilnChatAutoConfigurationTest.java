@@ -7,6 +7,7 @@ import ai.kiln.api.Engine;
 import ai.kiln.api.EngineException;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.Quantization;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.springai.KilnChatModel;
 import ai.kiln.springai.KilnChatOptions;
@@ -110,13 +111,15 @@ class KilnChatAutoConfigurationTest {
                 "spring.ai.kiln.gpu-memory-utilization=0.5", "spring.ai.kiln.max-model-len=128",
                 "spring.ai.kiln.max-running-seqs=8", "spring.ai.kiln.max-batched-tokens=256",
                 "spring.ai.kiln.block-size=8", "spring.ai.kiln.max-kv-blocks=100", "spring.ai.kiln.prefix-caching=false",
-                "spring.ai.kiln.seed=5", "spring.ai.kiln.stream-buffer-size=64", "spring.ai.kiln.shutdown-grace=2s")
+                "spring.ai.kiln.seed=5", "spring.ai.kiln.stream-buffer-size=64", "spring.ai.kiln.shutdown-grace=2s",
+                "spring.ai.kiln.quantization=int8")
                 .run(context -> {
                     Engine engine = context.getBean(Engine.class);
                     assertThat(engine.options()).isEqualTo(EngineOptions.builder().device("cpu").threads(1)
                             .kvCacheBytes(8L << 20).gpuMemoryUtilization(0.5).maxModelLen(128).maxRunningSeqs(8)
                             .maxBatchedTokens(256).blockSize(8).maxKvBlocks(100).prefixCaching(false).seed(5)
-                            .streamBufferSize(64).shutdownGrace(Duration.ofSeconds(2)).build());
+                            .streamBufferSize(64).shutdownGrace(Duration.ofSeconds(2)).quantization(Quantization.INT8)
+                            .build());
                     assertThat(engine.maxModelLen()).isEqualTo(128);
                     assertThat(engine.numKvBlocks()).isLessThanOrEqualTo(100);
                 });
