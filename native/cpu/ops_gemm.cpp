@@ -259,7 +259,8 @@ extern "C" int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void*
       bool finite = true;
       for (int64_t c = 0; c < cols; ++c) {
         finite = finite && std::isfinite(row[c]);
-        max_magnitude = std::fmax(max_magnitude, std::fabs(row[c]));
+        const float magnitude = std::fabs(row[c]);
+        max_magnitude = magnitude > max_magnitude ? magnitude : max_magnitude;
       }
       if (!finite) {
         non_finite_row.store(r, std::memory_order_relaxed);
@@ -269,9 +270,11 @@ extern "C" int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void*
       const float scale = max_magnitude / 127.0f;
       const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
       int8_t* out = dst + r * cols;
+      // NOTE: lrint rounds half to even (the default rounding mode), like Python's round and
+      // torch.round; with -fno-math-errno it is one instruction rather than a libm call.
       for (int64_t c = 0; c < cols; ++c) {
-        const float q = std::nearbyint(row[c] * inverse);
-        out[c] = static_cast<int8_t>(q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q));
+        const long q = std::lrint(row[c] * inverse);
+        out[c] = static_cast<int8_t>(q > 127 ? 127 : (q < -127 ? -127 : q));
       }
       scales[r] = scale;
     }
