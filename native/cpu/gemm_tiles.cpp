@@ -34,6 +34,7 @@ inline Vec vzero() { return _mm512_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
+inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec vscale(Vec v, float s) { return _mm512_mul_ps(v, _mm512_set1_ps(s)); }
 inline float vsum(Vec v) { return _mm512_reduce_add_ps(v); }
 inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
@@ -61,6 +62,7 @@ inline Vec vzero() { return _mm256_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
+inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 inline Vec vscale(Vec v, float s) { return _mm256_mul_ps(v, _mm256_set1_ps(s)); }
 inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
 constexpr int kPanelRows = 6;  // 12 accumulators, 2 activation vectors and a broadcast of 16 registers
@@ -90,6 +92,7 @@ inline Vec vzero() { return _mm_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm_storeu_ps(p, v); }
 inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm_add_ps(_mm_mul_ps(a, b), acc); }
+inline Vec vadd(Vec a, Vec b) { return _mm_add_ps(a, b); }
 inline Vec vscale(Vec v, float s) { return _mm_mul_ps(v, _mm_set1_ps(s)); }
 inline Vec vbroadcast(const float* p) { return _mm_set1_ps(*p); }
 constexpr int kPanelRows = 6;
@@ -170,9 +173,45 @@ template <> struct Weights<kiln::gemm::kWeightI8> {
 constexpr int64_t kPrefetchBytes = 16 << 10;
 constexpr int64_t kMaxPrefetchRows = 32;
 
+// How far ahead row_dot asks for its row's weights (4 KiB and 1 KiB measured alike).
+constexpr int64_t kRowPrefetchBytes = 4 << 10;
+
+// c[0] = dot(x, w) over k, one weight row read as a single stream, four accumulators deep.
+template <int Type>
+void row_dot(const float* x, const typename Weights<Type>::Element* w, int64_t k, float* c) {
+  using W = Weights<Type>;
+  constexpr int64_t kElementsPerLine = 64 / static_cast<int64_t>(sizeof(typename W::Element));
+  constexpr int64_t kAhead = kRowPrefetchBytes / static_cast<int64_t>(sizeof(typename W::Element));
+  Vec a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+  int64_t e = 0;
+  for (; e + 4 * kLanes <= k; e += 4 * kLanes) {
+#pragma GCC unroll 4
+    for (int64_t line = 0; line < 4 * kLanes; line += kElementsPerLine) {
+      __builtin_prefetch(w + e + line + kAhead, 0, 0);
+    }
+    a0 = vfma(vload(x + e), W::vector(w + e), a0);
+    a1 = vfma(vload(x + e + kLanes), W::vector(w + e + kLanes), a1);
+    a2 = vfma(vload(x + e + 2 * kLanes), W::vector(w + e + 2 * kLanes), a2);
+    a3 = vfma(vload(x + e + 3 * kLanes), W::vector(w + e + 3 * kLanes), a3);
+  }
+  for (; e + kLanes <= k; e += kLanes) a0 = vfma(vload(x + e), W::vector(w + e), a0);
+  float sum = vsum(vadd(vadd(a0, a1), vadd(a2, a3)));
+  for (; e < k; ++e) sum += x[e] * W::scalar(w[e]);
+  *c = sum;
+}
+
 template <int Type, int MR, int NR>
 void tile(const float* x, int64_t x_stride, const void* weights, int64_t w_stride, int64_t k, float* c) {
   using W = Weights<Type>;
+  // NOTE: one activation row (decode at batch 1) reads each weight row as one stream, every cache
+  // line asked for 4 KiB ahead: the decode products of the Llama-3.2-1B shape read bf16 weights at
+  // 61 GB/s this way against 38-48 with the 1 x 4 tile, int8 at 42-45 against 36-37 (2 AVX-512
+  // cores, one after the other).
+  if constexpr (MR == 1) {
+    const typename W::Element* rows = static_cast<const typename W::Element*>(weights);
+    for (int s = 0; s < NR; ++s) row_dot<Type>(x, rows + s * w_stride, k, c + s);
+    return;
+  }
   const typename W::Element* w = static_cast<const typename W::Element*>(weights);
   Vec acc[MR][NR];
 #pragma GCC unroll 4
