@@ -144,7 +144,7 @@ public final class ModelWeights implements AutoCloseable {
         finalNorm = load(files, "model.norm.weight", h);
         if (c.tieWordEmbeddings() && !files.contains("lm_head.weight")) {
             lmHead = quantization == WeightQuantization.NONE ? new Linear(embedding, null)
-                    : loadLinear(files, "model.embed_tokens.weight", c.vocabSize(), h);
+                    : quantizedCopy(embedding, files, "model.embed_tokens.weight");
         } else {
             lmHead = loadLinear(files, "lm_head.weight", c.vocabSize(), h);
         }
@@ -246,6 +246,17 @@ public final class ModelWeights implements AutoCloseable {
             return new Linear(load(files, name, shape), null);
         }
         return loadLinearFused(files, shape, name, shape);
+    }
+
+    /**
+     * A quantised copy of a tensor already loaded (the tied LM head's embedding table), read again
+     * from the files: checked already, and counted once in the load's progress.
+     */
+    private Linear quantizedCopy(Tensor loaded, WeightFiles files, String name) {
+        Tensor quantized = allocate(DType.I8, loaded.shape());
+        Tensor scales = allocate(DType.F32, new long[] {loaded.size(0)});
+        backend.quantizeRows(quantized, scales, files.tensor(name));
+        return new Linear(quantized, scales);
     }
 
     /** Loads (name, shape) pairs into consecutive rows of one linear weight of fusedShape, quantised as asked. */
