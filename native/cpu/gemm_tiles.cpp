@@ -263,7 +263,8 @@ void widen(float* dst, const void* source, float scale, int64_t n) {
 }
 
 template <int MR, int NV>
-void panel(const float* x_panel, const float* w, int64_t w_stride, int64_t k, float* c) {
+void panel(const float* x_panel, const float* w, int64_t w_stride, int64_t k, float* c, const char* prefetch,
+           int64_t prefetch_lines) {
   Vec acc[MR][NV];
 #pragma GCC unroll 12
   for (int r = 0; r < MR; ++r) {
@@ -271,6 +272,7 @@ void panel(const float* x_panel, const float* w, int64_t w_stride, int64_t k, fl
     for (int v = 0; v < NV; ++v) acc[r][v] = vzero();
   }
   for (int64_t e = 0; e < k; ++e) {
+    if (e < prefetch_lines) __builtin_prefetch(prefetch + e * 64, 0, 3);
     Vec xv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) xv[v] = vload(x_panel + e * NV * kLanes + v * kLanes);

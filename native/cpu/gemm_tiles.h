@@ -39,7 +39,11 @@ constexpr int kMaxPanelRows = 12;
 // rows stored k-major (x_panel[e * NV * lanes + t] = x[t][e]) and w is fp32. Every step loads NV
 // activation vectors and broadcasts one weight per row, so the loads stay well below the
 // multiply-adds and nothing needs a horizontal sum.
-using PanelFn = void (*)(const float* x_panel, const float* w, int64_t w_stride, int64_t k, float* c);
+// prefetch: the first prefetch_lines cache lines from there are asked for along the way (the
+// weights of the caller's next block, so that reading them overlaps this block's arithmetic);
+// prefetch_lines <= k.
+using PanelFn = void (*)(const float* x_panel, const float* w, int64_t w_stride, int64_t k, float* c,
+                         const char* prefetch, int64_t prefetch_lines);
 
 struct Kernels {
   const char* name;

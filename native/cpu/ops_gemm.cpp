@@ -2,12 +2,13 @@
 // scale per row; and the int8 quantisation of weights.
 //
 // NOTE: weights are the large operand and are read once. The n dimension is split into blocks of
-// kRowsPerBlock weight rows, shared out over the threads. A block is multiplied against every
-// activation row with register tiles (gemm_tiles.cpp, the widest the CPU runs). Up to
-// kMaxTileRows activation rows (decode) the tiles read the weights in their stored type, widening
-// them in registers, so decode is bound by reading the weights once in their stored size; with more
-// rows (a prompt) each block is first widened once to fp32 into a per-thread buffer small enough
-// for L2, then reused by every row tile.
+// weight rows, shared out over the threads, with the register tiles of gemm_tiles.cpp (the widest
+// the CPU runs). Up to kMaxTileRows activation rows (decode) the tiles read the weights in their
+// stored type and widen them in registers, so decode is bound by reading the weights once in their
+// stored size. With more rows (prompts, decode batches) the activations are packed into panels and
+// each block of weights is widened once to fp32, then multiplied as outer products, bound by
+// arithmetic (from 5 rows on: at 5 to 12 rows of the Llama-3.2-1B shape's step, as fast as the
+// dot-product tiles or up to 1.4x faster on every level).
 #include <omp.h>
 
 #include <algorithm>
@@ -71,9 +72,6 @@ inline void store_tile(const float* tile, int mr, int nr, float* out, int64_t ou
   }
 }
 
-// From this many activation rows on, products run as outer products over packed panels (prompts,
-// large decode batches); below, as register-tiled dot products.
-constexpr int64_t kPanelMinRows = 16;
 // Activation rows packed at a time: their panels, k-major, stay within L2 / L3 while every weight
 // row block passes over them.
 constexpr int64_t kRowsPerChunk = 256;
@@ -134,7 +132,15 @@ int gemm_panels(const Kernels& kern, float* out, int64_t out_stride, const float
                                                                              : panel_width;
           const int vectors = static_cast<int>((panel_rows + lanes - 1) / lanes);
           const int64_t width = vectors * lanes;
-          kern.panels[rows - 1][vectors - 1](packed.data() + p * k * panel_width, wf, k, k, tile);  // [rows][width]
+          // The first panel asks for the next block's weights while it computes (its rows follow
+          // these in memory; the next block is usually this thread's too, and at worst the line is
+          // read twice).
+          const char* next_block = block_weights + rows * w_row_bytes;
+          const int64_t next_lines = p == 0 && block + 1 < num_blocks
+              ? std::min<int64_t>(k, (std::min<int64_t>(block_rows, n - n0 - rows) * w_row_bytes + 63) / 64)
+              : 0;
+          kern.panels[rows - 1][vectors - 1](packed.data() + p * k * panel_width, wf, k, k, tile, next_block,
+                                             next_lines);  // tile: [rows][width]
           for (int64_t t = 0; t < panel_rows; ++t) {
             float* dst = out + (row0 + t) * out_stride + n0;
             for (int64_t r = 0; r < rows; ++r) {
@@ -153,57 +159,32 @@ int gemm_panels(const Kernels& kern, float* out, int64_t out_stride, const float
 int gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride, const void* w, int w_dtype,
          const float* w_scales, const void* bias, int bias_dtype, int64_t m, int64_t n, int64_t k) {
   const Kernels& kern = kernels();
-  if (m >= kPanelMinRows) {
+  if (m > kMaxTileRows) {
     return gemm_panels(kern, out, out_stride, x, x_stride, w, w_dtype, w_scales, bias, bias_dtype, m, n, k);
   }
   const int type = weight_type_of(w_dtype);
   const int64_t w_row_bytes = k * kiln::dtype_size(w_dtype);
-  // fp32 weights are read as they are at any m; others are widened in registers up to
-  // kMaxTileRows activation rows, else widened once per block into the thread's buffer.
-  const bool read_as_stored = type == kiln::gemm::kWeightF32 || m <= kMaxTileRows;
-  // NOTE: read as stored (decode), a block is about kStreamBlockBytes of weights: each block ends
-  // a thread's streams and wastes the prefetches past its end, so short rows get more of them
-  // (the 154M shape's decode products, 1-2 KiB rows: 40-43 GB/s int8 and 54-56 bf16 in blocks of
-  // 32 rows, 51-53 and 53-64 in blocks of 128).
-  const int64_t rows_per_block =
-      !read_as_stored ? kRowsPerBlock
-                      : std::min<int64_t>(kMaxRowsPerStreamBlock,
-                                          std::max<int64_t>(kRowsPerBlock, kStreamBlockBytes / w_row_bytes));
+  // NOTE: a block is about kStreamBlockBytes of weights: each block ends a thread's streams and
+  // wastes the prefetches past its end, so short rows get more of them (the 154M shape's decode
+  // products, 1-2 KiB rows: 40-43 GB/s int8 and 54-56 bf16 in blocks of 32 rows, 51-53 and 53-64
+  // in blocks of 128).
+  const int64_t rows_per_block = std::min<int64_t>(
+      kMaxRowsPerStreamBlock, std::max<int64_t>(kRowsPerBlock, kStreamBlockBytes / w_row_bytes));
   const int64_t num_blocks = (n + rows_per_block - 1) / rows_per_block;
 #pragma omp parallel num_threads(kiln::op_threads())
   {
-    std::vector<float> widened;
-    if (!read_as_stored) widened.resize(static_cast<size_t>(kRowsPerBlock * k));
     float tile[kMaxTileRows * kMaxTileCols];
+    const int mr = static_cast<int>(m);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t block = 0; block < num_blocks; ++block) {
       const int64_t n0 = block * rows_per_block;
       const int64_t rows = n - n0 < rows_per_block ? n - n0 : rows_per_block;
       const char* block_weights = static_cast<const char*>(w) + n0 * w_row_bytes;  // [rows, k] w_dtype
-      int tile_type = type;
-      const void* tile_weights = block_weights;
-      int64_t tile_row_bytes = w_row_bytes;
-      const float* tile_scales = w_scales;
-      if (!read_as_stored) {
-        for (int64_t r = 0; r < rows; ++r) {
-          kern.widen[type](widened.data() + r * k, block_weights + r * w_row_bytes,
-                           w_scales != nullptr ? w_scales[n0 + r] : 1.0f, k);
-        }
-        tile_type = kiln::gemm::kWeightF32;
-        tile_weights = widened.data();  // [rows, k] fp32, scales applied
-        tile_row_bytes = k * static_cast<int64_t>(sizeof(float));
-        tile_scales = nullptr;
-      }
-      for (int64_t m0 = 0; m0 < m; m0 += kMaxTileRows) {
-        const int mr = static_cast<int>(m - m0 < kMaxTileRows ? m - m0 : kMaxTileRows);
-        for (int64_t j0 = 0; j0 < rows; j0 += kMaxTileCols) {
-          const int nr = static_cast<int>(rows - j0 < kMaxTileCols ? rows - j0 : kMaxTileCols);
-          // The tiles take the element stride; every weight type's row is k elements.
-          kern.tiles[tile_type][mr - 1][nr - 1](x + m0 * x_stride, x_stride,
-                                                static_cast<const char*>(tile_weights) + j0 * tile_row_bytes, k,
-                                                k, tile);
-          store_tile(tile, mr, nr, out, out_stride, m0, n0 + j0, tile_scales, bias, bias_dtype);
-        }
+      for (int64_t j0 = 0; j0 < rows; j0 += kMaxTileCols) {
+        const int nr = static_cast<int>(rows - j0 < kMaxTileCols ? rows - j0 : kMaxTileCols);
+        // The tiles take the element stride; every weight type's row is k elements.
+        kern.tiles[type][mr - 1][nr - 1](x, x_stride, block_weights + j0 * w_row_bytes, k, k, tile);
+        store_tile(tile, mr, nr, out, out_stride, 0, n0 + j0, w_scales, bias, bias_dtype);
       }
     }
   }

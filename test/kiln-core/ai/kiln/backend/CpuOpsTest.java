@@ -151,10 +151,10 @@ class CpuOpsTest {
 
     /**
      * Every kernel level the CPU runs, every weight type, against a float64 product of the values
-     * the weights hold. Up to 4 activation rows the weights are widened in registers, from 5 on a
-     * block is widened to fp32 first, from 16 on the rows are packed into panels (in chunks of 256
-     * rows): every path, with k = 70 not a multiple of any vector width, n = 37 not of any tile's
-     * rows, and row counts that leave partial panels and a second chunk (the tails).
+     * the weights hold. Up to 4 activation rows the weights are widened in registers; from 5 on the
+     * rows are packed into panels (in chunks of 256 rows) and each block of weights is widened to
+     * fp32 once: both paths, with k = 70 not a multiple of any vector width, n = 37 not of any
+     * tile's rows, and row counts that leave partial panels and a second chunk (the tails).
      */
     @ParameterizedTest(name = "level {0}, {1} weights, m={2}")
     @MethodSource("gemmCases")
