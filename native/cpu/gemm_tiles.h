@@ -49,6 +49,7 @@ struct Kernels {
   const char* name;
   TileFn tiles[kNumWeightTypes][kMaxTileRows][kMaxTileCols];  // [type][MR - 1][NR - 1]
   WidenFn widen[kNumWeightTypes];
+  int tile_cols[kMaxTileRows];  // [MR - 1]: the weight rows of a tile at MR activation rows
   int lanes;       // floats per vector register
   int panel_rows;  // weight rows of a full panel tile, <= kMaxPanelRows
   PanelFn panels[kMaxPanelRows][2];  // [rows - 1][NV - 1], rows <= panel_rows

@@ -175,13 +175,14 @@ int gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride, const
   {
     float tile[kMaxTileRows * kMaxTileCols];
     const int mr = static_cast<int>(m);
+    const int64_t tile_cols = kern.tile_cols[mr - 1];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t block = 0; block < num_blocks; ++block) {
       const int64_t n0 = block * rows_per_block;
       const int64_t rows = n - n0 < rows_per_block ? n - n0 : rows_per_block;
       const char* block_weights = static_cast<const char*>(w) + n0 * w_row_bytes;  // [rows, k] w_dtype
-      for (int64_t j0 = 0; j0 < rows; j0 += kMaxTileCols) {
-        const int nr = static_cast<int>(rows - j0 < kMaxTileCols ? rows - j0 : kMaxTileCols);
+      for (int64_t j0 = 0; j0 < rows; j0 += tile_cols) {
+        const int nr = static_cast<int>(rows - j0 < tile_cols ? rows - j0 : tile_cols);
         // The tiles take the element stride; every weight type's row is k elements.
         kern.tiles[type][mr - 1][nr - 1](x, x_stride, block_weights + j0 * w_row_bytes, k, k, tile);
         store_tile(tile, mr, nr, out, out_stride, 0, n0 + j0, w_scales, bias, bias_dtype);
