@@ -96,8 +96,14 @@ public final class ServeBenchCommand implements Callable<Integer> {
     double randomRangeRatio;
 
     @Option(names = "--request-rate", defaultValue = "inf", paramLabel = "RATE",
-            description = "mean requests per second of Poisson arrivals; inf: all at once (default ${DEFAULT-VALUE})")
+            description = "mean requests per second of the arrivals (Poisson, or see --burstiness); inf: all at once"
+                    + " (default ${DEFAULT-VALUE})")
     String requestRate;
+
+    @Option(names = "--burstiness", paramLabel = "B", defaultValue = "1.0",
+            description = "shape of the gamma-distributed gaps between arrivals: 1 Poisson, below 1 burstier, above"
+                    + " 1 more even (default ${DEFAULT-VALUE})")
+    double burstiness;
 
     @Option(names = "--max-concurrency", paramLabel = "N", description = "most requests in flight (default: no limit)")
     Integer maxConcurrency;
@@ -139,8 +145,13 @@ public final class ServeBenchCommand implements Callable<Integer> {
         err.printf("bench serve: %d %s prompts (%d prompt, %d output tokens asked) to %s, model %s, rate %s%s%n",
                 prompts.size(), dataset, prompts.stream().mapToLong(BenchPrompt::promptLen).sum(), asked, baseUrl,
                 modelName, requestRate, maxConcurrency == null ? "" : ", at most " + maxConcurrency + " in flight");
-        ServingBenchmark.Config config = new ServingBenchmark.Config(baseUrl, modelName, apiKey, rate, maxConcurrency,
-                numWarmups, Duration.ofSeconds(requestTimeoutSeconds), seed, sampling);
+        ServingBenchmark.Config config;
+        try {
+            config = new ServingBenchmark.Config(baseUrl, modelName, apiKey, rate, burstiness, maxConcurrency,
+                    numWarmups, Duration.ofSeconds(requestTimeoutSeconds), seed, sampling);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
         ServingReport report = new ServingBenchmark(config).run(prompts, err);
 
         ObjectNode parameters = new ObjectMapper().createObjectNode();
@@ -156,6 +167,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
         } else {
             parameters.put("request_rate", rate);
         }
+        parameters.put("burstiness", burstiness);
         parameters.put("max_concurrency", maxConcurrency);
         parameters.put("seed", seed);
         parameters.put("ignore_eos", true);

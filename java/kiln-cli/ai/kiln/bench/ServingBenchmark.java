@@ -38,15 +38,16 @@ public final class ServingBenchmark {
      * @param baseUrl        the server's root, e.g. http://127.0.0.1:8000 (the path /v1/completions is added)
      * @param model          the model name sent in each request
      * @param apiKey         sent as a bearer token when not null
-     * @param requestRate    mean requests per second of the Poisson arrivals; infinite: all at once
+     * @param requestRate    mean requests per second of the arrivals; infinite: all at once
+     * @param burstiness     the shape of the gamma-distributed gaps between arrivals (1: Poisson)
      * @param maxConcurrency the most requests in flight; null: no limit
      * @param numWarmups     requests sent (and awaited) before the timed run, not counted
      * @param requestTimeout a request still running after this long fails
      * @param seed           seeds the arrival times
      * @param sampling       the sampling fields of each request
      */
-    public record Config(URI baseUrl, String model, String apiKey, double requestRate, Integer maxConcurrency,
-            int numWarmups, Duration requestTimeout, long seed, SamplingOptions sampling) {
+    public record Config(URI baseUrl, String model, String apiKey, double requestRate, double burstiness,
+            Integer maxConcurrency, int numWarmups, Duration requestTimeout, long seed, SamplingOptions sampling) {
 
         public Config {
             Objects.requireNonNull(baseUrl, "baseUrl");
@@ -54,6 +55,9 @@ public final class ServingBenchmark {
             Objects.requireNonNull(sampling, "sampling");
             if (!(requestRate > 0)) {
                 throw new IllegalArgumentException("--request-rate must be > 0 (or inf), got " + requestRate);
+            }
+            if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
+                throw new IllegalArgumentException("--burstiness must be a number > 0, got " + burstiness);
             }
             if (maxConcurrency != null && maxConcurrency < 1) {
                 throw new IllegalArgumentException("--max-concurrency must be >= 1, got " + maxConcurrency);
@@ -120,6 +124,19 @@ public final class ServingBenchmark {
 
     /** Arrival offsets in nanoseconds from the start: all 0 at an infinite rate, else exponential gaps. */
     static long[] arrivals(int n, double requestRate, long seed) {
+        return arrivals(n, requestRate, 1.0, seed);
+    }
+
+    /**
+     * Arrival offsets in nanoseconds from the start: all 0 at an infinite rate, else gaps drawn from
+     * a gamma distribution of shape {@code burstiness} and mean 1 / rate, as vLLM's benchmark draws
+     * them: burstiness 1 is a Poisson process (exponential gaps), below 1 the arrivals come in
+     * bursts, above 1 more evenly (the gaps' coefficient of variation is 1 / sqrt(burstiness)).
+     */
+    static long[] arrivals(int n, double requestRate, double burstiness, long seed) {
+        if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
+            throw new IllegalArgumentException("--burstiness must be a number > 0, got " + burstiness);
+        }
         long[] at = new long[n];
         if (Double.isInfinite(requestRate)) {
             return at;
@@ -128,9 +145,36 @@ public final class ServingBenchmark {
         double seconds = 0;
         for (int i = 0; i < n; i++) {
             at[i] = Math.round(seconds * 1e9);
-            seconds += -Math.log(1 - random.nextDouble()) / requestRate;
+            double gap = burstiness == 1.0 ? -Math.log(1 - random.nextDouble())
+                    : gamma(burstiness, random) / burstiness;
+            seconds += gap / requestRate;
         }
         return at;
+    }
+
+    /**
+     * A draw from the gamma distribution of this shape and scale 1 (mean = shape), by Marsaglia and
+     * Tsang's method; below shape 1, a draw at shape + 1 times u^(1 / shape).
+     */
+    static double gamma(double shape, SplittableRandom random) {
+        if (shape < 1) {
+            double u = 1 - random.nextDouble(); // (0, 1]
+            return gamma(shape + 1, random) * Math.pow(u, 1 / shape);
+        }
+        double d = shape - 1.0 / 3;
+        double c = 1 / Math.sqrt(9 * d);
+        while (true) {
+            double x = random.nextGaussian();
+            double v = 1 + c * x;
+            if (v <= 0) {
+                continue;
+            }
+            v = v * v * v;
+            double u = 1 - random.nextDouble(); // (0, 1]
+            if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) {
+                return d * v;
+            }
+        }
     }
 
     /**
@@ -146,7 +190,7 @@ public final class ServingBenchmark {
             bodies.add(body(prompts.get(i), i));
         }
         warmUp(prompts.get(0), bodies.get(0), progress);
-        long[] arrivals = arrivals(prompts.size(), config.requestRate(), config.seed());
+        long[] arrivals = arrivals(prompts.size(), config.requestRate(), config.burstiness(), config.seed());
         Semaphore slots = config.maxConcurrency() == null ? null : new Semaphore(config.maxConcurrency());
         AtomicInteger done = new AtomicInteger();
         AtomicInteger failed = new AtomicInteger();

@@ -143,17 +143,18 @@ class ServeBenchTest {
     }
 
     @Test
-    void poissonArrivalsUnderAConcurrencyLimit() throws Exception {
+    void burstyArrivalsUnderAConcurrencyLimit() throws Exception {
         double rate = 40;
-        long[] arrivals = ServingBenchmark.arrivals(N, rate, SEED);
+        long[] arrivals = ServingBenchmark.arrivals(N, rate, 0.5, SEED);
         try (Live live = Live.start(null)) {
-            Run run = benchServe(live.url(), "--request-rate", Double.toString(rate), "--max-concurrency", "3",
-                    "--num-warmups", "2");
+            Run run = benchServe(live.url(), "--request-rate", Double.toString(rate), "--burstiness", "0.5",
+                    "--max-concurrency", "3", "--num-warmups", "2");
             assertEquals(0, run.exitCode(), run.err());
             JsonNode r = run.result();
             assertEquals(N, r.get("completed").asInt(), r.toString());
             assertEquals(0, r.get("failed").asInt(), r.toString());
             assertEquals(rate, r.get("request_rate").asDouble());
+            assertEquals(0.5, r.get("burstiness").asDouble());
             assertEquals(3, r.get("max_concurrency").asInt());
             assertTrue(r.get("duration").asDouble() >= arrivals[N - 1] / 1e9, "the last request is sent at its arrival");
         }

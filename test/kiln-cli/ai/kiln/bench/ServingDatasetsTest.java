@@ -143,4 +143,36 @@ class ServingDatasetsTest {
         assertEquals(0.02, at[at.length - 1] / 1e9 / (at.length - 1), 0.02 * 0.04);
         assertArrayEquals(at, ServingBenchmark.arrivals(20_000, 50, 1));
     }
+
+    /**
+     * Gamma gaps of shape B have mean 1 / rate and coefficient of variation 1 / sqrt(B): over 20,000
+     * seeded gaps the mean's standard error is below 1.6% and the coefficient's below 3% at every
+     * shape here, so 6% and 8% bounds are far outside chance (and the draws repeat exactly).
+     */
+    @Test
+    void burstinessShapesTheGapsAsAGammaDistribution() {
+        double rate = 50;
+        for (double burstiness : new double[] {0.25, 0.5, 2, 4}) {
+            long[] at = ServingBenchmark.arrivals(20_001, rate, burstiness, 7);
+            double[] gaps = new double[at.length - 1];
+            double sum = 0;
+            for (int i = 0; i < gaps.length; i++) {
+                gaps[i] = (at[i + 1] - at[i]) / 1e9;
+                assertTrue(gaps[i] >= 0);
+                sum += gaps[i];
+            }
+            double mean = sum / gaps.length;
+            double squares = 0;
+            for (double g : gaps) {
+                squares += (g - mean) * (g - mean);
+            }
+            double cv = Math.sqrt(squares / gaps.length) / mean;
+            assertEquals(1 / rate, mean, 0.06 / rate, "burstiness " + burstiness);
+            assertEquals(1 / Math.sqrt(burstiness), cv, 0.08 / Math.sqrt(burstiness), "burstiness " + burstiness);
+            assertArrayEquals(at, ServingBenchmark.arrivals(20_001, rate, burstiness, 7));
+        }
+        // Burstiness 1 is the Poisson process itself.
+        assertArrayEquals(ServingBenchmark.arrivals(100, rate, 7), ServingBenchmark.arrivals(100, rate, 1.0, 7));
+        assertThrows(IllegalArgumentException.class, () -> ServingBenchmark.arrivals(3, rate, 0, 7));
+    }
 }
