@@ -120,6 +120,11 @@ public final class ServeBenchCommand implements Callable<Integer> {
             description = "seeds the prompts, their lengths and the arrivals (default ${DEFAULT-VALUE})")
     long seed;
 
+    @Option(names = "--goodput", arity = "1..*", paramLabel = "METRIC:MS",
+            description = "service-level objectives, e.g. ttft:500 tpot:50 (e2el too): request_goodput counts the"
+                    + " requests per second that met them all")
+    List<String> goodput;
+
     @Option(names = "--result-file", paramLabel = "FILE", description = "also write the JSON result here")
     Path resultFile;
 
@@ -147,8 +152,9 @@ public final class ServeBenchCommand implements Callable<Integer> {
                 modelName, requestRate, maxConcurrency == null ? "" : ", at most " + maxConcurrency + " in flight");
         ServingBenchmark.Config config;
         try {
+            ServiceLevels levels = goodput == null ? null : ServiceLevels.parse(goodput);
             config = new ServingBenchmark.Config(baseUrl, modelName, apiKey, rate, burstiness, maxConcurrency,
-                    numWarmups, Duration.ofSeconds(requestTimeoutSeconds), seed, sampling);
+                    numWarmups, Duration.ofSeconds(requestTimeoutSeconds), seed, sampling, levels);
         } catch (IllegalArgumentException e) {
             throw new ParameterException(spec.commandLine(), e.getMessage());
         }
@@ -168,6 +174,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
             parameters.put("request_rate", rate);
         }
         parameters.put("burstiness", burstiness);
+        parameters.put("goodput", config.serviceLevels() == null ? null : config.serviceLevels().toString());
         parameters.put("max_concurrency", maxConcurrency);
         parameters.put("seed", seed);
         parameters.put("ignore_eos", true);

@@ -45,9 +45,11 @@ public final class ServingBenchmark {
      * @param requestTimeout a request still running after this long fails
      * @param seed           seeds the arrival times
      * @param sampling       the sampling fields of each request
+     * @param serviceLevels  the objectives goodput counts against; null: no goodput
      */
     public record Config(URI baseUrl, String model, String apiKey, double requestRate, double burstiness,
-            Integer maxConcurrency, int numWarmups, Duration requestTimeout, long seed, SamplingOptions sampling) {
+            Integer maxConcurrency, int numWarmups, Duration requestTimeout, long seed, SamplingOptions sampling,
+            ServiceLevels serviceLevels) {
 
         public Config {
             Objects.requireNonNull(baseUrl, "baseUrl");
@@ -220,7 +222,7 @@ public final class ServingBenchmark {
             outcomes.add(f.join());
         }
         double duration = (System.nanoTime() - start) / 1e9;
-        return ServingReport.of(outcomes, duration);
+        return ServingReport.of(outcomes, duration, config.serviceLevels());
     }
 
     private void warmUp(BenchPrompt prompt, byte[] body, PrintWriter progress) {

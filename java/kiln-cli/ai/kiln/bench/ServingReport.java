@@ -22,13 +22,16 @@ import java.util.Map;
  *       the population.
  * </ul>
  *
+ * With service-level objectives ({@link ServiceLevels}), the requests that met them all are
+ * counted too: {@code request_goodput} is their number over the duration (null without objectives).
+ *
  * Only completed requests enter the token counts and latencies. Failures are counted, and their
  * messages grouped: messages differing only in their numbers (lengths, ids) count as one kind,
  * shown by its first example.
  */
 public record ServingReport(int completed, int failed, double duration, long totalInputTokens,
         long totalOutputTokens, long requestedOutputTokens, Stats ttft, Stats tpot, Stats itl, Stats e2el,
-        List<ErrorKind> errors) {
+        List<ErrorKind> errors, Integer goodRequests) {
 
     /** Kinds of error listed; the rest are only counted. */
     public static final int LISTED_ERROR_KINDS = 5;
@@ -69,7 +72,13 @@ public record ServingReport(int completed, int failed, double duration, long tot
     }
 
     public static ServingReport of(List<RequestOutcome> outcomes, double durationSeconds) {
+        return of(outcomes, durationSeconds, null);
+    }
+
+    /** The figures, and with {@code levels} not null the requests that met them. */
+    public static ServingReport of(List<RequestOutcome> outcomes, double durationSeconds, ServiceLevels levels) {
         int completed = 0;
+        int good = 0;
         long input = 0;
         long output = 0;
         long requested = 0;
@@ -87,6 +96,9 @@ public record ServingReport(int completed, int failed, double duration, long tot
                 continue;
             }
             completed++;
+            if (levels != null && levels.metBy(o)) {
+                good++;
+            }
             input += o.promptLen();
             output += o.outputTokens();
             requested += o.outputLen();
@@ -105,7 +117,7 @@ public record ServingReport(int completed, int failed, double duration, long tot
         }
         return new ServingReport(completed, outcomes.size() - completed, durationSeconds, input, output, requested,
                 Stats.of(millis(ttfts)), Stats.of(millis(tpots)), Stats.of(millis(itls)), Stats.of(millis(e2els)),
-                List.copyOf(errors));
+                List.copyOf(errors), levels == null ? null : good);
     }
 
     private static double[] millis(List<Double> values) {
@@ -114,6 +126,11 @@ public record ServingReport(int completed, int failed, double duration, long tot
 
     public double requestThroughput() {
         return completed / duration;
+    }
+
+    /** Requests per second that met every objective; NaN without objectives. */
+    public double requestGoodput() {
+        return goodRequests == null ? Double.NaN : goodRequests / duration;
     }
 
     public double inputThroughput() {
@@ -138,6 +155,11 @@ public record ServingReport(int completed, int failed, double duration, long tot
         line.put("total_output_tokens", totalOutputTokens);
         line.put("requested_output_tokens", requestedOutputTokens);
         line.put("request_throughput", round(requestThroughput()));
+        if (goodRequests == null) {
+            line.putNull("request_goodput");
+        } else {
+            line.put("request_goodput", round(requestGoodput()));
+        }
         line.put("input_throughput", round(inputThroughput()));
         line.put("output_throughput", round(outputThroughput()));
         line.put("total_token_throughput", round(totalTokenThroughput()));
@@ -188,6 +210,9 @@ public record ServingReport(int completed, int failed, double duration, long tot
         row(out, "Total input tokens:", Long.toString(totalInputTokens));
         row(out, "Total generated tokens:", totalOutputTokens + " (asked " + requestedOutputTokens + ")");
         row(out, "Request throughput (req/s):", fixed(requestThroughput()));
+        if (goodRequests != null) {
+            row(out, "Request goodput (req/s):", fixed(requestGoodput()));
+        }
         row(out, "Input token throughput (tok/s):", fixed(inputThroughput()));
         row(out, "Output token throughput (tok/s):", fixed(outputThroughput()));
         row(out, "Total token throughput (tok/s):", fixed(totalTokenThroughput()));

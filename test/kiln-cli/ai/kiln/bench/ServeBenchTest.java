@@ -148,13 +148,15 @@ class ServeBenchTest {
         long[] arrivals = ServingBenchmark.arrivals(N, rate, 0.5, SEED);
         try (Live live = Live.start(null)) {
             Run run = benchServe(live.url(), "--request-rate", Double.toString(rate), "--burstiness", "0.5",
-                    "--max-concurrency", "3", "--num-warmups", "2");
+                    "--max-concurrency", "3", "--num-warmups", "2", "--goodput", "ttft:600000", "e2el:600000");
             assertEquals(0, run.exitCode(), run.err());
             JsonNode r = run.result();
             assertEquals(N, r.get("completed").asInt(), r.toString());
             assertEquals(0, r.get("failed").asInt(), r.toString());
             assertEquals(rate, r.get("request_rate").asDouble());
             assertEquals(0.5, r.get("burstiness").asDouble());
+            // Objectives of ten minutes: every completed request meets them.
+            assertEquals(r.get("request_throughput").asDouble(), r.get("request_goodput").asDouble(), 1e-3);
             assertEquals(3, r.get("max_concurrency").asInt());
             assertTrue(r.get("duration").asDouble() >= arrivals[N - 1] / 1e9, "the last request is sent at its arrival");
         }

@@ -117,4 +117,30 @@ class ServingReportTest {
         assertEquals(4, ServingReport.percentile(sorted, 100), EPS);
         assertEquals(7, ServingReport.percentile(new double[] {7}, 99), EPS);
     }
+    /**
+     * The completed requests: TTFT 100, 200, 50 ms; TPOT 100, 50 ms and 0 for the one-token answer;
+     * E2EL 400, 300, 50 ms. Goodput counts those meeting every bound given (bounds inclusive).
+     */
+    @Test
+    void goodputByHand() {
+        assertEquals(1.0, ServingReport.of(OUTCOMES, 2.0, ServiceLevels.parse(List.of("ttft:150"))).requestGoodput(), EPS);
+        assertEquals(0.5, ServingReport.of(OUTCOMES, 2.0, ServiceLevels.parse(List.of("ttft:150", "tpot:60")))
+                .requestGoodput(), EPS);
+        assertEquals(1.0, ServingReport.of(OUTCOMES, 2.0, ServiceLevels.parse(List.of("e2el:300"))).requestGoodput(), EPS);
+        assertEquals(1.5, ServingReport.of(OUTCOMES, 2.0, ServiceLevels.parse(List.of("TPOT:100.5"))).requestGoodput(), EPS);
+        ObjectNode with = ServingReport.of(OUTCOMES, 2.0, ServiceLevels.parse(List.of("ttft:150")))
+                .toJson(new ObjectMapper().createObjectNode());
+        assertEquals(1.0, with.get("request_goodput").asDouble(), EPS);
+        assertTrue(ServingReport.of(OUTCOMES, 2.0).toJson(new ObjectMapper().createObjectNode()).get("request_goodput")
+                .isNull());
+        assertTrue(ServingReport.of(OUTCOMES, 2.0, ServiceLevels.parse(List.of("ttft:150"))).summary()
+                .contains("Request goodput (req/s):"));
+        assertEquals("ttft:500.0 tpot:50.0", ServiceLevels.parse(List.of("tpot:50", "ttft:500")).toString());
+        for (List<String> bad : List.of(List.of("ttft"), List.of("foo:3"), List.of("ttft:-1"), List.of("ttft:x"),
+                List.<String>of())) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> ServiceLevels.parse(bad));
+            assertTrue(e.getMessage().startsWith("--goodput"), e.getMessage());
+        }
+    }
 }

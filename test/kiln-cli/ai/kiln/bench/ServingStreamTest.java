@@ -110,7 +110,7 @@ class ServingStreamTest {
         ServingBenchmark bench = new ServingBenchmark(new ServingBenchmark.Config(
                 URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/"), "m", "secret",
                 Double.POSITIVE_INFINITY, 1.0, null, 0, Duration.ofMillis(700), 0,
-                new SamplingOptions(0.8, 0.95, 40, null, 100L)));
+                new SamplingOptions(0.8, 0.95, 40, null, 100L), null));
         List<BenchPrompt> prompts = new ArrayList<>();
         for (int outputLen = 1; outputLen <= 6; outputLen++) {
             prompts.add(BenchPrompt.ofTokens(new int[] {1, 2, 3, 4, 5}, outputLen));
