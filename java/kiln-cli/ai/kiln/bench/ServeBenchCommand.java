@@ -53,7 +53,8 @@ public final class ServeBenchCommand implements Callable<Integer> {
     Integer vocabSize;
 
     @Option(names = "--dataset-name", paramLabel = "NAME",
-            description = "sharegpt-like, random or sharegpt (default: sharegpt with --dataset-path, else sharegpt-like)")
+            description = "sharegpt-like, random, prefix_repetition or sharegpt (default: sharegpt with --dataset-path,"
+                    + " else sharegpt-like)")
     String datasetName;
 
     @Option(names = {"--dataset-path", "--dataset"}, paramLabel = "FILE", description = "ShareGPT-format JSON file")
@@ -94,6 +95,22 @@ public final class ServeBenchCommand implements Callable<Integer> {
     @Option(names = "--random-range-ratio", paramLabel = "R", defaultValue = "0",
             description = "random: lengths uniform in [len * (1 - r), len * (1 + r)] (default ${DEFAULT-VALUE})")
     double randomRangeRatio;
+
+    @Option(names = "--prefix-repetition-prefix-len", paramLabel = "TOKENS", defaultValue = "256",
+            description = "prefix_repetition: tokens of each shared prefix (default ${DEFAULT-VALUE})")
+    int prefixRepetitionPrefixLen;
+
+    @Option(names = "--prefix-repetition-suffix-len", paramLabel = "TOKENS", defaultValue = "256",
+            description = "prefix_repetition: random tokens after the prefix (default ${DEFAULT-VALUE})")
+    int prefixRepetitionSuffixLen;
+
+    @Option(names = "--prefix-repetition-num-prefixes", paramLabel = "N", defaultValue = "10",
+            description = "prefix_repetition: distinct prefixes the prompts share (default ${DEFAULT-VALUE})")
+    int prefixRepetitionNumPrefixes;
+
+    @Option(names = "--prefix-repetition-output-len", paramLabel = "TOKENS", defaultValue = "128",
+            description = "prefix_repetition: output tokens (default ${DEFAULT-VALUE})")
+    int prefixRepetitionOutputLen;
 
     @Option(names = "--request-rate", defaultValue = "inf", paramLabel = "RATE",
             description = "mean requests per second of the arrivals (Poisson, or see --burstiness); inf: all at once"
@@ -217,6 +234,13 @@ public final class ServeBenchCommand implements Callable<Integer> {
             case "random":
                 return ServingDatasets.random(numPrompts, vocabulary(), randomInputLen, randomOutputLen, randomRangeRatio,
                         seed);
+            case "prefix_repetition":
+                try {
+                    return ServingDatasets.prefixRepetition(numPrompts, vocabulary(), prefixRepetitionPrefixLen,
+                            prefixRepetitionSuffixLen, prefixRepetitionNumPrefixes, prefixRepetitionOutputLen, seed);
+                } catch (IllegalArgumentException e) {
+                    throw new ParameterException(spec.commandLine(), e.getMessage());
+                }
             case "sharegpt": {
                 if (datasetPath == null) {
                     throw new ParameterException(spec.commandLine(), "--dataset-name sharegpt needs --dataset-path FILE");
@@ -229,7 +253,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
             }
             default:
                 throw new ParameterException(spec.commandLine(),
-                        "--dataset-name must be sharegpt-like, random or sharegpt, got " + datasetName);
+                        "--dataset-name must be sharegpt-like, random, prefix_repetition or sharegpt, got " + datasetName);
         }
     }
 

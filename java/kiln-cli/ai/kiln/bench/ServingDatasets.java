@@ -93,6 +93,47 @@ public final class ServingDatasets {
         return prompts;
     }
 
+    /**
+     * vLLM's prefix-repetition prompts: {@code numPrefixes} random prefixes of {@code prefixLen}
+     * token ids, each prompt one of them (in turn, then shuffled) followed by {@code suffixLen}
+     * random ids of its own, {@code outputLen} tokens asked: a load that the prefix cache serves
+     * (every prompt shares its first prefixLen tokens with n / numPrefixes others).
+     */
+    public static List<BenchPrompt> prefixRepetition(int n, int vocabSize, int prefixLen, int suffixLen, int numPrefixes,
+            int outputLen, long seed) {
+        checkVocab(vocabSize);
+        if (prefixLen < 0 || suffixLen < 0 || prefixLen + suffixLen < 1) {
+            throw new IllegalArgumentException("--prefix-repetition-prefix-len and --prefix-repetition-suffix-len"
+                    + " must be >= 0 and not both 0, got " + prefixLen + " and " + suffixLen);
+        }
+        if (numPrefixes < 1 || outputLen < 1) {
+            throw new IllegalArgumentException("--prefix-repetition-num-prefixes and --prefix-repetition-output-len"
+                    + " must be >= 1, got " + numPrefixes + " and " + outputLen);
+        }
+        SplittableRandom random = new SplittableRandom(seed);
+        int[][] prefixes = new int[numPrefixes][];
+        for (int p = 0; p < numPrefixes; p++) {
+            prefixes[p] = random.ints(prefixLen, 0, vocabSize).toArray();
+        }
+        List<BenchPrompt> prompts = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            int[] ids = new int[prefixLen + suffixLen];
+            System.arraycopy(prefixes[i % numPrefixes], 0, ids, 0, prefixLen);
+            for (int j = prefixLen; j < ids.length; j++) {
+                ids[j] = random.nextInt(vocabSize);
+            }
+            prompts.add(BenchPrompt.ofTokens(ids, outputLen));
+        }
+        // Shuffled so that prompts of one prefix do not all arrive together.
+        for (int i = prompts.size() - 1; i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            BenchPrompt t = prompts.get(i);
+            prompts.set(i, prompts.get(j));
+            prompts.set(j, t);
+        }
+        return prompts;
+    }
+
     private static int uniformAround(SplittableRandom random, int length, double ratio) {
         int low = Math.max(1, (int) Math.floor(length * (1 - ratio)));
         int high = Math.max(low, (int) Math.ceil(length * (1 + ratio)));

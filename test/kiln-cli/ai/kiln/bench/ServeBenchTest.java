@@ -142,6 +142,22 @@ class ServeBenchTest {
         }
     }
 
+    /** Prompts sharing prefixes: the server's prefix cache serves them, and the counts add up. */
+    @Test
+    void prefixRepetitionDatasetAgainstTheServer() throws Exception {
+        try (Live live = Live.start(null)) {
+            Run run = benchServe(live.url(), "--dataset-name", "prefix_repetition", "--prefix-repetition-prefix-len",
+                    "32", "--prefix-repetition-suffix-len", "8", "--prefix-repetition-num-prefixes", "2",
+                    "--prefix-repetition-output-len", "6");
+            assertEquals(0, run.exitCode(), run.err());
+            JsonNode r = run.result();
+            assertEquals("prefix_repetition", r.get("dataset_name").asText());
+            assertEquals(N, r.get("completed").asInt(), r.toString());
+            assertEquals(40L * N, r.get("total_input_tokens").asLong());
+            assertEquals(6L * N, r.get("total_output_tokens").asLong());
+        }
+    }
+
     @Test
     void burstyArrivalsUnderAConcurrencyLimit() throws Exception {
         double rate = 40;

@@ -175,4 +175,35 @@ class ServingDatasetsTest {
         assertArrayEquals(ServingBenchmark.arrivals(100, rate, 7), ServingBenchmark.arrivals(100, rate, 1.0, 7));
         assertThrows(IllegalArgumentException.class, () -> ServingBenchmark.arrivals(3, rate, 0, 7));
     }
+    /** Each prompt is one of the shared prefixes and its own suffix; every prefix is used n / k times. */
+    @Test
+    void prefixRepetitionPromptsShareTheirPrefixes() {
+        List<BenchPrompt> prompts = ServingDatasets.prefixRepetition(30, 1000, 16, 5, 3, 7, 4);
+        assertEquals(30, prompts.size());
+        java.util.Map<String, Integer> uses = new java.util.HashMap<>();
+        java.util.Set<String> suffixes = new java.util.HashSet<>();
+        for (BenchPrompt p : prompts) {
+            assertEquals(21, p.promptLen());
+            assertEquals(7, p.outputLen());
+            int[] ids = p.tokenIds();
+            for (int id : ids) {
+                assertTrue(id >= 0 && id < 1000);
+            }
+            uses.merge(java.util.Arrays.toString(java.util.Arrays.copyOf(ids, 16)), 1, Integer::sum);
+            suffixes.add(java.util.Arrays.toString(java.util.Arrays.copyOfRange(ids, 16, 21)));
+        }
+        assertEquals(java.util.List.of(10, 10, 10), uses.values().stream().sorted().toList());
+        assertEquals(30, suffixes.size(), "every prompt has a suffix of its own");
+        // Shuffled: unshuffled, prompt i and prompt i + 3 would always share a prefix.
+        boolean inTurn = true;
+        for (int i = 0; i + 3 < prompts.size(); i++) {
+            inTurn &= java.util.Arrays.equals(java.util.Arrays.copyOf(prompts.get(i).tokenIds(), 16),
+                    java.util.Arrays.copyOf(prompts.get(i + 3).tokenIds(), 16));
+        }
+        assertTrue(!inTurn, "the prompts are shuffled");
+        assertArrayEquals(prompts.get(5).tokenIds(),
+                ServingDatasets.prefixRepetition(30, 1000, 16, 5, 3, 7, 4).get(5).tokenIds());
+        assertThrows(IllegalArgumentException.class, () -> ServingDatasets.prefixRepetition(3, 10, 0, 0, 1, 4, 1));
+        assertThrows(IllegalArgumentException.class, () -> ServingDatasets.prefixRepetition(3, 10, 4, 4, 0, 4, 1));
+    }
 }
