@@ -193,12 +193,17 @@ public final class CpuBackend implements Backend {
                 headDim, positions.address(), q.size(0), cosSin.address(), cosSin.size(0), neoxStyle ? 1 : 0));
     }
 
-    @Override
-    public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
+    /** The {@link #failNextGemms} hook: throws while injected failures are left. */
+    private void failIfInjected() {
         // NOTE: one volatile read when no failure is injected; the update only runs when one is.
         if (gemmFailuresToInject.get() > 0 && gemmFailuresToInject.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
             throw new BackendException("CPU op failed: gemm: injected failure (CpuBackend.failNextGemms)");
         }
+    }
+
+    @Override
+    public void gemm(Tensor out, Tensor x, Tensor w, Tensor bias) {
+        failIfInjected();
         requireActivation(out, "gemm out");
         requireActivation(x, "gemm x");
         OpShapes.gemm(out, x, w, bias);
@@ -218,9 +223,7 @@ public final class CpuBackend implements Backend {
             gemm(out, x, w, bias);
             return;
         }
-        if (gemmFailuresToInject.get() > 0 && gemmFailuresToInject.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
-            throw new BackendException("CPU op failed: gemm: injected failure (CpuBackend.failNextGemms)");
-        }
+        failIfInjected();
         requireActivation(out, "gemm out");
         requireActivation(x, "gemm x");
         requireDType(w, DType.I8, "quantised gemm w");
