@@ -57,12 +57,12 @@ int weight_type_of(int dtype) {
   }
 }
 
-// Writes tile rows [0, mr) x columns [0, nr) at out[row0.., col0..], times the rows' scales
-// (int8 weights read as stored) and plus the bias.
-inline void store_tile(const float* tile, int mr, int nr, float* out, int64_t out_stride, int64_t row0,
-                       int64_t col0, const float* scales, const void* bias, int bias_dtype) {
+// Writes tile rows [0, mr) x columns [0, nr) at out[0.., col0..], times the rows' scales (int8
+// weights read as stored) and plus the bias.
+inline void store_tile(const float* tile, int mr, int nr, float* out, int64_t out_stride, int64_t col0,
+                       const float* scales, const void* bias, int bias_dtype) {
   for (int r = 0; r < mr; ++r) {
-    float* dst = out + (row0 + r) * out_stride + col0;
+    float* dst = out + r * out_stride + col0;
     for (int s = 0; s < nr; ++s) {
       float value = tile[r * kMaxTileCols + s];
       if (scales != nullptr) value *= scales[col0 + s];
@@ -185,7 +185,7 @@ int gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride, const
         const int nr = static_cast<int>(rows - j0 < tile_cols ? rows - j0 : tile_cols);
         // The tiles take the element stride; every weight type's row is k elements.
         kern.tiles[type][mr - 1][nr - 1](x, x_stride, block_weights + j0 * w_row_bytes, k, k, tile);
-        store_tile(tile, mr, nr, out, out_stride, 0, n0 + j0, w_scales, bias, bias_dtype);
+        store_tile(tile, mr, nr, out, out_stride, n0 + j0, w_scales, bias, bias_dtype);
       }
     }
   }
