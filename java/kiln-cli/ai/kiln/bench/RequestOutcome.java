@@ -24,4 +24,9 @@ public record RequestOutcome(String error, int promptLen, int outputLen, int out
     public boolean success() {
         return error == null;
     }
+
+    /** Seconds per output token after the first, (latency - TTFT) / (tokens - 1); 0 for a one-token answer. */
+    public double tpot() {
+        return outputTokens > 1 ? (latency - ttft) / (outputTokens - 1) : 0;
+    }
 }

@@ -47,8 +47,7 @@ public record ServiceLevels(Double ttftMs, Double tpotMs, Double e2elMs) {
         }
         double ttft = outcome.ttft() * 1e3;
         double e2el = outcome.latency() * 1e3;
-        double tpot = outcome.outputTokens() > 1
-                ? (outcome.latency() - outcome.ttft()) / (outcome.outputTokens() - 1) * 1e3 : 0;
+        double tpot = outcome.tpot() * 1e3;
         return (ttftMs == null || ttft <= ttftMs) && (tpotMs == null || tpot <= tpotMs)
                 && (e2elMs == null || e2el <= e2elMs);
     }

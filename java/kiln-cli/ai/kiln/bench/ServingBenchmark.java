@@ -58,9 +58,7 @@ public final class ServingBenchmark {
             if (!(requestRate > 0)) {
                 throw new IllegalArgumentException("--request-rate must be > 0 (or inf), got " + requestRate);
             }
-            if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
-                throw new IllegalArgumentException("--burstiness must be a number > 0, got " + burstiness);
-            }
+            requireBurstiness(burstiness);
             if (maxConcurrency != null && maxConcurrency < 1) {
                 throw new IllegalArgumentException("--max-concurrency must be >= 1, got " + maxConcurrency);
             }
@@ -136,9 +134,7 @@ public final class ServingBenchmark {
      * bursts, above 1 more evenly (the gaps' coefficient of variation is 1 / sqrt(burstiness)).
      */
     static long[] arrivals(int n, double requestRate, double burstiness, long seed) {
-        if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
-            throw new IllegalArgumentException("--burstiness must be a number > 0, got " + burstiness);
-        }
+        requireBurstiness(burstiness);
         long[] at = new long[n];
         if (Double.isInfinite(requestRate)) {
             return at;
@@ -152,6 +148,12 @@ public final class ServingBenchmark {
             seconds += gap / requestRate;
         }
         return at;
+    }
+
+    static void requireBurstiness(double burstiness) {
+        if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
+            throw new IllegalArgumentException("--burstiness must be a number > 0, got " + burstiness);
+        }
     }
 
     /**

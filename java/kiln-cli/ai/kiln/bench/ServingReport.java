@@ -105,7 +105,7 @@ public record ServingReport(int completed, int failed, double duration, long tot
             ttfts.add(o.ttft() * 1e3);
             e2els.add(o.latency() * 1e3);
             if (o.outputTokens() > 1) {
-                tpots.add((o.latency() - o.ttft()) / (o.outputTokens() - 1) * 1e3);
+                tpots.add(o.tpot() * 1e3);
             }
             for (double gap : o.itl()) {
                 itls.add(gap * 1e3);
