@@ -20,6 +20,8 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
+from make_fixtures import greedy
+
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -40,21 +42,6 @@ def quantize(model):
         head = model.get_output_embeddings()
         # A tied head shares its parameter with the embedding: give it its own, quantised.
         head.weight = torch.nn.Parameter(int8_rows(head.weight).clone(), requires_grad=False)
-
-
-def greedy(model, ids, steps):
-    """Greedy tokens by full recomputation each step; also the smallest top-1/top-2 logit gap."""
-    tokens = list(ids)
-    out, min_gap = [], float("inf")
-    with torch.no_grad():
-        for _ in range(steps):
-            logits = model(torch.tensor([tokens])).logits[0, -1].float()
-            top = torch.topk(logits, 2)
-            min_gap = min(min_gap, (top.values[0] - top.values[1]).item())
-            next_id = int(top.indices[0])
-            out.append(next_id)
-            tokens.append(next_id)
-    return out, min_gap
 
 
 def record(directory):
