@@ -83,13 +83,6 @@ public final class ChatCommand implements Callable<Integer> {
         this.outputIsTerminal = outputIsTerminal;
     }
 
-    /** The model cannot hold this conversation (no chat template, or one that refuses the system prompt): exit code 1. */
-    private static final class ChatSetupException extends RuntimeException {
-        ChatSetupException(String message) {
-            super(message);
-        }
-    }
-
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -128,7 +121,7 @@ public final class ChatCommand implements Callable<Integer> {
         } catch (CommandLine.ParameterException e) {
             err.println("kiln chat: " + e.getMessage());
             return 2;
-        } catch (ChatSetupException e) {
+        } catch (CommandFailure e) {
             err.println("kiln chat: " + e.getMessage());
             return 1;
         } catch (RuntimeException e) {
@@ -170,12 +163,12 @@ public final class ChatCommand implements Callable<Integer> {
     /** Fails, naming the reason, where the model cannot render this conversation. */
     private void checkChatTemplate(Engine engine) {
         if (!engine.hasTokenizer()) {
-            throw new ChatSetupException(model + " has no tokenizer.json; a chat needs the model's tokenizer and chat"
+            throw new CommandFailure(model + " has no tokenizer.json; a chat needs the model's tokenizer and chat"
                     + " template");
         }
         Tokenizer tokenizer = engine.tokenizer();
         if (!tokenizer.hasChatTemplate()) {
-            throw new ChatSetupException(model + " has no chat template (tokenizer_config.json's chat_template or"
+            throw new CommandFailure(model + " has no chat template (tokenizer_config.json's chat_template or"
                     + " chat_template.jinja); kiln generate --prompt takes plain text");
         }
         if (systemPrompt != null) {
@@ -184,7 +177,7 @@ public final class ChatCommand implements Callable<Integer> {
                 tokenizer.applyChatTemplate(List.of(ChatHistory.message("system", systemPrompt),
                         ChatHistory.message("user", "Hello")), true);
             } catch (IllegalArgumentException | IllegalStateException e) {
-                throw new ChatSetupException("--system: the model's chat template refuses a system prompt ("
+                throw new CommandFailure("--system: the model's chat template refuses a system prompt ("
                         + KilnCli.describe(e) + ")");
             }
         }

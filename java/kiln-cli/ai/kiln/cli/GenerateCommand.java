@@ -113,13 +113,6 @@ public final class GenerateCommand implements Callable<Integer> {
 
     private final ObjectMapper mapper = new ObjectMapper();
 
-    /** A problem with the input file's content: exit code 1. */
-    private static final class InputException extends RuntimeException {
-        InputException(String message) {
-            super(message);
-        }
-    }
-
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -153,7 +146,7 @@ public final class GenerateCommand implements Callable<Integer> {
         } catch (CommandLine.ParameterException e) {
             err.println("kiln generate: " + e.getMessage());
             return 2;
-        } catch (InputException e) {
+        } catch (CommandFailure e) {
             err.println("kiln generate: " + e.getMessage());
             return 1;
         } catch (RuntimeException e) {
@@ -210,32 +203,32 @@ public final class GenerateCommand implements Callable<Integer> {
             try {
                 line = mapper.readTree(text);
             } catch (JsonProcessingException e) {
-                throw new InputException(where + "not valid JSON (" + e.getOriginalMessage() + ")");
+                throw new CommandFailure(where + "not valid JSON (" + e.getOriginalMessage() + ")");
             }
             if (line == null || !line.isObject()) {
-                throw new InputException(where + "expected a JSON object, got " + (line == null ? "nothing" : line.getNodeType()));
+                throw new CommandFailure(where + "expected a JSON object, got " + (line == null ? "nothing" : line.getNodeType()));
             }
             for (Iterator<String> names = line.fieldNames(); names.hasNext();) {
                 String name = names.next();
                 if (!LINE_FIELDS.contains(name)) {
-                    throw new InputException(where + "unknown field '" + name + "' (known: " + String.join(", ",
+                    throw new CommandFailure(where + "unknown field '" + name + "' (known: " + String.join(", ",
                             LINE_FIELDS.stream().sorted().toList()) + ")");
                 }
             }
             JsonNode p = line.get("prompt");
             if (p == null || !p.isTextual()) {
-                throw new InputException(where + "'prompt' must be a string" + (p == null ? " and is missing" : ", got " + p));
+                throw new CommandFailure(where + "'prompt' must be a string" + (p == null ? " and is missing" : ", got " + p));
             }
             SamplingParams params;
             try {
                 params = SamplingJson.read(line, SamplingJson.Endpoint.COMPLETIONS, defaults);
             } catch (IllegalArgumentException e) {
-                throw new InputException(where + withoutClosingPeriod(e.getMessage()));
+                throw new CommandFailure(where + withoutClosingPeriod(e.getMessage()));
             }
             requests.add(GenerateRequest.of(p.asText(), params).withRequestId("line-" + (i + 1)));
         }
         if (requests.isEmpty()) {
-            throw new InputException(file.getFileName() + ": no requests (the file is empty)");
+            throw new CommandFailure(file.getFileName() + ": no requests (the file is empty)");
         }
         return requests;
     }
@@ -250,19 +243,19 @@ public final class GenerateCommand implements Callable<Integer> {
         try {
             root = mapper.readTree(file.toFile());
         } catch (JsonProcessingException e) {
-            throw new InputException(file.getFileName() + ": not valid JSON (" + e.getOriginalMessage() + ")");
+            throw new CommandFailure(file.getFileName() + ": not valid JSON (" + e.getOriginalMessage() + ")");
         } catch (IOException e) {
             throw usage("--chat: cannot read " + file + " (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
         }
         JsonNode messages = root != null && root.isObject() ? root.get("messages") : root;
         if (messages == null || !messages.isArray() || messages.isEmpty()) {
-            throw new InputException(file.getFileName() + ": expected a non-empty list of messages, or {\"messages\": [...]}");
+            throw new CommandFailure(file.getFileName() + ": expected a non-empty list of messages, or {\"messages\": [...]}");
         }
         List<Map<String, Object>> out = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
             JsonNode m = messages.get(i);
             if (!m.isObject() || !m.path("role").isTextual() || !m.has("content")) {
-                throw new InputException(file.getFileName() + ": message " + i + " needs a string 'role' and a 'content'");
+                throw new CommandFailure(file.getFileName() + ": message " + i + " needs a string 'role' and a 'content'");
             }
             @SuppressWarnings("unchecked")
             Map<String, Object> map = mapper.convertValue(m, Map.class);
@@ -324,7 +317,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 handles.add(engine.submit(request));
             } catch (IllegalArgumentException e) {
                 handles.forEach(RequestHandle::cancel);
-                throw new InputException(input.getFileName() + " " + request.requestId().replace('-', ' ') + ": "
+                throw new CommandFailure(input.getFileName() + " " + request.requestId().replace('-', ' ') + ": "
                         + e.getMessage());
             }
         }

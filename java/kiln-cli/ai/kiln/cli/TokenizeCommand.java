@@ -68,15 +68,6 @@ public final class TokenizeCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print JSON (always so for --input)")
     boolean json;
 
-    /** A problem with the input files, reported with exit code 1. */
-    static final class InputException extends RuntimeException {
-        private static final long serialVersionUID = 1L;
-
-        InputException(String message) {
-            super(message);
-        }
-    }
-
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -145,20 +136,20 @@ public final class TokenizeCommand implements Callable<Integer> {
                 try {
                     request = JSON.readTree(line);
                 } catch (JsonProcessingException e) {
-                    throw new InputException(where + "not valid JSON (" + e.getOriginalMessage() + ")");
+                    throw new CommandFailure(where + "not valid JSON (" + e.getOriginalMessage() + ")");
                 }
                 if (request == null || !request.isObject() || !request.path("text").isTextual()) {
-                    throw new InputException(where + "expected {\"text\": \"...\", \"add_special\": true|false}");
+                    throw new CommandFailure(where + "expected {\"text\": \"...\", \"add_special\": true|false}");
                 }
                 JsonNode addSpecialField = request.get("add_special");
                 if (addSpecialField != null && !addSpecialField.isBoolean()) {
-                    throw new InputException(where + "add_special must be true or false");
+                    throw new CommandFailure(where + "add_special must be true or false");
                 }
                 boolean lineAddSpecial = addSpecialField == null ? addSpecial : addSpecialField.booleanValue();
                 try {
                     results.add(idsAndText(tokenizer, tokenizer.encode(request.get("text").textValue(), lineAddSpecial)));
                 } catch (IllegalArgumentException e) {
-                    throw new InputException(where + e.getMessage());
+                    throw new CommandFailure(where + e.getMessage());
                 }
             }
         }
@@ -173,16 +164,16 @@ public final class TokenizeCommand implements Callable<Integer> {
         try {
             root = JSON.readTree(file.toFile());
         } catch (JsonProcessingException e) {
-            throw new InputException(file.getFileName() + ": not valid JSON (" + e.getOriginalMessage() + ")");
+            throw new CommandFailure(file.getFileName() + ": not valid JSON (" + e.getOriginalMessage() + ")");
         }
         JsonNode messages = root != null && root.isObject() ? root.get("messages") : root;
         if (messages == null || !messages.isArray()) {
-            throw new InputException(file.getFileName() + ": expected a list of messages, or {\"messages\": [...]}");
+            throw new CommandFailure(file.getFileName() + ": expected a list of messages, or {\"messages\": [...]}");
         }
         for (int i = 0; i < messages.size(); i++) {
             JsonNode message = messages.get(i);
             if (!message.isObject() || !message.path("role").isTextual()) {
-                throw new InputException(file.getFileName() + ": message " + i + " needs a string \"role\"");
+                throw new CommandFailure(file.getFileName() + ": message " + i + " needs a string \"role\"");
             }
         }
         List<Map<String, Object>> list = JSON.convertValue(messages, new TypeReference<List<Map<String, Object>>>() { });
