@@ -104,14 +104,12 @@ class ChatSessionTest {
 
     @Test
     void anInterruptAtThePromptHintsAndASecondOneLeaves() throws Exception {
-        PipedOutputStream keyboard = new PipedOutputStream();
-        BufferedReader input = new BufferedReader(new java.io.InputStreamReader(new PipedInputStream(keyboard),
-                StandardCharsets.UTF_8));
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        ChatSession session = new ChatSession(engine, GREEDY, null, input, new PrintWriter(out), new PrintWriter(err),
-                true, false);
-        CompletableFuture<Integer> exit = CompletableFuture.supplyAsync(session::run);
+        Typing typing = startTyping();
+        PipedOutputStream keyboard = typing.keyboard();
+        StringWriter out = typing.out();
+        StringWriter err = typing.err();
+        ChatSession session = typing.session();
+        CompletableFuture<Integer> exit = typing.exit();
         awaitTrue(() -> err.toString().contains(ChatSession.PROMPT), err);
 
         session.interrupt();
@@ -134,14 +132,12 @@ class ChatSessionTest {
 
     @Test
     void anInterruptInsideAMessageOfSeveralLinesDiscardsIt() throws Exception {
-        PipedOutputStream keyboard = new PipedOutputStream();
-        BufferedReader input = new BufferedReader(new java.io.InputStreamReader(new PipedInputStream(keyboard),
-                StandardCharsets.UTF_8));
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        ChatSession session = new ChatSession(engine, GREEDY, null, input, new PrintWriter(out), new PrintWriter(err),
-                true, false);
-        CompletableFuture<Integer> exit = CompletableFuture.supplyAsync(session::run);
+        Typing typing = startTyping();
+        PipedOutputStream keyboard = typing.keyboard();
+        StringWriter out = typing.out();
+        StringWriter err = typing.err();
+        ChatSession session = typing.session();
+        CompletableFuture<Integer> exit = typing.exit();
 
         keyboard.write("\"\"\"one\n".getBytes(StandardCharsets.UTF_8));
         keyboard.flush();
@@ -152,6 +148,22 @@ class ChatSessionTest {
 
         assertEquals(0, exit.get(30, TimeUnit.SECONDS));
         assertEquals("", out.toString(), "nothing was sent");
+    }
+
+    /** A running interactive session (a terminal's), its keyboard a pipe the test writes to. */
+    record Typing(PipedOutputStream keyboard, StringWriter out, StringWriter err, ChatSession session,
+            CompletableFuture<Integer> exit) {
+    }
+
+    Typing startTyping() throws IOException {
+        PipedOutputStream keyboard = new PipedOutputStream();
+        BufferedReader input = new BufferedReader(new java.io.InputStreamReader(new PipedInputStream(keyboard),
+                StandardCharsets.UTF_8));
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        ChatSession session = new ChatSession(engine, GREEDY, null, input, new PrintWriter(out), new PrintWriter(err),
+                true, false);
+        return new Typing(keyboard, out, err, session, CompletableFuture.supplyAsync(session::run));
     }
 
     static int countOf(String text, String part) {
