@@ -1,5 +1,8 @@
 package ai.kiln.bench;
 
+import ai.kiln.api.EngineOptions;
+import ai.kiln.server.EngineFlags;
+import ai.kiln.server.KilnServer;
 import ai.kiln.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -10,34 +13,53 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParseResult;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code kiln bench serve}: a serving load against a running OpenAI-compatible server (Kiln's, vLLM's,
- * SGLang's), in the manner of vLLM's benchmark_serving.py and with its flag and result names: N
- * streamed completions with ShareGPT-like (or ShareGPT's, or fixed random) lengths, sent all at once
- * or as a seeded Poisson process. Prints one JSON line (parameters and figures) on standard output
- * and a table on standard error. See {@link ServingDatasets} for the prompts and {@link ServingReport}
- * for how each figure is computed.
+ * {@code kiln bench serve}: a serving load against an OpenAI-compatible server (Kiln's, vLLM's,
+ * SGLang's) at {@code --base-url}, or against Kiln's own server started in this process over
+ * {@code --model} ({@link InProcessServer}), in the manner of vLLM's benchmark_serving.py and with
+ * its flag and result names: N streamed completions or chat completions with ShareGPT-like (or
+ * ShareGPT's, or fixed random) lengths, sent all at once or as a seeded Poisson process, once or
+ * at each rate of a sweep. Prints a JSON line (parameters and figures) per run on standard output
+ * and a table on standard error, and with {@code --plot} draws the latencies against the
+ * throughput ({@link ServingPlot}). See {@link ServingDatasets} for the prompts and
+ * {@link ServingReport} for how each figure is computed.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Measure a running OpenAI-compatible server under a serving load (streamed /v1/completions).")
+        description = {"Measure an OpenAI-compatible server under a serving load (streamed /v1/completions or"
+                + " /v1/chat/completions).",
+            "Without --base-url, --model DIR is served in this process (kiln serve's server, the engine flags apply)."})
 public final class ServeBenchCommand implements Callable<Integer> {
 
-    @Option(names = "--base-url", paramLabel = "URL", defaultValue = "http://127.0.0.1:8000",
-            description = "the server's root URL (default ${DEFAULT-VALUE})")
+    /** Where a server is looked for when neither --base-url nor --model says. */
+    static final URI DEFAULT_BASE_URL = URI.create("http://127.0.0.1:8000");
+
+    // NOTE: no defaultValue, so that its absence can start the in-process server.
+    @Option(names = "--base-url", paramLabel = "URL",
+            description = "the server's root URL (default: the in-process server with --model, else "
+                    + "http://127.0.0.1:8000)")
     URI baseUrl;
 
+    @Option(names = "--endpoint", paramLabel = "PATH", defaultValue = "/v1/completions",
+            description = "/v1/completions or /v1/chat/completions (token-id prompts are decoded to text for chat,"
+                    + " with --model's tokenizer) (default ${DEFAULT-VALUE})")
+    String endpoint;
+
     @Option(names = "--served-model-name", paramLabel = "NAME",
-            description = "model name sent in requests (default: the first of GET /v1/models)")
+            description = "model name sent in requests, and the in-process server's (default: the first of GET"
+                    + " /v1/models; in-process, the model directory's name)")
     String servedModelName;
 
     @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:OPENAI_API_KEY}",
@@ -45,7 +67,8 @@ public final class ServeBenchCommand implements Callable<Integer> {
     String apiKey;
 
     @Option(names = "--model", paramLabel = "DIR",
-            description = "model directory: its config.json gives the vocabulary of random prompts, its tokenizer counts ShareGPT's tokens")
+            description = "model directory: served in this process unless --base-url is given; its config.json gives"
+                    + " the vocabulary of random prompts, its tokenizer counts ShareGPT's tokens and decodes chat prompts")
     Path model;
 
     @Option(names = "--vocab-size", paramLabel = "N",
@@ -112,10 +135,16 @@ public final class ServeBenchCommand implements Callable<Integer> {
             description = "prefix_repetition: output tokens (default ${DEFAULT-VALUE})")
     int prefixRepetitionOutputLen;
 
-    @Option(names = "--request-rate", defaultValue = "inf", paramLabel = "RATE",
+    // NOTE: no defaultValue, so that giving it with --sweep can be refused.
+    @Option(names = "--request-rate", paramLabel = "RATE",
             description = "mean requests per second of the arrivals (Poisson, or see --burstiness); inf: all at once"
-                    + " (default ${DEFAULT-VALUE})")
+                    + " (default inf)")
     String requestRate;
+
+    @Option(names = "--sweep", paramLabel = "RATE", split = ",",
+            description = "run once per request rate, in order, over the same prompts, e.g. 2,4,8,inf; the result"
+                    + " file holds an array of the runs' results (not with --request-rate)")
+    List<String> sweep;
 
     @Option(names = "--burstiness", paramLabel = "B", defaultValue = "1.0",
             description = "shape of the gamma-distributed gaps between arrivals: 1 Poisson, below 1 burstier, above"
@@ -142,46 +171,154 @@ public final class ServeBenchCommand implements Callable<Integer> {
                     + " requests per second that met them all")
     List<String> goodput;
 
-    @Option(names = "--result-file", paramLabel = "FILE", description = "also write the JSON result here")
+    @Option(names = "--result-file", paramLabel = "FILE",
+            description = "also write the JSON result here (with --sweep, an array of them)")
     Path resultFile;
+
+    @Option(names = "--plot", paramLabel = "FILE.png",
+            description = "also draw TTFT and TPOT (median, p90, p99) against output throughput, one point per run")
+    Path plot;
 
     @Mixin
     SamplingOptions sampling = SamplingOptions.greedy();
+
+    /** The in-process server's engine; refused with --base-url, where no engine is started. */
+    @Mixin
+    EngineFlags engineFlags;
 
     @Spec
     CommandSpec spec;
 
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws Exception {
         sampling.validate();
-        double rate = parseRate(requestRate);
+        List<Double> rates = rates();
+        ServingEndpoint route;
+        ServiceLevels levels;
+        try {
+            route = ServingEndpoint.fromFlag(endpoint);
+            levels = goodput == null ? null : ServiceLevels.parse(goodput);
+            ServingBenchmark.Config.checkLoad(burstiness, maxConcurrency, numWarmups);
+            if (plot != null) {
+                ServingPlot.checkFile(plot);
+            }
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
         if (numPrompts < 1) {
-            throw new ParameterException(spec.commandLine(), "--num-prompts must be >= 1, got " + numPrompts);
+            throw usage("--num-prompts must be >= 1, got " + numPrompts);
+        }
+        if (plot != null) {
+            // Before AWT is first touched: no display is looked for.
+            System.setProperty("java.awt.headless", "true");
+            ServingPlot.requireFonts();
+        }
+        boolean inProcess = baseUrl == null && model != null;
+        EngineOptions engineOptions = null;
+        if (inProcess) {
+            // As kiln serve's: the server drains first; what is left when the engine closes is cancelled.
+            engineOptions = engineFlags.engineOptions(settings -> settings.shutdownGrace(Duration.ofSeconds(1)));
+        } else {
+            refuseEngineFlags();
         }
         String dataset = datasetName != null ? datasetName.toLowerCase(Locale.ROOT)
                 : datasetPath != null ? "sharegpt" : "sharegpt-like";
         List<BenchPrompt> prompts = prompts(dataset);
-        String modelName = servedModelName != null ? servedModelName : ServingBenchmark.servedModel(baseUrl, apiKey);
-        PrintWriter err = spec.commandLine().getErr();
-        long asked = prompts.stream().mapToLong(BenchPrompt::outputLen).sum();
-        err.printf("bench serve: %d %s prompts (%d prompt, %d output tokens asked) to %s, model %s, rate %s%s%n",
-                prompts.size(), dataset, prompts.stream().mapToLong(BenchPrompt::promptLen).sum(), asked, baseUrl,
-                modelName, requestRate, maxConcurrency == null ? "" : ", at most " + maxConcurrency + " in flight");
-        ServingBenchmark.Config config;
-        try {
-            ServiceLevels levels = goodput == null ? null : ServiceLevels.parse(goodput);
-            config = new ServingBenchmark.Config(baseUrl, modelName, apiKey, rate, burstiness, maxConcurrency,
-                    numWarmups, Duration.ofSeconds(requestTimeoutSeconds), seed, sampling, levels);
-        } catch (IllegalArgumentException e) {
-            throw new ParameterException(spec.commandLine(), e.getMessage());
+        if (route.needsText()) {
+            prompts = asText(prompts, dataset, route);
         }
-        ServingReport report = new ServingBenchmark(config).run(prompts, err);
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        List<ServingRun> runs = new ArrayList<>();
+        List<ObjectNode> results = new ArrayList<>();
+        String modelName;
+        try (InProcessServer server = inProcess ? startServer(engineOptions, err) : null) {
+            URI url = server != null ? server.baseUrl() : baseUrl != null ? baseUrl : DEFAULT_BASE_URL;
+            modelName = server != null ? server.modelName()
+                    : servedModelName != null ? servedModelName : ServingBenchmark.servedModel(url, apiKey);
+            ServingBenchmark.Config config = new ServingBenchmark.Config(url, route, modelName, apiKey, rates.get(0),
+                    burstiness, maxConcurrency, numWarmups, Duration.ofSeconds(requestTimeoutSeconds), seed, sampling,
+                    levels);
+            err.println(heading(config, dataset, prompts, rates));
+            for (int i = 0; i < rates.size(); i++) {
+                double rate = rates.get(i);
+                if (rates.size() > 1) {
+                    err.printf("bench serve: request rate %s (%d of %d)%n", ServingRun.rateLabel(rate), i + 1, rates.size());
+                }
+                ServingReport report = new ServingBenchmark(config.withRequestRate(rate)).run(prompts, err);
+                ObjectNode line = report.toJson(parameters(config, dataset, rate, server));
+                out.println(line);
+                out.flush();
+                runs.add(new ServingRun(rate, report));
+                results.add(line);
+            }
+        }
+        err.print(runs.size() == 1 ? runs.get(0).report().summary() : ServingSweepTable.render(runs));
+        err.flush();
+        if (resultFile != null) {
+            JsonNode written = results.size() == 1 && sweep == null ? results.get(0)
+                    : new ObjectMapper().createArrayNode().addAll(results);
+            Files.writeString(resultFile, written.toPrettyString() + "\n");
+        }
+        if (plot != null) {
+            ServingPlot.write(plot, runs, modelName + ", " + dataset + ", " + numPrompts + " prompts per run, "
+                    + route.path());
+            err.println("bench serve: plot written to " + plot);
+        }
+        return 0;
+    }
 
+    /** What is about to be sent where, in a line. */
+    private String heading(ServingBenchmark.Config config, String dataset, List<BenchPrompt> prompts,
+            List<Double> rates) {
+        String load = rates.size() == 1 ? "rate " + ServingRun.rateLabel(rates.get(0))
+                : "sweep of rates " + String.join(", ", rates.stream().map(ServingRun::rateLabel).toList());
+        return String.format("bench serve: %d %s prompts (%d prompt, %d output tokens asked) to %s%s, model %s, %s%s",
+                prompts.size(), dataset, prompts.stream().mapToLong(BenchPrompt::promptLen).sum(),
+                prompts.stream().mapToLong(BenchPrompt::outputLen).sum(), config.baseUrl(), config.endpoint().path(),
+                config.model(), load, maxConcurrency == null ? "" : ", at most " + maxConcurrency + " in flight");
+    }
+
+    /** The request rates to run at: --sweep's, else --request-rate's (inf by default). */
+    private List<Double> rates() {
+        if (sweep == null) {
+            return List.of(parseRate("--request-rate", requestRate == null ? "inf" : requestRate));
+        }
+        if (requestRate != null) {
+            throw usage("--sweep runs at each of its rates; --request-rate " + requestRate + " cannot be given with it");
+        }
+        List<Double> rates = new ArrayList<>();
+        for (String rate : sweep) {
+            rates.add(parseRate("--sweep", rate));
+        }
+        return rates;
+    }
+
+    static double parseRate(String flag, String text) {
+        String t = text.strip().toLowerCase(Locale.ROOT);
+        if (t.equals("inf") || t.equals("infinity")) {
+            return Double.POSITIVE_INFINITY;
+        }
+        try {
+            double rate = Double.parseDouble(t);
+            if (rate > 0 && !Double.isNaN(rate)) {
+                return rate;
+            }
+        } catch (NumberFormatException e) {
+            // Reported below.
+        }
+        throw new IllegalArgumentException(flag + " rates must be numbers > 0 or inf, got " + text);
+    }
+
+    /** A run's parameters in the result, under vLLM's names where it has them. */
+    private ObjectNode parameters(ServingBenchmark.Config config, String dataset, double rate, InProcessServer server) {
         ObjectNode parameters = new ObjectMapper().createObjectNode();
         parameters.put("backend", "openai");
-        parameters.put("base_url", baseUrl.toString());
-        parameters.put("endpoint", "/v1/completions");
-        parameters.put("model_id", modelName);
+        parameters.put("base_url", config.baseUrl().toString());
+        parameters.put("endpoint", config.endpoint().path());
+        parameters.put("model_id", config.model());
+        parameters.put("in_process", server != null);
+        parameters.put("device", server == null ? null : server.deviceDescription());
         parameters.put("dataset_name", dataset);
         parameters.put("dataset_path", datasetPath == null ? null : datasetPath.toString());
         parameters.put("num_prompts", numPrompts);
@@ -196,30 +333,54 @@ public final class ServeBenchCommand implements Callable<Integer> {
         parameters.put("seed", seed);
         parameters.put("ignore_eos", true);
         sampling.recordSent(parameters);
-        ObjectNode line = report.toJson(parameters);
-        spec.commandLine().getOut().println(line);
-        err.print(report.summary());
-        err.flush();
-        if (resultFile != null) {
-            Files.writeString(resultFile, line.toPrettyString() + "\n");
-        }
-        return 0;
+        return parameters;
     }
 
-    static double parseRate(String text) {
-        String t = text.strip().toLowerCase(Locale.ROOT);
-        if (t.equals("inf") || t.equals("infinity")) {
-            return Double.POSITIVE_INFINITY;
-        }
-        try {
-            double rate = Double.parseDouble(t);
-            if (rate > 0) {
-                return rate;
+    /**
+     * Kiln's server over --model in this process, on a free loopback port. Its waiting queue admits
+     * every prompt of the run, so that a burst measures the engine rather than kiln serve's
+     * --max-waiting, which would refuse what is beyond it.
+     */
+    private InProcessServer startServer(EngineOptions engineOptions, PrintWriter err) throws Exception {
+        int maxWaiting = Math.max(KilnServer.Options.defaults().maxWaiting(), Math.max(numPrompts, numWarmups));
+        err.printf("bench serve: loading %s for the in-process server%n", model);
+        err.flush();
+        long start = System.nanoTime();
+        InProcessServer server = InProcessServer.start(model, engineOptions, servedModelName, maxWaiting,
+                engineFlags.verbose());
+        err.printf("bench serve: serving %s on %s at %s (loaded in %.1f s)%n", server.modelName(),
+                server.deviceDescription(), server.baseUrl(), (System.nanoTime() - start) / 1e9);
+        return server;
+    }
+
+    /** Usage error for an engine flag given where no engine is started (--verbose is the log's, so it passes). */
+    private void refuseEngineFlags() {
+        CommandSpec flags = spec.mixins().get("engineFlags");
+        ParseResult parsed = spec.commandLine().getParseResult();
+        for (OptionSpec option : flags.options()) {
+            String name = option.longestName();
+            if (!name.equals("--verbose") && parsed.hasMatchedOption(name)) {
+                throw usage(name + " configures the in-process server's engine, which is started only with --model DIR"
+                        + " and no --base-url");
             }
-        } catch (NumberFormatException e) {
-            // Reported below.
         }
-        throw new IllegalArgumentException("--request-rate must be a number > 0 or inf, got " + text);
+    }
+
+    /** The prompts as text, for an endpoint that takes no token ids; the model's tokenizer decodes them. */
+    private List<BenchPrompt> asText(List<BenchPrompt> prompts, String dataset, ServingEndpoint route)
+            throws IOException {
+        if (prompts.stream().allMatch(p -> p.text() != null)) {
+            return prompts;
+        }
+        if (model == null || !Files.isRegularFile(model.resolve("tokenizer.json"))) {
+            throw usage(route.path() + " takes text, and the " + dataset + " prompts are token ids: --model DIR with a"
+                    + " tokenizer.json decodes them" + (model == null ? "" : " (" + model + " has none)"));
+        }
+        return ServingDatasets.asText(prompts, Tokenizer.load(model));
+    }
+
+    private ParameterException usage(String message) {
+        return new ParameterException(spec.commandLine(), message);
     }
 
     private List<BenchPrompt> prompts(String dataset) throws IOException {
@@ -239,21 +400,19 @@ public final class ServeBenchCommand implements Callable<Integer> {
                     return ServingDatasets.prefixRepetition(numPrompts, vocabulary(), prefixRepetitionPrefixLen,
                             prefixRepetitionSuffixLen, prefixRepetitionNumPrefixes, prefixRepetitionOutputLen, seed);
                 } catch (IllegalArgumentException e) {
-                    throw new ParameterException(spec.commandLine(), e.getMessage());
+                    throw usage(e.getMessage());
                 }
             case "sharegpt": {
                 if (datasetPath == null) {
-                    throw new ParameterException(spec.commandLine(), "--dataset-name sharegpt needs --dataset-path FILE");
+                    throw usage("--dataset-name sharegpt needs --dataset-path FILE");
                 }
                 if (model == null) {
-                    throw new ParameterException(spec.commandLine(),
-                            "a ShareGPT file needs --model DIR, whose tokenizer counts the prompt and answer tokens");
+                    throw usage("a ShareGPT file needs --model DIR, whose tokenizer counts the prompt and answer tokens");
                 }
                 return ServingDatasets.shareGpt(datasetPath, Tokenizer.load(model), numPrompts, seed);
             }
             default:
-                throw new ParameterException(spec.commandLine(),
-                        "--dataset-name must be sharegpt-like, random, prefix_repetition or sharegpt, got " + datasetName);
+                throw usage("--dataset-name must be sharegpt-like, random, prefix_repetition or sharegpt, got " + datasetName);
         }
     }
 
@@ -266,8 +425,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
             return vocabSize;
         }
         if (model == null) {
-            throw new ParameterException(spec.commandLine(),
-                    "random-token prompts need --vocab-size N or --model DIR (its config.json's vocab_size)");
+            throw usage("random-token prompts need --vocab-size N or --model DIR (its config.json's vocab_size)");
         }
         JsonNode config = new ObjectMapper().readTree(model.resolve("config.json").toFile());
         JsonNode size = config.has("vocab_size") ? config.get("vocab_size") : config.at("/text_config/vocab_size");

@@ -2,7 +2,6 @@ package ai.kiln.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -26,16 +25,18 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A serving load against an OpenAI-compatible server, the way vLLM's benchmark_serving.py drives
- * one: every prompt is a streamed {@code POST /v1/completions} ({@code ignore_eos}, {@code max_tokens}
- * = the prompt's output length, usage in the last chunk), sent at its arrival time (all at once, or
- * a Poisson process), at most {@code maxConcurrency} in flight. Each chunk's arrival is timed.
+ * one: every prompt is a streamed {@code POST} to the {@link ServingEndpoint} ({@code ignore_eos},
+ * the most tokens = the prompt's output length, usage in the last chunk), sent at its arrival time
+ * (all at once, or a Poisson process), at most {@code maxConcurrency} in flight. The arrival of
+ * each chunk that carries tokens is timed.
  * A request fails on an HTTP error, an error event in the stream, a stream that ends before
  * {@code [DONE]}, a connection error or a timeout; failures are counted, never dropped.
  */
 public final class ServingBenchmark {
 
     /**
-     * @param baseUrl        the server's root, e.g. http://127.0.0.1:8000 (the path /v1/completions is added)
+     * @param baseUrl        the server's root, e.g. http://127.0.0.1:8000 (the endpoint's path is added)
+     * @param endpoint       the route every request goes to
      * @param model          the model name sent in each request
      * @param apiKey         sent as a bearer token when not null
      * @param requestRate    mean requests per second of the arrivals; infinite: all at once
@@ -47,17 +48,26 @@ public final class ServingBenchmark {
      * @param sampling       the sampling fields of each request
      * @param serviceLevels  the objectives goodput counts against; null: no goodput
      */
-    public record Config(URI baseUrl, String model, String apiKey, double requestRate, double burstiness,
-            Integer maxConcurrency, int numWarmups, Duration requestTimeout, long seed, SamplingOptions sampling,
-            ServiceLevels serviceLevels) {
+    public record Config(URI baseUrl, ServingEndpoint endpoint, String model, String apiKey, double requestRate,
+            double burstiness, Integer maxConcurrency, int numWarmups, Duration requestTimeout, long seed,
+            SamplingOptions sampling, ServiceLevels serviceLevels) {
 
         public Config {
             Objects.requireNonNull(baseUrl, "baseUrl");
+            Objects.requireNonNull(endpoint, "endpoint");
             Objects.requireNonNull(model, "model");
             Objects.requireNonNull(sampling, "sampling");
             if (!(requestRate > 0)) {
                 throw new IllegalArgumentException("--request-rate must be > 0 (or inf), got " + requestRate);
             }
+            checkLoad(burstiness, maxConcurrency, numWarmups);
+        }
+
+        /**
+         * The checks of the load's shape, for a command to make before it starts anything (a
+         * server to measure, say), when the rest of the configuration is not known yet.
+         */
+        public static void checkLoad(double burstiness, Integer maxConcurrency, int numWarmups) {
             requireBurstiness(burstiness);
             if (maxConcurrency != null && maxConcurrency < 1) {
                 throw new IllegalArgumentException("--max-concurrency must be >= 1, got " + maxConcurrency);
@@ -65,6 +75,12 @@ public final class ServingBenchmark {
             if (numWarmups < 0) {
                 throw new IllegalArgumentException("--num-warmups must be >= 0, got " + numWarmups);
             }
+        }
+
+        /** The same run at another rate (a sweep's next). */
+        public Config withRequestRate(double rate) {
+            return new Config(baseUrl, endpoint, model, apiKey, rate, burstiness, maxConcurrency, numWarmups,
+                    requestTimeout, seed, sampling, serviceLevels);
         }
     }
 
@@ -74,14 +90,15 @@ public final class ServingBenchmark {
 
     private final Config config;
     private final HttpClient http;
-    private final URI completions;
+    /** The endpoint's URL: the base URL and the endpoint's path. */
+    private final URI target;
 
     public ServingBenchmark(Config config) {
         this.config = config;
         // HTTP/1.1: one connection per request in flight, as the peers' benchmarks use.
         this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                 .connectTimeout(Duration.ofSeconds(10)).build();
-        this.completions = resolve(config.baseUrl(), "/v1/completions");
+        this.target = resolve(config.baseUrl(), config.endpoint().path());
     }
 
     static URI resolve(URI base, String path) {
@@ -259,15 +276,7 @@ public final class ServingBenchmark {
     byte[] body(BenchPrompt prompt, int index) {
         ObjectNode body = JSON.createObjectNode();
         body.put("model", config.model());
-        if (prompt.tokenIds() != null) {
-            ArrayNode ids = body.putArray("prompt");
-            for (int id : prompt.tokenIds()) {
-                ids.add(id);
-            }
-        } else {
-            body.put("prompt", prompt.text());
-        }
-        body.put("max_tokens", prompt.outputLen());
+        config.endpoint().putPrompt(body, prompt);
         body.put("ignore_eos", true);
         body.put("stream", true);
         body.putObject("stream_options").put("include_usage", true);
@@ -281,13 +290,13 @@ public final class ServingBenchmark {
 
     /** One streamed request; the future always completes normally, with the failure in the outcome. */
     CompletableFuture<RequestOutcome> send(BenchPrompt prompt, byte[] body) {
-        HttpRequest.Builder request = HttpRequest.newBuilder(completions)
+        HttpRequest.Builder request = HttpRequest.newBuilder(target)
                 .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofByteArray(body));
         if (config.apiKey() != null) {
             request.header("Authorization", "Bearer " + config.apiKey());
         }
         long sent = System.nanoTime();
-        EventStream stream = new EventStream(sent);
+        EventStream stream = new EventStream(config.endpoint(), sent);
         CompletableFuture<HttpResponse<String>> call = http.sendAsync(request.build(), info -> info.statusCode() == 200
                 ? HttpResponse.BodySubscribers.fromLineSubscriber(stream, s -> null, StandardCharsets.UTF_8, null)
                 : HttpResponse.BodySubscribers.ofString(StandardCharsets.UTF_8));
@@ -301,7 +310,7 @@ public final class ServingBenchmark {
                     return RequestOutcome.failed(prompt,
                             String.format("timed out after %.1f s", config.requestTimeout().toMillis() / 1e3));
                 }
-                return RequestOutcome.failed(prompt, "POST " + completions + ": " + describe(cause));
+                return RequestOutcome.failed(prompt, "POST " + target + ": " + describe(cause));
             }
             if (response.statusCode() != 200) {
                 return RequestOutcome.failed(prompt, httpError(response.statusCode(), response.body()));
@@ -349,10 +358,11 @@ public final class ServingBenchmark {
     }
 
     /**
-     * Reads a server-sent event stream line by line, timing every {@code data:} event that carries
-     * a choice. Lines come one at a time from the client's thread.
+     * Reads a server-sent event stream line by line, timing every {@code data:} event whose choices
+     * carry tokens (as the endpoint tells). Lines come one at a time from the client's thread.
      */
     static final class EventStream implements Flow.Subscriber<String> {
+        private final ServingEndpoint endpoint;
         private final long sent;
         private final List<Double> gaps = new ArrayList<>();
         private long first = -1;
@@ -362,7 +372,8 @@ public final class ServingBenchmark {
         private boolean done;
         private String error;
 
-        EventStream(long sent) {
+        EventStream(ServingEndpoint endpoint, long sent) {
+            this.endpoint = endpoint;
             this.sent = sent;
         }
 
@@ -396,7 +407,7 @@ public final class ServingBenchmark {
                 return;
             }
             JsonNode choices = event.get("choices");
-            if (choices != null && choices.isArray() && !choices.isEmpty()) {
+            if (choices != null && choices.isArray() && endpoint.carriesTokens(choices)) {
                 if (first < 0) {
                     first = now;
                 } else {

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -27,6 +28,9 @@ import java.util.SplittableRandom;
  *       the output length; pairs with a prompt or output under 4 tokens, a prompt over 1,024 or a
  *       total over 2,048 tokens are skipped.
  * </ul>
+ *
+ * For an endpoint that takes text only (chat), {@link #asText} turns prompts of token ids into
+ * text with the model's tokenizer.
  */
 public final class ServingDatasets {
 
@@ -178,6 +182,40 @@ public final class ServingDatasets {
                     + pairs.size() + " with a human and a gpt turn), fewer than the " + n + " prompts asked for");
         }
         return prompts;
+    }
+
+    /**
+     * The prompts with token ids turned into text, as vLLM's random dataset makes its text: the ids
+     * decoded, the text encoded again and cut to the ids' length where it came out longer (decoding
+     * and encoding are no round trip: a lone byte of a character decodes to U+FFFD), and that
+     * decoded (cut shorter where that text is still too long). The prompt's length is then counted from the text it sends, as the tokenizer encodes
+     * it alone (a chat template adds its own tokens around it). Special tokens are left out, so that
+     * no control token (an end of turn, say) lands inside a chat message. Text prompts pass as they are.
+     */
+    public static List<BenchPrompt> asText(List<BenchPrompt> prompts, Tokenizer tokenizer) {
+        List<BenchPrompt> texts = new ArrayList<>(prompts.size());
+        for (int i = 0; i < prompts.size(); i++) {
+            BenchPrompt prompt = prompts.get(i);
+            if (prompt.tokenIds() == null) {
+                texts.add(prompt);
+                continue;
+            }
+            int[] ids = prompt.tokenIds();
+            String text = tokenizer.decode(ids, true);
+            int[] encoded = tokenizer.encode(text, false);
+            int[] again = encoded;
+            // A cut through a character's bytes makes another U+FFFD, so the cut may need to go shorter.
+            for (int keep = ids.length; again.length > ids.length; keep--) {
+                text = tokenizer.decode(Arrays.copyOf(encoded, keep), true);
+                again = tokenizer.encode(text, false);
+            }
+            if (again.length == 0) {
+                throw new IllegalArgumentException("prompt " + i + "'s " + ids.length
+                        + " token ids decode to no text (special tokens only); ask for longer prompts");
+            }
+            texts.add(BenchPrompt.ofText(text, again.length, prompt.outputLen()));
+        }
+        return texts;
     }
 
     /** (prompt, answer) of every conversation with a human turn followed by a gpt turn, in file order. */

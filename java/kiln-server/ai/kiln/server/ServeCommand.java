@@ -139,9 +139,7 @@ public final class ServeCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(drainHook);
         try {
             engine.set(Engine.create(model, engineOptions));
-            Tokenizer tokenizer = Files.isRegularFile(model.resolve("tokenizer.json")) ? Tokenizer.load(model) : null;
-            Path name = model.toAbsolutePath().normalize().getFileName();
-            server.serve(engine.get(), tokenizer, name == null ? "model" : name.toString());
+            serve(server, engine.get(), model);
         } catch (Exception | Error e) {
             Runtime.getRuntime().removeShutdownHook(drainHook);
             server.close();
@@ -153,6 +151,17 @@ public final class ServeCommand implements Callable<Integer> {
         }
         server.awaitStopped();
         return 0;
+    }
+
+    /**
+     * Serves {@code engine}, loaded from {@code model}, on {@code server}: with the model's tokenizer
+     * where it has a tokenizer.json, under the directory's name unless the server was given one.
+     * {@code kiln serve} and {@code kiln bench serve}'s in-process server both serve so.
+     */
+    public static void serve(KilnServer server, Engine engine, Path model) throws IOException {
+        Tokenizer tokenizer = Files.isRegularFile(model.resolve("tokenizer.json")) ? Tokenizer.load(model) : null;
+        Path name = model.toAbsolutePath().normalize().getFileName();
+        server.serve(engine, tokenizer, name == null ? "model" : name.toString());
     }
 
     /**

@@ -1,6 +1,8 @@
 package ai.kiln.bench;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.api.Engine;
@@ -11,25 +13,32 @@ import ai.kiln.testing.Fixtures;
 import ai.kiln.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.awt.image.BufferedImage;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.ConnectException;
 import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 /**
  * {@code kiln bench serve} against Kiln's real server in this process (CPU, the llama3-gqa fixture):
- * every request completes with exactly the asked lengths; requests the server refuses (too long for
- * the context, an unknown model) and a server that is not there are counted as failed, with their
- * messages.
+ * every request completes with exactly the asked lengths, completions and chat completions alike;
+ * requests the server refuses (too long for the context, an unknown model) and a server that is not
+ * there are counted as failed, with their messages. A sweep runs each rate over the same prompts
+ * and plots them; without --base-url the command starts the server over --model itself.
  */
 class ServeBenchTest {
 
@@ -71,13 +80,26 @@ class ServeBenchTest {
         }
     }
 
-    record Run(int exitCode, JsonNode result, String err) {
+    /** The exit code, the JSON lines on standard output (one per run) and standard error. */
+    record Run(int exitCode, List<JsonNode> lines, String err) {
+
+        /** The result of a command that ran once. */
+        JsonNode result() {
+            assertEquals(1, lines.size(), "one result line: " + lines + "\n" + err);
+            return lines.get(0);
+        }
     }
 
-    /** {@code kiln bench serve} with the test's small ShareGPT-like lengths plus {@code extra}. */
+    /**
+     * {@code kiln bench serve} with the test's small ShareGPT-like lengths plus {@code extra};
+     * {@code url} null: no --base-url, so the command serves --model itself.
+     */
     static Run benchServe(String url, String... extra) throws Exception {
-        List<String> args = new ArrayList<>(List.of("bench", "serve", "--base-url", url, "--model",
-                FIXTURE.dir().toString(), "--seed", Long.toString(SEED),
+        List<String> args = new ArrayList<>(List.of("bench", "serve"));
+        if (url != null) {
+            args.addAll(List.of("--base-url", url));
+        }
+        args.addAll(List.of("--model", FIXTURE.dir().toString(), "--seed", Long.toString(SEED),
                 "--sharegpt-like-input-median", "24", "--sharegpt-like-output-median", "12",
                 "--sharegpt-like-sigma", "0.8", "--sharegpt-like-max-input-len", "64",
                 "--sharegpt-like-max-output-len", "24", "--request-timeout-s", "60"));
@@ -85,17 +107,27 @@ class ServeBenchTest {
             args.addAll(List.of("--num-prompts", Integer.toString(N)));
         }
         args.addAll(List.of(extra));
+        return kiln(args.toArray(String[]::new));
+    }
+
+    /** The kiln command line, its standard output read as JSON lines. */
+    static Run kiln(String... args) throws Exception {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         CommandLine cli = new CommandLine(new KilnCli());
         cli.setOut(new PrintWriter(out, true));
         cli.setErr(new PrintWriter(err, true));
-        int code = cli.execute(args.toArray(String[]::new));
+        int code = cli.execute(args);
         if (Boolean.getBoolean("kiln.bench.verbose")) {
             System.err.print(err);
         }
-        String line = out.toString().strip();
-        return new Run(code, line.isEmpty() ? null : JSON.readTree(line), err.toString());
+        List<JsonNode> lines = new ArrayList<>();
+        for (String line : out.toString().split("\n")) {
+            if (!line.isBlank()) {
+                lines.add(JSON.readTree(line));
+            }
+        }
+        return new Run(code, lines, err.toString());
     }
 
     /** The prompts the command draws with the same flags (the vocabulary: config.json's, within the tokenizer's). */
@@ -254,6 +286,141 @@ class ServeBenchTest {
         }
     }
 
+    /** Chat: the token-id prompts decoded to text by the model's tokenizer, each answer the tokens asked. */
+    @Test
+    void chatCompletionsCompleteWithTheAskedTokens() throws Exception {
+        List<BenchPrompt> prompts = ServingDatasets.asText(expectedPrompts(), Tokenizer.load(FIXTURE.dir()));
+        try (Live live = Live.start(null)) {
+            Run run = benchServe(live.url(), "--endpoint", "/v1/chat/completions", "--sampling-seed", "5");
+            assertEquals(0, run.exitCode(), run.err());
+            JsonNode r = run.result();
+            assertEquals("/v1/chat/completions", r.get("endpoint").asText());
+            assertEquals(N, r.get("completed").asInt(), r.toString());
+            assertEquals(0, r.get("failed").asInt(), r.toString());
+            long asked = prompts.stream().mapToLong(BenchPrompt::outputLen).sum();
+            assertEquals(asked, r.get("total_output_tokens").asLong(), "ignore_eos: every token asked for");
+            assertEquals(asked, r.get("requested_output_tokens").asLong());
+            assertEquals(prompts.stream().mapToLong(BenchPrompt::promptLen).sum(), r.get("total_input_tokens").asLong(),
+                    "the decoded texts' tokens");
+            for (String name : List.of("median_ttft_ms", "median_tpot_ms", "median_itl_ms", "p99_e2el_ms")) {
+                assertTrue(r.get(name).isNumber() && r.get(name).asDouble() > 0, name + " in " + r);
+            }
+            assertTrue(run.err().contains("/v1/chat/completions"), run.err());
+        }
+    }
+
+    /** Chat takes text: token ids without a tokenizer to decode them are refused before anything is sent. */
+    @Test
+    void chatWithTokenIdPromptsNeedsATokenizer(@TempDir Path dir) throws Exception {
+        int port;
+        try (ServerSocket socket = new ServerSocket(0)) {
+            port = socket.getLocalPort();
+        }
+        String nowhere = "http://127.0.0.1:" + port;
+        Run noModel = kiln("bench", "serve", "--base-url", nowhere, "--vocab-size", "512", "--endpoint",
+                "/v1/chat/completions", "--num-prompts", "2");
+        assertEquals(2, noModel.exitCode(), "a usage error, not the server's absence: " + noModel.err());
+        assertTrue(noModel.err().contains("/v1/chat/completions takes text") && noModel.err().contains("tokenizer.json"),
+                noModel.err());
+        Path bare = Files.createDirectory(dir.resolve("no-tokenizer"));
+        Files.copy(FIXTURE.dir().resolve("config.json"), bare.resolve("config.json"));
+        Run noTokenizer = kiln("bench", "serve", "--base-url", nowhere, "--model", bare.toString(), "--endpoint",
+                "/v1/chat/completions", "--dataset-name", "random", "--num-prompts", "2");
+        assertEquals(2, noTokenizer.exitCode(), noTokenizer.err());
+        assertTrue(noTokenizer.err().contains(bare + " has none"), noTokenizer.err());
+        assertTrue(noTokenizer.lines().isEmpty());
+    }
+
+    /**
+     * A sweep: a run per rate, in order, over the same prompts; a JSON line each, an array of them in
+     * the result file, a table, and a PNG with both charts drawn.
+     */
+    @Test
+    void sweepRunsEachRateOverTheSamePromptsAndPlotsThem(@TempDir Path dir) throws Exception {
+        Path resultFile = dir.resolve("sweep.json");
+        Path plot = dir.resolve("sweep.png");
+        try (Live live = Live.start(null)) {
+            Run run = benchServe(live.url(), "--sweep", "40,inf", "--num-prompts", "8", "--result-file",
+                    resultFile.toString(), "--plot", plot.toString());
+            assertEquals(0, run.exitCode(), run.err());
+            assertEquals(2, run.lines().size(), run.err());
+            JsonNode slow = run.lines().get(0);
+            JsonNode burst = run.lines().get(1);
+            assertEquals(40.0, slow.get("request_rate").asDouble());
+            assertEquals("inf", burst.get("request_rate").asText());
+            for (JsonNode r : run.lines()) {
+                assertEquals(8, r.get("completed").asInt(), r.toString());
+                assertEquals(0, r.get("failed").asInt(), r.toString());
+            }
+            assertEquals(slow.get("total_input_tokens"), burst.get("total_input_tokens"), "the same prompts");
+            assertEquals(slow.get("requested_output_tokens"), burst.get("requested_output_tokens"));
+            JsonNode written = JSON.readTree(resultFile.toFile());
+            assertTrue(written.isArray() && written.size() == 2, written.toString());
+            assertEquals(slow, written.get(0));
+            assertEquals(burst, written.get(1));
+            assertTrue(run.err().contains("Serving Benchmark Sweep (2 request rates)"), run.err());
+            assertTrue(run.err().lines().anyMatch(l -> l.strip().startsWith("40 ")), run.err());
+            assertTrue(run.err().lines().anyMatch(l -> l.strip().startsWith("inf ")), run.err());
+        }
+        assertPlotted(plot);
+    }
+
+    /**
+     * Without --base-url: Kiln serves --model in this process with the engine flags (here a context of
+     * 48 tokens, which some prompts overflow), and stops when the run is done.
+     */
+    @Test
+    void withoutABaseUrlTheModelIsServedInProcess(@TempDir Path dir) throws Exception {
+        int context = 48;
+        List<BenchPrompt> fitting = expectedPrompts().stream().filter(p -> p.promptLen() + p.outputLen() <= context)
+                .toList();
+        Path plot = dir.resolve("one-run.png");
+        Run run = benchServe(null, "--device", "cpu", "--kv-cache-mib", "16", "--max-num-seqs", "8",
+                "--max-model-len", Integer.toString(context), "--plot", plot.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        JsonNode r = run.result();
+        assertTrue(r.get("in_process").asBoolean(), r.toString());
+        assertTrue(r.get("device").isTextual(), r.toString());
+        assertEquals("llama3-gqa", r.get("model_id").asText());
+        assertEquals(fitting.size(), r.get("completed").asInt(), r.toString());
+        assertEquals(N - fitting.size(), r.get("failed").asInt(), "--max-model-len reached the engine: " + r);
+        assertEquals(fitting.stream().mapToLong(BenchPrompt::outputLen).sum(), r.get("total_output_tokens").asLong());
+        URI url = URI.create(r.get("base_url").asText());
+        assertEquals("127.0.0.1", url.getHost());
+        assertThrows(ConnectException.class, () -> new Socket(url.getHost(), url.getPort()).close(),
+                "the server is stopped once the run is done");
+        assertTrue(run.err().contains("Serving Benchmark Result"), run.err());
+        assertPlotted(plot);
+    }
+
+    /** A PNG of both charts side by side, each with its median line drawn. */
+    static void assertPlotted(Path plot) throws Exception {
+        byte[] bytes = Files.readAllBytes(plot);
+        assertTrue(bytes.length > 1000, bytes.length + " bytes");
+        assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}, Arrays.copyOf(bytes, 8));
+        BufferedImage image = ImageIO.read(plot.toFile());
+        assertEquals(ServingPlot.WIDTH, image.getWidth());
+        assertEquals(ServingPlot.HEIGHT, image.getHeight());
+        int half = image.getWidth() / 2;
+        assertTrue(hasPixelNear(image, 0, half, 0x1F77B4), "the TTFT chart's median points");
+        assertTrue(hasPixelNear(image, half, image.getWidth(), 0x1F77B4), "the TPOT chart's median points");
+        assertTrue(hasPixelNear(image, 0, half, 0xD62728), "the TTFT chart's p99 points");
+    }
+
+    private static boolean hasPixelNear(BufferedImage image, int fromX, int toX, int rgb) {
+        for (int x = fromX; x < toX; x++) {
+            for (int y = 0; y < image.getHeight(); y++) {
+                int p = image.getRGB(x, y);
+                int distance = Math.abs(((p >> 16) & 0xFF) - ((rgb >> 16) & 0xFF))
+                        + Math.abs(((p >> 8) & 0xFF) - ((rgb >> 8) & 0xFF)) + Math.abs((p & 0xFF) - (rgb & 0xFF));
+                if (distance < 24) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     @Test
     void commandLine() throws Exception {
         StringWriter out = new StringWriter();
@@ -266,5 +433,12 @@ class ServeBenchTest {
         assertEquals(2, cli.execute("bench", "serve", "--vocab-size", "512", "--dataset-name", "sonnet"));
         assertEquals(2, cli.execute("bench", "serve", "--dataset-name", "sharegpt"), "no file");
         assertEquals(1, cli.execute("bench", "serve", "--vocab-size", "512", "--request-rate", "0"));
+        assertEquals(1, cli.execute("bench", "serve", "--vocab-size", "512", "--sweep", "2,0"));
+        assertEquals(2, cli.execute("bench", "serve", "--vocab-size", "512", "--sweep", "2,4", "--request-rate", "3"),
+                "a sweep sets the rates itself");
+        assertEquals(2, cli.execute("bench", "serve", "--vocab-size", "512", "--endpoint", "/v1/embeddings"));
+        assertEquals(2, cli.execute("bench", "serve", "--vocab-size", "512", "--plot", "latency.jpg"), "PNG only");
+        assertEquals(2, cli.execute("bench", "serve", "--base-url", "http://127.0.0.1:1", "--model",
+                FIXTURE.dir().toString(), "--max-num-seqs", "4"), "no engine to configure with --base-url");
     }
 }

@@ -175,6 +175,39 @@ class ServingDatasetsTest {
         assertArrayEquals(ServingBenchmark.arrivals(100, rate, 7), ServingBenchmark.arrivals(100, rate, 1.0, 7));
         assertThrows(IllegalArgumentException.class, () -> ServingBenchmark.arrivals(3, rate, 0, 7));
     }
+    /**
+     * For chat, token ids become text: the text as long as it counts, never longer than the ids
+     * asked for, no special token in it; lengths asked for output and text prompts pass unchanged.
+     */
+    @Test
+    void tokenIdPromptsDecodeToTextOfTheLengthTheyCount() throws Exception {
+        Tokenizer tokenizer = Tokenizer.load(Fixtures.named("llama3-gqa").dir());
+        // The whole vocabulary, its five special tokens (507-511) included.
+        List<BenchPrompt> ids = ServingDatasets.random(40, 512, 48, 8, 0.5, 5);
+        List<BenchPrompt> mixed = new java.util.ArrayList<>(ids);
+        BenchPrompt fox = BenchPrompt.ofText(FOX, 14, 9);
+        mixed.add(fox);
+        List<BenchPrompt> texts = ServingDatasets.asText(mixed, tokenizer);
+        assertEquals(41, texts.size());
+        assertTrue(texts.get(40) == fox, "a text prompt passes as it is");
+        long asked = 0;
+        long counted = 0;
+        for (int i = 0; i < ids.size(); i++) {
+            BenchPrompt text = texts.get(i);
+            assertTrue(text.tokenIds() == null && !text.text().isEmpty(), text.toString());
+            assertEquals(tokenizer.encode(text.text(), false).length, text.promptLen(), text.text());
+            assertTrue(text.promptLen() <= ids.get(i).promptLen(), text.promptLen() + " > " + ids.get(i).promptLen());
+            assertEquals(ids.get(i).outputLen(), text.outputLen());
+            assertTrue(!text.text().contains("<|"), "no special token: " + text.text());
+            asked += ids.get(i).promptLen();
+            counted += text.promptLen();
+        }
+        // Merges and lone bytes shorten some texts, but most of the length asked for survives.
+        assertTrue(counted > asked / 2, counted + " of " + asked);
+        assertEquals(texts.subList(0, 40).stream().map(BenchPrompt::text).toList(),
+                ServingDatasets.asText(ids, tokenizer).stream().map(BenchPrompt::text).toList(), "decoding repeats");
+    }
+
     /** Each prompt is one of the shared prefixes and its own suffix; every prefix is used n / k times. */
     @Test
     void prefixRepetitionPromptsShareTheirPrefixes() {

@@ -143,4 +143,25 @@ class ServingReportTest {
             assertTrue(e.getMessage().startsWith("--goodput"), e.getMessage());
         }
     }
+
+    /** The sweep's table: a row per rate in the order run, the figures as the reports have them. */
+    @Test
+    void sweepTableHasARowPerRate() {
+        List<ServingRun> runs = List.of(new ServingRun(2, ServingReport.of(OUTCOMES, 2.0)),
+                new ServingRun(2.5, ServingReport.of(OUTCOMES, 4.0)),
+                new ServingRun(Double.POSITIVE_INFINITY, ServingReport.of(List.of(failed("ConnectException")), 1.0)));
+        List<String> lines = ServingSweepTable.render(runs).lines().toList();
+        assertEquals("Serving Benchmark Sweep (3 request rates)", lines.get(0));
+        assertEquals(List.of("rate", "req/s", "completed", "failed", "req/s", "output", "tok/s", "TTFT", "median", "ms",
+                "TTFT", "p99", "ms", "TPOT", "median", "ms", "TPOT", "p99", "ms", "ITL", "median", "ms", "E2EL", "median",
+                "ms"), List.of(lines.get(1).strip().split(" +")));
+        // ITL gaps 100, 100, 100, 50, 50 ms; E2EL 400, 300, 50 ms.
+        assertEquals(List.of("2", "3", "3", "1.50", "4.00", "100.00", "198.00", "75.00", "99.50", "100.00", "300.00"),
+                List.of(lines.get(2).strip().split(" +")));
+        assertEquals(List.of("2.5", "3", "3", "0.75", "2.00", "100.00", "198.00", "75.00", "99.50", "100.00", "300.00"),
+                List.of(lines.get(3).strip().split(" +")));
+        assertEquals(List.of("inf", "0", "1", "0.00", "0.00", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"),
+                List.of(lines.get(4).strip().split(" +")));
+        assertEquals(5, lines.size());
+    }
 }

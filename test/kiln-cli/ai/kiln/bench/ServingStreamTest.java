@@ -1,6 +1,7 @@
 package ai.kiln.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -24,7 +25,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The client side of {@code kiln bench serve} against a scripted server whose answer depends on
  * max_tokens: each way a stream can go wrong is one failed request with its reason; good streams
- * are counted by their usage (or, without one, by their chunks).
+ * are counted by their usage (or, without one, by their chunks). Chat streams are timed on the
+ * chunks that carry content only.
  */
 class ServingStreamTest {
 
@@ -40,6 +42,7 @@ class ServingStreamTest {
         pool = Executors.newCachedThreadPool();
         server.setExecutor(pool);
         server.createContext("/v1/completions", this::answer);
+        server.createContext("/v1/chat/completions", this::answerChat);
         server.start();
     }
 
@@ -92,6 +95,42 @@ class ServingStreamTest {
         }
     }
 
+    /** Milliseconds between a chat stream's role chunk and its first content. */
+    static final int CHAT_THINKING_MILLIS = 300;
+
+    /**
+     * A chat stream as OpenAI's servers send one: a role chunk at once, then max_tokens content
+     * chunks (an empty one among them), a chunk with the finish reason, and usage where max_tokens is 3.
+     */
+    private void answerChat(HttpExchange exchange) throws IOException {
+        JsonNode body = JSON.readTree(exchange.getRequestBody());
+        synchronized (bodies) {
+            bodies.add(body);
+        }
+        int maxTokens = body.get("max_completion_tokens").asInt();
+        exchange.getResponseHeaders().add("Content-Type", "text/event-stream");
+        exchange.sendResponseHeaders(200, 0);
+        try (OutputStream out = exchange.getResponseBody()) {
+            String open = "data: {\"object\": \"chat.completion.chunk\", \"choices\": [{\"index\": 0, \"delta\": ";
+            send(out, open + "{\"role\": \"assistant\", \"content\": \"\"}, \"finish_reason\": null}]}\n\n");
+            sleep(CHAT_THINKING_MILLIS);
+            for (int i = 0; i < maxTokens; i++) {
+                send(out, open + "{\"content\": \"w" + i + " \"}, \"finish_reason\": null}]}\n\n");
+                if (i == 0) {
+                    send(out, open + "{\"content\": \"\"}, \"finish_reason\": null}]}\n\n");
+                }
+            }
+            send(out, open + "{}, \"finish_reason\": \"length\"}]}\n\n");
+            if (maxTokens == 3) {
+                send(out, "data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 3,"
+                        + " \"total_tokens\": 12}}\n\n");
+            }
+            send(out, "data: [DONE]\n\n");
+        } finally {
+            exchange.close();
+        }
+    }
+
     private static void send(OutputStream out, String text) throws IOException {
         out.write(text.getBytes(StandardCharsets.UTF_8));
         out.flush();
@@ -108,7 +147,8 @@ class ServingStreamTest {
     @Test
     void eachWayOfFailingIsCountedWithItsReason() {
         ServingBenchmark bench = new ServingBenchmark(new ServingBenchmark.Config(
-                URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/"), "m", "secret",
+                URI.create("http://127.0.0.1:" + server.getAddress().getPort() + "/"), ServingEndpoint.COMPLETIONS, "m",
+                "secret",
                 Double.POSITIVE_INFINITY, 1.0, null, 0, Duration.ofMillis(700), 0,
                 new SamplingOptions(0.8, 0.95, 40, null, 100L), null));
         List<BenchPrompt> prompts = new ArrayList<>();
@@ -140,5 +180,45 @@ class ServingStreamTest {
         assertEquals(40, body.get("top_k").asInt());
         assertTrue(!body.has("min_p"), "not given, not sent");
         assertEquals(103, body.get("seed").asLong(), "request 3 gets seed 100 + 3");
+    }
+
+    @Test
+    void chatStreamsAreTimedOnTheChunksThatCarryContent() {
+        ServingBenchmark bench = new ServingBenchmark(new ServingBenchmark.Config(
+                URI.create("http://127.0.0.1:" + server.getAddress().getPort()), ServingEndpoint.CHAT_COMPLETIONS, "m",
+                null, Double.POSITIVE_INFINITY, 1.0, null, 0, Duration.ofSeconds(10), 0, SamplingOptions.greedy(), null));
+        List<BenchPrompt> prompts = List.of(BenchPrompt.ofText("Tell me a story.", 6, 3),
+                BenchPrompt.ofText("Tell me another.", 5, 4));
+        ServingReport report = bench.run(prompts, null);
+        assertEquals(2, report.completed(), report.errors().toString());
+        // max_tokens 3: the usage's count; 4: no usage, so the chunks with content.
+        assertEquals(3 + 4, report.totalOutputTokens());
+        assertEquals(2 + 3, report.itl().count(), "gaps between content chunks only: not the role, empty or last chunk");
+        assertTrue(report.ttft().count() == 2 && report.ttft().mean() >= CHAT_THINKING_MILLIS,
+                "the role chunk, sent at once, is not the first token: " + report.ttft());
+        assertEquals(11, report.totalInputTokens());
+
+        JsonNode body = bodies.stream().filter(b -> b.get("max_tokens").asInt() == 3).findFirst().orElseThrow();
+        assertEquals("m", body.get("model").asText());
+        assertEquals(1, body.get("messages").size());
+        assertEquals("user", body.at("/messages/0/role").asText());
+        assertEquals("Tell me a story.", body.at("/messages/0/content").asText());
+        assertEquals(3, body.get("max_completion_tokens").asInt());
+        assertTrue(!body.has("prompt"), body.toString());
+        assertTrue(body.get("stream").asBoolean());
+        assertTrue(body.get("ignore_eos").asBoolean());
+        assertTrue(body.at("/stream_options/include_usage").asBoolean());
+        assertEquals(0.0, body.get("temperature").asDouble());
+    }
+
+    @Test
+    void endpointsByTheirPaths() {
+        assertEquals(ServingEndpoint.CHAT_COMPLETIONS, ServingEndpoint.fromFlag("/v1/chat/completions"));
+        assertEquals(ServingEndpoint.COMPLETIONS, ServingEndpoint.fromFlag("/v1/completions"));
+        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+                () -> ServingEndpoint.fromFlag("/v1/embeddings"));
+        assertTrue(unknown.getMessage().contains("/v1/embeddings"), unknown.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> ServingEndpoint.CHAT_COMPLETIONS.putPrompt(
+                JSON.createObjectNode(), BenchPrompt.ofTokens(new int[] {1, 2}, 4)), "chat takes no token ids");
     }
 }
