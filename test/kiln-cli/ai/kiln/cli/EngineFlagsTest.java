@@ -18,13 +18,13 @@ import picocli.CommandLine;
 import picocli.CommandLine.Model.OptionSpec;
 
 /**
- * The engine's flags are one mixin: generate, serve and bench declare the same flags with the same
- * defaults, they build the EngineOptions they say, and a bad value is a usage error (exit code 2)
+ * The engine's flags are one mixin: generate, serve, bench and bench serve (its in-process server)
+ * declare the same flags with the same defaults, they build the EngineOptions they say, and a bad value is a usage error (exit code 2)
  * with the engine's message, before any model is loaded.
  */
 class EngineFlagsTest {
 
-    static final List<String> ENGINE_COMMANDS = List.of("generate", "serve", "bench");
+    static final List<String> ENGINE_COMMANDS = List.of("generate", "serve", "bench", "bench serve");
     static final List<String> FLAGS = List.of("--device", "--threads", "--kv-cache-mib", "--gpu-memory-utilization",
             "--max-model-len", "--max-num-seqs", "--max-batched-tokens", "--block-size", "--quantization",
             "--no-prefix-caching", "--verbose");
@@ -34,6 +34,7 @@ class EngineFlagsTest {
             case "generate" -> new GenerateCommand();
             case "serve" -> new ai.kiln.server.ServeCommand();
             case "bench" -> new ai.kiln.bench.BenchCommand();
+            case "bench serve" -> new ai.kiln.bench.ServeBenchCommand();
             default -> throw new IllegalArgumentException(name);
         });
     }
@@ -115,7 +116,8 @@ class EngineFlagsTest {
         List<List<String>> runs = List.of(
                 List.of("generate", "--model", model, "--prompt", "x"),
                 List.of("serve", "--model", model, "--port", "0"),
-                List.of("bench", "--model", model));
+                List.of("bench", "--model", model),
+                List.of("bench", "serve", "--model", model, "--vocab-size", "512"));
         for (List<String> run : runs) {
             List<String> args = new ArrayList<>(run);
             args.addAll(List.of("--device", "cpu", "--block-size", "0"));
