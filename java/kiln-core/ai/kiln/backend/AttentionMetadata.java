@@ -15,7 +15,24 @@ import ai.kiln.tensor.Tensor;
  * @param maxBlocksPerSeq the block table's row length
  * @param maxQueryLen     the longest query of the batch (1 for a pure decode step)
  * @param maxSeqLen       the longest context of the batch
+ * @param numDecodeSeqs   how many of the first sequences have one query row each (decodes, or
+ *                        one-token prompt chunks): a backend may attend those with its decode
+ *                        kernel and only the rest with its prefill kernel, as a mixed step of
+ *                        many decodes and a few prompt chunks wants; 0 asks for no split
  */
 public record AttentionMetadata(Tensor blockTables, Tensor queryStart, Tensor seqLens, int numSeqs,
-        int numTokens, int maxBlocksPerSeq, int maxQueryLen, int maxSeqLen) {
+        int numTokens, int maxBlocksPerSeq, int maxQueryLen, int maxSeqLen, int numDecodeSeqs) {
+
+    public AttentionMetadata {
+        if (numDecodeSeqs < 0 || numDecodeSeqs > numSeqs || numDecodeSeqs > numTokens) {
+            throw new IllegalArgumentException("numDecodeSeqs " + numDecodeSeqs + " is outside [0, min(numSeqs "
+                    + numSeqs + ", numTokens " + numTokens + ")]");
+        }
+    }
+
+    /** Metadata that asks for no split (numDecodeSeqs 0). */
+    public AttentionMetadata(Tensor blockTables, Tensor queryStart, Tensor seqLens, int numSeqs, int numTokens,
+            int maxBlocksPerSeq, int maxQueryLen, int maxSeqLen) {
+        this(blockTables, queryStart, seqLens, numSeqs, numTokens, maxBlocksPerSeq, maxQueryLen, maxSeqLen, 0);
+    }
 }

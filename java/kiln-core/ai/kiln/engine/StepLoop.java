@@ -58,6 +58,7 @@ final class StepLoop implements Runnable {
     private long steps;
     private long hostNanos;   // summed over steps: scheduling, bookkeeping and output handling
     private long modelNanos;  // summed over steps: forward and sampling, device waits included
+    private final StepTrace trace = StepTrace.fromSystemProperty(); // null unless -Dkiln.stepTrace
 
     StepLoop(LoadedModel loaded, Runnable onExit) {
         this.loaded = loaded;
@@ -164,6 +165,9 @@ final class StepLoop implements Runnable {
                     }
                 }
                 if (!scheduler.hasWork()) {
+                    if (trace != null) {
+                        trace.flush(); // idle: the trace so far becomes readable
+                    }
                     LockSupport.parkNanos(this, closing ? 1_000_000 : 100_000_000);
                     continue;
                 }
@@ -178,6 +182,9 @@ final class StepLoop implements Runnable {
                 publishMetrics();
             } finally {
                 deliverEnded();
+                if (trace != null) {
+                    trace.close();
+                }
             }
         }
     }
@@ -223,8 +230,10 @@ final class StepLoop implements Runnable {
             }
         }
         long modelStart = System.nanoTime();
+        long forwarded;
         try {
             Tensor logits = loaded.model().forward(plan.batch(), loaded.cache());
+            forwarded = System.nanoTime();
             loaded.sampler().sample(logits, plan.sampling(), samplerOutput);
         } catch (RuntimeException e) {
             // NOTE: scheduler.update must not run: the step's tokens were never computed.
@@ -247,8 +256,12 @@ final class StepLoop implements Runnable {
         }
         // NOTE: the model's share includes issuing its ops and waiting for the device (sampling
         // reads the ids back); the rest is Java's own work: planning, bookkeeping, outputs.
+        long stepEnd = System.nanoTime();
         modelNanos += modelEnd - modelStart;
-        hostNanos += (modelStart - stepStart) + (System.nanoTime() - modelEnd);
+        hostNanos += (modelStart - stepStart) + (stepEnd - modelEnd);
+        if (trace != null) {
+            trace.record(plan, stepStart, modelStart, forwarded, modelEnd, stepEnd);
+        }
         publishMetrics();
         deliverEnded();
     }

@@ -91,6 +91,18 @@ public record ForwardBatch(int numTokens, int numSeqs, int[] tokenIds, int[] pos
         return max;
     }
 
+    /**
+     * How many of the first sequences have a query of one token (the scheduler puts the running
+     * decodes first, and the prompt chunks it admits after them).
+     */
+    public int numLeadingSingleTokenSeqs() {
+        int s = 0;
+        while (s < numSeqs && queryStart[s + 1] - queryStart[s] == 1) {
+            s++;
+        }
+        return s;
+    }
+
     /** The longest context of the batch. */
     public int maxSeqLen() {
         int max = 0;

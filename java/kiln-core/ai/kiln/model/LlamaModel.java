@@ -229,7 +229,7 @@ public final class LlamaModel implements AutoCloseable {
         backend.copyFromHost(blockTables, batch.blockTables(), s * maxBlocksPerSeq);
         backend.copyFromHost(logitsRows, batch.logitsRows(), batch.numLogitsRows());
         AttentionMetadata metadata = new AttentionMetadata(blockTables, queryStart, seqLens, s, t,
-                maxBlocksPerSeq, batch.maxQueryLen(), batch.maxSeqLen());
+                maxBlocksPerSeq, batch.maxQueryLen(), batch.maxSeqLen(), batch.numLeadingSingleTokenSeqs());
         return compute(t, batch.numLogitsRows(), metadata, cache);
     }
 

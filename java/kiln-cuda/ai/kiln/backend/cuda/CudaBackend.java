@@ -484,23 +484,52 @@ public final class CudaBackend implements Backend {
         long numQHeads = q.size(1);
         long headDim = q.size(2);
         long numKvHeads = kCache.size(2);
-        if (metadata.maxQueryLen() == 1 && metadata.numTokens() == metadata.numSeqs()) {
-            long need = KilnCuda.kiln_cuda_attention_decode_workspace_size(metadata.numSeqs(), numQHeads, numKvHeads,
-                    headDim, metadata.maxSeqLen());
-            decodeWorkspace.ensure(need);
-            checkKernel(KilnCuda.kiln_cuda_attention_decode(out.address(), out.rowStride(), q.address(),
-                    q.rowStride(), kCache.address(), vCache.address(), metadata.blockTables().address(),
-                    metadata.maxBlocksPerSeq(), metadata.seqLens().address(), metadata.numSeqs(),
-                    metadata.maxSeqLen(), numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
-                    decodeWorkspace.address(), decodeWorkspace.bytes(), activation.code,
-                    streamAddress()));
-        } else {
-            checkKernel(KilnCuda.kiln_cuda_attention_prefill(out.address(), out.rowStride(), q.address(),
-                    q.rowStride(), kCache.address(), vCache.address(), metadata.blockTables().address(),
-                    metadata.maxBlocksPerSeq(), metadata.queryStart().address(), metadata.seqLens().address(),
-                    metadata.numSeqs(), metadata.numTokens(), metadata.maxQueryLen(), numQHeads, numKvHeads, headDim,
-                    kCache.size(1), kCache.size(0), scale, activation.code, streamAddress()));
+        int seqs = metadata.numSeqs();
+        if (metadata.maxQueryLen() == 1 && metadata.numTokens() == seqs) {
+            attendDecodes(out, q, kCache, vCache, metadata, scale, seqs);
+            return;
         }
+        // A mixed step: its leading one-token queries go to the decode kernel (which reads each
+        // kv head's context once for its whole group of query heads), the prompt chunks after them
+        // to the prefill kernel. The prefill kernel run over the decodes too pads each of them to
+        // a tile of query rows and reads the context once per query head: in a step of 256
+        // decodes and one prompt chunk that took three times the decode step.
+        // (The fp32 and odd-head-size paths run the generic kernel over the whole batch instead.)
+        int decodes = tensorCoreAttention(headDim) ? metadata.numDecodeSeqs() : 0;
+        if (decodes > 0) {
+            attendDecodes(out, q, kCache, vCache, metadata, scale, decodes);
+        }
+        long i32 = DType.I32.bytes;
+        // query_start keeps absolute row offsets, so the prompt chunks' rows are found from q's and
+        // out's first row; only the per-sequence arrays start at the first prompt chunk.
+        checkKernel(KilnCuda.kiln_cuda_attention_prefill(out.address(), out.rowStride(), q.address(),
+                q.rowStride(), kCache.address(), vCache.address(),
+                metadata.blockTables().address() + decodes * (long) metadata.maxBlocksPerSeq() * i32,
+                metadata.maxBlocksPerSeq(), metadata.queryStart().address() + decodes * i32,
+                metadata.seqLens().address() + decodes * i32, seqs - decodes, metadata.numTokens() - decodes,
+                metadata.maxQueryLen(), numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
+                activation.code, streamAddress()));
+    }
+
+    /** Whether the prefill kernel takes its tensor-core path (else its generic one) for this head size. */
+    private boolean tensorCoreAttention(long headDim) {
+        return activation != DType.F32 && (headDim == 64 || headDim == 128 || headDim == 256);
+    }
+
+    /** The decode kernel over the first {@code numSeqs} sequences, one query row each (rows 0 .. numSeqs - 1). */
+    private void attendDecodes(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale, int numSeqs) {
+        long numQHeads = q.size(1);
+        long headDim = q.size(2);
+        long numKvHeads = kCache.size(2);
+        long need = KilnCuda.kiln_cuda_attention_decode_workspace_size(numSeqs, numQHeads, numKvHeads, headDim,
+                metadata.maxSeqLen());
+        decodeWorkspace.ensure(need);
+        checkKernel(KilnCuda.kiln_cuda_attention_decode(out.address(), out.rowStride(), q.address(), q.rowStride(),
+                kCache.address(), vCache.address(), metadata.blockTables().address(), metadata.maxBlocksPerSeq(),
+                metadata.seqLens().address(), numSeqs, metadata.maxSeqLen(), numQHeads, numKvHeads, headDim,
+                kCache.size(1), kCache.size(0), scale, decodeWorkspace.address(), decodeWorkspace.bytes(),
+                activation.code, streamAddress()));
     }
 
     @Override
