@@ -97,7 +97,9 @@ final class CompletionsRoute implements GenerationRoute {
                             + text;
                 }
                 // No empty chunk mid-stream: the tokens' logprobs wait for the choice's next text or its end.
-                if (text.isEmpty() && !out.finished()) {
+                // NOTE: a model without a tokenizer has no text to hold back: each token still gets
+                // its (empty) chunk, so that such a stream shows its progress, as vLLM's does.
+                if (text.isEmpty() && !out.finished() && model.engine().hasTokenizer()) {
                     held.hold(index, out.logprobs());
                     return;
                 }

@@ -51,9 +51,15 @@ final class ServerHarness implements AutoCloseable {
     }
 
     static ServerHarness start(KilnServer.Options options, EngineOptions engineOptions) {
-        Engine engine = Engine.create(FIXTURE.dir(), engineOptions);
+        return start(options, engineOptions, true);
+    }
+
+    /** A server over the fixture with its tokenizer, or (withTokenizer false) over token ids alone. */
+    static ServerHarness start(KilnServer.Options options, EngineOptions engineOptions, boolean withTokenizer) {
+        Engine engine = withTokenizer ? Engine.create(FIXTURE.dir(), engineOptions)
+                : Engine.create(FIXTURE.dir(), null, engineOptions);
         try {
-            Tokenizer tokenizer = Tokenizer.load(FIXTURE.dir());
+            Tokenizer tokenizer = withTokenizer ? Tokenizer.load(FIXTURE.dir()) : null;
             KilnServer server = new KilnServer(options).start();
             server.serve(engine, tokenizer, MODEL);
             return new ServerHarness(engine, tokenizer, server);
