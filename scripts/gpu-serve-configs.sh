@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Serving throughput by scheduler configuration, on the GPU machine (after scripts/gpu-bundle.sh and
+# scripts/gpu-unpack.sh): for each SEQS:TOKENS in CONFIGS, `kiln serve` with --max-num-seqs SEQS and
+# --max-batched-tokens TOKENS (and a step trace, -Dkiln.stepTrace), then `kiln bench serve` with N
+# ShareGPT-like requests sent at once: greedy after 8 warm-up requests, then sampled (temperature
+# 0.8, top_p 0.95, per-request seeds). A config of "default" passes neither flag.
+#   CONFIGS="default 512:8192" scripts/gpu-serve-configs.sh [shape]   (results under ${OUT:-/tmp/kiln-serve})
+# SERVE_ARGS adds flags to every server; KILN_JAVA_OPTS adds JVM options.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+out=${OUT:-/tmp/kiln-serve}
+mkdir -p "$out"
+shape=${1:-llama-3-8b}
+n=${N:-1000}
+# With the Llama 3 vocabulary where the bundle carries it: the server then detokenizes every token.
+vocab=.gpu/vocab/llama3
+if [[ -f $vocab/tokenizer.json ]]; then
+  dir=/tmp/models/$shape-tokenizer
+  [[ -f $dir/config.json ]] || python3 scripts/make_bench_model.py --shape "$shape" --tokenizer "$vocab" --out "$dir" \
+    > "$out/make-model.log"
+else
+  dir=/tmp/models/$shape
+  [[ -f $dir/config.json ]] || python3 scripts/make_bench_model.py --shape "$shape" --out "$dir" > "$out/make-model.log"
+fi
+cp=".gpu/classes:$(ls .gpu/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
+# shellcheck disable=SC2086  # KILN_JAVA_OPTS holds several options
+kiln() { .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} "$@"; }
+for config in ${CONFIGS:-default 512:8192 1024:16384}; do
+  name=${config/:/-}
+  flags=()
+  if [[ $config != default ]]; then
+    flags=(--max-num-seqs "${config%%:*}" --max-batched-tokens "${config##*:}")
+  fi
+  # exec: $! is then the server's own process, which the kill below stops.
+  # shellcheck disable=SC2086
+  (exec .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} -Dkiln.stepTrace="$out/steps-$name.csv" -cp "$cp" ai.kiln.cli.KilnCli \
+    serve --model "$dir" --device cuda --port 8000 --max-waiting "$n" --max-model-len 4096 "${flags[@]}" \
+    ${SERVE_ARGS:-} > "$out/serve-$name.log" 2>&1) &
+  server=$!
+  for _ in $(seq 1 300); do
+    curl -sf http://127.0.0.1:8000/ready >/dev/null 2>&1 && break
+    kill -0 $server 2>/dev/null || { cat "$out/serve-$name.log"; exit 1; }
+    sleep 1
+  done
+  bench() { kiln -cp "$cp" ai.kiln.cli.KilnCli bench serve --base-url http://127.0.0.1:8000 --model "$dir" --seed 0 "$@"; }
+  bench --num-prompts "$n" --num-warmups 8 --result-file "$out/greedy-$name.json" 2> "$out/greedy-$name.txt"
+  bench --num-prompts "$n" --temperature 0.8 --top-p 0.95 --sampling-seed 0 \
+    --result-file "$out/sampled-$name.json" 2> "$out/sampled-$name.txt"
+  curl -s http://127.0.0.1:8000/metrics | grep -E '^kiln_' > "$out/metrics-$name.txt" || true
+  kill $server
+  wait $server || true
+  python3 - "$out" "$name" <<'PY'
+import json, sys
+out, name = sys.argv[1], sys.argv[2]
+for run in ("greedy", "sampled"):
+    r = json.load(open(f"{out}/{run}-{name}.json"))
+    print(f"{name:>12} {run:8} completed {r['completed']:5} failed {r['failed']:3} output {r['output_throughput']:8.0f} tok/s"
+          f"  ttft median {r['median_ttft_ms']:8.0f} ms  tpot median {r['median_tpot_ms']:6.1f} ms")
+PY
+done
