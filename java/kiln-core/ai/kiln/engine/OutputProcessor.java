@@ -38,6 +38,9 @@ final class OutputProcessor {
                 continue;
             }
             RequestState.Completion completion = state.completions[seq.index()];
+            if (completion.finished()) {
+                continue; // ended by a stop string while this step ran: its token is dropped
+            }
             if (state.firstTokenNanos < 0) {
                 state.firstTokenNanos = now;
                 promptTokens += state.promptTokenIds.length;

@@ -50,7 +50,11 @@ final class StepLoop implements Runnable {
 
     // Engine loop state.
     private final Set<RequestState> inFlight = Collections.newSetFromMap(new IdentityHashMap<>());
-    private final SamplerOutput samplerOutput;
+    // Two sampler outputs, used in turn: one step's tokens wait to be handed out while the next step runs.
+    private final SamplerOutput[] samplerOutputs;
+    private int nextSamplerOutput;
+    private StepPlan pendingPlan;          // the last step computed, its tokens not yet handed out (or null)
+    private SamplerOutput pendingSampled;  // that step's tokens
     private final OutputProcessor outputs;
     private final List<Runnable> ended = new ArrayList<>(); // completions of requests ended this iteration
     private long prefillTokens;
@@ -64,7 +68,8 @@ final class StepLoop implements Runnable {
         this.loaded = loaded;
         this.scheduler = loaded.scheduler();
         this.shutdownGrace = loaded.options().shutdownGrace();
-        this.samplerOutput = new SamplerOutput(loaded.options().maxRunningSeqs());
+        int maxSeqs = loaded.options().maxRunningSeqs();
+        this.samplerOutputs = new SamplerOutput[] {new SamplerOutput(maxSeqs), new SamplerOutput(maxSeqs)};
         this.outputs = new OutputProcessor(scheduler);
         publishMetrics();
         this.thread = new Thread(() -> {
@@ -150,6 +155,7 @@ final class StepLoop implements Runnable {
                 drainInbox();
                 if (closing) {
                     if (System.nanoTime() - closeDeadlineNanos >= 0) {
+                        handOutPending();
                         stopAccepting();
                         drainInbox();
                         abortAll("the engine closed before the request finished (grace period " + shutdownGrace + ")");
@@ -207,6 +213,7 @@ final class StepLoop implements Runnable {
                     scheduler.add(seq);
                 }
             } else if (command instanceof Cancel cancel) {
+                handOutPending(); // the request keeps the tokens computed before its cancel
                 abort(cancel.request(), cancel.reason());
             }
         }
@@ -216,10 +223,21 @@ final class StepLoop implements Runnable {
         }
     }
 
+    /**
+     * Runs one step, overlapped with the host's work on the step before: the step is planned and
+     * launched on the device, then the previous step's tokens are handed out (detokenized, checked
+     * for stop strings, streamed) while the device computes, and only then are this step's ids
+     * waited for. The scheduler has this step's tokens before the next one is planned; handing
+     * them out waits for the next step's launch (or happens at once when no step follows).
+     *
+     * <p>A stop string found in the previous step's text ends a sequence this step also computes:
+     * its token from this step is dropped, as vLLM's asynchronous scheduling drops it.
+     */
     private void step() {
         long stepStart = System.nanoTime();
         StepPlan plan = scheduler.schedule();
         if (plan.isEmpty()) {
+            handOutPending();
             return; // a step that only preempted; the next one admits
         }
         long now = System.nanoTime();
@@ -229,22 +247,58 @@ final class StepLoop implements Runnable {
                 state.firstScheduledNanos = now;
             }
         }
-        long modelStart = System.nanoTime();
-        long forwarded;
+        SamplerOutput sampled = samplerOutputs[nextSamplerOutput];
+        nextSamplerOutput ^= 1;
+        long launchStart = System.nanoTime();
         try {
             Tensor logits = loaded.model().forward(plan.batch(), loaded.cache());
-            forwarded = System.nanoTime();
-            loaded.sampler().sample(logits, plan.sampling(), samplerOutput);
+            loaded.sampler().launch(logits, plan.sampling());
         } catch (RuntimeException e) {
             // NOTE: scheduler.update must not run: the step's tokens were never computed.
+            handOutPending();
             failStep(plan, e);
             return;
         }
-        long modelEnd = System.nanoTime();
+        long launched = System.nanoTime();
+        handOutPending();
+        long handedOut = System.nanoTime();
+        try {
+            loaded.sampler().collect(sampled);
+        } catch (RuntimeException e) {
+            failStep(plan, e);
+            return;
+        }
+        long collected = System.nanoTime();
         steps++;
         prefillTokens += plan.numPrefillTokens();
-        scheduler.update(plan, samplerOutput);
-        OutputProcessor.StepOutcome outcome = outputs.process(plan, samplerOutput);
+        scheduler.update(plan, sampled);
+        pendingPlan = plan;
+        pendingSampled = sampled;
+        if (!scheduler.hasWork()) {
+            handOutPending(); // no step follows to overlap with
+        }
+        long stepEnd = System.nanoTime();
+        // NOTE: the model's share is issuing its ops and waiting for the device (sampling reads the
+        // ids back); the rest is Java's own work: planning, bookkeeping, outputs (mostly while the
+        // device computed).
+        modelNanos += (launched - launchStart) + (collected - handedOut);
+        hostNanos += (launchStart - stepStart) + (handedOut - launched) + (stepEnd - collected);
+        if (trace != null) {
+            trace.record(plan, stepStart, launchStart, launched, handedOut, collected, stepEnd);
+        }
+        publishMetrics();
+        deliverEnded();
+    }
+
+    /** Hands out the tokens of the last step computed, if not done yet: outputs, finished requests, laggards. */
+    private void handOutPending() {
+        StepPlan plan = pendingPlan;
+        if (plan == null) {
+            return;
+        }
+        pendingPlan = null;
+        OutputProcessor.StepOutcome outcome = outputs.process(plan, pendingSampled);
+        pendingSampled = null;
         for (RequestState state : outcome.lagging()) {
             abort(state, "the stream subscriber fell behind: " + state.stream.pending()
                     + " outputs undelivered (stream buffer of " + loaded.options().streamBufferSize() + ")");
@@ -254,16 +308,6 @@ final class StepLoop implements Runnable {
                 end(state, null);
             }
         }
-        // NOTE: the model's share includes issuing its ops and waiting for the device (sampling
-        // reads the ids back); the rest is Java's own work: planning, bookkeeping, outputs.
-        long stepEnd = System.nanoTime();
-        modelNanos += modelEnd - modelStart;
-        hostNanos += (modelStart - stepStart) + (stepEnd - modelEnd);
-        if (trace != null) {
-            trace.record(plan, stepStart, modelStart, forwarded, modelEnd, stepEnd);
-        }
-        publishMetrics();
-        deliverEnded();
     }
 
     /** Ends every unfinished completion of a request and completes it, its stream failing with the reason. */

@@ -16,9 +16,12 @@ import java.nio.file.Path;
  * <p>Columns: {@code step}; {@code start_us} (since the trace opened); {@code tokens},
  * {@code seqs}, {@code prefill_tokens}, {@code sampled} (the step's shape); {@code max_seq_len}
  * (the longest context the step attends over); {@code schedule_us} (planning);
- * {@code forward_us} (issuing the model's ops: a graph replay, or every kernel launch of an eager
- * step); {@code sample_us} (issuing the sampler and waiting for its ids: the device's remaining
- * work shows here); {@code output_us} (the scheduler's update and handing out the tokens).
+ * {@code launch_us} (issuing the model's ops and the sampler's: a graph replay, or every kernel
+ * launch of an eager step); {@code overlapped_us} (handing out the previous step's tokens while
+ * the device computes this one); {@code wait_us} (waiting for this step's ids: the device's
+ * remaining work); {@code update_us} (the scheduler's update, and handing out this step's tokens
+ * when no step follows). The device is busy through launch, overlapped and wait; schedule and
+ * update are host time between steps.
  */
 final class StepTrace implements AutoCloseable {
 
@@ -30,8 +33,8 @@ final class StepTrace implements AutoCloseable {
 
     private StepTrace(Path file) throws IOException {
         out = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
-        out.write("step,start_us,tokens,seqs,prefill_tokens,sampled,max_seq_len,schedule_us,forward_us,sample_us,"
-                + "output_us\n");
+        out.write("step,start_us,tokens,seqs,prefill_tokens,sampled,max_seq_len,schedule_us,launch_us,overlapped_us,"
+                + "wait_us,update_us\n");
     }
 
     /** The trace the system property asks for, or null when it names none. */
@@ -47,8 +50,8 @@ final class StepTrace implements AutoCloseable {
         }
     }
 
-    /** Records a step from its five instants (System.nanoTime). */
-    void record(StepPlan plan, long start, long scheduled, long forwarded, long sampled, long end) {
+    /** Records a step from its six instants (System.nanoTime). */
+    void record(StepPlan plan, long start, long scheduled, long launched, long overlapped, long collected, long end) {
         try {
             out.write(Long.toString(step++));
             out.write(',');
@@ -63,14 +66,11 @@ final class StepTrace implements AutoCloseable {
             out.write(Integer.toString(plan.numSampling()));
             out.write(',');
             out.write(Integer.toString(plan.batch().maxSeqLen()));
-            out.write(',');
-            out.write(micros(scheduled - start));
-            out.write(',');
-            out.write(micros(forwarded - scheduled));
-            out.write(',');
-            out.write(micros(sampled - forwarded));
-            out.write(',');
-            out.write(micros(end - sampled));
+            long[] instants = {start, scheduled, launched, overlapped, collected, end};
+            for (int i = 1; i < instants.length; i++) {
+                out.write(',');
+                out.write(micros(instants[i] - instants[i - 1]));
+            }
             out.write('\n');
         } catch (IOException e) {
             throw new UncheckedIOException("writing the step trace failed", e);

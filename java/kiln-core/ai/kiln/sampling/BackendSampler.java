@@ -47,6 +47,12 @@ public final class BackendSampler implements Sampler {
     private final long[] penaltyRowLastStep;          // [maxRows]
     private long step;
 
+    // The launched step, until it is collected.
+    private SamplingBatch launchedRows; // null when none is in flight
+    private int launchedCount;
+    private boolean launchedGreedy;
+    private boolean launchedLogprobs;
+
     /**
      * @param backend   where the logits live and the op runs
      * @param maxRows   the most rows a step samples
@@ -83,28 +89,38 @@ public final class BackendSampler implements Sampler {
     }
 
     @Override
-    public void sample(Tensor logits, SamplingBatch rows, SamplerOutput out) {
-        int n = rows.size();
-        out.reset(n);
-        if (n == 0) {
-            return;
+    public void launch(Tensor logits, SamplingBatch rows) {
+        if (launchedRows != null) {
+            throw new IllegalStateException("the step launched before was not collected");
         }
-        if (n > maxRows || logits.size(0) < n || logits.size(1) != vocabSize) {
+        int n = rows.size();
+        if (n > maxRows || (n > 0 && (logits.size(0) < n || logits.size(1) != vocabSize))) {
             throw new IllegalArgumentException("logits " + logits + " do not hold " + n + " rows of " + vocabSize
                     + " (at most " + maxRows + ")");
+        }
+        launchedRows = rows;
+        launchedCount = n;
+        try {
+            issue(logits, rows, n);
+        } catch (RuntimeException e) {
+            launchedRows = null; // nothing in flight to collect: the step failed
+            throw e;
+        }
+    }
+
+    private void issue(Tensor logits, SamplingBatch rows, int n) {
+        if (n == 0) {
+            return;
         }
         Tensor used = logits.rowSlice(0, n);
         boolean allGreedy = true;
         for (int i = 0; i < n && allGreedy; i++) {
             allGreedy = rows.get(i).isPlainGreedy();
         }
+        launchedGreedy = allGreedy;
+        launchedLogprobs = false;
         if (allGreedy) {
             backend.argmax(used, ids, null);
-            backend.copyToHost(ids, hostIds, n);
-            for (int i = 0; i < n; i++) {
-                rows.get(i).accept(hostIds[i]);
-                out.set(i, hostIds[i], null);
-            }
             return;
         }
         step++;
@@ -124,10 +140,32 @@ public final class BackendSampler implements Sampler {
             anyLogprobs |= state.settings().wantsLogprobs();
             writeRow(hostWords, i * SampleWords.ROW_WORDS, state, penaltyRow);
         }
+        launchedLogprobs = anyLogprobs;
         backend.copyFromHost(rowWords, hostWords, n * SampleWords.ROW_WORDS);
         backend.sample(used, rowWords, anyPenaltyRow ? penalties : null, ids, anyLogprobs ? logprobs : null);
-        backend.copyToHost(ids, hostIds, n);
-        if (anyLogprobs) {
+    }
+
+    @Override
+    public void collect(SamplerOutput out) {
+        SamplingBatch rows = launchedRows;
+        if (rows == null) {
+            throw new IllegalStateException("no step was launched");
+        }
+        launchedRows = null;
+        int n = launchedCount;
+        out.reset(n);
+        if (n == 0) {
+            return;
+        }
+        backend.copyToHost(ids, hostIds, n); // waits for the step's ops
+        if (launchedGreedy) {
+            for (int i = 0; i < n; i++) {
+                rows.get(i).accept(hostIds[i]);
+                out.set(i, hostIds[i], null);
+            }
+            return;
+        }
+        if (launchedLogprobs) {
             backend.copyToHost(logprobs, hostLogprobs, n * SampleWords.LOGPROB_WORDS);
         }
         for (int i = 0; i < n; i++) {

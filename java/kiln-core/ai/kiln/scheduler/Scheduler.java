@@ -31,7 +31,10 @@ public final class Scheduler {
     private final int[] eosTokenIds;
     private final ArrayList<Sequence> running = new ArrayList<>();
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
-    private final StepPlan plan;
+    // Two plans, used in turn: a plan stays valid through the next schedule(), so that the engine
+    // can hand out one step's outputs while the next step runs.
+    private final StepPlan[] plans = new StepPlan[2];
+    private int nextPlan;
     private int numParked;
     private long numPreemptions;
 
@@ -45,7 +48,9 @@ public final class Scheduler {
         this.kv = kv;
         this.blockSize = kv.blockSize();
         this.eosTokenIds = eosTokenIds.clone();
-        this.plan = new StepPlan(config.maxBatchedTokens(), config.maxRunningSeqs(), maxBlocksPerSeq());
+        for (int i = 0; i < plans.length; i++) {
+            plans[i] = new StepPlan(config.maxBatchedTokens(), config.maxRunningSeqs(), maxBlocksPerSeq());
+        }
     }
 
     public SchedulerConfig config() {
@@ -142,8 +147,13 @@ public final class Scheduler {
         return java.util.Collections.unmodifiableList(running);
     }
 
-    /** Decides the next step. The plan is empty when nothing can run. */
+    /**
+     * Decides the next step. The plan is empty when nothing can run. It stays valid until the
+     * call after next (the two latest plans are both readable).
+     */
     public StepPlan schedule() {
+        StepPlan plan = plans[nextPlan];
+        nextPlan ^= 1;
         plan.reset();
         int budget = config.maxBatchedTokens();
         boolean preempted = false;
@@ -232,6 +242,9 @@ public final class Scheduler {
     public void update(StepPlan step, SamplerOutput sampled) {
         for (int i = 0; i < step.numSeqs(); i++) {
             Sequence seq = step.seq(i);
+            if (seq.isFinished()) {
+                continue; // ended while the step ran (a stop string in the step before's text, a cancel)
+            }
             seq.setNumComputedTokens(seq.numComputedTokens() + step.numScheduled(i));
             kv.cacheFullBlocks(seq.blocks(), seq.tokens(), seq.numComputedTokens());
             if (!seq.parked().isEmpty() && seq.numComputedTokens() >= seq.numPromptTokens()) {
@@ -241,6 +254,9 @@ public final class Scheduler {
         boolean anyFinished = false;
         for (int r = 0; r < step.numSampling(); r++) {
             Sequence seq = step.samplingSeq(r);
+            if (seq.isFinished()) {
+                continue; // its token is dropped
+            }
             int token = sampled.tokenId(r);
             seq.append(token);
             FinishCause reason = null;

@@ -43,18 +43,18 @@ class StepTraceTest {
             System.clearProperty(StepTrace.PROPERTY);
         }
         List<String> lines = Files.readAllLines(trace);
-        assertEquals("step,start_us,tokens,seqs,prefill_tokens,sampled,max_seq_len,schedule_us,forward_us,sample_us,"
-                + "output_us", lines.get(0));
+        assertEquals("step,start_us,tokens,seqs,prefill_tokens,sampled,max_seq_len,schedule_us,launch_us,overlapped_us,"
+                + "wait_us,update_us", lines.get(0));
         long prefill = 0, sampled = 0, tokens = 0;
         long previousStart = -1;
         for (int i = 1; i < lines.size(); i++) {
             long[] f = java.util.Arrays.stream(lines.get(i).split(",")).mapToLong(Long::parseLong).toArray();
-            assertEquals(11, f.length, lines.get(i));
+            assertEquals(12, f.length, lines.get(i));
             assertEquals(i - 1, f[0], "step number");
             assertTrue(f[1] >= previousStart, "start times in order");
             previousStart = f[1];
             assertTrue(f[2] <= 8 && f[3] <= f[2] && f[4] <= f[2], "shape within the budget: " + lines.get(i));
-            for (int c = 7; c < 11; c++) {
+            for (int c = 7; c < 12; c++) {
                 assertTrue(f[c] >= 0, "timings: " + lines.get(i));
             }
             tokens += f[2];
