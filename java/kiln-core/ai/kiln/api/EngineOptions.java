@@ -14,8 +14,12 @@ import java.time.Duration;
  *                             workspace leave of it. Either way the cache has at most the blocks
  *                             that maxRunningSeqs sequences of maxModelLen tokens fill.
  * @param blockSize            tokens per KV-cache block
- * @param maxBatchedTokens     token budget of one step (prompt chunks plus decodes)
- * @param maxRunningSeqs       the most sequences running at once
+ * @param maxBatchedTokens     token budget of one step (prompt chunks plus decodes); null: chosen
+ *                             from the device, as vLLM chooses: 8192 on a GPU of 70 GiB or more
+ *                             (H100, H200), else 2048 (the CPU too). The engine's own
+ *                             {@link Engine#options()} report the value chosen.
+ * @param maxRunningSeqs       the most sequences running at once; null: chosen from the device,
+ *                             1024 on a GPU of 70 GiB or more, else 256
  * @param maxModelLen          the longest sequence, prompt plus output (null: the model's max_position_embeddings)
  * @param prefixCaching        share the KV blocks of equal prompt prefixes between requests
  * @param seed                 seeds the random streams of requests that bring no seed of their own
@@ -29,7 +33,7 @@ import java.time.Duration;
  *                             backend only)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
-        int blockSize, int maxBatchedTokens, int maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
+        int blockSize, Integer maxBatchedTokens, Integer maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
         Long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks, Quantization quantization) {
 
     public EngineOptions {
@@ -49,10 +53,10 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         if (blockSize < 1 || blockSize > 1024) {
             throw new IllegalArgumentException("blockSize must be in [1, 1024], got " + blockSize);
         }
-        if (maxBatchedTokens < 1) {
+        if (maxBatchedTokens != null && maxBatchedTokens < 1) {
             throw new IllegalArgumentException("maxBatchedTokens must be >= 1, got " + maxBatchedTokens);
         }
-        if (maxRunningSeqs < 1) {
+        if (maxRunningSeqs != null && maxRunningSeqs < 1) {
             throw new IllegalArgumentException("maxRunningSeqs must be >= 1, got " + maxRunningSeqs);
         }
         if (maxModelLen != null && maxModelLen < 2) {
@@ -72,7 +76,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         }
     }
 
-    /** CPU, 512 MiB of KV cache, blocks of 16, 2048 tokens and 256 sequences per step, prefix caching on. */
+    /** CPU, 512 MiB of KV cache, blocks of 16, step limits chosen from the device, prefix caching on. */
     public static Builder builder() {
         return new Builder();
     }
@@ -95,8 +99,8 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         private long kvCacheBytes = 512L << 20;
         private double gpuMemoryUtilization = 0.9;
         private int blockSize = 16;
-        private int maxBatchedTokens = 2048;
-        private int maxRunningSeqs = 256;
+        private Integer maxBatchedTokens;
+        private Integer maxRunningSeqs;
         private Integer maxModelLen;
         private boolean prefixCaching = true;
         private Long seed;
@@ -133,12 +137,14 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
             return this;
         }
 
-        public Builder maxBatchedTokens(int tokens) {
+        /** The step's token budget, or null: chosen from the device (the default). */
+        public Builder maxBatchedTokens(Integer tokens) {
             this.maxBatchedTokens = tokens;
             return this;
         }
 
-        public Builder maxRunningSeqs(int seqs) {
+        /** The most sequences running at once, or null: chosen from the device (the default). */
+        public Builder maxRunningSeqs(Integer seqs) {
             this.maxRunningSeqs = seqs;
             return this;
         }

@@ -43,6 +43,9 @@ public interface Backend extends AutoCloseable {
     /** Bytes of device memory free for allocation now (host backends: a configured budget). */
     long freeMemoryBytes();
 
+    /** Bytes of device memory in all (host backends: the configured budget). */
+    long totalMemoryBytes();
+
     /**
      * Copies {@code source}, a contiguous tensor in host memory (e.g. a mapped weights file),
      * into {@code destination}, converting the element type if they differ.

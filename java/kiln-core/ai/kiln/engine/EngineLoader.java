@@ -35,15 +35,25 @@ final class EngineLoader {
         }
         int blockSize = options.blockSize();
         int maxBlocksPerSeq = (maxModelLen + blockSize - 1) / blockSize;
-        int maxTokens = options.maxBatchedTokens();
-        int maxSeqs = options.maxRunningSeqs();
-        long workspace = Backends.workspaceBytes(config, maxTokens, maxSeqs, maxBlocksPerSeq, maxModelLen);
-        Backend backend = Backends.open(options, modelDir, workspace);
+        Backend backend;
+        if (Backends.isCpu(options)) {
+            // The CPU backend's memory budget needs the step workspace, and so the limits, first.
+            options = StepLimits.resolve(options, null);
+            backend = Backends.open(options, modelDir, Backends.workspaceBytes(config, options.maxBatchedTokens(),
+                    options.maxRunningSeqs(), maxBlocksPerSeq, maxModelLen));
+        } else {
+            backend = Backends.open(options, modelDir, 0);
+        }
         ModelWeights weights = null;
         LlamaModel model = null;
         Sampler sampler = null;
         KvCacheStorage cache = null;
         try {
+            if (!Backends.isCpu(options)) {
+                options = StepLimits.resolve(options, backend.totalMemoryBytes());
+            }
+            int maxTokens = options.maxBatchedTokens();
+            int maxSeqs = options.maxRunningSeqs();
             long freeBefore = backend.freeMemoryBytes();
             try (WeightFiles files = WeightFiles.open(modelDir)) {
                 weights = ModelWeights.load(config, files, backend, ApiMapping.weightQuantization(options.quantization()));

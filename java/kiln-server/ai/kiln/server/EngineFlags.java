@@ -23,8 +23,6 @@ import picocli.CommandLine.Spec;
  */
 public final class EngineFlags {
 
-    /** The default of {@code --max-num-seqs}. */
-    public static final int DEFAULT_MAX_NUM_SEQS = 256;
     /** The largest {@code --kv-cache-mib} whose bytes a long holds. */
     static final long MAX_KV_CACHE_MIB = Long.MAX_VALUE >> 20;
 
@@ -49,15 +47,16 @@ public final class EngineFlags {
     Integer maxModelLen;
 
     // NOTE: no defaultValue, so that a command can tell whether it was given (kiln bench runs its
-    // largest batch at once unless told otherwise).
+    // largest batch at once unless told otherwise), and the engine chooses from the device.
     @Option(names = "--max-num-seqs", paramLabel = "N",
-            description = "Most sequences running at once (default: " + DEFAULT_MAX_NUM_SEQS
-                    + "; kiln bench: its largest --batch).")
+            description = "Most sequences running at once (default: chosen from the device, 1024 on a GPU of"
+                    + " 70 GiB or more, else 256; kiln bench: its largest --batch).")
     Integer maxNumSeqs;
 
-    @Option(names = "--max-batched-tokens", paramLabel = "TOKENS", defaultValue = "2048",
-            description = "Token budget of one step (default: ${DEFAULT-VALUE}).")
-    int maxBatchedTokens;
+    @Option(names = "--max-batched-tokens", paramLabel = "TOKENS",
+            description = "Token budget of one step (default: chosen from the device, 8192 on a GPU of 70 GiB or"
+                    + " more, else 2048).")
+    Integer maxBatchedTokens;
 
     @Option(names = "--block-size", paramLabel = "TOKENS", defaultValue = "16",
             description = "Tokens per KV-cache block (default: ${DEFAULT-VALUE}).")
@@ -114,8 +113,7 @@ public final class EngineFlags {
         }
         EngineOptions.Builder builder = EngineOptions.builder().device(device).threads(threads).quantization(weights)
                 .kvCacheBytes(kvCacheMib << 20).gpuMemoryUtilization(gpuMemoryUtilization).maxModelLen(maxModelLen)
-                .maxRunningSeqs(maxNumSeqs == null ? DEFAULT_MAX_NUM_SEQS : maxNumSeqs)
-                .maxBatchedTokens(maxBatchedTokens).blockSize(blockSize).prefixCaching(!noPrefixCaching);
+                .maxRunningSeqs(maxNumSeqs).maxBatchedTokens(maxBatchedTokens).blockSize(blockSize).prefixCaching(!noPrefixCaching);
         commandSettings.accept(builder);
         try {
             return builder.build();

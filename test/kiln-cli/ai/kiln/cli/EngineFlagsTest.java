@@ -72,7 +72,7 @@ class EngineFlagsTest {
         assertEquals(EngineOptions.builder().device("auto").build(), parsed("serve", "--model", "m").engineOptions());
         EngineOptions bench = parsed("bench", "--model", "m").engineOptions();
         assertEquals(EngineOptions.builder().device("auto").build(), bench);
-        assertEquals(EngineFlags.DEFAULT_MAX_NUM_SEQS, bench.maxRunningSeqs());
+        assertEquals(null, bench.maxRunningSeqs(), "left to the engine to choose from the device");
     }
 
     @Test

@@ -105,6 +105,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public long totalMemoryBytes() {
+        return memoryBudgetBytes;
+    }
+
+    @Override
     public void upload(Tensor destination, Tensor hostSource) {
         requireContiguous(destination, "upload destination");
         requireContiguous(hostSource, "upload source");

@@ -218,6 +218,11 @@ public final class CudaBackend implements Backend {
         return memoryInfo()[0];
     }
 
+    @Override
+    public long totalMemoryBytes() {
+        return memoryInfo()[1];
+    }
+
     /**
      * Copies host memory (e.g. a mapped safetensors file) to the device through the two pinned
      * staging buffers: while one chunk is copied asynchronously the next is converted / copied
