@@ -48,9 +48,9 @@ rm -f .gpu/classes/ai/kiln/backend/cuda/linux-x86_64/*.o .gpu/classes/ai/kiln/ba
 mkdir -p .gpu/bin && cp "$build"/cmake-cuda/cuda-kernels/kiln_op_tests "$build"/cmake-cuda/cuda-kernels/kiln_kernel_bench .gpu/bin/
 strip --strip-unneeded .gpu/bin/*
 # java.net.http: the client of `kiln bench serve`; java.management and jdk.management: the JVM metrics
-# of `kiln serve`; java.xml and java.naming: Logback. Uncompressed (--compress=0): the archive below
+# of `kiln serve`; java.xml and java.naming: Logback; jdk.jfr: flight recordings of a server. Uncompressed (--compress=0): the archive below
 # compresses it to 12 MB, where jlink's own zip left 20 MB that xz cannot shrink.
-jlink_options="--add-modules java.base,java.logging,jdk.unsupported,java.net.http,java.management,jdk.management,java.xml,java.naming --strip-debug --no-header-files --no-man-pages --compress=0"
+jlink_options="--add-modules java.base,java.logging,jdk.unsupported,java.net.http,java.management,jdk.management,java.xml,java.naming,jdk.jfr --strip-debug --no-header-files --no-man-pages --compress=0"
 if [[ ! -x .jre/bin/java || $(cat .jre/kiln-jlink-options 2>/dev/null) != "$jlink_options" ]]; then
   rm -rf .jre
   jdk=${JDK_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}

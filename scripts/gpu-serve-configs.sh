@@ -5,7 +5,9 @@
 # ShareGPT-like requests sent at once: greedy after 8 warm-up requests, then sampled (temperature
 # 0.8, top_p 0.95, per-request seeds). A config of "default" passes neither flag.
 #   CONFIGS="default 512:8192" scripts/gpu-serve-configs.sh [shape]   (results under ${OUT:-/tmp/kiln-serve})
-# SERVE_ARGS adds flags to every server; KILN_JAVA_OPTS adds JVM options.
+# SERVE_ARGS adds flags to every server, SERVE_JAVA_OPTS JVM options to every server (e.g. a flight
+# recording), KILN_JAVA_OPTS JVM options to servers and clients. POISSON_RATE=R adds a third run to
+# each server: the same N requests sampled, arriving as a Poisson process of R requests/s.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -34,7 +36,7 @@ for config in ${CONFIGS:-default 512:8192 1024:16384}; do
   fi
   # exec: $! is then the server's own process, which the kill below stops.
   # shellcheck disable=SC2086
-  (exec .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} -Dkiln.stepTrace="$out/steps-$name.csv" -cp "$cp" ai.kiln.cli.KilnCli \
+  (exec .jre/bin/java -Xss4m ${KILN_JAVA_OPTS:-} ${SERVE_JAVA_OPTS:-} -Dkiln.stepTrace="$out/steps-$name.csv" -cp "$cp" ai.kiln.cli.KilnCli \
     serve --model "$dir" --device cuda --port 8000 --max-waiting "$n" --max-model-len 4096 "${flags[@]}" \
     ${SERVE_ARGS:-} > "$out/serve-$name.log" 2>&1) &
   server=$!
@@ -47,15 +49,23 @@ for config in ${CONFIGS:-default 512:8192 1024:16384}; do
   bench --num-prompts "$n" --num-warmups 8 --result-file "$out/greedy-$name.json" 2> "$out/greedy-$name.txt"
   bench --num-prompts "$n" --temperature 0.8 --top-p 0.95 --sampling-seed 0 \
     --result-file "$out/sampled-$name.json" 2> "$out/sampled-$name.txt"
+  if [[ -n ${POISSON_RATE:-} ]]; then
+    bench --num-prompts "$n" --temperature 0.8 --top-p 0.95 --sampling-seed 0 --request-rate "$POISSON_RATE" \
+      --result-file "$out/poisson-$name.json" 2> "$out/poisson-$name.txt"
+  fi
   curl -s http://127.0.0.1:8000/metrics | grep -E '^kiln_' > "$out/metrics-$name.txt" || true
   kill $server
   wait $server || true
   python3 - "$out" "$name" <<'PY'
 import json, sys
 out, name = sys.argv[1], sys.argv[2]
-for run in ("greedy", "sampled"):
+import os
+for run in ("greedy", "sampled", "poisson"):
+    if not os.path.exists(f"{out}/{run}-{name}.json"):
+        continue
     r = json.load(open(f"{out}/{run}-{name}.json"))
     print(f"{name:>12} {run:8} completed {r['completed']:5} failed {r['failed']:3} output {r['output_throughput']:8.0f} tok/s"
-          f"  ttft median {r['median_ttft_ms']:8.0f} ms  tpot median {r['median_tpot_ms']:6.1f} ms")
+          f"  ttft median {r['median_ttft_ms']:8.0f} p99 {r['p99_ttft_ms']:8.0f} ms"
+          f"  tpot median {r['median_tpot_ms']:6.1f} p99 {r['p99_tpot_ms']:6.1f} ms")
 PY
 done
