@@ -52,6 +52,12 @@ const char* kiln_cuda_last_error(void);
 // Number of CUDA devices visible, 0 when there is no driver or device (never an error).
 int kiln_cuda_device_count(void);
 
+// Start or stop the profilers' collection (cudaProfilerStart / cudaProfilerStop): a profiler
+// started with collection off (Nsight Compute's --profile-from-start off) records only the work
+// between the two. 0, or a negative status.
+int kiln_cuda_profiler_start(void);
+int kiln_cuda_profiler_stop(void);
+
 // ---- layer ops ---------------------------------------------------------------------------------
 
 // RMSNorm, optionally fused with the residual add (the semantics of kiln_cpu_rms_norm):

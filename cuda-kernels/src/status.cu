@@ -1,3 +1,4 @@
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <cstdarg>
@@ -34,4 +35,16 @@ extern "C" int kiln_cuda_device_count(void) {
     return 0;
   }
   return count;
+}
+
+extern "C" int kiln_cuda_profiler_start(void) {
+  cudaError_t status = cudaProfilerStart();
+  return status == cudaSuccess ? KILN_CUDA_OK
+                               : kiln::cuda_fail(KILN_CUDA_ERR_LAUNCH, "cudaProfilerStart: %s", cudaGetErrorString(status));
+}
+
+extern "C" int kiln_cuda_profiler_stop(void) {
+  cudaError_t status = cudaProfilerStop();
+  return status == cudaSuccess ? KILN_CUDA_OK
+                               : kiln::cuda_fail(KILN_CUDA_ERR_LAUNCH, "cudaProfilerStop: %s", cudaGetErrorString(status));
 }

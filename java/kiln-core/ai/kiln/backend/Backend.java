@@ -207,6 +207,13 @@ public interface Backend extends AutoCloseable {
     // ---- graphs ------------------------------------------------------------------------------
 
     /** Whether this backend can record a sequence of ops once and replay it (CUDA graphs). */
+    /**
+     * Starts (true) or stops (false) the device profiler's collection, so that a profiler started
+     * with collection off records only the steps between (no-op where there is none).
+     */
+    default void setProfilerCollecting(boolean collecting) {
+    }
+
     default boolean supportsGraphs() {
         return false;
     }

@@ -63,6 +63,11 @@ final class StepLoop implements Runnable {
     private long hostNanos;   // summed over steps: scheduling, bookkeeping and output handling
     private long modelNanos;  // summed over steps: forward and sampling, device waits included
     private final StepTrace trace = StepTrace.fromSystemProperty(); // null unless -Dkiln.stepTrace
+    /**
+     * -Dkiln.profileSteps=FIRST-LAST: the device profiler collects during those engine steps alone
+     * (counted from 0), e.g. one decode step under Nsight Compute's --profile-from-start off.
+     */
+    private final long[] profiledSteps = profiledSteps(System.getProperty("kiln.profileSteps"));
 
     StepLoop(LoadedModel loaded, Runnable onExit) {
         this.loaded = loaded;
@@ -234,6 +239,9 @@ final class StepLoop implements Runnable {
      * its token from this step is dropped, as vLLM's asynchronous scheduling drops it.
      */
     private void step() {
+        if (profiledSteps != null && steps == profiledSteps[0]) {
+            loaded.backend().setProfilerCollecting(true);
+        }
         long stepStart = System.nanoTime();
         StepPlan plan = scheduler.schedule();
         if (plan.isEmpty()) {
@@ -286,8 +294,29 @@ final class StepLoop implements Runnable {
         if (trace != null) {
             trace.record(plan, stepStart, launchStart, launched, handedOut, collected, stepEnd);
         }
+        if (profiledSteps != null && steps - 1 == profiledSteps[1]) {
+            loaded.backend().setProfilerCollecting(false);
+        }
         publishMetrics();
         deliverEnded();
+    }
+
+    /** {FIRST, LAST} of a "FIRST-LAST" range of steps, or null when none is given. */
+    static long[] profiledSteps(String range) {
+        if (range == null || range.isBlank()) {
+            return null;
+        }
+        String[] ends = range.trim().split("-");
+        try {
+            long first = Long.parseLong(ends[0]);
+            long last = ends.length == 2 ? Long.parseLong(ends[1]) : first;
+            if (ends.length > 2 || first < 0 || last < first) {
+                throw new NumberFormatException();
+            }
+            return new long[] {first, last};
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-Dkiln.profileSteps must be FIRST-LAST (steps from 0), got " + range);
+        }
     }
 
     /** Hands out the tokens of the last step computed, if not done yet: outputs, finished requests, laggards. */

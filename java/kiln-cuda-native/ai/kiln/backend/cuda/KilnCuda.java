@@ -28,6 +28,10 @@ public final class KilnCuda {
 
     public static native int kiln_cuda_device_count();
 
+    public static native int kiln_cuda_profiler_start();
+
+    public static native int kiln_cuda_profiler_stop();
+
     // ---- layer ops ---------------------------------------------------------------------------
 
     public static native int kiln_cuda_rms_norm(@Cast("void*") long out, @Cast("int64_t") long outStride,

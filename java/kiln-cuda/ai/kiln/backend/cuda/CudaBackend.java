@@ -219,6 +219,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void setProfilerCollecting(boolean collecting) {
+        checkKernel(collecting ? KilnCuda.kiln_cuda_profiler_start() : KilnCuda.kiln_cuda_profiler_stop());
+    }
+
+    @Override
     public long totalMemoryBytes() {
         return memoryInfo()[1];
     }
