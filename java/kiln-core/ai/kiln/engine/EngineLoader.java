@@ -63,6 +63,8 @@ final class EngineLoader {
             int numBlocks = kvCacheBlocks(options, config, backend, freeBefore, maxSeqs, maxBlocksPerSeq);
             cache = new KvCacheStorage(backend, config.numLayers(), numBlocks, blockSize, config.numKvHeads(),
                     config.headDim());
+            // Every decode graph now, before the first request (a no-op without graphs).
+            model.captureDecodeGraphs(cache);
             KvCacheManager kv = new KvCacheManager(numBlocks, blockSize, options.prefixCaching());
             LinkedHashSet<Integer> eos = new LinkedHashSet<>(config.eosTokenIds());
             if (codec != null) {

@@ -251,6 +251,26 @@ public final class LlamaModel implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Records the decode graph of every batch-size bucket now, so that no request pays for a
+     * capture (a server's warm-up: the first request of a bucket otherwise runs that step twice,
+     * eagerly and captured). The steps run over padding rows alone, which write no K/V. A no-op
+     * where graphs are off.
+     */
+    public void captureDecodeGraphs(KvCacheStorage cache) {
+        // The buckets bucketOf gives: 1, 2, 4, ... and maxGraphBatch.
+        for (int bucket = 1; bucket <= maxGraphBatch; bucket = bucket == maxGraphBatch ? bucket + 1
+                : Math.min(2 * bucket, maxGraphBatch)) {
+            if (!decodeGraphs.containsKey(bucket)) {
+                fillPadding(0, bucket);
+                copyGraphMetadata(bucket);
+                compute(bucket, bucket, graphMetadata(bucket), cache);
+                decodeGraphs.put(bucket, record(bucket, cache));
+            }
+        }
+        backend.synchronize();
+    }
+
     /** The graph bucket of a decode batch: the next power of two, at most maxGraphBatch. */
     private int bucketOf(int numSeqs) {
         int bucket = 1;
@@ -263,20 +283,39 @@ public final class LlamaModel implements AutoCloseable {
     private Tensor forwardDecodeGraph(ForwardBatch batch, KvCacheStorage cache) {
         int n = batch.numSeqs();
         int bucket = bucketOf(n);
-        // Padding sequences: token 0 at position 0, no cache slot, one token of context read from
-        // block 0 (any block holds finite or NaN values; the row is never sampled).
         System.arraycopy(batch.tokenIds(), 0, graphTokenIds, 0, n);
         System.arraycopy(batch.positions(), 0, graphPositions, 0, n);
         System.arraycopy(batch.slotMapping(), 0, graphSlots, 0, n);
         System.arraycopy(batch.seqLens(), 0, graphSeqLens, 0, n);
         System.arraycopy(batch.blockTables(), 0, graphBlockTables, 0, n * maxBlocksPerSeq);
-        for (int i = n; i < bucket; i++) {
+        fillPadding(n, bucket);
+        copyGraphMetadata(bucket);
+        Long graph = decodeGraphs.get(bucket);
+        if (graph == null) {
+            Tensor out = compute(bucket, bucket, graphMetadata(bucket), cache);
+            decodeGraphs.put(bucket, record(bucket, cache));
+            return out.rowSlice(0, n);
+        }
+        backend.replay(graph);
+        return logits.rowSlice(0, n);
+    }
+
+    /**
+     * Padding sequences in rows [from, to) of the graph metadata: token 0 at position 0, no cache
+     * slot, one token of context read from block 0 (any block holds finite or NaN values; the row
+     * is never sampled).
+     */
+    private void fillPadding(int from, int to) {
+        for (int i = from; i < to; i++) {
             graphTokenIds[i] = 0;
             graphPositions[i] = 0;
             graphSlots[i] = -1;
             graphSeqLens[i] = 1;
             graphBlockTables[i * maxBlocksPerSeq] = 0;
         }
+    }
+
+    private void copyGraphMetadata(int bucket) {
         backend.copyFromHost(tokenIds, graphTokenIds, bucket);
         backend.copyFromHost(positions, graphPositions, bucket);
         backend.copyFromHost(slotMapping, graphSlots, bucket);
@@ -284,25 +323,27 @@ public final class LlamaModel implements AutoCloseable {
         backend.copyFromHost(seqLens, graphSeqLens, bucket);
         backend.copyFromHost(blockTables, graphBlockTables, bucket * maxBlocksPerSeq);
         backend.copyFromHost(logitsRows, graphQueryStart, bucket); // row i is sequence i's token
-        // The graph bakes in every launch argument, so the context bound is the model's limit.
-        AttentionMetadata metadata = new AttentionMetadata(blockTables, queryStart, seqLens, bucket, bucket,
-                maxBlocksPerSeq, 1, maxPositions);
-        Long graph = decodeGraphs.get(bucket);
-        if (graph == null) {
-            // The first step of a bucket runs eagerly (sizing workspaces and warming libraries, which
-            // capture forbids), then the same step is recorded for the next ones.
-            Tensor out = compute(bucket, bucket, metadata, cache);
-            backend.beginCapture();
-            try {
-                compute(bucket, bucket, metadata, cache);
-            } finally {
-                graph = backend.endCapture();
-            }
-            decodeGraphs.put(bucket, graph);
-            return out.rowSlice(0, n);
+    }
+
+    /** The graph bakes in every launch argument, so the context bound is the model's limit. */
+    private AttentionMetadata graphMetadata(int bucket) {
+        return new AttentionMetadata(blockTables, queryStart, seqLens, bucket, bucket, maxBlocksPerSeq, 1,
+                maxPositions);
+    }
+
+    /**
+     * Records a bucket's step over the metadata in backend memory (recording runs nothing: the
+     * step ran eagerly just before, sizing workspaces and warming libraries, which capture forbids).
+     */
+    private long record(int bucket, KvCacheStorage cache) {
+        backend.beginCapture();
+        long graph;
+        try {
+            compute(bucket, bucket, graphMetadata(bucket), cache);
+        } finally {
+            graph = backend.endCapture();
         }
-        backend.replay(graph);
-        return logits.rowSlice(0, n);
+        return graph;
     }
 
     /** The layers over the metadata already in backend memory: tokens [0, t), logits of r rows. */
