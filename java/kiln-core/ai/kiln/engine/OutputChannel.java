@@ -18,6 +18,7 @@ final class OutputChannel<T> implements Flow.Publisher<T> {
     private volatile Runnable onSubscriberCancel = () -> { };
     private final ArrayDeque<T> buffer = new ArrayDeque<>();
     private final AtomicInteger wip = new AtomicInteger();
+    private final Runnable drainLoop = this::drainLoop;
     private Flow.Subscriber<? super T> subscriber; // guarded by this
     private boolean subscribed;                     // guarded by this
     private boolean started;                        // onSubscribe delivered (drain thread only)
@@ -43,17 +44,37 @@ final class OutputChannel<T> implements Flow.Publisher<T> {
 
     /** Queues an output; false when the buffer is full (nothing is queued). Never blocks. */
     boolean offer(T item) {
-        synchronized (this) {
-            if (cancelled || completed || error != null) {
-                return true; // nobody will read it; not the producer's problem
-            }
-            if (buffer.size() >= capacity) {
-                return false;
-            }
-            buffer.addLast(item);
+        Offered offered = enqueue(item);
+        if (offered == Offered.QUEUED) {
+            drain();
         }
-        drain();
-        return true;
+        return offered != Offered.REFUSED;
+    }
+
+    /**
+     * Queues an output as {@link #offer(Object)} does, but a delivery it has to start joins
+     * {@code batch} instead of being handed to the executor at once. Until the batch is
+     * dispatched this channel delivers nothing: the caller must dispatch it.
+     */
+    boolean offer(T item, DeliveryBatch batch) {
+        Offered offered = enqueue(item);
+        if (offered == Offered.QUEUED && wip.getAndIncrement() == 0) {
+            batch.add(executor, drainLoop);
+        }
+        return offered != Offered.REFUSED;
+    }
+
+    private enum Offered { QUEUED, DROPPED, REFUSED }
+
+    private synchronized Offered enqueue(T item) {
+        if (cancelled || completed || error != null) {
+            return Offered.DROPPED; // nobody will read it; not the producer's problem
+        }
+        if (buffer.size() >= capacity) {
+            return Offered.REFUSED;
+        }
+        buffer.addLast(item);
+        return Offered.QUEUED;
     }
 
     /** Outputs buffered and not yet delivered. */
@@ -143,7 +164,7 @@ final class OutputChannel<T> implements Flow.Publisher<T> {
 
     private void drain() {
         if (wip.getAndIncrement() == 0) {
-            executor.execute(this::drainLoop);
+            executor.execute(drainLoop);
         }
     }
 

@@ -20,6 +20,7 @@ final class OutputProcessor {
     }
 
     private final Scheduler scheduler;
+    private final DeliveryBatch deliveries = new DeliveryBatch();
     private long promptTokens;
     private long generationTokens;
 
@@ -27,7 +28,16 @@ final class OutputProcessor {
         this.scheduler = scheduler;
     }
 
+    /** Hands out a step's tokens; the streams' deliveries leave for the stream executor together, at the end. */
     StepOutcome process(StepPlan plan, SamplerOutput sampled) {
+        try {
+            return handOut(plan, sampled);
+        } finally {
+            deliveries.dispatch(); // even after a failure: a channel with a delivery gathered delivers nothing until then
+        }
+    }
+
+    private StepOutcome handOut(StepPlan plan, SamplerOutput sampled) {
         long now = System.nanoTime();
         List<RequestState> finished = new ArrayList<>();
         List<RequestState> lagging = new ArrayList<>();
@@ -50,7 +60,7 @@ final class OutputProcessor {
             if (stop != null && !seq.isFinished()) {
                 scheduler.finish(seq, FinishCause.STOP, stop);
             }
-            if (!state.stream.emit(completion.delta(seq))) {
+            if (!state.stream.emit(completion.delta(seq), deliveries)) {
                 lagging.add(state);
                 continue;
             }

@@ -95,11 +95,12 @@ final class RequestStream implements RequestHandle {
 
     /**
      * Takes a completion's next output. False when a streamed request's subscriber has let the
-     * buffer fill (the output is folded into the result but not queued).
+     * buffer fill (the output is folded into the result but not queued). The delivery to the
+     * subscriber waits for {@code deliveries} to be dispatched.
      */
-    boolean emit(RequestOutput output) {
+    boolean emit(RequestOutput output, DeliveryBatch deliveries) {
         folds[output.index()].add(output);
-        return !streamed || channel.offer(output);
+        return !streamed || channel.offer(output, deliveries);
     }
 
     /** Folds a completion's last output without queuing it (the request is being aborted). */

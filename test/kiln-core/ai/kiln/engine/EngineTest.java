@@ -326,6 +326,12 @@ class EngineTest {
             return sb.toString();
         }
 
+        synchronized String text(int index) {
+            StringBuilder sb = new StringBuilder();
+            items.stream().filter(i -> i.index() == index).forEach(i -> sb.append(i.text()));
+            return sb.toString();
+        }
+
         synchronized int[] tokens(int index) {
             return items.stream().filter(i -> i.index() == index).flatMapToInt(i -> Arrays.stream(i.tokenIds())).toArray();
         }
@@ -374,6 +380,52 @@ class EngineTest {
             Collector late = new Collector(1);
             quiet.subscribe(late);
             assertInstanceOf(IllegalStateException.class, late.end.get(30, TimeUnit.SECONDS));
+        }
+    }
+
+    @Test
+    void manyStreamsAtOnceGetTheirOutputsInOrderAndABlockedOneHoldsBackNoOther() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        List<Fixtures.Record> records = fixture.records();
+        try (Engine engine = engine(fixture, b -> b.maxBatchedTokens(2048))) {
+            // From its eighth output on (when all the requests decode together) it waits until
+            // every other stream has ended: their outputs leave the engine in the same steps.
+            CompletableFuture<Void> othersEnded = new CompletableFuture<>();
+            Collector blocked = new Collector(Long.MAX_VALUE) {
+                @Override
+                public void onNext(RequestOutput item) {
+                    if (items.size() >= 7) {
+                        othersEnded.join();
+                    }
+                    super.onNext(item);
+                }
+            };
+            RequestHandle blockedHandle = engine.submit(GenerateRequest.ofTokens(records.get(0).promptTokenIds(),
+                    greedy(16)).withStream(true));
+            blockedHandle.subscribe(blocked);
+            List<RequestHandle> handles = new ArrayList<>();
+            List<Collector> collectors = new ArrayList<>();
+            for (int i = 0; i < 40; i++) {
+                Fixtures.Record record = records.get(i % records.size());
+                RequestHandle handle = engine.submit(GenerateRequest.of(record.prompt(),
+                        greedy(24).toBuilder().n(2).build()).withStream(true));
+                Collector collector = new Collector(Long.MAX_VALUE);
+                handle.subscribe(collector);
+                handles.add(handle);
+                collectors.add(collector);
+            }
+            for (int i = 0; i < handles.size(); i++) {
+                assertNull(collectors.get(i).end.get(60, TimeUnit.SECONDS), "stream " + i);
+                GenerateResult result = handles.get(i).result().get(60, TimeUnit.SECONDS);
+                for (int index = 0; index < 2; index++) {
+                    GenerateResult.Completion completion = result.completions().get(index);
+                    assertArrayEquals(completion.tokenIds(), collectors.get(i).tokens(index), "stream " + i + "#" + index);
+                    assertEquals(completion.text(), collectors.get(i).text(index), "stream " + i + "#" + index);
+                }
+            }
+            othersEnded.complete(null);
+            assertNull(blocked.end.get(30, TimeUnit.SECONDS));
+            assertArrayEquals(Arrays.copyOf(records.get(0).greedyTokenIds(), 16), blocked.tokens(0));
         }
     }
 

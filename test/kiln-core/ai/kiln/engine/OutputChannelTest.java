@@ -28,7 +28,7 @@ class OutputChannelTest {
         executor.shutdownNow();
     }
 
-    static final class Recorder implements Flow.Subscriber<Integer> {
+    static class Recorder implements Flow.Subscriber<Integer> {
         final List<Integer> items = new ArrayList<>();
         final CompletableFuture<Throwable> end = new CompletableFuture<>();
         volatile Flow.Subscription subscription;
@@ -138,6 +138,56 @@ class OutputChannelTest {
         waitFor(() -> r.subscription != null);
         r.subscription.request(0);
         assertInstanceOf(IllegalArgumentException.class, r.end.get(10, TimeUnit.SECONDS));
+    }
+
+    @Test
+    void aBatchedOfferWaitsForTheDispatchAndOrderHoldsAcrossBatches() throws Exception {
+        OutputChannel<Integer> channel = new OutputChannel<>(1000, executor);
+        // Asks for one output at a time, from inside onNext, so that demand and offers race.
+        Recorder r = new Recorder(1) {
+            @Override
+            public synchronized void onNext(Integer item) {
+                super.onNext(item);
+                subscription.request(1);
+            }
+        };
+        DeliveryBatch batch = new DeliveryBatch();
+        assertTrue(channel.offer(0, batch));
+        channel.subscribe(r);
+        Thread.sleep(50);
+        assertNull(r.subscription, "nothing is delivered before the batch is dispatched, not even onSubscribe");
+        batch.dispatch();
+        waitFor(() -> r.items().size() == 1);
+        int next = 1;
+        for (int size = 1; next < 900; size = size % 7 + 1) {
+            for (int i = 0; i < size; i++) {
+                assertTrue(channel.offer(next++, batch));
+            }
+            batch.dispatch();
+        }
+        channel.complete();
+        assertNull(r.end.get(10, TimeUnit.SECONDS));
+        List<Integer> expected = new ArrayList<>();
+        for (int i = 0; i < next; i++) {
+            expected.add(i);
+        }
+        assertEquals(expected, r.items());
+    }
+
+    @Test
+    void aBatchedOfferToAFullBufferIsRefused() throws Exception {
+        OutputChannel<Integer> channel = new OutputChannel<>(2, executor);
+        DeliveryBatch batch = new DeliveryBatch();
+        assertTrue(channel.offer(1, batch));
+        assertTrue(channel.offer(2, batch));
+        assertFalse(channel.offer(3, batch), "two undelivered outputs fill a buffer of two");
+        Recorder r = new Recorder(0);
+        channel.subscribe(r);
+        batch.dispatch();
+        waitFor(() -> r.subscription != null);
+        r.subscription.request(5);
+        waitFor(() -> r.items().size() == 2);
+        assertEquals(List.of(1, 2), r.items());
     }
 
     private static void waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
