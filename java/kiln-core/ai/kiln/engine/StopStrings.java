@@ -33,13 +33,15 @@ final class StopStrings {
         if (stops.isEmpty()) {
             return null;
         }
-        String s = text.toString();
         int from = Math.max(0, newFrom - maxLength + 1);
+        // NOTE: only the tail where a new match can lie is copied: the whole text, once a token,
+        // would make a long completion's stop checks quadratic in its length.
+        String tail = text.subSequence(from, text.length()).toString();
         Match best = null;
         for (String stop : stops) {
-            int at = s.indexOf(stop, from);
-            if (at >= 0 && (best == null || at < best.start)) {
-                best = new Match(at, stop);
+            int at = tail.indexOf(stop);
+            if (at >= 0 && (best == null || from + at < best.start)) {
+                best = new Match(from + at, stop);
             }
         }
         return best;

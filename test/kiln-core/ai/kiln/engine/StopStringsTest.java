@@ -29,6 +29,15 @@ class StopStringsTest {
     }
 
     @Test
+    void aMatchStartingAtTheEdgeOfTheSearchedTailIsFoundAtItsPlaceInTheWholeText() {
+        // Only the last (longest stop - 1) characters before the new text can start a new match.
+        String before = "x".repeat(1000) + "EN";
+        StringBuilder text = new StringBuilder(before).append("D, then END again");
+        assertEquals(new StopStrings.Match(1000, "END"), stops.find(text, before.length()));
+        assertEquals(new StopStrings.Match(1003, "\n\n"), stops.find(before + "D\n\n", before.length() + 1));
+    }
+
+    @Test
     void holdsBackTheLongestSuffixThatStartsAStopString() {
         assertEquals(0, stops.holdBack("hello"));
         assertEquals(1, stops.holdBack("hello E"));
