@@ -149,8 +149,7 @@ abstract class DecoderStage {
     /** Fuses all tokens; each token's bytes are decoded as UTF-8, holding back incomplete characters. */
     static final class ByteLevelStage extends DecoderStage {
         private final StringBuilder token = new StringBuilder();
-        private byte[] pending = new byte[16];
-        private int pendingLength;
+        private final Utf8Pieces bytes = new Utf8Pieces();
         private boolean begun;
 
         @Override
@@ -169,18 +168,9 @@ abstract class DecoderStage {
 
         @Override
         void end(Output out) {
-            byte[] bytes = ByteLevelAlphabet.tokenBytes(token.toString());
-            if (pendingLength + bytes.length > pending.length) {
-                pending = java.util.Arrays.copyOf(pending, Math.max(pending.length * 2, pendingLength + bytes.length));
-            }
-            System.arraycopy(bytes, 0, pending, pendingLength, bytes.length);
-            pendingLength += bytes.length;
-            StringBuilder decoded = new StringBuilder();
-            int consumed = Utf8.decodeInto(pending, 0, pendingLength, false, decoded);
-            System.arraycopy(pending, consumed, pending, 0, pendingLength - consumed);
-            pendingLength -= consumed;
-            if (decoded.length() > 0) {
-                out.text(decoded.toString());
+            String decoded = bytes.append(ByteLevelAlphabet.tokenBytes(token.toString()));
+            if (!decoded.isEmpty()) {
+                out.text(decoded);
             }
         }
 
@@ -190,9 +180,9 @@ abstract class DecoderStage {
                 out.begin();
                 begun = true;
             }
-            if (pendingLength > 0) {
-                out.text(Utf8.decodeLossy(pending, pendingLength));
-                pendingLength = 0;
+            String rest = bytes.finish();
+            if (!rest.isEmpty()) {
+                out.text(rest);
             }
             out.end();
             out.finish();

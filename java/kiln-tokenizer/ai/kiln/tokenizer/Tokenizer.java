@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -23,8 +24,10 @@ public final class Tokenizer {
     private final int vocabSize;
     private final OptionalInt bosTokenId;
     private final OptionalInt eosTokenId;
-    /** For a byte-level decoder, each id's bytes, so that one-shot decoding is a copy and a UTF-8 pass. */
+    /** For a byte-level decoder, each id's bytes, so that decoding (one-shot or streamed) is a copy and a UTF-8 pass. */
     private final byte[][] byteLevelTokenBytes;
+    /** For a byte-level decoder, the ids that skipping special tokens drops (a lookup, not two map searches a token). */
+    private final BitSet byteLevelSpecialIds;
     private volatile ChatTemplate chatTemplate;
 
     private Tokenizer(Path tokenizerFile, TokenizerJsonReader.Pipeline pipeline, TokenizerConfig config)
@@ -47,12 +50,15 @@ public final class Tokenizer {
                 maxId = Math.max(maxId, token.id());
             }
             byteLevelTokenBytes = new byte[maxId + 1][];
+            byteLevelSpecialIds = new BitSet(maxId + 1);
             for (int id = 0; id <= maxId; id++) {
                 String token = tokenString(id);
                 byteLevelTokenBytes[id] = token == null ? null : ByteLevelAlphabet.tokenBytes(token);
+                byteLevelSpecialIds.set(id, isSpecial(id));
             }
         } else {
             byteLevelTokenBytes = null;
+            byteLevelSpecialIds = null;
         }
     }
 
@@ -171,11 +177,20 @@ public final class Tokenizer {
         return String.join("", pipeline.decoder().decodeChain(tokens));
     }
 
-    private byte[] decodableBytes(int id, boolean skipSpecialTokens) {
+    /** True when the decoder is byte-level alone: each id then decodes through {@link #decodableBytes}. */
+    boolean decodesByteLevel() {
+        return byteLevelTokenBytes != null;
+    }
+
+    /**
+     * A byte-level decoder's bytes for an id: null when unknown, or special and skipped. The
+     * tokenizer's own array: not to be changed.
+     */
+    byte[] decodableBytes(int id, boolean skipSpecialTokens) {
         if (id < 0 || id >= byteLevelTokenBytes.length) {
             return null;
         }
-        if (skipSpecialTokens && isSpecial(id)) {
+        if (skipSpecialTokens && byteLevelSpecialIds.get(id)) {
             return null;
         }
         return byteLevelTokenBytes[id];

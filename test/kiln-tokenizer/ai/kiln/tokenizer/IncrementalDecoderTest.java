@@ -32,6 +32,47 @@ class IncrementalDecoderTest {
     }
 
     @Test
+    void byteLevelPiecesAreTheDecoderStagesPiecesOneForOne() {
+        // The byte-level decoders stream from the tokenizer's byte table; the decoder's own stage,
+        // fed token strings, is the reference: the same piece after every id.
+        for (String name : new String[] {"llama3", "qwen3"}) {
+            Tokenizer tokenizer = TestVocabularies.tokenizer(name);
+            java.util.Random random = new java.util.Random(11);
+            for (boolean skip : new boolean[] {true, false}) {
+                for (int trial = 0; trial < 20; trial++) {
+                    int[] ids = new int[40];
+                    for (int i = 0; i < ids.length; i++) {
+                        // Mostly ids near the top (added and special tokens), others anywhere, some unknown.
+                        int bound = tokenizer.vocabSize();
+                        ids[i] = random.nextInt(8) == 0 ? bound - 1 - random.nextInt(300)
+                                : random.nextInt(16) == 0 ? bound + random.nextInt(10) : random.nextInt(bound);
+                    }
+                    assertEquals(stagePieces(tokenizer, ids, skip), pieces(tokenizer, ids, skip), name + " " + trial);
+                }
+            }
+        }
+    }
+
+    /** What the decoder's streaming stage emits for each id, then at the end. */
+    private static List<String> stagePieces(Tokenizer tokenizer, int[] ids, boolean skipSpecialTokens) {
+        DecoderStage stage = tokenizer.decoder().newStage();
+        DecoderStage.Collector collector = new DecoderStage.Collector();
+        List<String> out = new ArrayList<>();
+        for (int id : ids) {
+            String token = tokenizer.decodableToken(id, skipSpecialTokens);
+            if (token != null) {
+                stage.begin(collector);
+                stage.text(token, collector);
+                stage.end(collector);
+            }
+            out.add(collector.take());
+        }
+        stage.finish(collector);
+        out.add(collector.take());
+        return out;
+    }
+
+    @Test
     void byteFallbackRunsWaitForTheirEnd() {
         Tokenizer llama2 = TestVocabularies.tokenizer("llama2");
         int e4 = llama2.tokenId("<0xE4>").getAsInt();
