@@ -8,6 +8,7 @@ import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
+import ai.kiln.testing.NaiveAttention;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -87,40 +88,12 @@ class CpuOpsTest {
         float scale = 0.25f;
         backend.attention(out, q, kCache, vCache, metadata, scale);
 
-        float[] qv = read(q), kv = read(kCache), vv = read(vCache), actual = read(out);
-        int token = 0;
-        for (int s = 0; s < 3; s++) {
-            for (int j = 0; j < queryLens[s]; j++, token++) {
-                int position = seqLens[s] - queryLens[s] + j;
-                for (int h = 0; h < hq; h++) {
-                    int kvHead = h / (hq / hk);
-                    double[] scores = new double[position + 1];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int p = 0; p <= position; p++) {
-                        int slot = tables[s][p / blockSize] * blockSize + p % blockSize;
-                        double dot = 0;
-                        for (int e = 0; e < d; e++) {
-                            dot += qv[(token * hq + h) * d + e] * kv[(slot * hk + kvHead) * d + e];
-                        }
-                        scores[p] = dot * scale;
-                        max = Math.max(max, scores[p]);
-                    }
-                    double sum = 0;
-                    for (int p = 0; p <= position; p++) {
-                        scores[p] = Math.exp(scores[p] - max);
-                        sum += scores[p];
-                    }
-                    for (int e = 0; e < d; e++) {
-                        double expected = 0;
-                        for (int p = 0; p <= position; p++) {
-                            int slot = tables[s][p / blockSize] * blockSize + p % blockSize;
-                            expected += scores[p] / sum * vv[(slot * hk + kvHead) * d + e];
-                        }
-                        float got = actual[(token * hq + h) * d + e];
-                        assertEquals(expected, got, 1e-5, "seed " + seed + " seq " + s + " row " + j + " head " + h);
-                    }
-                }
-            }
+        float[] actual = read(out);
+        double[] expected = NaiveAttention.attend(read(q), read(kCache), read(vCache), tables, queryLens, seqLens, hq,
+                hk, d, blockSize, scale);
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], actual[i], 1e-5, "seed " + seed + " token " + i / (hq * d) + " head "
+                    + i / d % hq + " dim " + i % d);
         }
     }
 

@@ -7,6 +7,7 @@ import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.HostTensors;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
+import ai.kiln.testing.NaiveAttention;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -136,41 +137,12 @@ class CudaMixedAttentionTest {
         float[] splitOut = read(split, tokens, identity);
         float[] wholeOut = read(whole, tokens, identity);
 
-        int token = 0;
-        for (int s = 0; s < seqs; s++) {
-            for (int j = 0; j < queryLens[s]; j++, token++) {
-                int position = seqLens[s] - queryLens[s] + j;
-                for (int h = 0; h < HQ; h++) {
-                    int kvHead = h / (HQ / HK);
-                    double[] weights = new double[position + 1];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int p = 0; p <= position; p++) {
-                        int slot = tables[s][p / BLOCK] * BLOCK + p % BLOCK;
-                        double dot = 0;
-                        for (int e = 0; e < D; e++) {
-                            dot += (double) qHost[(token * HQ + h) * D + e] * kHost[(slot * HK + kvHead) * D + e];
-                        }
-                        weights[p] = dot * scale;
-                        max = Math.max(max, weights[p]);
-                    }
-                    double sum = 0;
-                    for (int p = 0; p <= position; p++) {
-                        weights[p] = Math.exp(weights[p] - max);
-                        sum += weights[p];
-                    }
-                    for (int e = 0; e < D; e++) {
-                        double expected = 0;
-                        for (int p = 0; p <= position; p++) {
-                            int slot = tables[s][p / BLOCK] * BLOCK + p % BLOCK;
-                            expected += weights[p] / sum * vHost[(slot * HK + kvHead) * D + e];
-                        }
-                        int at = (token * HQ + h) * D + e;
-                        String where = "sequence " + s + " row " + j + " head " + h + " dim " + e;
-                        assertEquals(expected, splitOut[at], TOLERANCE, "split: " + where);
-                        assertEquals(expected, wholeOut[at], TOLERANCE, "prefill kernel alone: " + where);
-                    }
-                }
-            }
+        double[] expected = NaiveAttention.attend(qHost, kHost, vHost, tables, queryLens, seqLens, HQ, HK, D, BLOCK,
+                scale);
+        for (int i = 0; i < expected.length; i++) {
+            String where = "token " + i / (HQ * D) + " head " + i / D % HQ + " dim " + i % D;
+            assertEquals(expected[i], splitOut[i], TOLERANCE, "split: " + where);
+            assertEquals(expected[i], wholeOut[i], TOLERANCE, "prefill kernel alone: " + where);
         }
         for (Tensor t : new Tensor[] {q, kCache, vCache, identity, blockTables, queryStarts, lens, split, whole}) {
             backend.free(t);
