@@ -4,6 +4,8 @@
 #   1. N requests all at once, greedy, then the same N at temperature 0.8 / top_p 0.95 (per-request
 #      seeds), twice in turn (the first greedy run after 8 warm-up requests);
 #   2. 2N/5 requests arriving as a Poisson process of RATE req/s, sampled the same way.
+# Each run draws its own prompts (--seed 0 .. 4): a run repeating an earlier one's prompts would be
+# served from the prefix cache. (Before 2026-12-01 every run used --seed 0.)
 #   scripts/gpu-serve-bench.sh [shape]     (default llama-3-8b; N=1000, RATE=16, results under ${OUT:-/tmp/kiln-serve})
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,12 +28,12 @@ for _ in $(seq 1 300); do
   kill -0 $server 2>/dev/null || { cat "$out/serve.log"; exit 1; }
   sleep 1
 done
-bench() { kiln bench serve --base-url http://127.0.0.1:8000 --model "$dir" --seed 0 "$@"; }
+bench() { kiln bench serve --base-url http://127.0.0.1:8000 --model "$dir" "$@"; }
 sampled=(--temperature 0.8 --top-p 0.95 --sampling-seed 0)
-bench --num-prompts "$n" --num-warmups 8 --result-file "$out/greedy-1.json" 2> "$out/greedy-1.txt"
-bench --num-prompts "$n" "${sampled[@]}" --result-file "$out/sampled-1.json" 2> "$out/sampled-1.txt"
-bench --num-prompts "$n" --result-file "$out/greedy-2.json" 2> "$out/greedy-2.txt"
-bench --num-prompts "$n" "${sampled[@]}" --result-file "$out/sampled-2.json" 2> "$out/sampled-2.txt"
-bench --num-prompts $((n * 2 / 5)) "${sampled[@]}" --request-rate "$rate" \
+bench --seed 0 --num-prompts "$n" --num-warmups 8 --result-file "$out/greedy-1.json" 2> "$out/greedy-1.txt"
+bench --seed 1 --num-prompts "$n" "${sampled[@]}" --result-file "$out/sampled-1.json" 2> "$out/sampled-1.txt"
+bench --seed 2 --num-prompts "$n" --result-file "$out/greedy-2.json" 2> "$out/greedy-2.txt"
+bench --seed 3 --num-prompts "$n" "${sampled[@]}" --result-file "$out/sampled-2.json" 2> "$out/sampled-2.txt"
+bench --seed 4 --num-prompts $((n * 2 / 5)) "${sampled[@]}" --request-rate "$rate" \
   --result-file "$out/sampled-poisson.json" 2> "$out/sampled-poisson.txt"
 curl -s http://127.0.0.1:8000/metrics | grep -E '^kiln_requests_(running|waiting)' > "$out/gauges-after.txt" || true
