@@ -57,6 +57,7 @@ inline int64_t dtype_size(int dtype) {
     case KILN_I32: return 4;
     case KILN_I64: return 8;
     case KILN_I8: return 1;
+    case KILN_F8_E4M3: return 1;
     default: return 0;
   }
 }
@@ -91,6 +92,15 @@ inline float load_one(const void* src, int dtype, int64_t i) {
     default: return NAN;
   }
 }
+
+// e4m3 conversions with the rounding kiln_cpu.h specifies (ops_fp8.cpp).
+uint8_t f32_to_e4m3(float value);
+float e4m3_to_f32(uint8_t code);
+// The 256 values of the e4m3 codes, NaN for 0x7f and 0xff.
+const float* e4m3_values();
+// kiln_cpu_quantize_e4m3_inputs without the argument checks.
+void quantize_e4m3_inputs(float* xq, float* scales, const float* x, int64_t x_stride, int mode, float static_scale,
+                          float scale_ub, int64_t m, int64_t k);
 
 }  // namespace kiln
 

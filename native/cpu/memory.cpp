@@ -120,6 +120,13 @@ int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, i
 }
 
 int64_t kiln_cpu_find_non_finite(const void* src, int dtype, int64_t n) {
+  if (src != nullptr && dtype == KILN_F8_E4M3) {
+    // e4m3 has no infinities; its NaNs are the codes with every exponent and mantissa bit set.
+    const uint8_t* codes = static_cast<const uint8_t*>(src);
+    for (int64_t i = 0; i < n; ++i)
+      if ((codes[i] & 0x7f) == 0x7f) return i;
+    return -1;
+  }
   if (src == nullptr || !kiln::is_float_dtype(dtype)) return -1;
   // Exponent bits all ones means NaN or infinity, in every float format.
   int64_t first = n;

@@ -1,5 +1,5 @@
-// out = x @ w^T + bias on the CPU, fp32 accumulation, weights in fp32, fp16, bf16 or int8 with a
-// scale per row; and the int8 quantisation of weights.
+// out = x @ w^T + bias on the CPU, fp32 accumulation, weights in fp32, fp16, bf16, int8 or e4m3
+// with a scale per row; and the int8 quantisation of weights.
 //
 // NOTE: weights are the large operand and are read once. The n dimension is split into blocks of
 // weight rows, shared out over the threads, with the register tiles of gemm_tiles.cpp (the widest
@@ -192,6 +192,55 @@ int gemm(float* out, int64_t out_stride, const float* x, int64_t x_stride, const
   return KILN_OK;
 }
 
+// The FP8 GEMM (kiln_cpu_gemm_f8): the inputs are quantised once into xq, then each thread takes
+// blocks of weight rows, decodes them from their e4m3 bytes to fp32 (unscaled: the scales apply
+// to the finished sums, as kiln_cpu.h specifies) and runs the fp32 register tiles over every group
+// of up to kMaxTileRows activation rows.
+// NOTE: prompts take the dot-product tiles here, not the packed panels of gemm_panels; a block's
+// weights are decoded once whatever m is, so decode reads one byte per weight.
+int gemm_f8(float* out, int64_t out_stride, const float* x, int64_t x_stride, const uint8_t* w,
+            const float* w_scales, int input_mode, float input_scale, float input_scale_ub, const void* bias,
+            int bias_dtype, int64_t m, int64_t n, int64_t k) {
+  const Kernels& kern = kernels();
+  std::vector<float> xq(static_cast<size_t>(m * k));  // [m, k] the quantised inputs, e4m3 values
+  std::vector<float> x_scales(static_cast<size_t>(m));  // [m]
+  kiln::quantize_e4m3_inputs(xq.data(), x_scales.data(), x, x_stride, input_mode, input_scale, input_scale_ub, m, k);
+  const float* values = kiln::e4m3_values();
+  const int64_t rows_per_block =
+      std::min<int64_t>(kMaxRowsPerStreamBlock, std::max<int64_t>(kRowsPerBlock, kStreamBlockBytes / k));
+  const int64_t num_blocks = (n + rows_per_block - 1) / rows_per_block;
+#pragma omp parallel num_threads(kiln::op_threads())
+  {
+    std::vector<float> decoded(static_cast<size_t>(rows_per_block * k));  // [rows, k] e4m3 values
+    float tile[kMaxTileRows * kMaxTileCols];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t block = 0; block < num_blocks; ++block) {
+      const int64_t n0 = block * rows_per_block;
+      const int64_t rows = n - n0 < rows_per_block ? n - n0 : rows_per_block;
+      const uint8_t* codes = w + n0 * k;  // [rows, k]
+      for (int64_t e = 0; e < rows * k; ++e) decoded[e] = values[codes[e]];
+      for (int64_t i0 = 0; i0 < m; i0 += kMaxTileRows) {
+        const int mr = static_cast<int>(m - i0 < kMaxTileRows ? m - i0 : kMaxTileRows);
+        const int64_t tile_cols = kern.tile_cols[mr - 1];
+        for (int64_t j0 = 0; j0 < rows; j0 += tile_cols) {
+          const int nr = static_cast<int>(rows - j0 < tile_cols ? rows - j0 : tile_cols);
+          kern.tiles[kiln::gemm::kWeightF32][mr - 1][nr - 1](xq.data() + i0 * k, k, decoded.data() + j0 * k, k, k,
+                                                            tile);
+          for (int r = 0; r < mr; ++r) {
+            float* dst = out + (i0 + r) * out_stride + n0 + j0;
+            for (int s = 0; s < nr; ++s) {
+              float value = tile[r * kMaxTileCols + s] * (x_scales[i0 + r] * w_scales[n0 + j0 + s]);
+              if (bias != nullptr) value += kiln::load_one(bias, bias_dtype, n0 + j0 + s);
+              dst[s] = value;
+            }
+          }
+        }
+      }
+    }
+  }
+  return KILN_OK;
+}
+
 int check_gemm_sizes(const void* out, const void* x, const void* w, const void* bias, int bias_dtype, int64_t m,
                      int64_t n, int64_t k, int64_t x_stride, int64_t out_stride, const char* name) {
   if (out == nullptr || x == nullptr || w == nullptr) {
@@ -230,6 +279,23 @@ extern "C" int kiln_cpu_gemm_i8(float* out, int64_t out_stride, const float* x, 
   if (status != KILN_OK) return status;
   if (m == 0) return KILN_OK;
   return gemm(out, out_stride, x, x_stride, w, KILN_I8, w_scales, bias, bias_dtype, m, n, k);
+}
+
+extern "C" int kiln_cpu_gemm_f8(float* out, int64_t out_stride, const float* x, int64_t x_stride, const uint8_t* w,
+                                const float* w_scales, int input_mode, float input_scale, float input_scale_ub,
+                                const void* bias, int bias_dtype, int64_t m, int64_t n, int64_t k) {
+  KILN_CHECK_PTR(w_scales);
+  KILN_CHECK(input_mode == KILN_FP8_INPUT_NONE || input_mode == KILN_FP8_INPUT_DYNAMIC_PER_TOKEN
+                 || input_mode == KILN_FP8_INPUT_STATIC_PER_TENSOR,
+             "kiln_cpu_gemm_f8: unknown input mode %d", input_mode);
+  KILN_CHECK(input_mode != KILN_FP8_INPUT_STATIC_PER_TENSOR || (std::isfinite(input_scale) && input_scale > 0.0f),
+             "kiln_cpu_gemm_f8: a static input scale must be positive and finite, got %g",
+             static_cast<double>(input_scale));
+  const int status = check_gemm_sizes(out, x, w, bias, bias_dtype, m, n, k, x_stride, out_stride, __func__);
+  if (status != KILN_OK) return status;
+  if (m == 0) return KILN_OK;
+  return gemm_f8(out, out_stride, x, x_stride, w, w_scales, input_mode, input_scale, input_scale_ub, bias, bias_dtype,
+                 m, n, k);
 }
 
 extern "C" int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void* src, int src_dtype,

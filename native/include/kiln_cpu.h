@@ -33,6 +33,7 @@ enum kiln_dtype {
   KILN_I32 = 3,
   KILN_I64 = 4,
   KILN_I8 = 5,
+  KILN_F8_E4M3 = 6,
 };
 
 // Message of the last failed call on this thread ("" if none).
@@ -54,7 +55,8 @@ int kiln_cpu_copy(void* dst, const void* src, int64_t bytes);
 // Copies n elements converting between dtypes (any of f32/f16/bf16 to any of them).
 int kiln_cpu_convert(void* dst, int dst_dtype, const void* src, int src_dtype, int64_t n);
 
-// Index of the first NaN or infinite element of src, -1 if all are finite.
+// Index of the first NaN or infinite element of src (f32/f16/bf16, or e4m3's NaN bytes), -1 if all
+// are finite.
 int64_t kiln_cpu_find_non_finite(const void* src, int dtype, int64_t n);
 
 // Threads every op runs on, for the whole process (0: one per processor OpenMP sees).
@@ -120,6 +122,59 @@ int kiln_cpu_gemm_i8(float* out, int64_t out_stride, const float* x, int64_t x_s
 //   dst: [rows, cols] int8; scales: [rows] fp32; src: [rows, cols] src_dtype (f32/f16/bf16)
 int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void* src, int src_dtype,
                               int64_t rows, int64_t cols);
+
+// ---- FP8 (e4m3) -------------------------------------------------------------------------------
+//
+// e4m3 is the "e4m3fn" of torch.float8_e4m3fn and the OCP FP8 format: 1 sign, 4 exponent (bias 7)
+// and 3 mantissa bits; normals (1 + m/8) * 2^(e - 7), subnormals (e = 0) m * 2^-9; no infinities;
+// 0x7f and 0xff are NaN; the largest finite magnitude is 448 (0x7e).
+//
+// Conversion from fp32 (every FP8 op here rounds this way, and the CUDA ops must match it):
+// round to nearest, ties to even (in the subnormal range too); magnitudes above 448, infinity
+// included, saturate to +-448 (as CUDA's __NV_SATFINITE does: torch's plain cast would give NaN);
+// NaN stays NaN (0x7f with its sign), so a NaN is never hidden as a finite value; -0 stays -0.
+int kiln_cpu_f32_to_e4m3(uint8_t* dst, const float* src, int64_t n);
+int kiln_cpu_e4m3_to_f32(float* dst, const uint8_t* src, int64_t n);
+
+// How the FP8 GEMM quantises its input activations (x).
+enum kiln_fp8_input {
+  // Weight-only (W8A16): x is multiplied as given, scale 1.
+  KILN_FP8_INPUT_NONE = 0,
+  // A scale per row: amax = max |x[i, :]| (NaN if the row holds a NaN), min(amax, scale_ub) when
+  // scale_ub > 0 (fbgemm's activation_scale_ub), scale[i] = amax / 448.
+  KILN_FP8_INPUT_DYNAMIC_PER_TOKEN = 1,
+  // One scale for every row, the checkpoint's input_scale.
+  KILN_FP8_INPUT_STATIC_PER_TENSOR = 2,
+};
+
+// Quantises activation rows as kiln_cpu_gemm_f8 does: xq[i, c] = e4m3(x[i, c] * (1 / scale[i])),
+// the fp32 reciprocal rounded first, then the product rounded to e4m3 as above (values beyond the
+// scale saturate at +-448); a row of scale 0 (all zeros) gives zeros. With KILN_FP8_INPUT_NONE,
+// xq = x and scale 1. A row with a NaN or an infinity comes out NaN in the GEMM.
+//   xq: [m, k] fp32 holding e4m3 values (unscaled); scales: [m] fp32; x: [m, k] fp32, stride x_stride
+//   static_scale: the per-tensor scale (> 0, finite) for KILN_FP8_INPUT_STATIC_PER_TENSOR, else ignored
+//   scale_ub: the dynamic amax's upper bound, or <= 0 for none
+int kiln_cpu_quantize_e4m3_inputs(float* xq, float* scales, const float* x, int64_t x_stride, int mode,
+                                  float static_scale, float scale_ub, int64_t m, int64_t k);
+
+// out[i, j] = acc[i, j] * (x_scale[i] * w_scales[j]) (+ bias[j]), with acc[i, j] the fp32 sum over
+// c of xq[i, c] * e4m3_value(w[j, c]) (xq, x_scale: the inputs quantised by input_mode, as
+// kiln_cpu_quantize_e4m3_inputs; each product of two e4m3 values is exact in fp32, only the sum's
+// order rounds and it is unspecified). The weights stay one byte each and are decoded inside the
+// GEMM.
+//   w:        [n, k] e4m3 bytes, row-major; w_scales: [n] fp32 (w ~ value * scale row by row)
+//   input_mode, input_scale, input_scale_ub: as kiln_cpu_quantize_e4m3_inputs's mode,
+//             static_scale and scale_ub
+//   the rest as kiln_cpu_gemm
+int kiln_cpu_gemm_f8(float* out, int64_t out_stride, const float* x, int64_t x_stride, const uint8_t* w,
+                     const float* w_scales, int input_mode, float input_scale, float input_scale_ub,
+                     const void* bias, int bias_dtype, int64_t m, int64_t n, int64_t k);
+
+// Quantises each row to e4m3 with a scale per row: scales[r] = max |src[r, :]| / 448,
+// dst[r, c] = e4m3(src[r, c] * (1 / scales[r])) (an all-zero row: scale 0). Refuses a NaN or infinity.
+//   dst: [rows, cols] e4m3 bytes; scales: [rows] fp32; src: [rows, cols] src_dtype (f32/f16/bf16)
+int kiln_cpu_quantize_f8_rows(uint8_t* dst, float* scales, const void* src, int src_dtype, int64_t rows,
+                              int64_t cols);
 
 // The instruction set the GEMM kernels use on this CPU, e.g. "x86-64-v3 (AVX2)".
 const char* kiln_cpu_gemm_kernels(void);

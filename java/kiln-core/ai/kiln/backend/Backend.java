@@ -102,8 +102,33 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * {@link #gemm} over FP8 weights: w [N, K] F8_E4M3 with wScales [N] F32, the inputs x quantised
+     * to e4m3 as {@code inputs} says (see {@link InputQuantization}), fp32 accumulation; for any
+     * other weights (inputs null) this is the quantised {@link #gemm}. The exact semantics are
+     * kiln_cpu_gemm_f8's in native/include/kiln_cpu.h.
+     */
+    default void gemm(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs, Tensor bias) {
+        if (inputs != null) {
+            throw new BackendException("FP8 weights run on the CPU backend only so far; the " + name()
+                    + " backend has no " + w.dtype() + " GEMM");
+        }
+        gemm(out, x, w, wScales, bias);
+    }
+
+    /** {@link #gemmSiluAndMul} over FP8 weights whose inputs are quantised as {@code inputs} (see the FP8 {@link #gemm}). */
+    default void gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs,
+            Tensor gateUp) {
+        if (inputs == null) {
+            gemmSiluAndMul(out, x, w, wScales, gateUp);
+            return;
+        }
+        gemm(gateUp, x, w, wScales, inputs, null);
+        siluAndMul(out, gateUp);
+    }
+
+    /**
      * Whether {@link #quantizeRows} and the quantised {@link #gemm} take weights of this type
-     * (the CPU backend: I8).
+     * (the CPU backend: I8 and F8_E4M3).
      */
     default boolean supportsQuantizedWeights(DType dtype) {
         return false;
@@ -112,7 +137,8 @@ public interface Backend extends AutoCloseable {
     /**
      * Quantises a host matrix [N, K] (F32, F16 or BF16) row by row into destination [N, K] of a
      * type {@link #supportsQuantizedWeights} accepts, with scales [N] F32: symmetric, each row's
-     * largest magnitude mapped to the type's largest value (I8: 127).
+     * largest magnitude mapped to the type's largest value (I8: 127, rounded to the nearest integer;
+     * F8_E4M3: 448, rounded to the nearest e4m3 value, ties to even).
      */
     default void quantizeRows(Tensor destination, Tensor scales, Tensor hostSource) {
         throw new BackendException("the " + name() + " backend does not quantise weights to " + destination.dtype());

@@ -152,7 +152,7 @@ public final class SafetensorsFile implements AutoCloseable {
         String dtypeName = node.path("dtype").asText("");
         DType dtype = DType.fromSafetensors(dtypeName);
         if (dtype == null) {
-            throw new ModelLoadException(where + ": unsupported dtype '" + dtypeName + "' (supported: F32, F16, BF16, I32, I64)");
+            throw new ModelLoadException(where + ": unsupported dtype '" + dtypeName + "' (supported: F32, F16, BF16, F8_E4M3, I32, I64, I8)");
         }
         JsonNode shapeNode = node.get("shape");
         if (shapeNode == null || !shapeNode.isArray()) {

@@ -8,7 +8,12 @@ public enum DType {
     I32(3, 4, "I32"),
     I64(4, 8, "I64"),
     /** Quantised weights (with a scale per row, kept beside them). */
-    I8(5, 1, "I8");
+    I8(5, 1, "I8"),
+    /**
+     * FP8 e4m3 ("e4m3fn": no infinities, NaN 0x7f/0xff, largest finite 448) weights, one byte each,
+     * with a scale per row kept beside them (native/include/kiln_cpu.h has the rounding rules).
+     */
+    F8_E4M3(6, 1, "F8_E4M3");
 
     public final int code;
     public final int bytes;

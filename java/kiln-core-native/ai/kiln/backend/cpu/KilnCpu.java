@@ -94,6 +94,29 @@ public final class KilnCpu {
     public static native int kiln_cpu_quantize_i8_rows(@Cast("int8_t*") long dst, @Cast("float*") long scales,
             @Cast("const void*") long src, int srcDtype, @Cast("int64_t") long rows, @Cast("int64_t") long cols);
 
+    public static final int KILN_FP8_INPUT_NONE = 0;
+    public static final int KILN_FP8_INPUT_DYNAMIC_PER_TOKEN = 1;
+    public static final int KILN_FP8_INPUT_STATIC_PER_TENSOR = 2;
+
+    public static native int kiln_cpu_f32_to_e4m3(@Cast("uint8_t*") long dst, @Cast("const float*") long src,
+            @Cast("int64_t") long n);
+
+    public static native int kiln_cpu_e4m3_to_f32(@Cast("float*") long dst, @Cast("const uint8_t*") long src,
+            @Cast("int64_t") long n);
+
+    public static native int kiln_cpu_quantize_e4m3_inputs(@Cast("float*") long xq, @Cast("float*") long scales,
+            @Cast("const float*") long x, @Cast("int64_t") long xStride, int mode, float staticScale, float scaleUb,
+            @Cast("int64_t") long m, @Cast("int64_t") long k);
+
+    public static native int kiln_cpu_gemm_f8(@Cast("float*") long out, @Cast("int64_t") long outStride,
+            @Cast("const float*") long x, @Cast("int64_t") long xStride, @Cast("const uint8_t*") long w,
+            @Cast("const float*") long wScales, int inputMode, float inputScale, float inputScaleUb,
+            @Cast("const void*") long bias, int biasDtype, @Cast("int64_t") long m, @Cast("int64_t") long n,
+            @Cast("int64_t") long k);
+
+    public static native int kiln_cpu_quantize_f8_rows(@Cast("uint8_t*") long dst, @Cast("float*") long scales,
+            @Cast("const void*") long src, int srcDtype, @Cast("int64_t") long rows, @Cast("int64_t") long cols);
+
     public static native @Cast("const char*") String kiln_cpu_gemm_kernels();
 
     public static native int kiln_cpu_set_gemm_level(int level);

@@ -5,6 +5,7 @@ import static ai.kiln.backend.TensorChecks.requireContiguous;
 import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.InputQuantization;
 import ai.kiln.backend.OpShapes;
 import ai.kiln.backend.TensorChecks;
 import ai.kiln.tensor.DType;
@@ -115,6 +116,11 @@ public final class CpuBackend implements Backend {
         requireContiguous(hostSource, "upload source");
         if (destination.numel() != hostSource.numel()) {
             throw new BackendException("upload of " + hostSource + " into " + destination + ": sizes differ");
+        }
+        if (destination.dtype() == hostSource.dtype() && !destination.dtype().isFloat()) {
+            check(KilnCpu.kiln_cpu_copy(destination.address(), hostSource.address(),
+                    hostSource.numel() * hostSource.dtype().bytes));
+            return;
         }
         check(KilnCpu.kiln_cpu_convert(destination.address(), destination.dtype().code, hostSource.address(),
                 hostSource.dtype().code, hostSource.numel()));
@@ -232,25 +238,59 @@ public final class CpuBackend implements Backend {
         requireActivation(out, "gemm out");
         requireActivation(x, "gemm x");
         requireDType(w, DType.I8, "quantised gemm w");
-        requireDType(wScales, DType.F32, "gemm wScales");
-        OpShapes.gemm(out, x, w, bias);
-        requireContiguous(wScales, "gemm wScales");
-        if (wScales.numel() != w.size(0)) {
-            throw new BackendException("gemm wScales " + wScales + " needs one scale per row of " + w);
-        }
+        requireRowScales(out, x, w, wScales, bias);
         check(KilnCpu.kiln_cpu_gemm_i8(out.address(), out.rowStride(), x.address(), x.rowStride(), w.address(),
                 wScales.address(), bias == null ? 0 : bias.address(), bias == null ? 0 : bias.dtype().code,
                 x.rows(), w.size(0), w.size(1)));
     }
 
     @Override
+    public void gemm(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs, Tensor bias) {
+        if (inputs == null) {
+            if (w.dtype() == DType.F8_E4M3) {
+                throw new BackendException("gemm of F8_E4M3 weights needs their input quantization: " + w);
+            }
+            gemm(out, x, w, wScales, bias);
+            return;
+        }
+        failIfInjected();
+        requireActivation(out, "gemm out");
+        requireActivation(x, "gemm x");
+        requireDType(w, DType.F8_E4M3, "FP8 gemm w");
+        if (wScales == null) {
+            throw new BackendException("gemm of F8_E4M3 weights needs their scales: " + w);
+        }
+        requireRowScales(out, x, w, wScales, bias);
+        int mode = switch (inputs.mode()) {
+            case NONE -> KilnCpu.KILN_FP8_INPUT_NONE;
+            case DYNAMIC_PER_TOKEN -> KilnCpu.KILN_FP8_INPUT_DYNAMIC_PER_TOKEN;
+            case STATIC_PER_TENSOR -> KilnCpu.KILN_FP8_INPUT_STATIC_PER_TENSOR;
+        };
+        check(KilnCpu.kiln_cpu_gemm_f8(out.address(), out.rowStride(), x.address(), x.rowStride(), w.address(),
+                wScales.address(), mode, inputs.staticScale(), inputs.scaleUpperBound(),
+                bias == null ? 0 : bias.address(), bias == null ? 0 : bias.dtype().code, x.rows(), w.size(0),
+                w.size(1)));
+    }
+
+    private static void requireRowScales(Tensor out, Tensor x, Tensor w, Tensor wScales, Tensor bias) {
+        requireDType(wScales, DType.F32, "gemm wScales");
+        OpShapes.gemm(out, x, w, bias);
+        requireContiguous(wScales, "gemm wScales");
+        if (wScales.numel() != w.size(0)) {
+            throw new BackendException("gemm wScales " + wScales + " needs one scale per row of " + w);
+        }
+    }
+
+    @Override
     public boolean supportsQuantizedWeights(DType dtype) {
-        return dtype == DType.I8;
+        return dtype == DType.I8 || dtype == DType.F8_E4M3;
     }
 
     @Override
     public void quantizeRows(Tensor destination, Tensor scales, Tensor hostSource) {
-        requireDType(destination, DType.I8, "quantizeRows destination");
+        if (destination.dtype() != DType.F8_E4M3) {
+            requireDType(destination, DType.I8, "quantizeRows destination");
+        }
         requireDType(scales, DType.F32, "quantizeRows scales");
         requireContiguous(destination, "quantizeRows destination");
         requireContiguous(scales, "quantizeRows scales");
@@ -259,6 +299,11 @@ public final class CpuBackend implements Backend {
                 || scales.numel() != destination.size(0) || !hostSource.dtype().isFloat()) {
             throw new BackendException("quantizeRows of " + hostSource + " into " + destination + " with scales "
                     + scales + ": shapes or types do not fit");
+        }
+        if (destination.dtype() == DType.F8_E4M3) {
+            check(KilnCpu.kiln_cpu_quantize_f8_rows(destination.address(), scales.address(), hostSource.address(),
+                    hostSource.dtype().code, destination.size(0), destination.size(1)));
+            return;
         }
         check(KilnCpu.kiln_cpu_quantize_i8_rows(destination.address(), scales.address(), hostSource.address(),
                 hostSource.dtype().code, destination.size(0), destination.size(1)));
