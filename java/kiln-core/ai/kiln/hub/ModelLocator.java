@@ -1,0 +1,79 @@
+package ai.kiln.hub;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Turns what a user names as a model into a directory, as {@code vllm serve} does: a path that
+ * exists is used as it is; otherwise {@code ORG/NAME} is a Hugging Face Hub id, looked up first in
+ * the Hugging Face cache (what Python tools downloaded is used with no network at all) and
+ * downloaded into it otherwise, unless HF_HUB_OFFLINE forbids the network.
+ */
+public final class ModelLocator {
+
+    private final HubSettings settings;
+    private final PrintStream progress;
+
+    /**
+     * @param progress where a download's progress is printed (null: nowhere)
+     */
+    public ModelLocator(HubSettings settings, PrintStream progress) {
+        this.settings = settings;
+        this.progress = progress;
+    }
+
+    /** The environment's settings, with a download's progress on stderr. */
+    public static ModelLocator fromEnvironment() {
+        return new ModelLocator(HubSettings.fromEnvironment(), System.err);
+    }
+
+    /** Whether {@code model} is read as a Hub id: no existing path, and of the shape {@code ORG/NAME}. */
+    public static boolean isHubId(String model) {
+        return !existsLocally(model) && HubRepo.isRepoId(model);
+    }
+
+    /**
+     * The directory of {@code model}: a local path that exists, or a Hub id at {@code revision}
+     * (null: main) from the cache or downloaded into it.
+     *
+     * @throws HubException where the Hub model is neither cached nor to be had, or {@code model}
+     *     is neither an existing path nor a Hub id
+     */
+    public LocatedModel locate(String model, String revision) {
+        if (existsLocally(model)) {
+            return LocatedModel.ofDirectory(Path.of(model));
+        }
+        if (!HubRepo.isRepoId(model)) {
+            throw new HubException("model " + model + " is neither an existing directory nor a Hugging Face Hub id"
+                    + " (ORG/NAME)");
+        }
+        HubRepo repo = new HubRepo(model, revision == null ? HubRepo.DEFAULT_REVISION : revision);
+        HubCache cache = new HubCache(settings.cacheDir());
+        return new LocatedModel(cache.completeSnapshot(repo).orElseGet(() -> fetch(repo, cache)), repo.id());
+    }
+
+    private Path fetch(HubRepo repo, HubCache cache) {
+        if (settings.offline()) {
+            String found = cache.cachedCommit(repo)
+                    .map(commit -> {
+                        List<String> missing = HubCache.missingForModel(cache.snapshotDir(repo, commit));
+                        return "; its snapshot " + commit + " lacks " + String.join(", ", missing);
+                    })
+                    .orElse("");
+            throw new HubException(repo + " is not in the Hugging Face cache (searched " + cache.repoDir(repo) + found
+                    + ") and HF_HUB_OFFLINE is set, so it is not downloaded; download it first, or unset HF_HUB_OFFLINE");
+        }
+        return new HubDownloader(settings, cache, progress).download(repo);
+    }
+
+    private static boolean existsLocally(String model) {
+        try {
+            return model != null && Files.exists(Path.of(model));
+        } catch (InvalidPathException e) {
+            return false;
+        }
+    }
+}
