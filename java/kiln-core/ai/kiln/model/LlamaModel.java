@@ -372,25 +372,30 @@ public final class LlamaModel implements AutoCloseable {
             // Attention block: the first layer normalises the embeddings; later ones first add
             // the previous MLP output to the residual stream.
             backend.rmsNorm(normedT, i == 0 ? residualT : layerOutT, i == 0 ? null : residualT, layer.inputNorm(), eps);
-            backend.gemm(qkvT, normedT, layer.qkv().weight(), layer.qkv().scales(), layer.qkvBias());
+            backend.gemm(qkvT, normedT, layer.qkv().weight(), layer.qkv().scales(), layer.qkv().inputs(),
+                    layer.qkvBias());
             if (config.qkNorm()) {
                 backend.headRmsNorm(queries, layer.qNorm(), eps);
                 backend.headRmsNorm(keys, layer.kNorm(), eps);
             }
             backend.rotaryWriteKvCache(queries, keys, values, cache.keys(i), cache.values(i), pos, slots, cosSin, true);
             backend.attention(attentionT, queries, cache.keys(i), cache.values(i), metadata, attentionScale);
-            backend.gemm(layerOutT, attentionT, layer.output().weight(), layer.output().scales(), layer.outputBias());
+            backend.gemm(layerOutT, attentionT, layer.output().weight(), layer.output().scales(),
+                    layer.output().inputs(), layer.outputBias());
             // MLP block.
             backend.rmsNorm(normedT, layerOutT, residualT, layer.postNorm(), eps);
-            backend.gemmSiluAndMul(activatedT, normedT, layer.gateUp().weight(), layer.gateUp().scales(), gateUpT);
-            backend.gemm(layerOutT, activatedT, layer.down().weight(), layer.down().scales(), null);
+            backend.gemmSiluAndMul(activatedT, normedT, layer.gateUp().weight(), layer.gateUp().scales(),
+                    layer.gateUp().inputs(), gateUpT);
+            backend.gemm(layerOutT, activatedT, layer.down().weight(), layer.down().scales(), layer.down().inputs(),
+                    null);
         }
         backend.rmsNorm(normedT, layerOutT, residualT, weights.finalNorm(), eps);
 
         Tensor lastHiddenR = lastHidden.rowSlice(0, r);
         Tensor logitsR = logits.rowSlice(0, r);
         backend.gatherRows(lastHiddenR, normedT, logitsRows.rowSlice(0, r));
-        backend.gemm(logitsR, lastHiddenR, weights.lmHead().weight(), weights.lmHead().scales(), null);
+        backend.gemm(logitsR, lastHiddenR, weights.lmHead().weight(), weights.lmHead().scales(),
+                weights.lmHead().inputs(), null);
         return logitsR;
     }
 

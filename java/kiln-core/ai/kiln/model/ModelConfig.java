@@ -32,11 +32,12 @@ import java.util.List;
  * @param torchDType          the config's stored dtype name ("bfloat16", "float32", ...), may be null
  * @param bosTokenId          may be -1
  * @param eosTokenIds         token ids that end generation (may be empty)
+ * @param fp8                 the checkpoint's FP8 scheme (quantization_config), null for float weights
  */
 public record ModelConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
         int numHeads, int numKvHeads, int headDim, double rmsNormEps, double ropeTheta, RopeScaling ropeScaling,
         int maxPositions, boolean tieWordEmbeddings, boolean qkvBias, boolean outputBias, boolean qkNorm,
-        String torchDType, int bosTokenId, List<Integer> eosTokenIds) {
+        String torchDType, int bosTokenId, List<Integer> eosTokenIds, Fp8Checkpoint fp8) {
 
     public static final List<String> SUPPORTED_ARCHITECTURES = List.of(
             "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM");
@@ -234,7 +235,8 @@ public record ModelConfig(String architecture, int vocabSize, int hiddenSize, in
         }
 
         return new ModelConfig(architecture, vocab, hidden, intermediate, layers, heads, kvHeads, headDim, rmsNormEps,
-                ropeTheta, ropeScaling, maxPositions, tieWordEmbeddings, qkvBias, outputBias, qkNorm, dtype, bos, eos);
+                ropeTheta, ropeScaling, maxPositions, tieWordEmbeddings, qkvBias, outputBias, qkNorm, dtype, bos, eos,
+                Fp8Checkpoint.fromConfig(CONFIG_FILE, fields.objectOrNull("quantization_config")));
     }
 
     private static RopeScaling parseRopeScaling(ConfigFields node) {

@@ -2,6 +2,8 @@ package ai.kiln.model;
 
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.HostTensors;
+import ai.kiln.backend.InputQuantization;
 import ai.kiln.backend.cpu.KilnCpu;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
@@ -15,16 +17,29 @@ import java.util.Set;
  * A model's weights in backend memory. The q/k/v projections are fused into one matrix and the
  * gate/up projections into another, so each is a single GEMM per layer. With {@link
  * WeightQuantization#INT8} the linear layers (and the LM head) are quantised per row as they load.
+ * An FP8 checkpoint ({@link ModelConfig#fp8()}) keeps its e4m3 weights as stored, one byte each,
+ * with an fp32 scale per output row.
+ *
+ * <p>NOTE: a fused projection's shards each bring their own weight_scale, so the fused matrix keeps
+ * one scale per row: a shard's per-tensor scale is repeated over its rows. That is exact (every
+ * row multiplies by the scale its shard was stored with), where one scale for the fused matrix
+ * would need the weights rounded again. Static input scales cannot be split the same way, as the
+ * shards share one input: the fused GEMM quantises it with the largest of the shards' input_scale
+ * (as vLLM does); calibration gives the shards of one input the same scale in practice.
  */
 public final class ModelWeights implements AutoCloseable {
 
     /**
      * A linear layer's weight matrix: as stored (scales null), or quantised per output row.
      *
-     * @param weight [N, K]: float as loaded, or I8
+     * @param weight [N, K]: float as loaded, I8, or F8_E4M3
      * @param scales [N] F32, weight ~ weight * scales row by row; null for float weights
+     * @param inputs how an F8_E4M3 weight's GEMM quantises its inputs; null for other weights
      */
-    public record Linear(Tensor weight, Tensor scales) {
+    public record Linear(Tensor weight, Tensor scales, InputQuantization inputs) {
+        public Linear(Tensor weight, Tensor scales) {
+            this(weight, scales, null);
+        }
     }
 
     /**
@@ -47,6 +62,7 @@ public final class ModelWeights implements AutoCloseable {
 
     private final Backend backend;
     private final WeightQuantization quantization;
+    private Fp8Checkpoint fp8; // the checkpoint's FP8 scheme, null for float checkpoints
     private final List<Tensor> owned = new ArrayList<>();
     private Tensor embedding;   // [V, H]
     private Tensor finalNorm;   // [H]
@@ -96,6 +112,15 @@ public final class ModelWeights implements AutoCloseable {
      */
     public static ModelWeights load(ModelConfig config, WeightFiles files, Backend backend,
             WeightQuantization quantization) {
+        if (config.fp8() != null && !backend.supportsQuantizedWeights(DType.F8_E4M3)) {
+            throw new BackendException("FP8 weights run on the CPU backend only so far; the " + backend.name()
+                    + " backend cannot load this checkpoint (quantization_config.quant_method " + config.fp8().format()
+                    + ")");
+        }
+        if (config.fp8() != null && quantization == WeightQuantization.INT8) {
+            throw new ModelLoadException("quantization int8 quantises float checkpoints; this one is FP8 already"
+                    + " (quantization_config.quant_method " + config.fp8().format() + ")");
+        }
         if (quantization == WeightQuantization.INT8 && !backend.supportsQuantizedWeights(DType.I8)) {
             throw new BackendException("int8 weights (quantization int8) are a CPU-backend format; the "
                     + backend.name() + " backend keeps weights as stored");
@@ -111,6 +136,7 @@ public final class ModelWeights implements AutoCloseable {
     }
 
     private void loadAll(ModelConfig c, WeightFiles files) {
+        fp8 = c.fp8();
         requireExactTensorSet(c, files);
         progress = LoadProgress.onStderr(files.totalTensorBytes());
         long h = c.hiddenSize();
@@ -151,8 +177,31 @@ public final class ModelWeights implements AutoCloseable {
         progress.finish();
     }
 
-    /** The tensor names the config calls for; lm_head.weight is optional when the embeddings are tied. */
+    /**
+     * The tensor names the config calls for; lm_head.weight is optional when the embeddings are
+     * tied. Each FP8 module has its weight_scale beside its weight, and its input_scale when its
+     * inputs are static.
+     */
     static Set<String> expectedTensors(ModelConfig c, boolean withLmHead) {
+        Set<String> names = new LinkedHashSet<>();
+        for (String name : floatCheckpointTensors(c, withLmHead)) {
+            names.add(name);
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+            if (c.fp8() != null && module != null && isLinear(module) && c.fp8().quantizes(module)) {
+                names.add(module + ".weight_scale");
+                if (c.fp8().inputs() == InputQuantization.Mode.STATIC_PER_TENSOR) {
+                    names.add(module + ".input_scale");
+                }
+            }
+        }
+        return names;
+    }
+
+    private static boolean isLinear(String module) {
+        return module.equals("lm_head") || module.endsWith("_proj");
+    }
+
+    private static Set<String> floatCheckpointTensors(ModelConfig c, boolean withLmHead) {
         Set<String> names = new LinkedHashSet<>();
         names.add("model.embed_tokens.weight");
         for (int i = 0; i < c.numLayers(); i++) {
@@ -217,6 +266,11 @@ public final class ModelWeights implements AutoCloseable {
      * ignores them on load and so does Kiln (they are recomputed from rope_theta).
      */
     private static boolean isIgnoredBuffer(String name, ModelConfig c) {
+        // fbgemm_fp8 checkpoints may store activation_scale_ub per module too (read when present).
+        if (c.fp8() != null && c.fp8().format().equals("fbgemm_fp8") && name.endsWith(".input_scale_ub")) {
+            String module = name.substring(0, name.length() - ".input_scale_ub".length());
+            return expectedTensors(c, true).contains(module + ".weight_scale");
+        }
         String prefix = "model.layers.";
         String suffix = ".self_attn.rotary_emb.inv_freq";
         if (!name.startsWith(prefix) || !name.endsWith(suffix)) {
@@ -242,7 +296,7 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Loads a linear layer's weight [N, K], quantised as this model's weights are. */
     private Linear loadLinear(WeightFiles files, String name, long... shape) {
-        if (quantization == WeightQuantization.NONE) {
+        if (quantization == WeightQuantization.NONE && fp8 == null) {
             return new Linear(load(files, name, shape), null);
         }
         return loadLinearFused(files, shape, name, shape);
@@ -261,6 +315,20 @@ public final class ModelWeights implements AutoCloseable {
 
     /** Loads (name, shape) pairs into consecutive rows of one linear weight of fusedShape, quantised as asked. */
     private Linear loadLinearFused(WeightFiles files, long[] fusedShape, Object... namesAndShapes) {
+        if (fp8 != null) {
+            List<Boolean> stored = new ArrayList<>();
+            for (int i = 0; i < namesAndShapes.length; i += 2) {
+                stored.add(fp8.quantizes(moduleOf((String) namesAndShapes[i])));
+            }
+            if (stored.contains(true) && stored.contains(false)) {
+                throw new ModelLoadException(files.fileOf((String) namesAndShapes[0]) + ": quantization_config."
+                        + fp8.ignoreField() + " keeps some of " + moduleOf((String) namesAndShapes[0]) + "'s fused"
+                        + " projections in float and not the others; Kiln fuses them into one matrix");
+            }
+            if (stored.get(0)) {
+                return loadFp8Fused(files, fusedShape, namesAndShapes);
+            }
+        }
         if (quantization == WeightQuantization.NONE) {
             return new Linear(loadFused(files, fusedShape, namesAndShapes), null);
         }
@@ -274,6 +342,86 @@ public final class ModelWeights implements AutoCloseable {
             row += rows;
         }
         return new Linear(quantized, scales);
+    }
+
+    private static String moduleOf(String weightName) {
+        return weightName.substring(0, weightName.length() - ".weight".length());
+    }
+
+    /**
+     * Loads FP8 shards given as (name, shape) pairs into consecutive rows of one F8_E4M3 weight of
+     * fusedShape, with a scale per row (see the class comment).
+     */
+    private Linear loadFp8Fused(WeightFiles files, long[] fusedShape, Object... namesAndShapes) {
+        Tensor weight = allocate(DType.F8_E4M3, fusedShape);
+        float[] rowScales = new float[Math.toIntExact(fusedShape[0])]; // [N]
+        float inputScale = 0;
+        float inputScaleUpperBound = 0;
+        int row = 0;
+        for (int i = 0; i < namesAndShapes.length; i += 2) {
+            String name = (String) namesAndShapes[i];
+            String module = moduleOf(name);
+            Tensor source = checkedSource(files, name, (long[]) namesAndShapes[i + 1], DType.F8_E4M3);
+            int rows = Math.toIntExact(source.size(0));
+            backend.upload(weight.rowSlice(row, rows), source);
+            float[] scales = scaleValues(files, module + ".weight_scale", fp8.perChannel() ? rows : 1, 0);
+            for (int r = 0; r < rows; r++) {
+                rowScales[row + r] = scales[fp8.perChannel() ? r : 0];
+            }
+            if (fp8.inputs() == InputQuantization.Mode.STATIC_PER_TENSOR) {
+                inputScale = Math.max(inputScale, scaleValues(files, module + ".input_scale", 1, Float.MIN_VALUE)[0]);
+            }
+            if (files.contains(module + ".input_scale_ub")) {
+                inputScaleUpperBound = Math.max(inputScaleUpperBound,
+                        scaleValues(files, module + ".input_scale_ub", 1, Float.MIN_VALUE)[0]);
+            }
+            row += rows;
+        }
+        Tensor scales = allocate(DType.F32, new long[] {fusedShape[0]});
+        Tensor host = HostTensors.floats(rowScales, rowScales.length);
+        try {
+            backend.upload(scales, host);
+        } finally {
+            HostTensors.release(host);
+        }
+        InputQuantization inputs = inputScaleUpperBound > 0 ? InputQuantization.dynamicPerToken(inputScaleUpperBound)
+                : fp8.inputQuantization(inputScale);
+        return new Linear(weight, scales, inputs);
+    }
+
+    /**
+     * The values of a scale tensor of {@code count} elements (any float dtype; shape [count],
+     * [count, 1], or [] / [1] / [1, 1] for one), each finite and at least {@code min}.
+     */
+    private float[] scaleValues(WeightFiles files, String name, int count, float min) {
+        Tensor source = files.tensor(name);
+        long[] shape = source.shape();
+        boolean shapeFits = source.numel() == count && (shape.length == 0 || shape[0] == count)
+                && (shape.length < 2 || shape[1] == 1) && shape.length <= 2;
+        if (!shapeFits || !source.dtype().isFloat()) {
+            throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has shape "
+                    + Arrays.toString(shape) + " and dtype " + source.dtype() + "; " + fp8.format() + " with "
+                    + (fp8.perChannel() ? "a scale per channel" : "a scale per tensor") + " needs " + count
+                    + (count == 1 ? " value" : " values (one per output row)") + " of F32, F16 or BF16");
+        }
+        float[] values = new float[count];
+        long host = KilnCpu.kiln_cpu_alloc(4L * count);
+        try {
+            KilnCpu.kiln_cpu_convert(host, DType.F32.code, source.address(), source.dtype().code, count);
+            KilnCpu.kiln_cpu_copy(values, host, 4L * count);
+        } finally {
+            KilnCpu.kiln_cpu_free(host);
+        }
+        if (progress != null) {
+            progress.advance(source.numel() * source.dtype().bytes);
+        }
+        for (int i = 0; i < count; i++) {
+            if (!(Float.isFinite(values[i]) && values[i] >= min)) {
+                throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' holds " + values[i]
+                        + " at element " + i + "; scales must be finite and " + (min > 0 ? "positive" : "at least 0"));
+            }
+        }
+        return values;
     }
 
     /** Loads tensors given as (name, shape) pairs into consecutive rows of one tensor of fusedShape. */
@@ -292,14 +440,25 @@ public final class ModelWeights implements AutoCloseable {
     }
 
     private Tensor checkedSource(WeightFiles files, String name, long[] shape) {
+        return checkedSource(files, name, shape, null);
+    }
+
+    /** A tensor of the given shape, float or (fp8Dtype not null) of that dtype, all its values finite. */
+    private Tensor checkedSource(WeightFiles files, String name, long[] shape, DType fp8Dtype) {
         Tensor source = files.tensor(name);
         if (!Arrays.equals(source.shape(), shape)) {
             throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has shape "
                     + Arrays.toString(source.shape()) + ", the config needs " + Arrays.toString(shape));
         }
-        if (!source.dtype().isFloat()) {
+        if (fp8Dtype != null && source.dtype() != fp8Dtype) {
             throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has dtype " + source.dtype()
-                    + ", weights must be F32, F16 or BF16");
+                    + "; quantization_config (" + fp8.format() + ") stores it as " + fp8Dtype + " unless "
+                    + "quantization_config." + fp8.ignoreField() + " lists '" + moduleOf(name) + "'");
+        }
+        if (fp8Dtype == null && !source.dtype().isFloat()) {
+            throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has dtype " + source.dtype()
+                    + ", weights must be F32, F16 or BF16" + (fp8 == null ? "" : " (quantization_config."
+                    + fp8.ignoreField() + " keeps this module in float)"));
         }
         long bad = KilnCpu.kiln_cpu_find_non_finite(source.address(), source.dtype().code, source.numel());
         if (progress != null) {

@@ -121,9 +121,9 @@ class BadModelFilesTest {
 
     @Test
     void unsupportedDtype() throws IOException {
-        Path file = safetensors("fp8.safetensors",
-                "{\"w\": {\"dtype\": \"F8_E4M3\", \"shape\": [4], \"data_offsets\": [0, 4]}}", new byte[4]);
-        assertLoadError(() -> SafetensorsFile.open(file), "fp8.safetensors", "'w'", "unsupported dtype 'F8_E4M3'");
+        Path file = safetensors("e5m2.safetensors",
+                "{\"w\": {\"dtype\": \"F8_E5M2\", \"shape\": [4], \"data_offsets\": [0, 4]}}", new byte[4]);
+        assertLoadError(() -> SafetensorsFile.open(file), "e5m2.safetensors", "'w'", "unsupported dtype 'F8_E5M2'");
     }
 
     @Test
