@@ -29,8 +29,8 @@ import java.time.Duration;
  * @param shutdownGrace        how long {@link Engine#close()} lets in-flight requests finish
  * @param maxKvBlocks          an upper bound on the KV cache's blocks on any backend (null: what the
  *                             memory settings allow), e.g. to test or cap preemption behaviour
- * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8}: the CPU
- *                             backend only)
+ * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8} and
+ *                             {@link Quantization#FP8}: the CPU backend only)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, Integer maxBatchedTokens, Integer maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,

@@ -12,20 +12,29 @@ public enum Quantization {
      * bf16, which is what decode on the CPU is bound by. The embedding table and the norms stay as
      * stored. The CPU backend only.
      */
-    INT8;
+    INT8,
+    /**
+     * FP8 (e4m3) with one fp32 scale per output row, quantised when the model loads (each row's
+     * largest magnitude maps to 448), and the projections' inputs quantised to e4m3 per token as
+     * they run (vLLM's --quantization fp8 with per-channel weights and per-token activations). The
+     * q/k/v/o and gate/up/down projections only: the embedding table, the norms and the LM head
+     * stay as stored. A checkpoint that is FP8 already loads as stored. The CPU backend only so far.
+     */
+    FP8;
 
-    /** The name on the command line: "none" or "int8". */
+    /** The name on the command line: "none", "int8" or "fp8". */
     public String flagName() {
         return name().toLowerCase(Locale.ROOT);
     }
 
-    /** The quantisation of a command-line name ("none", "int8"), any case. */
+    /** The quantisation of a command-line name ("none", "int8", "fp8"), any case. */
     public static Quantization fromFlag(String name) {
         for (Quantization quantization : values()) {
             if (quantization.flagName().equalsIgnoreCase(name)) {
                 return quantization;
             }
         }
-        throw new IllegalArgumentException("quantization must be \"none\" or \"int8\", got \"" + name + "\"");
+        throw new IllegalArgumentException("quantization must be \"none\", \"int8\" or \"fp8\", got \"" + name
+                + "\"");
     }
 }

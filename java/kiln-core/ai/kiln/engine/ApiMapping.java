@@ -31,6 +31,7 @@ public final class ApiMapping {
         return switch (quantization) {
             case NONE -> WeightQuantization.NONE;
             case INT8 -> WeightQuantization.INT8;
+            case FP8 -> WeightQuantization.FP8;
         };
     }
 

@@ -121,6 +121,10 @@ public final class ModelWeights implements AutoCloseable {
             throw new ModelLoadException("quantization int8 quantises float checkpoints; this one is FP8 already"
                     + " (quantization_config.quant_method " + config.fp8().format() + ")");
         }
+        if (quantization == WeightQuantization.FP8 && !backend.supportsQuantizedWeights(DType.F8_E4M3)) {
+            throw new BackendException("FP8 weights run on the CPU backend only so far; the " + backend.name()
+                    + " backend cannot run quantization fp8");
+        }
         if (quantization == WeightQuantization.INT8 && !backend.supportsQuantizedWeights(DType.I8)) {
             throw new BackendException("int8 weights (quantization int8) are a CPU-backend format; the "
                     + backend.name() + " backend keeps weights as stored");
@@ -169,10 +173,13 @@ public final class ModelWeights implements AutoCloseable {
         }
         finalNorm = load(files, "model.norm.weight", h);
         if (c.tieWordEmbeddings() && !files.contains("lm_head.weight")) {
-            lmHead = quantization == WeightQuantization.NONE ? new Linear(embedding, null)
+            lmHead = quantization != WeightQuantization.INT8 ? new Linear(embedding, null)
                     : quantizedCopy(embedding, files, "model.embed_tokens.weight");
         } else {
-            lmHead = loadLinear(files, "lm_head.weight", c.vocabSize(), h);
+            // NOTE: quantization fp8 leaves the LM head as stored, as vLLM's does; int8 quantises it too.
+            lmHead = quantization == WeightQuantization.FP8 && fp8 == null
+                    ? new Linear(load(files, "lm_head.weight", c.vocabSize(), h), null)
+                    : loadLinear(files, "lm_head.weight", c.vocabSize(), h);
         }
         progress.finish();
     }
@@ -329,10 +336,12 @@ public final class ModelWeights implements AutoCloseable {
                 return loadFp8Fused(files, fusedShape, namesAndShapes);
             }
         }
-        if (quantization == WeightQuantization.NONE) {
+        if (quantization == WeightQuantization.NONE || (quantization == WeightQuantization.FP8 && fp8 != null)) {
             return new Linear(loadFused(files, fusedShape, namesAndShapes), null);
         }
-        Tensor quantized = allocate(DType.I8, fusedShape);
+        // NOTE: quantizeRows gives one scale per row, so fused shards quantise independently.
+        DType quantizedType = quantization == WeightQuantization.FP8 ? DType.F8_E4M3 : DType.I8;
+        Tensor quantized = allocate(quantizedType, fusedShape);
         Tensor scales = allocate(DType.F32, new long[] {fusedShape[0]});
         long row = 0;
         for (int i = 0; i < namesAndShapes.length; i += 2) {
@@ -341,7 +350,7 @@ public final class ModelWeights implements AutoCloseable {
             backend.quantizeRows(quantized.rowSlice(row, rows), scales.rowSlice(row, rows), source);
             row += rows;
         }
-        return new Linear(quantized, scales);
+        return new Linear(quantized, scales, quantization == WeightQuantization.FP8 ? InputQuantization.DYNAMIC : null);
     }
 
     private static String moduleOf(String weightName) {

@@ -88,6 +88,8 @@ class EngineFlagsTest {
         assertTrue(flags.maxNumSeqsGiven());
         assertEquals(expected.toBuilder().seed(5L).build(), flags.engineOptions(settings -> settings.seed(5L)));
         assertFalse(parsed("serve", "--model", "m").maxNumSeqsGiven());
+        assertEquals(Quantization.FP8, parsed("serve", "--model", "m", "--quantization", "fp8").engineOptions()
+                .quantization());
     }
 
     @Test
@@ -101,7 +103,7 @@ class EngineFlagsTest {
                 assertThrows(CommandLine.ParameterException.class,
                         parsed("generate", "--model", "m", "--kv-cache-mib", Long.toString(1L << 50))::engineOptions)
                         .getMessage());
-        assertEquals("--quantization must be \"none\" or \"int8\", got \"fp4\"",
+        assertEquals("--quantization must be \"none\", \"int8\" or \"fp8\", got \"fp4\"",
                 assertThrows(CommandLine.ParameterException.class,
                         parsed("serve", "--model", "m", "--quantization", "fp4")::engineOptions).getMessage());
         // What the command adds is checked with the flags.

@@ -39,8 +39,8 @@ public class KilnEngineProperties {
     private Integer threads;
 
     /**
-     * How the linear layers' weights are stored: "none" (as loaded) or "int8" (a scale per row;
-     * the CPU backend only). Unset: none.
+     * How the linear layers' weights are stored: "none" (as loaded), "int8" (a scale per row) or
+     * "fp8" (e4m3, a scale per row, inputs quantised per token); both the CPU backend only. Unset: none.
      */
     private String quantization;
 
