@@ -1,6 +1,5 @@
 package ai.kiln.bench;
 
-import ai.kiln.cli.Terminals;
 import ai.kiln.api.Engine;
 import ai.kiln.api.EngineMetrics;
 import ai.kiln.api.EngineOptions;
@@ -8,11 +7,13 @@ import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestHandle;
 import ai.kiln.api.SamplingParams;
+import ai.kiln.cli.Terminals;
+import ai.kiln.hub.LocatedModel;
 import ai.kiln.server.EngineFlags;
+import ai.kiln.server.ModelOption;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -50,8 +51,11 @@ import picocli.CommandLine.Spec;
 public final class BenchCommand implements Callable<Integer> {
 
     // NOTE: not required = true, which picocli would also demand of 'kiln bench serve'.
-    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory (required).")
-    Path model;
+    @Option(names = "--model", paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION + " (Required.)")
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)
+    String revision;
 
     @Option(names = "--batch", paramLabel = "N", split = ",", defaultValue = "1",
             description = "Batch sizes, each measured in turn, e.g. 1,64 (default: ${DEFAULT-VALUE}).")
@@ -87,6 +91,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** The model's name in the results: its directory's, or the Hub id. */
+    private String modelName;
+
     /** Whether progress is rewritten in place: where stderr is a terminal (tests set it). */
     BooleanSupplier stderrIsTerminal = () -> Terminals.isTerminal(Terminals.STDERR);
 
@@ -100,8 +107,11 @@ public final class BenchCommand implements Callable<Integer> {
         EngineOptions options = engineOptions(maxBatch);
         PrintWriter out = spec.commandLine().getOut();
         BenchProgress progress = new BenchProgress(spec.commandLine().getErr(), stderrIsTerminal.getAsBoolean());
+        // NOTE: a download is no part of the load time.
+        LocatedModel located = ModelOption.locate(spec, model, revision);
+        modelName = located.name();
         long loadStart = System.nanoTime();
-        try (Engine engine = Engine.create(model, options)) {
+        try (Engine engine = Engine.create(located.directory(), options)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             spec.commandLine().getErr().printf("loaded %s on %s in %.1f s%n", model, engine.deviceDescription(), loadSeconds);
             // Said in the bench's own flags: the engine would name its request fields (max_tokens).
@@ -141,7 +151,7 @@ public final class BenchCommand implements Callable<Integer> {
                 }
             }
             ObjectNode line = mapper.createObjectNode();
-            line.put("model", model.getFileName().toString());
+            line.put("model", modelName);
             line.put("device", engine.deviceDescription());
             line.put("batch", batch);
             line.put("prompt_len", promptLen);
@@ -166,7 +176,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         progress.clear();
         if (!json) {
-            out.print(BenchTable.render(model.getFileName().toString(), engine.deviceDescription(),
+            out.print(BenchTable.render(modelName, engine.deviceDescription(),
                     sampling.describe(), repeat, lines));
             out.flush();
         }

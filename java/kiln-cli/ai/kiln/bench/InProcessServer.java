@@ -2,12 +2,12 @@ package ai.kiln.bench;
 
 import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
+import ai.kiln.hub.LocatedModel;
 import ai.kiln.server.KilnServer;
 import ai.kiln.server.ServeCommand;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.URI;
-import java.nio.file.Path;
 
 /**
  * {@code kiln serve}'s server and engine, started in this process for {@code kiln bench serve}
@@ -27,16 +27,16 @@ final class InProcessServer implements AutoCloseable {
     /**
      * Loads the model and serves it.
      *
-     * @param servedModelName the name requests use; null: the directory's name, as kiln serve's
+     * @param servedModelName the name requests use; null: the model's name (its directory's, or the Hub id), as kiln serve's
      * @param maxWaiting      prompts admitted before new requests get 429
      * @param logRequests     the server's log (a line per request) through the application's log;
      *                        false: none, since the benchmark reports every failure itself
      */
-    static InProcessServer start(Path model, EngineOptions engineOptions, String servedModelName, int maxWaiting,
+    static InProcessServer start(LocatedModel model, EngineOptions engineOptions, String servedModelName, int maxWaiting,
             boolean logRequests) throws Exception {
         KilnServer.Options options = KilnServer.Options.defaults().withPort(0).withMaxWaiting(maxWaiting)
                 .withServedModelName(servedModelName);
-        Engine engine = Engine.create(model, engineOptions);
+        Engine engine = Engine.create(model.directory(), engineOptions);
         KilnServer server = null;
         try {
             server = logRequests ? new KilnServer(options)

@@ -1,8 +1,10 @@
 package ai.kiln.bench;
 
 import ai.kiln.api.EngineOptions;
+import ai.kiln.hub.LocatedModel;
 import ai.kiln.server.EngineFlags;
 import ai.kiln.server.KilnServer;
+import ai.kiln.server.ModelOption;
 import ai.kiln.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -40,7 +42,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Measure an OpenAI-compatible server under a serving load (streamed /v1/completions or"
                 + " /v1/chat/completions).",
-            "Without --base-url, --model DIR is served in this process (kiln serve's server, the engine flags apply)."})
+            "Without --base-url, --model (a directory or a Hub id) is served in this process (kiln serve's server, the engine flags apply)."})
 public final class ServeBenchCommand implements Callable<Integer> {
 
     /** Where a server is looked for when neither --base-url nor --model says. */
@@ -59,17 +61,24 @@ public final class ServeBenchCommand implements Callable<Integer> {
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
             description = "model name sent in requests, and the in-process server's (default: the first of GET"
-                    + " /v1/models; in-process, the model directory's name)")
+                    + " /v1/models; in-process, the model directory's name or the Hub id)")
     String servedModelName;
 
     @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:OPENAI_API_KEY}",
             description = "bearer token (default: $OPENAI_API_KEY, else none)")
     String apiKey;
 
-    @Option(names = "--model", paramLabel = "DIR",
-            description = "model directory: served in this process unless --base-url is given; its config.json gives"
-                    + " the vocabulary of random prompts, its tokenizer counts ShareGPT's tokens and decodes chat prompts")
-    Path model;
+    @Option(names = "--model", paramLabel = "DIR|ORG/NAME",
+            description = "model directory or Hugging Face Hub id (as kiln serve takes it): served in this process"
+                    + " unless --base-url is given; its config.json gives the vocabulary of random prompts, its"
+                    + " tokenizer counts ShareGPT's tokens and decodes chat prompts")
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)
+    String revision;
+
+    /** Where --model is on disk, once located (null without --model). */
+    private LocatedModel located;
 
     @Option(names = "--vocab-size", paramLabel = "N",
             description = "token ids of random prompts are drawn from [0, N) (default: from --model)")
@@ -213,6 +222,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
             System.setProperty("java.awt.headless", "true");
             ServingPlot.requireFonts();
         }
+        located = model == null ? null : ModelOption.locate(spec, model, revision);
         boolean inProcess = baseUrl == null && model != null;
         EngineOptions engineOptions = null;
         if (inProcess) {
@@ -346,7 +356,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
         err.printf("bench serve: loading %s for the in-process server%n", model);
         err.flush();
         long start = System.nanoTime();
-        InProcessServer server = InProcessServer.start(model, engineOptions, servedModelName, maxWaiting,
+        InProcessServer server = InProcessServer.start(located, engineOptions, servedModelName, maxWaiting,
                 engineFlags.verbose());
         err.printf("bench serve: serving %s on %s at %s (loaded in %.1f s)%n", server.modelName(),
                 server.deviceDescription(), server.baseUrl(), (System.nanoTime() - start) / 1e9);
@@ -372,11 +382,11 @@ public final class ServeBenchCommand implements Callable<Integer> {
         if (prompts.stream().allMatch(p -> p.text() != null)) {
             return prompts;
         }
-        if (model == null || !Files.isRegularFile(model.resolve("tokenizer.json"))) {
+        if (model == null || !Files.isRegularFile(located.directory().resolve("tokenizer.json"))) {
             throw usage(route.path() + " takes text, and the " + dataset + " prompts are token ids: --model DIR with a"
                     + " tokenizer.json decodes them" + (model == null ? "" : " (" + model + " has none)"));
         }
-        return ServingDatasets.asText(prompts, Tokenizer.load(model));
+        return ServingDatasets.asText(prompts, Tokenizer.load(located.directory()));
     }
 
     private ParameterException usage(String message) {
@@ -409,7 +419,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
                 if (model == null) {
                     throw usage("a ShareGPT file needs --model DIR, whose tokenizer counts the prompt and answer tokens");
                 }
-                return ServingDatasets.shareGpt(datasetPath, Tokenizer.load(model), numPrompts, seed);
+                return ServingDatasets.shareGpt(datasetPath, Tokenizer.load(located.directory()), numPrompts, seed);
             }
             default:
                 throw usage("--dataset-name must be sharegpt-like, random, prefix_repetition or sharegpt, got " + datasetName);
@@ -427,14 +437,14 @@ public final class ServeBenchCommand implements Callable<Integer> {
         if (model == null) {
             throw usage("random-token prompts need --vocab-size N or --model DIR (its config.json's vocab_size)");
         }
-        JsonNode config = new ObjectMapper().readTree(model.resolve("config.json").toFile());
+        JsonNode config = new ObjectMapper().readTree(located.directory().resolve("config.json").toFile());
         JsonNode size = config.has("vocab_size") ? config.get("vocab_size") : config.at("/text_config/vocab_size");
         if (!size.isIntegralNumber()) {
-            throw new IllegalArgumentException(model.resolve("config.json") + " has no vocab_size; pass --vocab-size");
+            throw new IllegalArgumentException(located.directory().resolve("config.json") + " has no vocab_size; pass --vocab-size");
         }
         int vocab = size.intValue();
-        if (Files.isRegularFile(model.resolve("tokenizer.json"))) {
-            vocab = Math.min(vocab, Tokenizer.load(model).vocabSize());
+        if (Files.isRegularFile(located.directory().resolve("tokenizer.json"))) {
+            vocab = Math.min(vocab, Tokenizer.load(located.directory()).vocabSize());
         }
         return vocab;
     }

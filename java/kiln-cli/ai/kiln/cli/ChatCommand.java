@@ -4,6 +4,7 @@ import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.server.EngineFlags;
+import ai.kiln.server.ModelOption;
 import ai.kiln.tokenizer.Tokenizer;
 import java.io.BufferedReader;
 import java.io.InputStream;
@@ -15,10 +16,10 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /**
  * {@code kiln chat}: a conversation with a model in the terminal, in the manner of {@code ollama
@@ -35,8 +36,11 @@ public final class ChatCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory")
-    Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION)
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)
+    String revision;
 
     @Option(names = "--system", paramLabel = "TEXT", description = "system prompt: the first message of the conversation")
     String systemPrompt;
@@ -88,19 +92,17 @@ public final class ChatCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try {
-            if (!Files.isDirectory(model)) {
-                throw usage("--model: " + model + " is not a directory");
-            }
-            if (!Files.isRegularFile(model.resolve("config.json"))) {
-                throw usage("--model: " + model + " has no config.json");
-            }
             SamplingParams params = samplingParams();
             EngineOptions options = engineFlags.engineOptions();
+            Path modelDir = ModelOption.locate(spec, model, revision).directory();
+            if (!Files.isRegularFile(modelDir.resolve("config.json"))) {
+                throw usage("--model: " + model + " has no config.json");
+            }
             if (inputIsTerminal) {
                 err.println("Loading " + model + " ...");
                 err.flush();
             }
-            try (Engine engine = Engine.create(model, options)) {
+            try (Engine engine = Engine.create(modelDir, options)) {
                 checkChatTemplate(engine);
                 int context = ChatSession.contextTokens(engine);
                 if (maxTokens != null && maxTokens >= context) {

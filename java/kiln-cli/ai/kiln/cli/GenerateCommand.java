@@ -8,6 +8,7 @@ import ai.kiln.api.RequestHandle;
 import ai.kiln.api.RequestOutput;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.server.EngineFlags;
+import ai.kiln.server.ModelOption;
 import ai.kiln.server.SamplingJson;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -29,10 +30,10 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Flow;
 import java.util.function.BooleanSupplier;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /**
  * {@code kiln generate}: one prompt (streamed to stdout, or as one JSON object with --json), or a
@@ -51,8 +52,11 @@ public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory")
-    Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION)
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)
+    String revision;
 
     @Option(names = "--prompt", paramLabel = "TEXT", description = "the prompt")
     String prompt;
@@ -122,23 +126,18 @@ public final class GenerateCommand implements Callable<Integer> {
             if (given != 1) {
                 throw usage("give exactly one of --prompt, --chat and --input");
             }
-            if (!Files.isDirectory(model)) {
-                throw usage("--model: " + model + " is not a directory");
-            }
-            if (!Files.isRegularFile(model.resolve("config.json"))) {
-                throw usage("--model: " + model + " has no config.json");
-            }
             EngineOptions options = engineFlags.engineOptions();
             SamplingParams params = commandLineParams();
+            Path modelDir = modelDirectory();
             if (input != null) {
                 List<GenerateRequest> requests = readInput(input, params);
-                try (Engine engine = Engine.create(model, options)) {
+                try (Engine engine = Engine.create(modelDir, options)) {
                     runBatch(engine, requests, out);
                 }
             } else {
                 GenerateRequest request = chat != null ? GenerateRequest.ofChat(readChat(chat), params)
                         : GenerateRequest.of(prompt, params);
-                try (Engine engine = Engine.create(model, options)) {
+                try (Engine engine = Engine.create(modelDir, options)) {
                     runOne(engine, request, out);
                 }
             }
@@ -164,6 +163,15 @@ public final class GenerateCommand implements Callable<Integer> {
 
     private static Throwable unwrap(Throwable e) {
         return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+    }
+
+    /** --model's directory (a Hub model located or downloaded), which must hold a config.json. */
+    private Path modelDirectory() {
+        Path dir = ModelOption.locate(spec, model, revision).directory();
+        if (!Files.isRegularFile(dir.resolve("config.json"))) {
+            throw usage("--model: " + model + " has no config.json");
+        }
+        return dir;
     }
 
     /** The command line's sampling options: those of --prompt and --chat, and the defaults of --input's lines. */

@@ -1,5 +1,6 @@
 package ai.kiln.cli;
 
+import ai.kiln.server.ModelOption;
 import ai.kiln.tokenizer.Tokenizer;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
@@ -17,10 +18,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /**
  * {@code kiln tokenize}: the model's tokenizer on a text, on every line of a JSONL file, or on a
@@ -40,8 +41,12 @@ public final class TokenizeCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model directory holding tokenizer.json")
-    Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME",
+            description = "model holding tokenizer.json: " + ModelOption.DESCRIPTION)
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)
+    String revision;
 
     /** Exactly one input. */
     static final class Source {
@@ -73,10 +78,7 @@ public final class TokenizeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try {
-            if (!Files.isDirectory(model)) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--model: " + model + " is not a directory");
-            }
-            Tokenizer tokenizer = Tokenizer.load(model);
+            Tokenizer tokenizer = Tokenizer.load(ModelOption.locate(spec, model, revision).directory());
             if (source.text != null) {
                 encodeText(tokenizer, source.text, out);
             } else if (source.input != null) {

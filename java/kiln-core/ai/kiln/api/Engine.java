@@ -33,6 +33,28 @@ public interface Engine extends AutoCloseable {
         return EngineProviders.installed().create(modelDir, options);
     }
 
+    /**
+     * Loads {@code model}: a model directory, or (where no such path exists) a Hugging Face Hub id
+     * {@code ORG/NAME} at revision main, as {@code vllm serve ORG/NAME} takes it. See {@link
+     * #create(String, String, EngineOptions)}.
+     */
+    static Engine create(String model, EngineOptions options) {
+        return EngineProviders.installed().create(model, null, options);
+    }
+
+    /**
+     * Loads {@code model}, a directory or a Hub id {@code ORG/NAME} at {@code revision} (a branch,
+     * tag or commit; null: main). A Hub model is taken from the Hugging Face cache as huggingface_hub
+     * lays it out (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub) with no network,
+     * else downloaded into it from HF_ENDPOINT with HF_TOKEN, with its progress on stderr; with
+     * HF_HUB_OFFLINE=1 the cache alone. The engine is named by the Hub id.
+     *
+     * @throws EngineException naming what is missing, not allowed or does not fit
+     */
+    static Engine create(String model, String revision, EngineOptions options) {
+        return EngineProviders.installed().create(model, revision, options);
+    }
+
     /** {@link #create(Path, EngineOptions)} with a tokenizer already loaded (null: token ids only). */
     static Engine create(Path modelDir, Tokenizer tokenizer, EngineOptions options) {
         return EngineProviders.installed().create(modelDir, tokenizer, options);
@@ -41,7 +63,7 @@ public interface Engine extends AutoCloseable {
     /** The options in effect (with the device {@code auto} resolved). */
     EngineOptions options();
 
-    /** The model directory's name, as the server reports it. */
+    /** The model directory's name, or the Hub id it was created from, as the server reports it. */
     String modelName();
 
     /** Token ids run from 0 to this (exclusive). */

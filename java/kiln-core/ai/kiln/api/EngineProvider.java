@@ -14,6 +14,9 @@ public interface EngineProvider {
     /** See {@link Engine#create(Path, EngineOptions)}. */
     Engine create(Path modelDir, EngineOptions options);
 
+    /** See {@link Engine#create(String, String, EngineOptions)}. */
+    Engine create(String model, String revision, EngineOptions options);
+
     /** See {@link Engine#create(Path, Tokenizer, EngineOptions)}. */
     Engine create(Path modelDir, Tokenizer tokenizer, EngineOptions options);
 }

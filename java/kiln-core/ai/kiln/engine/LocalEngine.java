@@ -10,6 +10,7 @@ import ai.kiln.api.RequestOutput;
 import ai.kiln.api.RequestRejectedException;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.backend.Backend;
+import ai.kiln.hub.LocatedModel;
 import ai.kiln.model.ModelConfig;
 import ai.kiln.sampling.SamplerSettings;
 import ai.kiln.sampling.SequenceSampling;
@@ -70,6 +71,14 @@ public final class LocalEngine implements Engine {
         return create(modelDir, ModelConfig.load(modelDir), TokenizerCodec.loadIfPresent(modelDir), options);
     }
 
+    /** A model a {@link ai.kiln.hub.ModelLocator} found, served under its name (the Hub id for a Hub model). */
+    public static LocalEngine create(LocatedModel model, EngineOptions options) {
+        Path modelDir = model.directory();
+        checkDirectory(modelDir);
+        return create(modelDir, model.name(), ModelConfig.load(modelDir), TokenizerCodec.loadIfPresent(modelDir),
+                options);
+    }
+
     /** See {@link Engine#create(Path, Tokenizer, EngineOptions)}. */
     public static LocalEngine create(Path modelDir, Tokenizer tokenizer, EngineOptions options) {
         checkDirectory(modelDir);
@@ -79,9 +88,12 @@ public final class LocalEngine implements Engine {
 
     /** With a given (or no) text codec; for tests. */
     static LocalEngine create(Path modelDir, ModelConfig config, TextCodec codec, EngineOptions options) {
-        Path name = modelDir.toAbsolutePath().normalize().getFileName();
-        return new LocalEngine(name == null ? modelDir.toString() : name.toString(), codec,
-                EngineLoader.load(modelDir, config, codec, options));
+        return create(modelDir, LocatedModel.ofDirectory(modelDir).name(), config, codec, options);
+    }
+
+    private static LocalEngine create(Path modelDir, String name, ModelConfig config, TextCodec codec,
+            EngineOptions options) {
+        return new LocalEngine(name, codec, EngineLoader.load(modelDir, config, codec, options));
     }
 
     private static void checkDirectory(Path modelDir) {

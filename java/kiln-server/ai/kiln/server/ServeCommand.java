@@ -2,6 +2,7 @@ package ai.kiln.server;
 
 import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
+import ai.kiln.hub.LocatedModel;
 import ai.kiln.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.charset.CharacterCodingException;
@@ -35,8 +36,11 @@ public final class ServeCommand implements Callable<Integer> {
 
     private static final Logger LOG = LoggerFactory.getLogger(KilnServer.class);
 
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
-    Path model;
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION)
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)
+    String revision;
 
     @Option(names = "--host", paramLabel = "HOST", defaultValue = "127.0.0.1",
             description = "Address to bind (default: ${DEFAULT-VALUE}, loopback only; 0.0.0.0 for every interface).")
@@ -46,7 +50,7 @@ public final class ServeCommand implements Callable<Integer> {
     int port;
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
-            description = "The model name clients send (default: the model directory's name).")
+            description = "The model name clients send (default: the model directory's name, or the Hub id).")
     String servedModelName;
 
     /** The environment variable that holds the API key where neither option gives one. */
@@ -138,8 +142,10 @@ public final class ServeCommand implements Callable<Integer> {
         Thread drainHook = new Thread(() -> shutdown(server, engine, options.gracePeriod()), "kiln-serve-drain");
         Runtime.getRuntime().addShutdownHook(drainHook);
         try {
-            engine.set(Engine.create(model, engineOptions));
-            serve(server, engine.get(), model);
+            // NOTE: located while the server already answers /health, since a Hub model may download first.
+            LocatedModel located = ModelOption.locate(spec, model, revision);
+            engine.set(Engine.create(located.directory(), engineOptions));
+            serve(server, engine.get(), located);
         } catch (Exception | Error e) {
             Runtime.getRuntime().removeShutdownHook(drainHook);
             server.close();
@@ -155,13 +161,14 @@ public final class ServeCommand implements Callable<Integer> {
 
     /**
      * Serves {@code engine}, loaded from {@code model}, on {@code server}: with the model's tokenizer
-     * where it has a tokenizer.json, under the directory's name unless the server was given one.
-     * {@code kiln serve} and {@code kiln bench serve}'s in-process server both serve so.
+     * where it has a tokenizer.json, under the model's name (its directory's, or the Hub id) unless
+     * the server was given one. {@code kiln serve} and {@code kiln bench serve}'s in-process server
+     * both serve so.
      */
-    public static void serve(KilnServer server, Engine engine, Path model) throws IOException {
-        Tokenizer tokenizer = Files.isRegularFile(model.resolve("tokenizer.json")) ? Tokenizer.load(model) : null;
-        Path name = model.toAbsolutePath().normalize().getFileName();
-        server.serve(engine, tokenizer, name == null ? "model" : name.toString());
+    public static void serve(KilnServer server, Engine engine, LocatedModel model) throws IOException {
+        Path dir = model.directory();
+        Tokenizer tokenizer = Files.isRegularFile(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
+        server.serve(engine, tokenizer, model.name());
     }
 
     /**

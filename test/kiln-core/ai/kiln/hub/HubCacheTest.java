@@ -5,11 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.kiln.api.Engine;
+import ai.kiln.api.EngineException;
+import ai.kiln.api.EngineOptions;
 import ai.kiln.testing.Fixtures;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -82,7 +86,7 @@ class HubCacheTest {
         Path snapshot = fillCache(true);
         Files.writeString(snapshot.resolve("model.safetensors.index.json"),
                 "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\", \"b\": \"model.safetensors\"}}");
-        assertEquals(java.util.List.of("model-00001-of-00002.safetensors"), HubCache.missingForModel(snapshot));
+        assertEquals(List.of("model-00001-of-00002.safetensors"), HubCache.missingForModel(snapshot));
     }
 
     @Test
@@ -97,6 +101,16 @@ class HubCacheTest {
             assertFalse(HubRepo.isRepoId(notAnId), notAnId);
         }
         HubException e = assertThrows(HubException.class, () -> locator(true).locate("no/such/dir", "main"));
+        assertTrue(e.getMessage().contains("neither an existing directory nor a Hugging Face Hub id"), e.getMessage());
+    }
+
+    @Test
+    void engineCreateTakesADirectoryByNameAndRefusesWhatIsNeitherPathNorId() {
+        EngineOptions options = EngineOptions.builder().threads(2).kvCacheBytes(8L << 20).maxModelLen(512).build();
+        try (Engine engine = Engine.create(Fixtures.named("llama3-gqa").dir().toString(), "main", options)) {
+            assertEquals("llama3-gqa", engine.modelName());
+        }
+        EngineException e = assertThrows(EngineException.class, () -> Engine.create("no/such/dir", options));
         assertTrue(e.getMessage().contains("neither an existing directory nor a Hugging Face Hub id"), e.getMessage());
     }
 }

@@ -104,7 +104,8 @@ class HubDownloadTest {
         }
 
         EngineOptions options = EngineOptions.builder().threads(2).kvCacheBytes(8L << 20).maxModelLen(512).build();
-        try (Engine engine = LocalEngine.create(model.directory(), options)) {
+        try (Engine engine = LocalEngine.create(model, options)) {
+            assertEquals(REPO, engine.modelName(), "served under the Hub id, not the snapshot's commit");
             for (Fixtures.Record record : FIXTURE.records()) {
                 int[] tokens = engine.generate(GenerateRequest.ofTokens(record.promptTokenIds(),
                         greedy(record.greedyTokenIds().length))).tokenIds();
