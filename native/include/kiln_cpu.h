@@ -1,7 +1,8 @@
 // Kiln CPU backend: the C ABI that the Java binding (ai.kiln.backend.cpu.KilnCpu) calls.
 //
 // Every op works on caller-owned memory described by plain pointers, sizes and row strides
-// (in elements). Activations, K/V cache and logits are fp32; weights may be fp32, fp16 or bf16.
+// (in elements). Activations, K/V cache and logits are fp32; weights may be fp32, fp16 or bf16, or
+// int8 or e4m3 with an fp32 scale per row.
 // Every function returns KILN_OK or a negative status and sets a thread-local message that
 // kiln_last_error() returns. Functions check every index they read through (token ids, slots,
 // block ids, sequence offsets) against the sizes they are given and refuse out-of-range ones,

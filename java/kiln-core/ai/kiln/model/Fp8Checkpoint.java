@@ -188,6 +188,10 @@ public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization
 
     private static Fp8Checkpoint fbgemm(ConfigFields fields, JsonNode config) {
         float bound = (float) fields.positiveNumber("activation_scale_ub", 1200.0);
+        if (!Float.isFinite(bound) || bound == 0) {
+            throw fields.problem("activation_scale_ub", "must be a positive number within fp32's range, got "
+                    + config.get("activation_scale_ub"));
+        }
         return new Fp8Checkpoint("fbgemm_fp8", true, InputQuantization.Mode.DYNAMIC_PER_TOKEN, bound,
                 names(fields, config, "modules_to_not_convert"), "modules_to_not_convert");
     }

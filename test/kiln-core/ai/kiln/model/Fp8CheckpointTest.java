@@ -96,6 +96,8 @@ class Fp8CheckpointTest {
                 "quantization_config.activation_scheme 'sometimes'");
         assertRefused("llama3-gqa-fp8-fbgemm", q -> q.put("activation_scale_ub", -1),
                 "quantization_config.activation_scale_ub must be a number > 0");
+        assertRefused("llama3-gqa-fp8-fbgemm", q -> q.put("activation_scale_ub", 1e300),
+                "quantization_config.activation_scale_ub must be a positive number within fp32's range");
     }
 
     private int copies;
