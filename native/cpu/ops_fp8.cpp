@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common.h"
+#include "quantize_rows.h"
 
 namespace kiln {
 
@@ -146,38 +147,6 @@ extern "C" int kiln_cpu_quantize_f8_rows(uint8_t* dst, float* scales, const void
   KILN_CHECK_PTR(scales);
   KILN_CHECK_PTR(src);
   KILN_CHECK_DTYPE(src_dtype);
-  KILN_CHECK(rows >= 0 && cols > 0, "kiln_cpu_quantize_f8_rows: bad sizes rows=%lld cols=%lld", (long long)rows,
-             (long long)cols);
-  const int64_t src_row_bytes = cols * kiln::dtype_size(src_dtype);
-  std::atomic<int64_t> non_finite_row{-1};
-#pragma omp parallel num_threads(kiln::op_threads())
-  {
-    std::vector<float> row(static_cast<size_t>(cols));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      kiln::load_f32(row.data(), static_cast<const char*>(src) + r * src_row_bytes, src_dtype, cols);
-      float max_magnitude = 0.0f;
-      bool finite = true;
-      for (int64_t c = 0; c < cols; ++c) {
-        finite = finite && std::isfinite(row[c]);
-        const float magnitude = std::fabs(row[c]);
-        max_magnitude = magnitude > max_magnitude ? magnitude : max_magnitude;
-      }
-      if (!finite) {
-        non_finite_row.store(r, std::memory_order_relaxed);
-        continue;
-      }
-      const float scale = max_magnitude / 448.0f;
-      const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
-      uint8_t* out = dst + r * cols;
-      for (int64_t c = 0; c < cols; ++c) out[c] = kiln::f32_to_e4m3(row[c] * inverse);
-      scales[r] = scale;
-    }
-  }
-  const int64_t bad = non_finite_row.load();
-  if (bad >= 0) {
-    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "kiln_cpu_quantize_f8_rows: row %lld holds a NaN or infinite value",
-                      (long long)bad);
-  }
-  return KILN_OK;
+  return kiln::quantize_rows("kiln_cpu_quantize_f8_rows", dst, scales, src, src_dtype, rows, cols, 448.0f,
+                             [](float v) { return kiln::f32_to_e4m3(v); });
 }

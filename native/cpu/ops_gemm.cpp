@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "gemm_tiles.h"
+#include "quantize_rows.h"
 
 namespace {
 
@@ -300,50 +301,18 @@ extern "C" int kiln_cpu_gemm_f8(float* out, int64_t out_stride, const float* x, 
 
 extern "C" int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void* src, int src_dtype,
                                          int64_t rows, int64_t cols) {
+  // Symmetric: q = round(v / scale) in [-127, 127], v ~ q * scale.
+  // NOTE: lrint rounds half to even (the default rounding mode), like Python's round and
+  // torch.round; with -fno-math-errno it is one instruction rather than a libm call.
   KILN_CHECK_PTR(dst);
   KILN_CHECK_PTR(scales);
   KILN_CHECK_PTR(src);
   KILN_CHECK_DTYPE(src_dtype);
-  KILN_CHECK(rows >= 0 && cols > 0, "kiln_cpu_quantize_i8_rows: bad sizes rows=%lld cols=%lld", (long long)rows,
-             (long long)cols);
-  const int64_t src_row_bytes = cols * kiln::dtype_size(src_dtype);
-  std::atomic<int64_t> non_finite_row{-1};
-#pragma omp parallel num_threads(kiln::op_threads())
-  {
-    std::vector<float> row(static_cast<size_t>(cols));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      kiln::load_f32(row.data(), static_cast<const char*>(src) + r * src_row_bytes, src_dtype, cols);
-      float max_magnitude = 0.0f;
-      bool finite = true;
-      for (int64_t c = 0; c < cols; ++c) {
-        finite = finite && std::isfinite(row[c]);
-        const float magnitude = std::fabs(row[c]);
-        max_magnitude = magnitude > max_magnitude ? magnitude : max_magnitude;
-      }
-      if (!finite) {
-        non_finite_row.store(r, std::memory_order_relaxed);
-        continue;
-      }
-      // Symmetric: q = round(v / scale) in [-127, 127], v ~ q * scale; an all-zero row has scale 0.
-      const float scale = max_magnitude / 127.0f;
-      const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
-      int8_t* out = dst + r * cols;
-      // NOTE: lrint rounds half to even (the default rounding mode), like Python's round and
-      // torch.round; with -fno-math-errno it is one instruction rather than a libm call.
-      for (int64_t c = 0; c < cols; ++c) {
-        const long q = std::lrint(row[c] * inverse);
-        out[c] = static_cast<int8_t>(q > 127 ? 127 : (q < -127 ? -127 : q));
-      }
-      scales[r] = scale;
-    }
-  }
-  const int64_t bad = non_finite_row.load();
-  if (bad >= 0) {
-    return kiln::fail(KILN_ERR_INVALID_ARGUMENT, "kiln_cpu_quantize_i8_rows: row %lld holds a NaN or infinite value",
-                      (long long)bad);
-  }
-  return KILN_OK;
+  return kiln::quantize_rows("kiln_cpu_quantize_i8_rows", dst, scales, src, src_dtype, rows, cols, 127.0f,
+                             [](float v) {
+                               const long q = std::lrint(v);
+                               return static_cast<int8_t>(q > 127 ? 127 : (q < -127 ? -127 : q));
+                             });
 }
 
 extern "C" const char* kiln_cpu_gemm_kernels(void) { return kernels().name; }
