@@ -1,5 +1,6 @@
 package ai.kiln.hub;
 
+import ai.kiln.progress.ByteProgress;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -82,8 +83,14 @@ final class HubDownloader {
         Path snapshot = cache.snapshotDir(repo, listing.commit());
         List<String> missing = listing.files().stream().filter(f -> !Files.isRegularFile(snapshot.resolve(f))).toList();
         List<FileHead> heads = inParallel(missing, file -> head(repo, listing.commit(), file));
-        DownloadProgress progress = DownloadProgress.start(progressOut, repo + " from " + settings.endpoint()
-                + " into " + cache.repoDir(repo), heads.size(), heads.stream().mapToLong(h -> Math.max(0, h.size())).sum());
+        long totalBytes = heads.stream().mapToLong(h -> Math.max(0, h.size())).sum();
+        if (progressOut != null) {
+            progressOut.printf("downloading %s from %s into %s: %d file%s, %.2f GB%n", repo, settings.endpoint(),
+                    cache.repoDir(repo), heads.size(), heads.size() == 1 ? "" : "s", totalBytes / 1e9);
+            progressOut.flush();
+        }
+        ByteProgress progress = new ByteProgress("downloading", "downloaded %.2f GB", totalBytes, progressOut,
+                progressOut == System.err && System.console() != null);
         inParallel(heads, head -> {
             fetchBlob(repo, head, progress);
             return head;
@@ -177,7 +184,7 @@ final class HubDownloader {
      * ETAG.incomplete}, checked, then moved into place. A broken-off transfer keeps what arrived
      * (the next run resumes); a checksum mismatch deletes it.
      */
-    void fetchBlob(HubRepo repo, FileHead head, DownloadProgress progress) {
+    void fetchBlob(HubRepo repo, FileHead head, ByteProgress progress) {
         Path blob = cache.blob(repo, head.etag());
         Path part = cache.incompleteBlob(repo, head.etag());
         if (Files.isRegularFile(blob)) {
@@ -220,7 +227,7 @@ final class HubDownloader {
 
     /** Requests the bytes from {@code have} on and appends them to {@code part}; returns its new length. */
     private long receive(HubRepo repo, FileHead head, Path part, long have, MessageDigest sha256,
-            DownloadProgress progress) throws IOException {
+            ByteProgress progress) throws IOException {
         HttpRequest.Builder request = HttpRequest.newBuilder(head.location()).GET()
                 .header("Accept-Encoding", "identity");
         if (have > 0) {

@@ -1,5 +1,6 @@
 package ai.kiln.model;
 
+import ai.kiln.progress.ByteProgress;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
 import ai.kiln.backend.HostTensors;
@@ -69,7 +70,7 @@ public final class ModelWeights implements AutoCloseable {
     private Linear lmHead;      // [V, H]; the embedding itself when tied (a quantised copy of it with INT8)
     private final List<Layer> layers = new ArrayList<>();
     private long bytes;
-    private LoadProgress progress;
+    private ByteProgress progress;
 
     private ModelWeights(Backend backend, WeightQuantization quantization) {
         this.backend = backend;
@@ -142,7 +143,7 @@ public final class ModelWeights implements AutoCloseable {
     private void loadAll(ModelConfig c, WeightFiles files) {
         fp8 = c.fp8();
         requireExactTensorSet(c, files);
-        progress = LoadProgress.onStderr(files.totalTensorBytes());
+        progress = ByteProgress.onStderr("loading weights", "loaded %.2f GB of weights", files.totalTensorBytes());
         long h = c.hiddenSize();
         long q = c.qSize();
         long kv = c.kvSize();
