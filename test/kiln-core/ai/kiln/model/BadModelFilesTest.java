@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.kiln.api.Engine;
 import ai.kiln.api.EngineException;
 import ai.kiln.api.EngineOptions;
-import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.testing.Fixtures;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -18,7 +17,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.function.UnaryOperator;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
@@ -135,23 +133,11 @@ class BadModelFilesTest {
 
     /** Copies a fixture model directory so a test can damage it. */
     private Path copyOfFixture(String name) throws IOException {
-        Path target = dir.resolve(name);
-        Files.createDirectories(target);
-        try (Stream<Path> files = Files.list(Fixtures.ROOT.resolve(name))) {
-            for (Path file : files.toList()) {
-                Files.copy(file, target.resolve(file.getFileName()));
-            }
-        }
-        return target;
+        return DamagedModels.copyOfFixture(name, dir.resolve(name));
     }
 
     private static void load(Path modelDir) {
-        ModelConfig config = ModelConfig.load(modelDir);
-        try (CpuBackend backend = new CpuBackend(1, 1L << 28);
-                WeightFiles files = WeightFiles.open(modelDir);
-                ModelWeights weights = ModelWeights.load(config, files, backend)) {
-            assertTrue(weights.bytes() > 0);
-        }
+        DamagedModels.load(modelDir);
     }
 
     /** Rewrites model.safetensors with one tensor's header entry renamed (its bytes stay). */

@@ -18,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -103,23 +102,11 @@ class Fp8CheckpointTest {
     private int copies;
 
     private Path copyOfFixture(String name) throws IOException {
-        Path target = dir.resolve(name + "-" + copies++);
-        Files.createDirectories(target);
-        try (Stream<Path> files = Files.list(Fixtures.ROOT.resolve(name))) {
-            for (Path file : files.toList()) {
-                Files.copy(file, target.resolve(file.getFileName()));
-            }
-        }
-        return target;
+        return DamagedModels.copyOfFixture(name, dir.resolve(name + "-" + copies++));
     }
 
     private static void load(Path modelDir) {
-        ModelConfig config = ModelConfig.load(modelDir);
-        try (CpuBackend backend = new CpuBackend(1, 1L << 28);
-                WeightFiles files = WeightFiles.open(modelDir);
-                ModelWeights weights = ModelWeights.load(config, files, backend)) {
-            assertTrue(weights.bytes() > 0);
-        }
+        DamagedModels.load(modelDir);
     }
 
     private static void assertLoadRefused(Path model, String... fragments) {
