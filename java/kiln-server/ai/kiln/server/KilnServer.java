@@ -15,6 +15,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Pattern;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.server.ConnectionLimit;
@@ -221,7 +222,11 @@ public final class KilnServer implements AutoCloseable {
     private final RouteEntry modelCard;
     private final CountDownLatch stopped = new CountDownLatch(1);
 
-    private volatile State state = State.LOADING;
+    /**
+     * NOTE: changed only by compare-and-set, so that a drain begun while the model loads (SIGTERM
+     * during a download) is not undone by the load finishing: once draining, never ready again.
+     */
+    private final AtomicReference<State> state = new AtomicReference<>(State.LOADING);
     private volatile ServedModel served;
     private volatile String modelName;
 
@@ -309,12 +314,9 @@ public final class KilnServer implements AutoCloseable {
         TokenTexts texts = new TokenTexts(tokenizer);
         ServedModel model = new ServedModel(modelName, engine, new GenerationCalls(engine, options.maxWaiting(), metrics),
                 new LogprobsJson(texts), texts);
-        metrics.engineGauges(() -> engine.metrics().numRunning(), () -> engine.metrics().numWaiting(),
-                () -> engine.metrics().kvCacheUsage(), () -> engine.metrics().prefixCacheHitRate());
+        metrics.engineGauges(modelName, engine::metrics);
         served = model;
-        if (state == State.LOADING) {
-            state = State.READY;
-        }
+        state.compareAndSet(State.LOADING, State.READY);
         log.info("serving model '" + modelName + "'");
     }
 
@@ -331,7 +333,7 @@ public final class KilnServer implements AutoCloseable {
     }
 
     public State state() {
-        return state;
+        return state.get();
     }
 
     public String modelName() {
@@ -348,10 +350,9 @@ public final class KilnServer implements AutoCloseable {
      * in-flight ones to finish, then cancels what is left. Returns whether all finished in time.
      */
     public boolean drain(Duration grace) throws InterruptedException {
-        if (state == State.STOPPED) {
+        if (state.updateAndGet(now -> now == State.STOPPED ? now : State.DRAINING) == State.STOPPED) {
             return true;
         }
-        state = State.DRAINING;
         ServedModel model = served;
         if (model == null) {
             return true;
@@ -370,7 +371,7 @@ public final class KilnServer implements AutoCloseable {
     /** Stops listening; streams still open are cut. Does not close the engine. */
     @Override
     public void close() throws Exception {
-        state = State.STOPPED;
+        state.set(State.STOPPED);
         heartbeats.shutdownNow();
         guard.stop();
         try {

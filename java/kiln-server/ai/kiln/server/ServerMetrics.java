@@ -1,5 +1,6 @@
 package ai.kiln.server;
 
+import ai.kiln.api.EngineMetrics;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
@@ -11,6 +12,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.function.DoubleSupplier;
+import java.util.function.Supplier;
 
 /**
  * The server's Prometheus metrics, in a registry of its own (so several servers in one JVM, as in
@@ -65,14 +67,19 @@ final class ServerMetrics {
     final Counter cancelled = Counter.builder().name("kiln_requests_cancelled_total")
             .help("Requests cancelled because the client went away or read too slowly").register(registry);
 
-    /** Registers the engine's gauges: each supplier is read on every scrape. */
-    void engineGauges(DoubleSupplier running, DoubleSupplier waiting, DoubleSupplier kvUsage,
-            DoubleSupplier prefixHitRate) {
-        gauge("kiln_requests_running", "Requests being decoded or prefilled in the running batch", running);
-        gauge("kiln_requests_waiting", "Requests waiting to be scheduled", waiting);
-        gauge("kiln_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use (0 to 1)", kvUsage);
+    /**
+     * Registers the engine's gauges, Kiln's own and the {@link VllmCompatibleGauges} under the
+     * served model's name: {@code engine} is read on every scrape.
+     */
+    void engineGauges(String modelName, Supplier<EngineMetrics> engine) {
+        gauge("kiln_requests_running", "Requests being decoded or prefilled in the running batch",
+                () -> engine.get().numRunning());
+        gauge("kiln_requests_waiting", "Requests waiting to be scheduled", () -> engine.get().numWaiting());
+        gauge("kiln_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use (0 to 1)",
+                () -> engine.get().kvCacheUsage());
         gauge("kiln_prefix_cache_hit_rate", "Prompt tokens served from the prefix cache over prompt tokens looked up",
-                prefixHitRate);
+                () -> engine.get().prefixCacheHitRate());
+        VllmCompatibleGauges.register(registry, modelName, engine);
     }
 
     private void gauge(String name, String help, DoubleSupplier value) {
