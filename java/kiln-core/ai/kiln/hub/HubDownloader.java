@@ -246,7 +246,9 @@ final class HubDownloader {
         } else {
             have = 0;
         }
-        try (InputStream in = response.body();
+        InputStream in = response.body();
+        StallWatch watch = new StallWatch(in, settings.downloadTimeout());
+        try (in; watch;
                 OutputStream out = Files.newOutputStream(part, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                         resumed ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING)) {
             byte[] buffer = new byte[1 << 20];
@@ -256,13 +258,16 @@ final class HubDownloader {
                     n = in.read(buffer);
                 } catch (IOException e) {
                     out.flush();
+                    String why = watch.stalled() ? "no byte arrived for " + settings.downloadTimeout().toMillis()
+                            + " ms (HF_HUB_DOWNLOAD_TIMEOUT)" : e.getMessage();
                     throw new HubException(repo + ": the download of " + head.file() + " broke off after " + have
-                            + (head.size() >= 0 ? " of " + head.size() : "") + " bytes (" + e.getMessage()
+                            + (head.size() >= 0 ? " of " + head.size() : "") + " bytes (" + why
                             + "); what arrived is kept in " + part + ", run again to resume", e);
                 }
                 if (n < 0) {
                     break;
                 }
+                watch.progressed();
                 out.write(buffer, 0, n);
                 sha256.update(buffer, 0, n);
                 have += n;
@@ -305,7 +310,7 @@ final class HubDownloader {
 
     private <T> HttpResponse<T> send(HubRepo repo, String file, HttpRequest.Builder request,
             HttpResponse.BodyHandler<T> body) {
-        HttpRequest built = request.setHeader("User-Agent", "kiln").build();
+        HttpRequest built = request.setHeader("User-Agent", "kiln").timeout(settings.downloadTimeout()).build();
         if (settings.token() != null && sameOrigin(built.uri(), settings.endpoint())
                 && built.headers().firstValue("Authorization").isEmpty()) {
             built = copyWithToken(built);

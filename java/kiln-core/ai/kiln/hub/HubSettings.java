@@ -5,6 +5,7 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -18,10 +19,14 @@ import java.util.Set;
  * @param token the bearer token sent with every request (HF_TOKEN, else the file huggingface-cli
  *     login writes), or null
  * @param offline HF_HUB_OFFLINE: the cache alone, never the network
+ * @param downloadTimeout how long a download may wait for an answer's headers, or between two
+ *     reads of its body, before it counts as broken off (HF_HUB_DOWNLOAD_TIMEOUT in seconds,
+ *     default 10 s as huggingface_hub's): a server that stalls cannot hang a load
  */
-public record HubSettings(URI endpoint, Path cacheDir, String token, boolean offline) {
+public record HubSettings(URI endpoint, Path cacheDir, String token, boolean offline, Duration downloadTimeout) {
 
     public static final URI DEFAULT_ENDPOINT = URI.create("https://huggingface.co");
+    public static final Duration DEFAULT_DOWNLOAD_TIMEOUT = Duration.ofSeconds(10);
 
     private static final Set<String> TRUE_VALUES = Set.of("1", "on", "yes", "true");
 
@@ -36,6 +41,14 @@ public record HubSettings(URI endpoint, Path cacheDir, String token, boolean off
         if (token != null && token.isBlank()) {
             token = null;
         }
+        if (downloadTimeout == null || downloadTimeout.isNegative() || downloadTimeout.isZero()) {
+            throw new IllegalArgumentException("the download timeout must be positive, got " + downloadTimeout);
+        }
+    }
+
+    /** Settings with the default download timeout. */
+    public HubSettings(URI endpoint, Path cacheDir, String token, boolean offline) {
+        this(endpoint, cacheDir, token, offline, DEFAULT_DOWNLOAD_TIMEOUT);
     }
 
     /** The settings of the running process's environment. */
@@ -51,7 +64,25 @@ public record HubSettings(URI endpoint, Path cacheDir, String token, boolean off
         Path cacheDir = hubCache != null ? Path.of(hubCache) : hfHome.resolve("hub");
         String offline = nonEmpty(env.get("HF_HUB_OFFLINE"));
         return new HubSettings(endpoint == null ? DEFAULT_ENDPOINT : URI.create(endpoint), cacheDir, token(env, hfHome),
-                offline != null && TRUE_VALUES.contains(offline.toLowerCase(Locale.ROOT)));
+                offline != null && TRUE_VALUES.contains(offline.toLowerCase(Locale.ROOT)),
+                downloadTimeout(nonEmpty(env.get("HF_HUB_DOWNLOAD_TIMEOUT"))));
+    }
+
+    /** HF_HUB_DOWNLOAD_TIMEOUT's seconds (a decimal number), else the default; a bad value is refused by name. */
+    private static Duration downloadTimeout(String seconds) {
+        if (seconds == null) {
+            return DEFAULT_DOWNLOAD_TIMEOUT;
+        }
+        try {
+            double value = Double.parseDouble(seconds);
+            if (value > 0 && value < 1e9) {
+                return Duration.ofMillis(Math.max(1, (long) (value * 1000)));
+            }
+        } catch (NumberFormatException e) {
+            // refused below
+        }
+        throw new IllegalArgumentException("HF_HUB_DOWNLOAD_TIMEOUT must be a positive number of seconds, got "
+                + seconds);
     }
 
     private static Path hfHome(Map<String, String> env) {

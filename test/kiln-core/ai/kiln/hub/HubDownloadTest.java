@@ -17,6 +17,7 @@ import ai.kiln.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -152,6 +153,26 @@ class HubDownloadTest {
         assertArrayEquals(Files.readAllBytes(FIXTURE.dir().resolve("model.safetensors")),
                 Files.readAllBytes(model.directory().resolve("model.safetensors")));
         assertFalse(Files.exists(part));
+    }
+
+    @Test
+    void aServerThatStallsMidFileTimesOutAndTheNextRunResumes() throws IOException {
+        hub.stalledFile = "model.safetensors";
+        hub.cutAfterBytes = 150_000;
+        HubSettings impatient = new HubSettings(hub.endpoint(), cacheDir, null, false, Duration.ofMillis(500));
+        long start = System.nanoTime();
+        HubException e = assertThrows(HubException.class, () -> new ModelLocator(impatient, null).locate(REPO, "main"));
+        long waitedMs = (System.nanoTime() - start) / 1_000_000;
+        assertTrue(e.getMessage().contains("no byte arrived for 500 ms"), e.getMessage());
+        assertTrue(e.getMessage().contains("run again to resume"), e.getMessage());
+        assertTrue(waitedMs < 20_000, "the stalled download was given up after " + waitedMs + " ms");
+        assertNothingTrusted();
+        Path part = repoDir().resolve("blobs/" + hub.sha256("model.safetensors") + ".incomplete");
+        assertTrue(Files.size(part) > 0 && Files.size(part) <= 150_000, "bytes kept: " + Files.size(part));
+
+        LocatedModel model = new ModelLocator(impatient, null).locate(REPO, "main");
+        assertArrayEquals(Files.readAllBytes(FIXTURE.dir().resolve("model.safetensors")),
+                Files.readAllBytes(model.directory().resolve("model.safetensors")));
     }
 
     @Test

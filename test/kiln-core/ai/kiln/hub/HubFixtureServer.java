@@ -54,6 +54,9 @@ final class HubFixtureServer implements AutoCloseable {
     volatile String flippedByteFile;
     volatile String cutFile;
     volatile long cutAfterBytes;
+    volatile String stalledFile;   // sends cutAfterBytes of it, then nothing, holding the connection open
+    private final java.util.concurrent.CountDownLatch released = new java.util.concurrent.CountDownLatch(1);
+    private final java.util.concurrent.ExecutorService handlers = java.util.concurrent.Executors.newCachedThreadPool();
     volatile String requiredToken;
 
     HubFixtureServer(Path fixtureDir, String repoId) throws IOException {
@@ -68,6 +71,8 @@ final class HubFixtureServer implements AutoCloseable {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         storage = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         for (HttpServer s : List.of(server, storage)) {
+            // Handlers on threads of their own: a stalled answer must not hold back the next request.
+            s.setExecutor(handlers);
             s.createContext("/", exchange -> {
                 try (exchange) {
                     handle(exchange);
@@ -188,6 +193,18 @@ final class HubFixtureServer implements AutoCloseable {
             return;
         }
         OutputStream out = exchange.getResponseBody();
+        if (file.equals(stalledFile)) {
+            // Sends part of the promised length, then stalls until the server closes (once).
+            stalledFile = null;
+            out.write(bytes, (int) from, (int) Math.min(cutAfterBytes, length));
+            out.flush();
+            try {
+                released.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return;
+        }
         if (file.equals(cutFile)) {
             // Sends part of the promised length, then closes the connection (the fault fires once).
             cutFile = null;
@@ -231,7 +248,9 @@ final class HubFixtureServer implements AutoCloseable {
 
     @Override
     public void close() {
+        released.countDown();
         server.stop(0);
         storage.stop(0);
+        handlers.shutdownNow();
     }
 }

@@ -3,12 +3,14 @@ package ai.kiln.hub;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,6 +28,18 @@ class HubSettingsTest {
         assertEquals(Path.of(System.getProperty("user.home"), ".cache", "huggingface", "hub"), s.cacheDir());
         assertNull(s.token());
         assertFalse(s.offline());
+        assertEquals(Duration.ofSeconds(10), s.downloadTimeout());
+    }
+
+    @Test
+    void theDownloadTimeoutIsSecondsAndABadOneIsRefusedByName() {
+        assertEquals(Duration.ofMillis(2500),
+                HubSettings.fromEnvironment(Map.of("HF_HUB_DOWNLOAD_TIMEOUT", "2.5")).downloadTimeout());
+        for (String bad : new String[] {"0", "-3", "soon"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> HubSettings.fromEnvironment(Map.of("HF_HUB_DOWNLOAD_TIMEOUT", bad)));
+            assertTrue(e.getMessage().contains("HF_HUB_DOWNLOAD_TIMEOUT"), e.getMessage());
+        }
     }
 
     @Test
