@@ -65,6 +65,9 @@ final class GenerationCalls {
         }
         GenerationCall call = new GenerationCall(exchange, k, metrics, waiting);
         List<CompletableFuture<GenerateResult>> futures = new ArrayList<>();
+        // NOTE: counted in flight before the engine sees it: a drain that begins while it is being
+        // submitted (the engine may already run it) waits for it rather than finding none.
+        activeExchanges.incrementAndGet();
         try {
             for (int i = 0; i < k; i++) {
                 RequestHandle handle = engine.submit(requests.get(i));
@@ -78,18 +81,14 @@ final class GenerationCalls {
                 inFlight.remove(h);
             }
             call.releaseUnstarted();
+            exchangeEnded();
             throw GenerationErrors.submitError(e, promptParam);
         }
-        activeExchanges.incrementAndGet();
         Request.addCompletionListener(exchange.request, failure -> {
             if (failure != null) {
                 call.cancel();
             }
-            if (activeExchanges.decrementAndGet() == 0) {
-                synchronized (idle) {
-                    idle.notifyAll();
-                }
-            }
+            exchangeEnded();
         });
         // A client that goes away while a non-streamed request runs: Jetty reports it here.
         exchange.request.addFailureListener(failure -> call.cancel());
@@ -112,6 +111,14 @@ final class GenerationCalls {
         });
         call.subscribeToEngine();
         return call;
+    }
+
+    private void exchangeEnded() {
+        if (activeExchanges.decrementAndGet() == 0) {
+            synchronized (idle) {
+                idle.notifyAll();
+            }
+        }
     }
 
     /** Generation requests whose response is not fully written yet. */
