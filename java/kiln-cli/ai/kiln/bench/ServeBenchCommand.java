@@ -352,7 +352,8 @@ public final class ServeBenchCommand implements Callable<Integer> {
      * --max-waiting, which would refuse what is beyond it.
      */
     private InProcessServer startServer(EngineOptions engineOptions, PrintWriter err) throws Exception {
-        int maxWaiting = Math.max(KilnServer.Options.defaults().maxWaiting(), Math.max(numPrompts, numWarmups));
+        // At least 256, kiln serve's least default (which grows with the engine's batch).
+        int maxWaiting = Math.max(256, Math.max(numPrompts, numWarmups));
         err.printf("bench serve: loading %s for the in-process server%n", model);
         err.flush();
         long start = System.nanoTime();

@@ -57,19 +57,21 @@ public final class KilnServer implements AutoCloseable {
      * @param port              port to bind; 0: an ephemeral one
      * @param servedModelName   the model name clients use; null: the model directory's name
      * @param apiKey            when set, every /v1 request must carry {@code Authorization: Bearer <key>}
-     * @param maxWaiting        generation requests admitted but not yet started, beyond which new ones get 429
+     * @param maxWaiting        generation requests admitted but not yet started, beyond which new ones get 429;
+     *                          null: {@link #defaultMaxWaiting} of the engine served (so that a burst the
+     *                          engine can batch at once is never refused)
      * @param maxBodyBytes      the largest request body; larger ones get 413
      * @param gracePeriod       how long a drain waits for in-flight requests before cancelling them
      * @param heartbeat         a quiet stream gets an SSE comment this often (it reveals a gone client)
      * @param maxStreamBufferBytes a stream whose unsent bytes exceed this (a slow reader) is cancelled
      * @param connections       how slow and idle clients are kept from holding connections
      */
-    public record Options(String host, int port, String servedModelName, String apiKey, int maxWaiting,
+    public record Options(String host, int port, String servedModelName, String apiKey, Integer maxWaiting,
             long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes,
             ConnectionLimits connections) {
 
         /** The options with the default {@link ConnectionLimits}. */
-        public Options(String host, int port, String servedModelName, String apiKey, int maxWaiting,
+        public Options(String host, int port, String servedModelName, String apiKey, Integer maxWaiting,
                 long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes) {
             this(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
                     maxStreamBufferBytes, ConnectionLimits.defaults());
@@ -83,7 +85,7 @@ public final class KilnServer implements AutoCloseable {
             if (apiKey != null && apiKey.isEmpty()) {
                 throw new IllegalArgumentException("the API key must not be empty");
             }
-            if (maxWaiting < 1) {
+            if (maxWaiting != null && maxWaiting < 1) {
                 throw new IllegalArgumentException("max-waiting must be >= 1 (0 would refuse every request), got "
                         + maxWaiting);
             }
@@ -104,9 +106,12 @@ public final class KilnServer implements AutoCloseable {
             Objects.requireNonNull(connections, "connections");
         }
 
-        /** Loopback, port 8000, 256 waiting, 8 MiB bodies, 30 s grace, 10 s heartbeats, 1 MiB stream buffers. */
+        /**
+         * Loopback, port 8000, waiting bounded by the engine's batch ({@link #defaultMaxWaiting}), 8 MiB
+         * bodies, 30 s grace, 10 s heartbeats, 1 MiB stream buffers.
+         */
         public static Options defaults() {
-            return new Options("127.0.0.1", 8000, null, null, 256, 8L << 20, Duration.ofSeconds(30),
+            return new Options("127.0.0.1", 8000, null, null, null, 8L << 20, Duration.ofSeconds(30),
                     Duration.ofSeconds(10), 1L << 20);
         }
 
@@ -120,7 +125,7 @@ public final class KilnServer implements AutoCloseable {
                     maxStreamBufferBytes, connections);
         }
 
-        public Options withMaxWaiting(int waiting) {
+        public Options withMaxWaiting(Integer waiting) {
             return new Options(host, port, servedModelName, apiKey, waiting, maxBodyBytes, gracePeriod, heartbeat,
                     maxStreamBufferBytes, connections);
         }
@@ -303,6 +308,16 @@ public final class KilnServer implements AutoCloseable {
     }
 
     /**
+     * The waiting bound where none is given: 4 x the sequences the engine runs at once, at least 256
+     * (1,024 on the CPU's 256; 4,096 on a large GPU's 1,024), so that a burst the engine can batch
+     * at once, and a few batches' worth queued behind it, is taken rather than answered 429.
+     */
+    static int defaultMaxWaiting(Engine engine) {
+        Integer running = engine.options().maxRunningSeqs();
+        return running == null ? 256 : Math.max(256, (int) Math.min(Integer.MAX_VALUE, 4L * running));
+    }
+
+    /**
      * Serves {@code engine} under {@code defaultModelName} (unless a served model name was given):
      * /ready turns 200. The tokenizer (null if the model has none) spells out tokens for
      * log-probabilities and echoed token-id prompts.
@@ -312,7 +327,8 @@ public final class KilnServer implements AutoCloseable {
             modelName = defaultModelName;
         }
         TokenTexts texts = new TokenTexts(tokenizer);
-        ServedModel model = new ServedModel(modelName, engine, new GenerationCalls(engine, options.maxWaiting(), metrics),
+        int maxWaiting = options.maxWaiting() != null ? options.maxWaiting() : defaultMaxWaiting(engine);
+        ServedModel model = new ServedModel(modelName, engine, new GenerationCalls(engine, maxWaiting, metrics),
                 new LogprobsJson(texts), texts);
         metrics.engineGauges(modelName, engine::metrics);
         served = model;

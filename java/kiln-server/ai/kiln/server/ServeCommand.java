@@ -68,10 +68,10 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Read the API key from this file (one line; a trailing newline is dropped).")
     Path apiKeyFile;
 
-    @Option(names = "--max-waiting", paramLabel = "N", defaultValue = "256",
+    @Option(names = "--max-waiting", paramLabel = "N",
             description = "Prompts admitted but not yet started beyond which new requests get 429; a request with more"
-                    + " prompts than this gets 400 (default: ${DEFAULT-VALUE}).")
-    int maxWaiting;
+                    + " prompts than this gets 400 (default: 4 x --max-num-seqs, at least 256).")
+    Integer maxWaiting;
 
     @Option(names = "--max-body-bytes", paramLabel = "BYTES", defaultValue = "8388608",
             description = "Largest request body; larger ones get 413 (default: ${DEFAULT-VALUE}).")
