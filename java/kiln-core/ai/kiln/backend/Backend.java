@@ -230,9 +230,6 @@ public interface Backend extends AutoCloseable {
      */
     void resetPenaltyRow(Tensor penalties, int row, Tensor ids, int numPrompt, int numOutput, int numSuppressed);
 
-    // ---- graphs ------------------------------------------------------------------------------
-
-    /** Whether this backend can record a sequence of ops once and replay it (CUDA graphs). */
     /**
      * Starts (true) or stops (false) the device profiler's collection, so that a profiler started
      * with collection off records only the steps between (no-op where there is none).
@@ -240,6 +237,9 @@ public interface Backend extends AutoCloseable {
     default void setProfilerCollecting(boolean collecting) {
     }
 
+    // ---- graphs ------------------------------------------------------------------------------
+
+    /** Whether this backend can record a sequence of ops once and replay it (CUDA graphs). */
     default boolean supportsGraphs() {
         return false;
     }
