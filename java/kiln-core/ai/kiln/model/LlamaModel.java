@@ -258,14 +258,12 @@ public final class LlamaModel implements AutoCloseable {
      * where graphs are off.
      */
     public void captureDecodeGraphs(KvCacheStorage cache) {
-        // The buckets bucketOf gives: 1, 2, 4, ... and maxGraphBatch.
-        for (int bucket = 1; bucket <= maxGraphBatch; bucket = bucket == maxGraphBatch ? bucket + 1
-                : Math.min(2 * bucket, maxGraphBatch)) {
+        for (int numSeqs = 1; numSeqs <= maxGraphBatch; numSeqs++) {
+            int bucket = bucketOf(numSeqs);
             if (!decodeGraphs.containsKey(bucket)) {
                 fillPadding(0, bucket);
                 copyGraphMetadata(bucket);
-                compute(bucket, bucket, graphMetadata(bucket), cache);
-                decodeGraphs.put(bucket, record(bucket, cache));
+                computeAndRecord(bucket, cache);
             }
         }
         backend.synchronize();
@@ -292,9 +290,7 @@ public final class LlamaModel implements AutoCloseable {
         copyGraphMetadata(bucket);
         Long graph = decodeGraphs.get(bucket);
         if (graph == null) {
-            Tensor out = compute(bucket, bucket, graphMetadata(bucket), cache);
-            decodeGraphs.put(bucket, record(bucket, cache));
-            return out.rowSlice(0, n);
+            return computeAndRecord(bucket, cache).rowSlice(0, n);
         }
         backend.replay(graph);
         return logits.rowSlice(0, n);
@@ -332,18 +328,22 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /**
-     * Records a bucket's step over the metadata in backend memory (recording runs nothing: the
-     * step ran eagerly just before, sizing workspaces and warming libraries, which capture forbids).
+     * Runs a bucket's step over the metadata in backend memory eagerly (sizing workspaces and
+     * warming libraries, which capture forbids), then records the same step as the bucket's graph
+     * (recording runs nothing); returns the eager step's logits.
      */
-    private long record(int bucket, KvCacheStorage cache) {
+    private Tensor computeAndRecord(int bucket, KvCacheStorage cache) {
+        AttentionMetadata metadata = graphMetadata(bucket);
+        Tensor out = compute(bucket, bucket, metadata, cache);
         backend.beginCapture();
         long graph;
         try {
-            compute(bucket, bucket, graphMetadata(bucket), cache);
+            compute(bucket, bucket, metadata, cache);
         } finally {
             graph = backend.endCapture();
         }
-        return graph;
+        decodeGraphs.put(bucket, graph);
+        return out;
     }
 
     /** The layers over the metadata already in backend memory: tokens [0, t), logits of r rows. */
