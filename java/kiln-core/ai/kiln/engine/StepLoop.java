@@ -246,6 +246,8 @@ final class StepLoop implements Runnable {
         StepPlan plan = scheduler.schedule();
         if (plan.isEmpty()) {
             handOutPending();
+            publishMetrics();
+            deliverEnded();
             return; // a step that only preempted; the next one admits
         }
         long now = System.nanoTime();
