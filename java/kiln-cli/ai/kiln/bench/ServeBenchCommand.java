@@ -3,7 +3,6 @@ package ai.kiln.bench;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.hub.LocatedModel;
 import ai.kiln.server.EngineFlags;
-import ai.kiln.server.KilnServer;
 import ai.kiln.server.ModelOption;
 import ai.kiln.tokenizer.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -352,8 +351,7 @@ public final class ServeBenchCommand implements Callable<Integer> {
      * --max-waiting, which would refuse what is beyond it.
      */
     private InProcessServer startServer(EngineOptions engineOptions, PrintWriter err) throws Exception {
-        // At least 256, kiln serve's least default (which grows with the engine's batch).
-        int maxWaiting = Math.max(256, Math.max(numPrompts, numWarmups));
+        int maxWaiting = Math.max(numPrompts, numWarmups);
         err.printf("bench serve: loading %s for the in-process server%n", model);
         err.flush();
         long start = System.nanoTime();
