@@ -170,6 +170,12 @@ int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, in
                                 int64_t block_size, int64_t num_blocks, float scale, int dtype,
                                 void* stream);
 
+// 1 where the prefill and decode attention kernels take their tensor-core path for this dtype and
+// head size, 0 where they run the plain fp32 fallback. The fallback indexes a batch from its first
+// query row, so a caller that hands the prefill kernel the later sequences of a batch alone (the
+// prompt chunks of a mixed step, after its decodes) may do so only where this is 1.
+int kiln_cuda_attention_uses_tensor_cores(int dtype, int64_t head_dim);
+
 // Bytes of device workspace that kiln_cuda_attention_decode needs for these sizes on the current
 // device (the split count it picks depends on the device). 0 is a valid answer.
 int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,

@@ -43,6 +43,10 @@ int dispatch_head_dim(const PrefillParams& p, int64_t head_dim, int64_t max_quer
 
 using namespace kiln;
 
+extern "C" int kiln_cuda_attention_uses_tensor_cores(int dtype, int64_t head_dim) {
+  return has_tensor_core_attention(dtype, head_dim) ? 1 : 0;
+}
+
 extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, int64_t q_stride,
                                            const void* k_cache, const void* v_cache, const int32_t* block_tables,
                                            int64_t max_blocks_per_seq, const int32_t* query_start,

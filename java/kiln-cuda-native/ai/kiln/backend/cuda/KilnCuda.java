@@ -81,6 +81,8 @@ public final class KilnCuda {
 
     // ---- attention ---------------------------------------------------------------------------
 
+    public static native int kiln_cuda_attention_uses_tensor_cores(int dtype, @Cast("int64_t") long headDim);
+
     public static native int kiln_cuda_attention_prefill(@Cast("void*") long out, @Cast("int64_t") long outStride,
             @Cast("const void*") long q, @Cast("int64_t") long qStride, @Cast("const void*") long kCache,
             @Cast("const void*") long vCache, @Cast("const int32_t*") long blockTables,

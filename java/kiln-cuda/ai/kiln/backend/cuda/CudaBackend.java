@@ -504,8 +504,9 @@ public final class CudaBackend implements Backend {
         // to the prefill kernel. The prefill kernel run over the decodes too pads each of them to
         // a tile of query rows and reads the context once per query head: in a step of 256
         // decodes and one prompt chunk that took three times the decode step.
-        // (The fp32 and odd-head-size paths run the generic kernel over the whole batch instead.)
-        int decodes = tensorCoreAttention(headDim) ? metadata.numDecodeSeqs() : 0;
+        // (Where the kernels run their fp32 fallback, it takes the whole batch instead.)
+        int decodes = KilnCuda.kiln_cuda_attention_uses_tensor_cores(activation.code, headDim) == 1
+                ? metadata.numDecodeSeqs() : 0;
         if (decodes > 0) {
             attendDecodes(out, q, kCache, vCache, metadata, scale, decodes);
         }
@@ -519,11 +520,6 @@ public final class CudaBackend implements Backend {
                 metadata.seqLens().address() + decodes * i32, seqs - decodes, metadata.numTokens() - decodes,
                 metadata.maxQueryLen(), numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
                 activation.code, streamAddress()));
-    }
-
-    /** Whether the prefill kernel takes its tensor-core path (else its generic one) for this head size. */
-    private boolean tensorCoreAttention(long headDim) {
-        return activation != DType.F32 && (headDim == 64 || headDim == 128 || headDim == 256);
     }
 
     /** The decode kernel over the first {@code numSeqs} sequences, one query row each (rows 0 .. numSeqs - 1). */
