@@ -146,6 +146,56 @@ int kiln_cuda_gemv(void* out, int64_t out_stride, int out_dtype, const void* x, 
                    int gated, const void* w, const void* bias, int64_t m, int64_t n, int64_t k,
                    int dtype, void* stream);
 
+// ---- FP8 (e4m3) ---------------------------------------------------------------------------------
+//
+// e4m3 is kiln_cpu.h's (torch.float8_e4m3fn), and every conversion rounds as kiln_cpu_f32_to_e4m3
+// does (CUDA's __NV_SATFINITE conversion: nearest even, +-448 past the range, NaN kept). The FP8
+// ops need compute capability 8.9 or later (Ada, Hopper) and refuse older devices.
+
+// How kiln_cuda_quantize_e4m3 takes a row's scale (the numbering of kiln_cpu.h's kiln_fp8_input).
+enum kiln_cuda_fp8_input {
+  KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN = 1,  // max |x[i, :]| / 448, clamped to scale_ub when > 0
+  KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR = 2,  // static_scale for every row
+};
+
+// Quantises rows as kiln_cpu_quantize_e4m3_inputs does: scales[i] as the mode says (a NaN in the
+// row gives a NaN scale), xq[i, c] = e4m3(x[i, c] * (1 / scales[i])) with the fp32 reciprocal
+// rounded first; a row of scale 0 gives zeros. It also quantises float weights row by row at load
+// (the dynamic mode is kiln_cpu_quantize_f8_rows's rule; that function refuses a NaN or infinity,
+// so the caller checks the scales).
+//   xq: [m, k] e4m3 bytes, row stride k; scales: [m] f32; x: [m, k] of x_dtype (f32, f16 or bf16),
+//   row stride x_stride
+int kiln_cuda_quantize_e4m3(uint8_t* xq, float* scales, const void* x, int64_t x_stride, int x_dtype, int mode,
+                            float static_scale, float scale_ub, int64_t m, int64_t k, void* stream);
+
+// out[r, c] = dtype(e4m3_value(w[r, c]) * scales[r]): the float copy a weight-only FP8 product of
+// many rows multiplies through cuBLAS.
+//   out: [rows, cols] of dtype (f32, f16 or bf16); w: [rows, cols] e4m3; scales: [rows] f32
+int kiln_cuda_dequantize_e4m3(void* out, const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
+                              int dtype, void* stream);
+
+// The most token rows kiln_cuda_gemv_f8 takes; larger products belong to cuBLASLt's FP8 GEMM.
+#define KILN_CUDA_GEMV_F8_MAX_ROWS 8
+
+// The skinny FP8 product of decode steps, kiln_cpu_gemm_f8 over inputs already quantised (by
+// kiln_cuda_quantize_e4m3), on the tensor cores:
+// gated == 0: out[r, c] = acc(r, c) * (x_scales[r] * w_scales[c]) (+ bias[c]), acc(r, c) the fp32
+//   sum over i of e4m3_value(xq[r, i]) * e4m3_value(w[c, i]) (each product exact, the order of the
+//   sum unspecified); w: [n, k], w_scales: [n]
+// gated == 1: an MLP's gate/up projection and kiln_cuda_silu_and_mul in one pass: g = acc(r, c)
+//   and u = acc(r, n + c), each scaled as above and rounded to dtype, out[r, c] = silu(g) * u;
+//   w: [2n, k] (the gate rows, then the up rows), w_scales: [2n]
+//   out: [m, n] of out_dtype (dtype, or F32 without a bias or the gated form), row stride
+//   out_stride; xq: [m, k] e4m3, row stride k; x_scales: [m] f32; bias: [n] of dtype or NULL;
+//   dtype: the activation type (f32, f16 or bf16). m <= KILN_CUDA_GEMV_F8_MAX_ROWS; k % 64 == 0;
+//   xq and w 16-byte aligned.
+int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, const uint8_t* xq, const float* x_scales,
+                      int gated, const uint8_t* w, const float* w_scales, const void* bias, int64_t m, int64_t n,
+                      int64_t k, int dtype, void* stream);
+
+// Whether this device runs the FP8 ops (compute capability 8.9 or later): 1 or 0.
+int kiln_cuda_supports_fp8(void);
+
 // ---- attention ---------------------------------------------------------------------------------
 
 // Causal attention over the paged cache for a packed varlen batch (prefill, chunked prefill and

@@ -99,6 +99,15 @@ struct Vec8 {
   }
 };
 
+// Streamed data (weights) is read once: no L1 allocation, so that L1 keeps what is reused.
+__device__ __forceinline__ uint4 load_streaming(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
 // ---- reductions ----------------------------------------------------------------------------------
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -25,15 +25,6 @@ struct GemvParams {
   int64_t n, k;
 };
 
-// Weights are read once: no L1 allocation, so that L1 keeps x.
-__device__ __forceinline__ uint4 load_streaming(const void* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // acc[r][m] += w_r[v-th vector] . x[m][v-th vector], for the kRows weight rows of this warp.
 template <typename T, int M, int kRows>
 __device__ __forceinline__ void gemv_accumulate(const GemvParams& p, const uint4 (&wv)[kRows], int64_t v,

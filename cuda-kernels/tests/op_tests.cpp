@@ -605,6 +605,155 @@ void test_gemv() {
   record("gemv", KILN_CUDA_BF16, "refusals", c, "5 rows, k=12 and a misaligned x must be refused");
 }
 
+// ---- FP8 ---------------------------------------------------------------------------------------
+
+// Bit-equal floats (NaN equal to NaN): the FP8 quantiser must match the CPU twin exactly.
+bool same_value(float a, float b) { return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, 4) == 0; }
+
+// The activation / weight quantiser against kiln_cpu_quantize_e4m3_inputs: codes and scales equal,
+// on rows that hold zeros only, a NaN, an infinity, values past 448 * scale (static) and ties.
+void test_quantize_e4m3() {
+  struct Case { int64_t m, k; int mode; float static_scale, ub; };
+  std::vector<Case> cases = {{7, 4096, KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0},
+                             {300, 136, KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0},
+                             {5, 14336, KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 1.5f},
+                             {9, 520, KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR, 0.004f, 0}};
+  if (small_mode) cases = {{7, 136, KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0},
+                           {9, 520, KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR, 0.004f, 0}};
+  for (int dtype : kDtypesAndF32) {
+    for (const Case& cs : cases) {
+      const int64_t x_stride = cs.k + 8;
+      auto x = randn(cs.m * x_stride, dtype, 2.0f);
+      if (cs.m >= 4) {
+        for (int64_t c = 0; c < cs.k; ++c) x[c] = 0.0f;       // row 0: zeros (scale 0)
+        x[x_stride + 3] = NAN;                                // row 1: a NaN
+        x[2 * x_stride + 5] = -INFINITY;                      // row 2: an infinity
+        for (int64_t c = 0; c < cs.k; ++c) x[3 * x_stride + c] = round_to(0.25f * (c % 64) - 8.0f, dtype);  // ties
+      }
+      const int cpu_mode = cs.mode == KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN ? KILN_FP8_INPUT_DYNAMIC_PER_TOKEN
+                                                                           : KILN_FP8_INPUT_STATIC_PER_TENSOR;
+      std::vector<float> ref_values(cs.m * cs.k), ref_scales(cs.m);
+      kiln_cpu_quantize_e4m3_inputs(ref_values.data(), ref_scales.data(), x.data(), x_stride, cpu_mode,
+                                    cs.static_scale, cs.ub, cs.m, cs.k);
+      DeviceBuffer dx = upload(x, dtype), dq(cs.m * cs.k), ds(cs.m * 4);
+      dq.poison();
+      ds.poison();
+      const std::string shape = shape_str({cs.m, cs.k}) +
+                                (cs.mode == KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN ? " dynamic" : " static") +
+                                (cs.ub > 0 ? " ub" : "");
+      const int st = kiln_cuda_quantize_e4m3(dq.as<uint8_t>(), ds.as<float>(), dx.ptr, x_stride, dtype, cs.mode,
+                                             cs.static_scale, cs.ub, cs.m, cs.k, nullptr);
+      if (st != 0) { record_status("quantize_e4m3", dtype, shape, st); continue; }
+      sync_or_die("quantize_e4m3");
+      auto codes = download_raw<uint8_t>(dq, cs.m * cs.k);
+      auto scales = download_raw<float>(ds, cs.m);
+      std::vector<float> values(codes.size());
+      kiln_cpu_e4m3_to_f32(values.data(), codes.data(), static_cast<int64_t>(codes.size()));
+      Comparison c;
+      for (size_t i = 0; i < values.size(); ++i) c.bad += same_value(values[i], ref_values[i]) ? 0 : 1;
+      for (int64_t i = 0; i < cs.m; ++i) c.bad += same_value(scales[i], ref_scales[i]) ? 0 : 1;
+      c.pass = c.bad == 0;
+      record("quantize_e4m3", dtype, shape, c, "codes and scales bit-equal to the CPU twin");
+    }
+  }
+}
+
+// The FP8 dequantiser: e4m3 value * row scale, rounded once to dtype; every one of the 256 codes.
+void test_dequantize_e4m3() {
+  const int64_t rows = 3, cols = 256;
+  std::vector<uint8_t> codes(rows * cols);
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>(i);
+  const std::vector<float> scales = {1.0f, 0.0137f, 3.5f};
+  std::vector<float> decoded(codes.size());
+  kiln_cpu_e4m3_to_f32(decoded.data(), codes.data(), static_cast<int64_t>(codes.size()));
+  for (int dtype : kDtypesAndF32) {
+    std::vector<float> ref(codes.size());
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] = round_to(decoded[i] * scales[i / cols], dtype);
+    DeviceBuffer dw = upload_raw(codes), ds = upload_raw(scales), dout(codes.size() * element_bytes(dtype));
+    dout.poison();
+    const int st = kiln_cuda_dequantize_e4m3(dout.ptr, dw.as<uint8_t>(), ds.as<float>(), rows, cols, dtype, nullptr);
+    if (st != 0) { record_status("dequantize_e4m3", dtype, "3x256", st); continue; }
+    sync_or_die("dequantize_e4m3");
+    auto got = download(dout, ref.size(), dtype);
+    Comparison c;
+    for (size_t i = 0; i < got.size(); ++i) c.bad += same_value(got[i], ref[i]) ? 0 : 1;
+    c.pass = c.bad == 0;
+    record("dequantize_e4m3", dtype, "3x256 every code", c, "bit-equal to value * scale rounded once");
+  }
+}
+
+// The skinny FP8 product against kiln_cpu_gemm_f8 over the same inputs (quantised by the CUDA
+// quantiser, which the case above holds equal to the CPU's): the fp32 sums differ only in order.
+void test_gemv_f8() {
+  struct Case { int64_t m, n, k; bool gated, bias, f32_out; };
+  std::vector<Case> cases = {{1, 6144, 4096, false, false, false}, {8, 4096, 14336, false, false, false},
+                             {4, 14336, 4096, true, false, false},  {3, 1000, 192, false, true, false},
+                             {2, 517, 64, false, false, true},      {5, 40, 128, true, false, false},
+                             {7, 4096, 4096, false, true, false},   {6, 24, 640, false, false, false}};
+  if (small_mode) cases = {{3, 40, 192, false, true, false}, {5, 24, 128, true, false, false}};
+  for (int dtype : kDtypesAndF32) {
+    for (const Case& cs : cases) {
+      const int64_t w_rows = cs.gated ? 2 * cs.n : cs.n;
+      auto x = randn(cs.m * cs.k, dtype, 1.0f);
+      auto w_float = randn(w_rows * cs.k, KILN_CUDA_F32, 0.05f);
+      std::vector<uint8_t> w(w_float.size());
+      std::vector<float> w_scales(w_rows);
+      kiln_cpu_quantize_f8_rows(w.data(), w_scales.data(), w_float.data(), KILN_F32, w_rows, cs.k);
+      auto bias = randn(cs.n, dtype, 0.5f);
+      std::vector<uint16_t> b_bits(bias.size());
+      for (size_t i = 0; i < bias.size(); ++i) b_bits[i] = to_half_bits(bias[i], dtype);
+      std::vector<float> product(cs.m * w_rows), ref(cs.m * cs.n);
+      const void* ref_bias = !cs.bias ? nullptr : dtype == KILN_CUDA_F32 ? static_cast<const void*>(bias.data())
+                                                                         : static_cast<const void*>(b_bits.data());
+      kiln_cpu_gemm_f8(product.data(), w_rows, x.data(), cs.k, w.data(), w_scales.data(),
+                       KILN_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, ref_bias, dtype, cs.m, w_rows, cs.k);
+      if (cs.gated) kiln_cpu_silu_and_mul(ref.data(), rounded(product, dtype).data(), cs.m, cs.n);
+      else ref = product;
+      const int out_dtype = cs.f32_out ? KILN_CUDA_F32 : dtype;
+      DeviceBuffer dx = upload(x, dtype), dq(cs.m * cs.k), dxs(cs.m * 4), dw = upload_raw(w),
+                   dws = upload_raw(w_scales), db = upload(bias, dtype);
+      DeviceBuffer dout(cs.m * cs.n * element_bytes(out_dtype));
+      dout.poison();
+      const std::string shape = shape_str({cs.m, cs.n, cs.k}) + (cs.gated ? " gated" : "") + (cs.bias ? " bias" : "") +
+                                (cs.f32_out ? " f32out" : "");
+      int st = kiln_cuda_quantize_e4m3(dq.as<uint8_t>(), dxs.as<float>(), dx.ptr, cs.k, dtype,
+                                       KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, cs.m, cs.k, nullptr);
+      if (st == 0)
+        st = kiln_cuda_gemv_f8(dout.ptr, cs.n, out_dtype, dq.as<uint8_t>(), dxs.as<float>(), cs.gated ? 1 : 0,
+                               dw.as<uint8_t>(), dws.as<float>(), cs.bias ? db.ptr : nullptr, cs.m, cs.n, cs.k, dtype,
+                               nullptr);
+      if (st != 0) { record_status("gemv_f8", dtype, shape, st); continue; }
+      sync_or_die("gemv_f8");
+      // NOTE: the naive answer is the reference rounded once to the output type (the sums of exact
+      // products differ only in order); gated, gate or up may round to the other side of a tie.
+      record("gemv_f8", dtype, shape,
+             compare(download(dout, ref.size(), out_dtype), ref, rounded(ref, out_dtype), cs.gated ? 1e-2 : 1e-4));
+    }
+  }
+  DeviceBuffer buf(1 << 20);
+  const bool refused =
+      kiln_cuda_gemv_f8(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
+                        buf.as<float>(), nullptr, 9, 8, 64, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_UNSUPPORTED &&
+      kiln_cuda_gemv_f8(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
+                        buf.as<float>(), nullptr, 1, 8, 96, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT &&
+      kiln_cuda_gemv_f8(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>() + 4, buf.as<float>(), 0, buf.as<uint8_t>(),
+                        buf.as<float>(), nullptr, 1, 8, 64, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT;
+  Comparison c;
+  c.pass = refused;
+  record("gemv_f8", KILN_CUDA_BF16, "refusals", c, "9 rows, k=96 and a misaligned xq must be refused");
+}
+
+void test_fp8() {
+  if (!wanted("e4m3") && !wanted("gemv_f8") && !wanted("fp8")) return;
+  if (!kiln_cuda_supports_fp8()) {
+    std::printf("SKIP   fp8: the device is older than compute capability 8.9\n");
+    return;
+  }
+  if (wanted("quantize_e4m3") || wanted("fp8")) test_quantize_e4m3();
+  if (wanted("dequantize_e4m3") || wanted("fp8")) test_dequantize_e4m3();
+  if (wanted("gemv_f8") || wanted("fp8")) test_gemv_f8();
+}
+
 // The sampler against its CPU twin on the same logits, rows and penalty table: the ids and the
 // counted table must be equal, the log-probabilities within 2e-5 (float vs double sums), their
 // ranks and alternatives equal. Rows mix every parameter, with random 53-bit draws; some rows
@@ -751,6 +900,7 @@ int main(int argc, char** argv) {
   test_attention();
   test_argmax();
   test_gemv();
+  test_fp8();
   test_sample();
 
   int failed = 0;

@@ -109,8 +109,7 @@ public interface Backend extends AutoCloseable {
      */
     default void gemm(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs, Tensor bias) {
         if (inputs != null) {
-            throw new BackendException("FP8 weights run on the CPU backend only so far; the " + name()
-                    + " backend has no " + w.dtype() + " GEMM");
+            throw new BackendException("the " + name() + " backend has no FP8 GEMM (for " + w + ")");
         }
         gemm(out, x, w, wScales, bias);
     }

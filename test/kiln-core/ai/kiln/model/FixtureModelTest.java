@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.kiln.backend.Backend;
 import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.tensor.Tensor;
@@ -13,6 +14,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Supplier;
 import java.util.function.ToDoubleFunction;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -80,8 +82,14 @@ class FixtureModelTest {
     /** Runs every record of the fixture; last-position logits within the record's relative error bound, greedy tokens equal. */
     static void runFixture(Fixtures.Model fixture, WeightQuantization quantization,
             ToDoubleFunction<Fixtures.Record> logitsTolerance) {
+        runFixture(fixture, quantization, logitsTolerance, () -> new CpuBackend(0, 1L << 30));
+    }
+
+    /** {@link #runFixture(Fixtures.Model, WeightQuantization, ToDoubleFunction)} on the backend given. */
+    static void runFixture(Fixtures.Model fixture, WeightQuantization quantization,
+            ToDoubleFunction<Fixtures.Record> logitsTolerance, Supplier<Backend> backends) {
         ModelConfig config = ModelConfig.load(fixture.dir());
-        try (CpuBackend backend = new CpuBackend(0, 1L << 30);
+        try (Backend backend = backends.get();
                 WeightFiles files = WeightFiles.open(fixture.dir());
                 ModelWeights weights = ModelWeights.load(config, files, backend, quantization)) {
             int maxContext = 256;

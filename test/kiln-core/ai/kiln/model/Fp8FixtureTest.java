@@ -1,5 +1,7 @@
 package ai.kiln.model;
 
+import ai.kiln.backend.Backend;
+import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.testing.Fixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -9,6 +11,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -19,7 +22,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * CPU backend against PyTorch running the same FP8 numerics in fp32 (reference-fp8.json); and
  * quantization fp8 of a bf16 checkpoint against PyTorch quantising it the same way.
  */
-class Fp8FixtureTest {
+public class Fp8FixtureTest {
 
     /**
      * NOTE: both sides quantise the same weights and round activations to e4m3 by the same rule,
@@ -50,12 +53,17 @@ class Fp8FixtureTest {
     }
 
     private static void run(String name, WeightQuantization quantization) {
-        Map<String, Double> bounds = new HashMap<>();
-        Fixtures.Model fixture = withBounds(name, bounds);
-        FixtureModelTest.runFixture(fixture, quantization, record -> bounds.get(record.prompt()));
+        runOn(name, quantization, () -> new CpuBackend(0, 1L << 30));
     }
 
-    static List<String> checkpoints() {
+    /** The fixture's records on the backend given, within this test's bounds (the CUDA backend's FP8 test). */
+    public static void runOn(String name, WeightQuantization quantization, Supplier<Backend> backends) {
+        Map<String, Double> bounds = new HashMap<>();
+        Fixtures.Model fixture = withBounds(name, bounds);
+        FixtureModelTest.runFixture(fixture, quantization, record -> bounds.get(record.prompt()), backends);
+    }
+
+    public static List<String> checkpoints() {
         return List.of("llama3-gqa-fp8-ct-channel-dynamic", "llama3-gqa-fp8-ct-tensor-w8a16", "llama3-gqa-fp8-static",
                 "llama3-gqa-fp8-fbgemm");
     }

@@ -115,6 +115,31 @@ public final class KilnCuda {
             @Cast("const void*") long bias, @Cast("int64_t") long m, @Cast("int64_t") long n, @Cast("int64_t") long k,
             int dtype, @Cast("void*") long stream);
 
+    // ---- FP8 (e4m3) --------------------------------------------------------------------------
+
+    /** kiln_cuda_fp8_input: a scale per row from its largest magnitude, or one static scale. */
+    public static final int KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN = 1;
+    public static final int KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR = 2;
+
+    /** The most token rows {@link #kiln_cuda_gemv_f8} takes (KILN_CUDA_GEMV_F8_MAX_ROWS). */
+    public static final int KILN_CUDA_GEMV_F8_MAX_ROWS = 8;
+
+    public static native int kiln_cuda_supports_fp8();
+
+    public static native int kiln_cuda_quantize_e4m3(@Cast("uint8_t*") long xq, @Cast("float*") long scales,
+            @Cast("const void*") long x, @Cast("int64_t") long xStride, int xDtype, int mode, float staticScale,
+            float scaleUb, @Cast("int64_t") long m, @Cast("int64_t") long k, @Cast("void*") long stream);
+
+    public static native int kiln_cuda_dequantize_e4m3(@Cast("void*") long out, @Cast("const uint8_t*") long w,
+            @Cast("const float*") long scales, @Cast("int64_t") long rows, @Cast("int64_t") long cols, int dtype,
+            @Cast("void*") long stream);
+
+    public static native int kiln_cuda_gemv_f8(@Cast("void*") long out, @Cast("int64_t") long outStride,
+            int outDtype, @Cast("const uint8_t*") long xq, @Cast("const float*") long xScales, int gated,
+            @Cast("const uint8_t*") long w, @Cast("const float*") long wScales, @Cast("const void*") long bias,
+            @Cast("int64_t") long m, @Cast("int64_t") long n, @Cast("int64_t") long k, int dtype,
+            @Cast("void*") long stream);
+
     // ---- sampling ----------------------------------------------------------------------------
 
     public static native @Cast("int64_t") long kiln_cuda_argmax_workspace_size(@Cast("int64_t") long batch,

@@ -44,6 +44,7 @@ import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
+import ai.kiln.backend.InputQuantization;
 import ai.kiln.backend.OpShapes;
 import ai.kiln.backend.TensorChecks;
 import ai.kiln.backend.cpu.KilnCpu;
@@ -99,6 +100,10 @@ public final class CudaBackend implements Backend {
     /** Products of at most this many rows run as Kiln's GEMV (0: always cuBLAS, for comparison). */
     private final int gemvMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMV_MAX_ROWS,
             Integer.getInteger("kiln.cuda.gemvMaxRows", KilnCuda.KILN_CUDA_GEMV_MAX_ROWS)));
+    /** Device buffers of the FP8 products' scratch, by address. */
+    private final Map<Long, Pointer> scratch = new HashMap<>();
+    /** The FP8 products; null on a device before compute capability 8.9. */
+    private final CudaFp8Gemm fp8;
     private boolean closed;
 
     /** Why the CUDA backend cannot run here, or null when it can (a device and the libraries load). */
@@ -142,6 +147,9 @@ public final class CudaBackend implements Backend {
             check(cudaEventCreate(stagingFree[i]), "cudaEventCreate");
         }
         check(cudaMallocHost(stepPinned, STEP_PINNED_BYTES), "cudaMallocHost (step metadata)");
+        fp8 = KilnCuda.kiln_cuda_supports_fp8() == 1
+                ? new CudaFp8Gemm(this, activation, cublasWorkspace.address(), CUBLAS_WORKSPACE_BYTES)
+                : null;
     }
 
     @Override
@@ -341,7 +349,7 @@ public final class CudaBackend implements Backend {
 
     // ---- ops ---------------------------------------------------------------------------------
 
-    private long streamAddress() {
+    long streamAddress() {
         return stream.address();
     }
 
@@ -454,6 +462,89 @@ public final class CudaBackend implements Backend {
         OpShapes.siluAndMul(out, gateUp);
         checkKernel(KilnCuda.kiln_cuda_gemv(out.address(), out.rowStride(), activation.code, x.address(),
                 x.rowStride(), 1, w.address(), 0, m, out.rowElements(), k, activation.code, streamAddress()));
+    }
+
+    // ---- FP8 ----------------------------------------------------------------------------------
+
+    /** FP8 (e4m3) weights on devices of compute capability 8.9 or later. */
+    @Override
+    public boolean supportsQuantizedWeights(DType dtype) {
+        return dtype == DType.F8_E4M3 && fp8 != null;
+    }
+
+    /** Uploads the host matrix as it is stored, then quantises it on the device (see {@link CudaFp8Gemm}). */
+    @Override
+    public void quantizeRows(Tensor destination, Tensor scales, Tensor hostSource) {
+        requireFp8("quantizeRows");
+        requireDType(destination, DType.F8_E4M3, "quantizeRows destination");
+        requireDType(scales, DType.F32, "quantizeRows scales");
+        requireContiguous(destination, "quantizeRows destination");
+        requireContiguous(scales, "quantizeRows scales");
+        requireContiguous(hostSource, "quantizeRows source");
+        if (destination.rank() != 2 || hostSource.numel() != destination.numel()
+                || scales.numel() != destination.size(0) || !hostSource.dtype().isFloat()) {
+            throw new BackendException("quantizeRows of " + hostSource + " into " + destination + " with scales "
+                    + scales + ": shapes or types do not fit");
+        }
+        Tensor source = allocate(hostSource.dtype(), destination.shape());
+        try {
+            upload(source, hostSource);
+            fp8.quantizeRows(destination, scales, source);
+        } finally {
+            synchronize();
+            free(source);
+        }
+    }
+
+    @Override
+    public void gemm(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs, Tensor bias) {
+        if (inputs == null) {
+            Backend.super.gemm(out, x, w, wScales, null, bias);
+            return;
+        }
+        requireFp8("gemm");
+        fp8.gemm(out, x, w, wScales, inputs, bias);
+    }
+
+    @Override
+    public void gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs,
+            Tensor gateUp) {
+        if (inputs != null) {
+            requireFp8("gemmSiluAndMul");
+            if (fp8.gemmSiluAndMul(out, x, w, wScales, inputs, gateUp)) {
+                return;
+            }
+        }
+        Backend.super.gemmSiluAndMul(out, x, w, wScales, inputs, gateUp);
+    }
+
+    private void requireFp8(String op) {
+        if (fp8 == null) {
+            throw new BackendException(op + ": FP8 weights need a GPU of compute capability 8.9 or later (Ada,"
+                    + " Hopper); this one has none of the FP8 tensor cores");
+        }
+    }
+
+    boolean isCapturing() {
+        return capturing;
+    }
+
+    boolean hasGraphs() {
+        return !graphs.isEmpty();
+    }
+
+    /** Device memory for a backend-internal buffer, freed by {@link #freeScratch} or at close. */
+    long allocateScratch(long bytes, String what) {
+        Pointer pointer = deviceMalloc(bytes, what);
+        scratch.put(pointer.address(), pointer);
+        return pointer.address();
+    }
+
+    void freeScratch(long address) {
+        Pointer pointer = scratch.remove(address);
+        if (pointer != null) {
+            cudaFree(pointer);
+        }
     }
 
     @Override
@@ -707,6 +798,11 @@ public final class CudaBackend implements Backend {
         allocations.clear();
         decodeWorkspace.free();
         argmaxWorkspace.free();
+        if (fp8 != null) {
+            fp8.close();
+        }
+        scratch.values().forEach(org.bytedeco.cuda.global.cudart::cudaFree);
+        scratch.clear();
         cudaFree(cublasWorkspace);
         for (int i = 0; i < 2; i++) {
             cudaFreeHost(staging[i]);
@@ -750,7 +846,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private static void checkKernel(int status) {
+    static void checkKernel(int status) {
         if (status != 0) {
             throw new BackendException("CUDA op failed: " + KilnCuda.kiln_cuda_last_error());
         }
@@ -777,6 +873,10 @@ public final class CudaBackend implements Backend {
 
     private void requireActivation(Tensor tensor, String what) {
         requireDType(tensor, activation, what);
+    }
+
+    void requireActivationOf(Tensor tensor, String what) {
+        requireActivation(tensor, what);
     }
 
     private static void requireDType(Tensor tensor, DType dtype, String what) {

@@ -1,0 +1,112 @@
+// Launchers of the FP8 ops (device code in fp8.cuh).
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "fp8.cuh"
+
+namespace kiln {
+namespace {
+
+bool device_supports_fp8() {
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major > 8 || (major == 8 && minor >= 9);
+}
+
+template <typename TOut, typename TAct>
+int launch_gemv_f8(const GemvF8Params& p, bool gated, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((p.n + kGemvF8Rows - 1) / kGemvF8Rows)), block(kGemvF8Warps * 32);
+  if (gated) {
+    if constexpr (std::is_same_v<TOut, TAct>) {
+      launch_pdl(p.m, gemv_f8_kernel<TOut, TAct, true>, grid, block, 0, stream, p);
+    }
+  } else {
+    launch_pdl(p.m, gemv_f8_kernel<TOut, TAct, false>, grid, block, 0, stream, p);
+  }
+  KILN_CHECK_LAUNCH("kiln_cuda_gemv_f8");
+  return KILN_CUDA_OK;
+}
+
+}  // namespace
+}  // namespace kiln
+
+using namespace kiln;
+
+extern "C" int kiln_cuda_supports_fp8(void) { return device_supports_fp8() ? 1 : 0; }
+
+extern "C" int kiln_cuda_quantize_e4m3(uint8_t* xq, float* scales, const void* x, int64_t x_stride, int x_dtype,
+                                       int mode, float static_scale, float scale_ub, int64_t m, int64_t k,
+                                       void* stream) {
+  const char* name = "kiln_cuda_quantize_e4m3";
+  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 8.9 or later",
+               name);
+  KILN_REQUIRE(xq && scales && x, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
+  KILN_REQUIRE(m >= 0 && m <= 2147483647ll && k > 0 && x_stride >= k, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: bad sizes m=%lld k=%lld x_stride=%lld", name, (long long)m, (long long)k, (long long)x_stride);
+  KILN_REQUIRE(mode == KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN || mode == KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR,
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: mode %d is neither dynamic per token nor static", name, mode);
+  KILN_REQUIRE(mode != KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR || (static_scale > 0.0f && std::isfinite(static_scale)),
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: a static scale must be positive and finite, got %g", name,
+               static_scale);
+  if (m == 0) return KILN_CUDA_OK;
+  const QuantizeParams p{xq, scales, x, x_stride, k, mode, static_scale, scale_ub};
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const dim3 grid(static_cast<unsigned>(m)), block(kQuantizeThreads);
+  KILN_DISPATCH_ANY(x_dtype, name, launch_pdl(m, quantize_e4m3_kernel<T>, grid, block, 0, s, p););
+  KILN_CHECK_LAUNCH(name);
+  return KILN_CUDA_OK;
+}
+
+extern "C" int kiln_cuda_dequantize_e4m3(void* out, const uint8_t* w, const float* scales, int64_t rows,
+                                         int64_t cols, int dtype, void* stream) {
+  const char* name = "kiln_cuda_dequantize_e4m3";
+  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 8.9 or later",
+               name);
+  KILN_REQUIRE(out && w && scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
+  KILN_REQUIRE(rows >= 0 && cols > 0, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: bad sizes %lldx%lld", name,
+               (long long)rows, (long long)cols);
+  if (rows == 0) return KILN_CUDA_OK;
+  const int64_t blocks = std::min<int64_t>((rows * cols + 255) / 256, 65536);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  KILN_DISPATCH_ANY(dtype, name,
+                    dequantize_e4m3_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, s>>>(
+                        static_cast<T*>(out), w, scales, rows, cols););
+  KILN_CHECK_LAUNCH(name);
+  return KILN_CUDA_OK;
+}
+
+extern "C" int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, const uint8_t* xq,
+                                 const float* x_scales, int gated, const uint8_t* w, const float* w_scales,
+                                 const void* bias, int64_t m, int64_t n, int64_t k, int dtype, void* stream) {
+  const char* name = "kiln_cuda_gemv_f8";
+  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 8.9 or later",
+               name);
+  KILN_REQUIRE(out && xq && x_scales && w && w_scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
+  KILN_REQUIRE(m >= 0 && m <= kGemvF8MaxTokens, KILN_CUDA_ERR_UNSUPPORTED, "%s: %lld rows, at most %d", name,
+               (long long)m, kGemvF8MaxTokens);
+  KILN_REQUIRE(n > 0 && n <= 2147483647ll && k > 0 && k % kGemvF8Chunk == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: bad sizes n=%lld k=%lld (k must be a positive multiple of %d)", name, (long long)n, (long long)k,
+               kGemvF8Chunk);
+  KILN_REQUIRE(out_stride >= n, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out stride %lld must be >= n", name,
+               (long long)out_stride);
+  KILN_REQUIRE(aligned16(xq) && aligned16(w), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: xq and w must be 16-byte aligned",
+               name);
+  KILN_REQUIRE(out_dtype == dtype || out_dtype == KILN_CUDA_F32, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: out dtype %s must be the activations' or f32", name, dtype_name(out_dtype));
+  KILN_REQUIRE(bias == nullptr || !gated, KILN_CUDA_ERR_UNSUPPORTED, "%s: the gated form takes no bias", name);
+  KILN_REQUIRE((bias == nullptr && !gated) || out_dtype == dtype, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: a bias or the gated form needs %s output", name, dtype_name(dtype));
+  if (m == 0) return KILN_CUDA_OK;
+  const GemvF8Params p{out, xq, x_scales, w, w_scales, bias, out_stride, m, n, k};
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const bool is_gated = gated != 0;
+  KILN_DISPATCH_ANY(dtype, name,
+                    return out_dtype == KILN_CUDA_F32 ? launch_gemv_f8<float, T>(p, is_gated, s)
+                                                      : launch_gemv_f8<T, T>(p, is_gated, s););
+}
