@@ -175,7 +175,7 @@ int kiln_cuda_dequantize_e4m3(void* out, const uint8_t* w, const float* scales, 
                               int dtype, void* stream);
 
 // The most token rows kiln_cuda_gemv_f8 takes; larger products belong to cuBLASLt's FP8 GEMM.
-#define KILN_CUDA_GEMV_F8_MAX_ROWS 8
+#define KILN_CUDA_GEMV_F8_MAX_ROWS 16
 
 // The skinny FP8 product of decode steps, kiln_cpu_gemm_f8 over inputs already quantised (by
 // kiln_cuda_quantize_e4m3), on the tensor cores:

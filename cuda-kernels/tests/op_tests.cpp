@@ -689,8 +689,12 @@ void test_gemv_f8() {
   std::vector<Case> cases = {{1, 6144, 4096, false, false, false}, {8, 4096, 14336, false, false, false},
                              {4, 14336, 4096, true, false, false},  {3, 1000, 192, false, true, false},
                              {2, 517, 64, false, false, true},      {5, 40, 128, true, false, false},
-                             {7, 4096, 4096, false, true, false},   {6, 24, 640, false, false, false}};
-  if (small_mode) cases = {{3, 40, 192, false, true, false}, {5, 24, 128, true, false, false}};
+                             {7, 4096, 4096, false, true, false},   {6, 24, 640, false, false, false},
+                             {16, 4096, 4096, false, false, false}, {13, 3000, 256, true, false, false},
+                             {11, 517, 320, false, true, false},    {16, 14336, 4096, true, false, false},
+                             {16, 4096, 14336, false, false, true}, {9, 64, 64, false, false, false}};
+  if (small_mode) cases = {{3, 40, 192, false, true, false}, {5, 24, 128, true, false, false},
+                           {11, 40, 192, false, true, false}, {16, 24, 128, true, false, false}};
   for (int dtype : kDtypesAndF32) {
     for (const Case& cs : cases) {
       const int64_t w_rows = cs.gated ? 2 * cs.n : cs.n;
@@ -733,14 +737,14 @@ void test_gemv_f8() {
   DeviceBuffer buf(1 << 20);
   const bool refused =
       kiln_cuda_gemv_f8(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
-                        buf.as<float>(), nullptr, 9, 8, 64, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_UNSUPPORTED &&
+                        buf.as<float>(), nullptr, 17, 8, 64, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_UNSUPPORTED &&
       kiln_cuda_gemv_f8(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
                         buf.as<float>(), nullptr, 1, 8, 96, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT &&
       kiln_cuda_gemv_f8(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>() + 4, buf.as<float>(), 0, buf.as<uint8_t>(),
                         buf.as<float>(), nullptr, 1, 8, 64, KILN_CUDA_BF16, nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT;
   Comparison c;
   c.pass = refused;
-  record("gemv_f8", KILN_CUDA_BF16, "refusals", c, "9 rows, k=96 and a misaligned xq must be refused");
+  record("gemv_f8", KILN_CUDA_BF16, "refusals", c, "17 rows, k=96 and a misaligned xq must be refused");
 }
 
 void test_fp8() {

@@ -29,8 +29,9 @@ import java.time.Duration;
  * @param shutdownGrace        how long {@link Engine#close()} lets in-flight requests finish
  * @param maxKvBlocks          an upper bound on the KV cache's blocks on any backend (null: what the
  *                             memory settings allow), e.g. to test or cap preemption behaviour
- * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8} and
- *                             {@link Quantization#FP8}: the CPU backend only)
+ * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8}: the
+ *                             CPU backend only; {@link Quantization#FP8}: the CPU backend, or a
+ *                             CUDA GPU of compute capability 8.9 or later)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, Integer maxBatchedTokens, Integer maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,

@@ -18,7 +18,8 @@ public enum Quantization {
      * largest magnitude maps to 448), and the projections' inputs quantised to e4m3 per token as
      * they run (vLLM's --quantization fp8 with per-channel weights and per-token activations). The
      * q/k/v/o and gate/up/down projections only: the embedding table, the norms and the LM head
-     * stay as stored. A checkpoint that is FP8 already loads as stored. The CPU backend only so far.
+     * stay as stored. A checkpoint that is FP8 already loads as stored. The CPU backend, and the CUDA
+     * backend on GPUs of compute capability 8.9 or later (Ada, Hopper).
      */
     FP8;
 

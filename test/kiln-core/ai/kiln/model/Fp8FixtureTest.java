@@ -1,7 +1,6 @@
 package ai.kiln.model;
 
 import ai.kiln.backend.Backend;
-import ai.kiln.backend.cpu.CpuBackend;
 import ai.kiln.testing.Fixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -53,14 +52,34 @@ public class Fp8FixtureTest {
     }
 
     private static void run(String name, WeightQuantization quantization) {
-        runOn(name, quantization, () -> new CpuBackend(0, 1L << 30));
-    }
-
-    /** The fixture's records on the backend given, within this test's bounds (the CUDA backend's FP8 test). */
-    public static void runOn(String name, WeightQuantization quantization, Supplier<Backend> backends) {
         Map<String, Double> bounds = new HashMap<>();
         Fixtures.Model fixture = withBounds(name, bounds);
-        FixtureModelTest.runFixture(fixture, quantization, record -> bounds.get(record.prompt()), backends);
+        FixtureModelTest.runFixture(fixture, quantization, record -> bounds.get(record.prompt()));
+    }
+
+    /**
+     * The fixture's records on a GPU backend whose quantised products run on the FP8 tensor cores:
+     * each record's logits within its CPU bound or twice the error the tensor cores give the
+     * PyTorch reference itself (+ {@link #FP8_LOGITS_TOLERANCE}), whichever is larger, and the
+     * greedy tokens that run reproduced compared exactly; both from reference-fp8-tensor-cores.json
+     * (make_fp8_fixtures.py --tensor-core-error, recorded on an H200).
+     */
+    public static void runOnTensorCores(String name, WeightQuantization quantization, Supplier<Backend> backends) {
+        Map<String, Double> bounds = new HashMap<>();
+        Fixtures.Model fixture = withBounds(name, bounds);
+        Path sidecar = fixture.dir().resolve("reference-fp8-tensor-cores.json");
+        Map<String, Integer> reproduced = new HashMap<>();
+        try {
+            for (JsonNode record : new ObjectMapper().readTree(sidecar.toFile()).get("records")) {
+                String prompt = record.get("prompt").asText();
+                bounds.merge(prompt, 2 * record.get("logits_error").asDouble() + FP8_LOGITS_TOLERANCE, Math::max);
+                reproduced.put(prompt, record.get("greedy_tokens_reproduced").asInt());
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(sidecar + " (scripts/make_fp8_fixtures.py --tensor-core-error writes it)", e);
+        }
+        FixtureModelTest.runFixture(fixture, quantization, record -> bounds.get(record.prompt()),
+                record -> reproduced.get(record.prompt()), backends);
     }
 
     public static List<String> checkpoints() {

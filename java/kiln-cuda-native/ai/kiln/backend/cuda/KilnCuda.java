@@ -122,7 +122,7 @@ public final class KilnCuda {
     public static final int KILN_CUDA_FP8_INPUT_STATIC_PER_TENSOR = 2;
 
     /** The most token rows {@link #kiln_cuda_gemv_f8} takes (KILN_CUDA_GEMV_F8_MAX_ROWS). */
-    public static final int KILN_CUDA_GEMV_F8_MAX_ROWS = 8;
+    public static final int KILN_CUDA_GEMV_F8_MAX_ROWS = 16;
 
     public static native int kiln_cuda_supports_fp8();
 

@@ -260,9 +260,10 @@ public final class CudaBackend implements Backend {
             long count = Math.min(elementsPerChunk, hostSource.numel() - done);
             check(cudaEventSynchronize(stagingFree[buffer]), "cudaEventSynchronize");
             long stagingAddress = staging[buffer].address();
-            int status = KilnCpu.kiln_cpu_convert(stagingAddress, to.code, hostSource.address() + done * from.bytes,
-                    from.code, count);
-            if (status != 0) {
+            long sourceAddress = hostSource.address() + done * from.bytes;
+            if (from == to) {
+                KilnCpu.kiln_cpu_copy(stagingAddress, sourceAddress, count * to.bytes);
+            } else if (KilnCpu.kiln_cpu_convert(stagingAddress, to.code, sourceAddress, from.code, count) != 0) {
                 throw new BackendException("upload: " + KilnCpu.kiln_last_error());
             }
             check(cudaMemcpyAsync(new RawPointer(destination.address() + done * to.bytes), staging[buffer],

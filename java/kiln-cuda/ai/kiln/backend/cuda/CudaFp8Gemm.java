@@ -8,6 +8,9 @@ import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_DESC_TRANSA;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_DESC_TRANSB;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_REDUCTION_SCHEME_NONE;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
 import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
@@ -117,6 +120,13 @@ final class CudaFp8Gemm implements AutoCloseable {
             bytes.put(workspaceBytes);
             checkLt(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, bytes, 8),
                     "cublasLtMatmulPreferenceSetAttribute");
+        }
+        // A split-K algorithm may add its partial sums in the output type (bf16) or in place; only
+        // fp32 partials keep the product's accuracy.
+        try (IntPointer schemes = new IntPointer(1)) {
+            schemes.put(CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE);
+            checkLt(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, schemes,
+                    4), "cublasLtMatmulPreferenceSetAttribute");
         }
     }
 
