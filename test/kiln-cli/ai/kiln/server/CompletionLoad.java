@@ -83,8 +83,8 @@ final class CompletionLoad implements AutoCloseable {
         }
     }
 
-    /** A request whose headers have come and whose end has not. */
-    record Open(String id, String server, AtomicInteger events) {
+    /** A request whose headers have come (at {@code headersNanos}) and whose end has not; its data events so far. */
+    record Open(String id, boolean streamed, String server, long headersNanos, AtomicInteger events) {
     }
 
     private final HttpClient http;
@@ -150,7 +150,7 @@ final class CompletionLoad implements AutoCloseable {
             server.set(info.headers().firstValue("x-served-by").orElse(null));
             headStatus.set(info.statusCode());
             headersAt.set(System.nanoTime());
-            open.put(id, new Open(id, server.get(), events));
+            open.put(id, new Open(id, streamed, server.get(), headersAt.get(), events));
             return HttpResponse.BodySubscribers.fromLineSubscriber(new Lines(lines, events));
         };
         CompletableFuture<HttpResponse<Void>> call = http.sendAsync(request, handler);
