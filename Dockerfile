@@ -30,9 +30,11 @@ FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/*
-# bin/kiln finds the jars beside itself, in ../target/kiln-cli.
+# bin/kiln finds the jars from its own place, in ../target/kiln-cli: the command line's jar and
+# lib/ (the other modules, the natives' platform jars, the libraries).
 COPY --from=build /src/bin/kiln /opt/kiln/bin/kiln
-COPY --from=build /src/target/kiln-cli /opt/kiln/target/kiln-cli
+COPY --from=build /src/target/kiln-cli/kiln-cli-*.jar /opt/kiln/target/kiln-cli/
+COPY --from=build /src/target/kiln-cli/lib /opt/kiln/target/kiln-cli/lib
 # NOTE: on PATH rather than linked into it: bin/kiln locates its jars from its own path.
 ENV PATH=/opt/kiln/bin:$PATH \
     HF_HOME=/var/cache/huggingface \
