@@ -61,12 +61,13 @@ class LoadBalancerFailoverTest {
     @BeforeAll
     static void findHaproxy() {
         haproxyBinary = Haproxy.find().orElse(null);
-        Assumptions.assumeTrue(haproxyBinary != null, "haproxy is not installed (not on the PATH nor in /usr/sbin):"
-                + " the load-balancer failover tests do not run (Debian: apt-get install haproxy, as .ci/run does)");
     }
 
     @BeforeEach
     void startServersBehindTheBalancer() throws Exception {
+        // NOTE: assumed here rather than in findHaproxy, so that each case is reported skipped, with the reason.
+        Assumptions.assumeTrue(haproxyBinary != null, "haproxy is not installed (not on the PATH nor in /usr/sbin):"
+                + " the load-balancer failover tests do not run (Debian: apt-get install haproxy, as .ci/run does)");
         List<Integer> ports = freePorts(NAMES.size() + 1);
         serverPorts.addAll(ports.subList(0, NAMES.size()));
         for (int i = 0; i < servers.length; i++) {
