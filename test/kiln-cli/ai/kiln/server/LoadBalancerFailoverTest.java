@@ -189,12 +189,18 @@ class LoadBalancerFailoverTest {
         assertEquals(openAtTerm, finishedByIt, "the draining server finishes the streams it had begun");
         assertTrue(!openAtTerm.isEmpty());
         assertTrue(downAt < exitedAt, "the balancer marks the server down from its /ready, before it exits");
+        List<Outcome> sentToItAfterDown = outcomes.stream()
+                .filter(o -> name.equals(o.server()) && o.sentNanos() > downAt).toList();
+        assertEquals(List.of(), sentToItAfterDown, "the balancer sends it nothing once it has marked it down");
+        long sentAfterDown = outcomes.stream().filter(o -> o.sentNanos() > downAt).count();
+        assertTrue(sentAfterDown >= 10, "the load went on after the server was marked down: " + sentAfterDown);
         List<Haproxy.LoggedRequest> retried = balancer.requests().stream()
                 .filter(r -> r.retries() != 0 && r.status() == 200).toList();
         figures("SIGTERM of " + name, Map.of(
                 "requests", outcomes.size(),
                 "failed", failed.size(),
                 "streams open on it at SIGTERM (all finished)", openAtTerm.size(),
+                "sent after it was marked down (none to it)", sentAfterDown,
                 "ms from SIGTERM to the balancer marking it down", millis(downAt - termAt),
                 "ms from SIGTERM to its exit (0)", millis(exitedAt - termAt),
                 "retried by the balancer and answered 200", retried.size()));
