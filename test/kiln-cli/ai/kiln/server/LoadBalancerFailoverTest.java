@@ -167,7 +167,8 @@ class LoadBalancerFailoverTest {
         try (CompletionLoad load = CompletionLoad.start(balancer.base(), MODEL,
                 Shape.mixed(STREAMED_TOKENS, WHOLE_TOKENS), "drain", WORKERS)) {
             warmUp(load);
-            load.awaitOpen(open -> open.stream().anyMatch(o -> name.equals(o.server())), Duration.ofSeconds(30));
+            load.awaitOpen(open -> open.stream().anyMatch(o -> o.streamed() && name.equals(o.server())),
+                    Duration.ofSeconds(30));
             openAtTerm = load.openOn(name);
             termAt = System.nanoTime();
             // SIGTERM. NOTE: Process.destroy() would also close our end of the child's output pipe.
