@@ -5,6 +5,8 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http.HttpHeaderValue;
+import org.eclipse.jetty.http.HttpVersion;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.util.Callback;
 
@@ -41,6 +43,13 @@ final class SseStream {
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
         response.getHeaders().put("X-Accel-Buffering", "no");
+        // NOTE: chunked also when the connection closes after this response (a request with
+        // Connection: close, as a balancer in server-close mode sends). Jetty would send such a
+        // stream close-delimited, and one cut off by a crash would then end as a complete one
+        // does, with nothing to tell the client. HTTP/1.0 has no chunked coding.
+        if (response.getRequest().getConnectionMetaData().getHttpVersion() == HttpVersion.HTTP_1_1) {
+            response.getHeaders().put(HttpHeader.TRANSFER_ENCODING, HttpHeaderValue.CHUNKED.asString());
+        }
     }
 
     /** Queues {@code data: <json>}; false when the stream has failed or is over. */

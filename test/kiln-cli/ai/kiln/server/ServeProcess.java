@@ -28,9 +28,17 @@ final class ServeProcess implements AutoCloseable {
 
     /** Starts {@code kiln serve} on the CPU with one thread and a 16 MiB cache, plus {@code extra}. */
     static ServeProcess start(String... extra) throws Exception {
+        return onPort(0, extra);
+    }
+
+    /**
+     * As {@link #start}, on {@code port} (0: one of its choosing); a fixed port lets a restarted
+     * server come back where a balancer looks for it.
+     */
+    static ServeProcess onPort(int port, String... extra) throws Exception {
         List<String> args = new ArrayList<>(List.of("serve", "--device", "cpu", "--model",
-                ServerHarness.FIXTURE.dir().toAbsolutePath().toString(), "--port", "0", "--threads", "1",
-                "--kv-cache-mib", "16"));
+                ServerHarness.FIXTURE.dir().toAbsolutePath().toString(), "--port", Integer.toString(port),
+                "--threads", "1", "--kv-cache-mib", "16"));
         args.addAll(List.of(extra));
         return new ServeProcess(KilnProcess.of(args.toArray(String[]::new)).redirectErrorStream(true).start());
     }
