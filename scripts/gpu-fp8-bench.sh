@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # FP8 benchmarks on the GPU machine (after scripts/gpu-bundle.sh and scripts/gpu-unpack.sh): the
 # backend's bf16 and FP8 products on the Llama-3-8B projections (GemmBenchmark), torch's
-# _scaled_mm / bf16 matmul on the same shapes as the peer, and `kiln bench` of the 8B shape in
-# bf16 and with --quantization fp8. Results under ${OUT:-/tmp/kiln-fp8-bench}.
-#   scripts/gpu-fp8-bench.sh [gemm] [peer] [e2e]
+# _scaled_mm / bf16 matmul on the same shapes as the peer, `kiln bench` of the 8B shape in bf16
+# and with --quantization fp8, and the FP8 logits against bf16's over 128 teacher-forced steps
+# (Fp8AgreementReport). Results under ${OUT:-/tmp/kiln-fp8-bench}.
+#   scripts/gpu-fp8-bench.sh [gemm] [peer] [e2e] [agreement]
 # KILN_BATCHES (default 1,64,256) sets the end-to-end batch sizes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,7 +12,7 @@ export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH
 out=${OUT:-/tmp/kiln-fp8-bench}
 mkdir -p "$out"
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(gemm peer e2e)
+[[ ${#steps[@]} -gt 0 ]] || steps=(gemm peer e2e agreement)
 cp=".gpu/classes:.gpu/test-classes:$(ls .gpu/lib/*.jar | grep -v console-standalone | tr '\n' ':')"
 for step in "${steps[@]}"; do
   case "$step" in
@@ -25,6 +26,10 @@ for step in "${steps[@]}"; do
           --batch "${KILN_BATCHES:-1,64,256}" --prompt-len 128 --output-len 256 --max-model-len 1024 \
           --quantization "$quantization" --json | tee -a "$out/kiln-bench-$quantization.jsonl"
       done ;;
+    agreement)
+      dir=/tmp/models/llama-3-8b
+      [[ -f $dir/config.json ]] || python3 scripts/make_bench_model.py --shape llama-3-8b --out "$dir"
+      .jre/bin/java -cp "$cp" ai.kiln.backend.cuda.Fp8AgreementReport "$dir" 128 | tee "$out/agreement.jsonl" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
