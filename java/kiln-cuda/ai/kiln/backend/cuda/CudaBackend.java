@@ -835,7 +835,7 @@ public final class CudaBackend implements Backend {
         return cudaGetErrorString(status).getString();
     }
 
-    static void check(int status, String what) {
+    private static void check(int status, String what) {
         if (status != 0) {
             throw new BackendException(what + " failed: " + errorString(status));
         }

@@ -18,7 +18,6 @@ import static org.bytedeco.cuda.global.cublas.CUBLAS_STATUS_SUCCESS;
 import static org.bytedeco.cuda.global.cublas.cublasLtCreate;
 import static org.bytedeco.cuda.global.cublas.cublasLtDestroy;
 import static org.bytedeco.cuda.global.cublas.cublasLtMatmul;
-import static org.bytedeco.cuda.global.cublas.cublasLtMatmulAlgoCheck;
 import static org.bytedeco.cuda.global.cublas.cublasLtMatmulAlgoGetHeuristic;
 import static org.bytedeco.cuda.global.cublas.cublasLtMatmulDescCreate;
 import static org.bytedeco.cuda.global.cublas.cublasLtMatmulDescDestroy;
@@ -32,11 +31,6 @@ import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_8F_E4M3;
-import static org.bytedeco.cuda.global.cudart.cudaEventCreate;
-import static org.bytedeco.cuda.global.cudart.cudaEventDestroy;
-import static org.bytedeco.cuda.global.cudart.cudaEventElapsedTime;
-import static org.bytedeco.cuda.global.cudart.cudaEventRecord;
-import static org.bytedeco.cuda.global.cudart.cudaEventSynchronize;
 
 import ai.kiln.backend.BackendException;
 import ai.kiln.backend.InputQuantization;
@@ -48,12 +42,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.bytedeco.cuda.cublas.cublasLtContext;
-import org.bytedeco.cuda.cublas.cublasLtMatmulAlgo_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulDescOpaque_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulPreferenceOpaque_t;
 import org.bytedeco.cuda.cublas.cublasLtMatrixLayoutOpaque_t;
-import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
@@ -74,19 +66,10 @@ import org.bytedeco.javacpp.PointerPointer;
  *       backend's float GEMM (one extra rounding of each weight to the activation type).
  * </ul>
  *
- * <p>cuBLASLt's first heuristic choice is not always its fastest (at 17-256 rows it fell behind
- * the bf16 GEMM, docs/performance.md): the first product of each shape in a row bucket (the power
- * of two at or above its rows) times up to {@value #CANDIDATES} of the heuristic's algorithms on
- * its own operands and keeps the fastest for the bucket; later row counts of the bucket reuse it
- * where cuBLASLt accepts it for them. Products recorded into a graph take the heuristic's first.
- *
  * <p>The scratch buffers grow with the largest product seen. Graphs recorded over an older buffer
  * keep it: it is retired, not freed, until the backend closes.
  */
 final class CudaFp8Gemm implements AutoCloseable {
-
-    /** Algorithms of cuBLASLt's heuristic timed for a shape's bucket. */
-    static final int CANDIDATES = 8;
 
     /** Whether the skinny product or cuBLASLt takes m rows (tests force either). */
     private final int skinnyMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMV_F8_MAX_ROWS,
@@ -103,18 +86,13 @@ final class CudaFp8Gemm implements AutoCloseable {
     private final FloatPointer one = new FloatPointer(1f);
     private final FloatPointer zero = new FloatPointer(0f);
     private final Map<List<Long>, Plan> plans = new HashMap<>();
-    /** (row bucket, n, k, output type) -> the fastest algorithm timed for it. */
-    private final Map<List<Long>, cublasLtMatmulAlgo_t> tuned = new HashMap<>();
-    private final boolean autotune = !"false".equals(System.getProperty("kiln.cuda.fp8Autotune"));
-    private final CUevent_st timingStart = new CUevent_st();
-    private final CUevent_st timingEnd = new CUevent_st();
     private final Scratch quantizedInputs; // [m, k] e4m3
     private final Scratch inputScales;     // [m] F32
     private final Scratch dequantizedWeight; // [n, k] activations (the weight-only path)
 
     /** A cuBLASLt product of one shape: its layouts and the algorithm its heuristic chose. */
     private record Plan(cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b, cublasLtMatrixLayoutOpaque_t d,
-            cublasLtMatmulAlgo_t algorithm, cublasLtMatmulHeuristicResult_t heuristic) {
+            cublasLtMatmulHeuristicResult_t algorithm) {
     }
 
     CudaFp8Gemm(CudaBackend backend, DType activation, long workspace, long workspaceBytes) {
@@ -136,8 +114,6 @@ final class CudaFp8Gemm implements AutoCloseable {
             setInt(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F);
             setInt(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F);
             checkLt(cublasLtMatmulPreferenceCreate(created), "cublasLtMatmulPreferenceCreate");
-            CudaBackend.check(cudaEventCreate(timingStart), "cudaEventCreate");
-            CudaBackend.check(cudaEventCreate(timingEnd), "cudaEventCreate");
             preference = new cublasLtMatmulPreferenceOpaque_t(created.get(0));
         }
         try (LongPointer bytes = new LongPointer(1)) {
@@ -276,26 +252,18 @@ final class CudaFp8Gemm implements AutoCloseable {
     private void cublasLtProduct(Tensor out, long m, long n, long k, Tensor w, Tensor wScales) {
         int outType = out.dtype() == DType.F32 ? CUDA_R_32F
                 : activation == DType.BF16 ? CUDA_R_16BF : activation == DType.F16 ? CUDA_R_16F : CUDA_R_32F;
+        Plan plan = plans.computeIfAbsent(List.of(m, n, k, out.rowStride(), (long) outType),
+                key -> plan(m, n, k, out.rowStride(), outType));
         setPointer(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, wScales.address());
         setPointer(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, inputScales.address());
-        Operands operands = new Operands(w.address(), quantizedInputs.address(), out.address());
-        Plan plan = plans.computeIfAbsent(List.of(m, n, k, out.rowStride(), (long) outType),
-                key -> plan(m, n, k, out.rowStride(), outType, operands));
-        run(plan.algorithm(), plan, operands, "cublasLtMatmul (FP8) " + m + "x" + n + "x" + k);
+        CudaBackend.RawPointer d = new CudaBackend.RawPointer(out.address());
+        checkLt(cublasLtMatmul(lt, desc, one, new CudaBackend.RawPointer(w.address()), plan.a(),
+                new CudaBackend.RawPointer(quantizedInputs.address()), plan.b(), zero, d, plan.d(), d, plan.d(),
+                plan.algorithm().algo(), new CudaBackend.RawPointer(workspace), workspaceBytes, backend.stream()),
+                "cublasLtMatmul (FP8) " + m + "x" + n + "x" + k);
     }
 
-    /** Device addresses of one product's weights, quantised inputs and output. */
-    private record Operands(long w, long xq, long out) {
-    }
-
-    private void run(cublasLtMatmulAlgo_t algorithm, Plan layouts, Operands operands, String what) {
-        CudaBackend.RawPointer d = new CudaBackend.RawPointer(operands.out());
-        checkLt(cublasLtMatmul(lt, desc, one, new CudaBackend.RawPointer(operands.w()), layouts.a(),
-                new CudaBackend.RawPointer(operands.xq()), layouts.b(), zero, d, layouts.d(), d, layouts.d(), algorithm,
-                new CudaBackend.RawPointer(workspace), workspaceBytes, backend.stream()), what);
-    }
-
-    private Plan plan(long m, long n, long k, long outStride, int outType, Operands operands) {
+    private Plan plan(long m, long n, long k, long outStride, int outType) {
         try (PointerPointer<Pointer> created = new PointerPointer<>(1); IntPointer found = new IntPointer(1)) {
             checkLt(cublasLtMatrixLayoutCreate(created, CUDA_R_8F_E4M3, k, n, k), "cublasLtMatrixLayoutCreate");
             cublasLtMatrixLayoutOpaque_t a = new cublasLtMatrixLayoutOpaque_t(created.get(0));
@@ -303,57 +271,19 @@ final class CudaFp8Gemm implements AutoCloseable {
             cublasLtMatrixLayoutOpaque_t b = new cublasLtMatrixLayoutOpaque_t(created.get(0));
             checkLt(cublasLtMatrixLayoutCreate(created, outType, n, m, outStride), "cublasLtMatrixLayoutCreate");
             cublasLtMatrixLayoutOpaque_t d = new cublasLtMatrixLayoutOpaque_t(created.get(0));
-            List<Long> bucket = List.of(Long.highestOneBit(Math.max(1, m - 1)) << 1, n, k, (long) outType);
-            cublasLtMatmulAlgo_t known = tuned.get(bucket);
-            if (known != null) {
-                try (cublasLtMatmulHeuristicResult_t check = new cublasLtMatmulHeuristicResult_t()) {
-                    if (cublasLtMatmulAlgoCheck(lt, desc, a, b, d, d, known, check) == CUBLAS_STATUS_SUCCESS
-                            && check.workspaceSize() <= workspaceBytes) {
-                        return new Plan(a, b, d, known, null);
-                    }
-                }
-            }
-            cublasLtMatmulHeuristicResult_t results = new cublasLtMatmulHeuristicResult_t(CANDIDATES);
-            int status = cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, d, d, preference, CANDIDATES, results, found);
+            // The scale pointers are part of what the heuristic checks (their alignment): any valid ones.
+            setPointer(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, inputScales.address());
+            setPointer(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, inputScales.address());
+            cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t();
+            int status = cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, d, d, preference, 1, result, found);
             if (status != CUBLAS_STATUS_SUCCESS || found.get() == 0) {
                 cublasLtMatrixLayoutDestroy(a);
                 cublasLtMatrixLayoutDestroy(b);
                 cublasLtMatrixLayoutDestroy(d);
-                results.close();
                 throw new BackendException("cuBLASLt has no FP8 GEMM with per-row scales for " + m + "x" + n + "x" + k
                         + " on this device (status " + status + ", " + found.get() + " algorithms)");
             }
-            Plan first = new Plan(a, b, d, results.getPointer(0).algo(), results);
-            if (!autotune || found.get() == 1 || backend.isCapturing()) {
-                return first;
-            }
-            int fastest = 0;
-            float best = Float.MAX_VALUE;
-            for (int i = 0; i < found.get(); i++) {
-                float ms = time(results.getPointer(i).algo(), first, operands);
-                if (ms < best) {
-                    best = ms;
-                    fastest = i;
-                }
-            }
-            cublasLtMatmulAlgo_t chosen = results.getPointer(fastest).algo();
-            tuned.put(bucket, chosen);
-            return new Plan(a, b, d, chosen, results);
-        }
-    }
-
-    /** Milliseconds of three runs of the product with this algorithm, after one to warm up. */
-    private float time(cublasLtMatmulAlgo_t algorithm, Plan layouts, Operands operands) {
-        run(algorithm, layouts, operands, "cublasLtMatmul (FP8, timing an algorithm)");
-        CudaBackend.check(cudaEventRecord(timingStart, backend.stream()), "cudaEventRecord");
-        for (int i = 0; i < 3; i++) {
-            run(algorithm, layouts, operands, "cublasLtMatmul (FP8, timing an algorithm)");
-        }
-        CudaBackend.check(cudaEventRecord(timingEnd, backend.stream()), "cudaEventRecord");
-        CudaBackend.check(cudaEventSynchronize(timingEnd), "cudaEventSynchronize");
-        try (FloatPointer ms = new FloatPointer(1)) {
-            CudaBackend.check(cudaEventElapsedTime(ms, timingStart, timingEnd), "cudaEventElapsedTime");
-            return ms.get();
+            return new Plan(a, b, d, result);
         }
     }
 
@@ -381,15 +311,9 @@ final class CudaFp8Gemm implements AutoCloseable {
             cublasLtMatrixLayoutDestroy(plan.a());
             cublasLtMatrixLayoutDestroy(plan.b());
             cublasLtMatrixLayoutDestroy(plan.d());
+            plan.algorithm().close();
         }
-        // NOTE: a bucket's tuned algorithm points into the heuristic results of the plan that
-        // timed it, and later plans share it: the results are released only now, all at once.
-        plans.values().stream().map(Plan::heuristic).filter(java.util.Objects::nonNull).distinct()
-                .forEach(Pointer::close);
         plans.clear();
-        tuned.clear();
-        cudaEventDestroy(timingStart);
-        cudaEventDestroy(timingEnd);
         quantizedInputs.free();
         inputScales.free();
         dequantizedWeight.free();
