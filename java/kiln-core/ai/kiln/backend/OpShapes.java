@@ -27,6 +27,21 @@ public final class OpShapes {
         }
     }
 
+    /**
+     * destination [N, K] and scales [N] (F32), contiguous; source: a float matrix of N x K elements.
+     * The destination's element type is checked by each backend.
+     */
+    public static void quantizeRows(Tensor destination, Tensor scales, Tensor source) {
+        requireContiguous(destination, "quantizeRows destination");
+        requireContiguous(scales, "quantizeRows scales");
+        requireContiguous(source, "quantizeRows source");
+        if (scales.dtype() != DType.F32 || destination.rank() != 2 || source.numel() != destination.numel()
+                || scales.numel() != destination.size(0) || !source.dtype().isFloat()) {
+            throw new BackendException("quantizeRows of " + source + " into " + destination + " with scales "
+                    + scales + ": shapes or types do not fit");
+        }
+    }
+
     /** out, x, residual (may be null) [rows, dim]; weight [dim]. */
     public static void rmsNorm(Tensor out, Tensor x, Tensor residual, Tensor weight) {
         long dim = x.rowElements();

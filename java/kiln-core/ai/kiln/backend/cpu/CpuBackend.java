@@ -291,15 +291,7 @@ public final class CpuBackend implements Backend {
         if (destination.dtype() != DType.F8_E4M3) {
             requireDType(destination, DType.I8, "quantizeRows destination");
         }
-        requireDType(scales, DType.F32, "quantizeRows scales");
-        requireContiguous(destination, "quantizeRows destination");
-        requireContiguous(scales, "quantizeRows scales");
-        requireContiguous(hostSource, "quantizeRows source");
-        if (destination.rank() != 2 || hostSource.numel() != destination.numel()
-                || scales.numel() != destination.size(0) || !hostSource.dtype().isFloat()) {
-            throw new BackendException("quantizeRows of " + hostSource + " into " + destination + " with scales "
-                    + scales + ": shapes or types do not fit");
-        }
+        OpShapes.quantizeRows(destination, scales, hostSource);
         if (destination.dtype() == DType.F8_E4M3) {
             check(KilnCpu.kiln_cpu_quantize_f8_rows(destination.address(), scales.address(), hostSource.address(),
                     hostSource.dtype().code, destination.size(0), destination.size(1)));

@@ -478,15 +478,7 @@ public final class CudaBackend implements Backend {
     public void quantizeRows(Tensor destination, Tensor scales, Tensor hostSource) {
         requireFp8("quantizeRows");
         requireDType(destination, DType.F8_E4M3, "quantizeRows destination");
-        requireDType(scales, DType.F32, "quantizeRows scales");
-        requireContiguous(destination, "quantizeRows destination");
-        requireContiguous(scales, "quantizeRows scales");
-        requireContiguous(hostSource, "quantizeRows source");
-        if (destination.rank() != 2 || hostSource.numel() != destination.numel()
-                || scales.numel() != destination.size(0) || !hostSource.dtype().isFloat()) {
-            throw new BackendException("quantizeRows of " + hostSource + " into " + destination + " with scales "
-                    + scales + ": shapes or types do not fit");
-        }
+        OpShapes.quantizeRows(destination, scales, hostSource);
         Tensor source = allocate(hostSource.dtype(), destination.shape());
         try {
             upload(source, hostSource);

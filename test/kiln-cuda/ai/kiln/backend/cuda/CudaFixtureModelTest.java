@@ -11,11 +11,13 @@ import ai.kiln.model.LlamaModel;
 import ai.kiln.model.ModelConfig;
 import ai.kiln.model.ModelWeights;
 import ai.kiln.model.WeightFiles;
+import ai.kiln.model.WeightQuantization;
 import ai.kiln.backend.Backend;
 import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import ai.kiln.testing.Fixtures;
 import ai.kiln.testing.ModelSteps;
+import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -81,11 +83,16 @@ class CudaFixtureModelTest {
     record Loaded(Backend backend, WeightFiles files, ModelWeights weights, LlamaModel model, KvCacheStorage cache)
             implements AutoCloseable {
         static Loaded of(Backend backend, Fixtures.Model fixture) {
-            ModelConfig config = ModelConfig.load(fixture.dir());
-            WeightFiles files = WeightFiles.open(fixture.dir());
-            ModelWeights weights = ModelWeights.load(config, files, backend);
-            int blocks = 256 / BLOCK_SIZE;
-            LlamaModel model = new LlamaModel(config, weights, backend, 256, 4, blocks, 256);
+            return of(backend, fixture.dir(), WeightQuantization.NONE, 256, 4);
+        }
+
+        /** The model in dir on the backend, for up to maxSeqs sequences of maxContext tokens. */
+        static Loaded of(Backend backend, Path dir, WeightQuantization quantization, int maxContext, int maxSeqs) {
+            ModelConfig config = ModelConfig.load(dir);
+            WeightFiles files = WeightFiles.open(dir);
+            ModelWeights weights = ModelWeights.load(config, files, backend, quantization);
+            int blocks = maxContext / BLOCK_SIZE;
+            LlamaModel model = new LlamaModel(config, weights, backend, maxContext, maxSeqs, blocks, maxContext);
             KvCacheStorage cache = new KvCacheStorage(backend, config.numLayers(), blocks + 3, BLOCK_SIZE,
                     config.numKvHeads(), config.headDim());
             return new Loaded(backend, files, weights, model, cache);

@@ -1,14 +1,7 @@
 package ai.kiln.backend.cuda;
 
-import ai.kiln.kvcache.KvCacheStorage;
-import ai.kiln.model.LlamaModel;
-import ai.kiln.model.ModelConfig;
-import ai.kiln.model.ModelWeights;
-import ai.kiln.model.WeightFiles;
 import ai.kiln.model.WeightQuantization;
 import ai.kiln.tensor.DType;
-import ai.kiln.tensor.Tensor;
-import ai.kiln.testing.ModelSteps;
 import java.nio.file.Path;
 import java.util.Random;
 
@@ -24,66 +17,32 @@ import java.util.Random;
  */
 public final class Fp8AgreementReport {
 
-    private static final int BLOCK_SIZE = 16;
+    private static final int BLOCK_SIZE = CudaFixtureModelTest.BLOCK_SIZE;
     private static final int PROMPT = 128;
 
     private Fp8AgreementReport() {
-    }
-
-    /** One copy of the model with its cache, stepping a single sequence. */
-    private static final class Copy implements AutoCloseable {
-        final CudaBackend backend = new CudaBackend(0, DType.BF16);
-        final WeightFiles files;
-        final ModelWeights weights;
-        final LlamaModel model;
-        final KvCacheStorage cache;
-        final float[] logits;
-
-        Copy(Path dir, WeightQuantization quantization, int maxContext) {
-            ModelConfig config = ModelConfig.load(dir);
-            files = WeightFiles.open(dir);
-            weights = ModelWeights.load(config, files, backend, quantization);
-            int blocks = maxContext / BLOCK_SIZE;
-            model = new LlamaModel(config, weights, backend, maxContext, 1, blocks, maxContext);
-            cache = new KvCacheStorage(backend, config.numLayers(), blocks + 1, BLOCK_SIZE, config.numKvHeads(),
-                    config.headDim());
-            logits = new float[config.vocabSize()];
-        }
-
-        float[] step(int[] tokens, int start, int[] table) {
-            Tensor out = model.forward(ModelSteps.singleSequenceStep(tokens, start, table, BLOCK_SIZE), cache);
-            backend.copyToHost(out, logits, logits.length);
-            return logits;
-        }
-
-        @Override
-        public void close() {
-            cache.close();
-            model.close();
-            weights.close();
-            files.close();
-            backend.close();
-        }
     }
 
     public static void main(String[] args) {
         Path dir = Path.of(args[0]);
         int steps = args.length > 1 ? Integer.parseInt(args[1]) : 128;
         int maxContext = (PROMPT + steps + BLOCK_SIZE) / BLOCK_SIZE * BLOCK_SIZE;
-        int[] table = new int[maxContext / BLOCK_SIZE];
+        int[] table = new int[maxContext / BLOCK_SIZE]; // blocks 1.. of the cache, in order
         for (int i = 0; i < table.length; i++) {
             table[i] = i + 1;
         }
-        try (Copy bf16 = new Copy(dir, WeightQuantization.NONE, maxContext);
-                Copy fp8 = new Copy(dir, WeightQuantization.FP8, maxContext)) {
-            int vocab = bf16.logits.length;
+        try (CudaFixtureModelTest.Loaded bf16 = CudaFixtureModelTest.Loaded.of(new CudaBackend(0, DType.BF16), dir,
+                WeightQuantization.NONE, maxContext, 1);
+                CudaFixtureModelTest.Loaded fp8 = CudaFixtureModelTest.Loaded.of(new CudaBackend(0, DType.BF16), dir,
+                        WeightQuantization.FP8, maxContext, 1)) {
+            int vocab = bf16.model().config().vocabSize();
             Random random = new Random(0);
             int[] prompt = new int[PROMPT];
             for (int i = 0; i < PROMPT; i++) {
                 prompt[i] = random.nextInt(vocab);
             }
-            float[] reference = bf16.step(prompt, 0, table);
-            float[] quantized = fp8.step(prompt, 0, table);
+            float[] reference = bf16.run(CudaFixtureModelTest.step(prompt, 0, table));
+            float[] quantized = fp8.run(CudaFixtureModelTest.step(prompt, 0, table));
             double promptError = relativeError(quantized, reference);
             double sum = 0;
             double worst = 0;
@@ -92,8 +51,8 @@ public final class Fp8AgreementReport {
             for (int s = 0; s < steps; s++) {
                 int next = argmax(reference);
                 agree += argmax(quantized) == next ? 1 : 0;
-                reference = bf16.step(new int[] {next}, length, table);
-                quantized = fp8.step(new int[] {next}, length, table);
+                reference = bf16.run(CudaFixtureModelTest.step(new int[] {next}, length, table));
+                quantized = fp8.run(CudaFixtureModelTest.step(new int[] {next}, length, table));
                 length++;
                 double error = relativeError(quantized, reference);
                 sum += error;
