@@ -16,6 +16,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "harness.h"
@@ -723,6 +724,44 @@ void test_sample() {
 
 }  // namespace
 
+// ---- structured-output token masks ----------------------------------------------------------------
+
+// The CUDA mask against the CPU twin, bit for bit: masked logits are -inf, the rest untouched,
+// and rows no mask names unchanged (NaN-poisoned logits stay NaN where a mask keeps them).
+void test_mask_logits() {
+  if (!wanted("mask_logits")) return;
+  for (auto [batch, vocab, num_rows] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 10, 1}, {5, 113, 3}, {8, 32000, 8}, {3, 151936, 2}, {64, 128256, 17}}) {
+    const int64_t words = (vocab + 31) / 32;
+    auto logits = randn(batch * vocab, KILN_CUDA_F32, 3.0f);
+    for (int64_t i = 0; i < batch * vocab; i += 97) logits[i] = std::nanf("");
+    std::vector<int32_t> masks(num_rows * words);
+    std::uniform_int_distribution<uint32_t> bits;
+    for (auto& w : masks) w = static_cast<int32_t>(bits(rng) & bits(rng));  // about a quarter kept
+    std::vector<int32_t> row_ids(batch);
+    for (int64_t b = 0; b < batch; ++b) row_ids[b] = static_cast<int32_t>(b);
+    std::shuffle(row_ids.begin(), row_ids.end(), rng);
+    row_ids.resize(num_rows);
+    std::vector<float> ref = logits;
+    kiln_cpu_mask_logits(ref.data(), batch, vocab, masks.data(), row_ids.data(), num_rows);
+    DeviceBuffer dl = upload(logits, KILN_CUDA_F32);
+    DeviceBuffer dm = upload_raw(masks), dr = upload_raw(row_ids);
+    const std::string shape = shape_str({batch, vocab}) + " rows " + std::to_string(num_rows);
+    const int st = kiln_cuda_mask_logits(dl.as<float>(), batch, vocab, dm.as<int32_t>(), dr.as<int32_t>(), num_rows,
+                                         nullptr);
+    if (st != 0) { record_status("mask_logits", KILN_CUDA_F32, shape, st); continue; }
+    sync_or_die("mask_logits");
+    auto got = download(dl, batch * vocab, KILN_CUDA_F32);
+    Comparison c;
+    for (int64_t i = 0; i < batch * vocab; ++i) {
+      const bool same = (std::isnan(got[i]) && std::isnan(ref[i])) || got[i] == ref[i];
+      c.bad += !same;
+    }
+    c.pass = c.bad == 0;
+    record("mask_logits", KILN_CUDA_F32, shape, c, "bit-exact with the CPU; bad = differing logits");
+  }
+}
+
 int main(int argc, char** argv) {
   uint64_t seed = static_cast<uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -752,6 +791,7 @@ int main(int argc, char** argv) {
   test_argmax();
   test_gemv();
   test_sample();
+  test_mask_logits();
 
   int failed = 0;
   std::map<std::string, std::pair<int, int>> per_op;  // op -> (pass, total)

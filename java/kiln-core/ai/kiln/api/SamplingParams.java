@@ -24,11 +24,13 @@ import java.util.List;
  * @param logprobs               null: none; 0: the chosen token's log-probability; k: plus the k most likely tokens (at most 20)
  * @param includeStopStrInOutput keep a matched stop string in the text
  * @param skipSpecialTokens      leave special tokens out of the text
+ * @param structuredOutput       what the output must be (a JSON schema, any JSON object, a regular
+ *                               expression, a choice), or null for free text
  */
 public record SamplingParams(int n, double temperature, double topP, int topK, double minP,
         double repetitionPenalty, double presencePenalty, double frequencyPenalty, Long seed, Integer maxTokens,
         int minTokens, List<String> stop, List<Integer> stopTokenIds, boolean ignoreEos, Integer logprobs,
-        boolean includeStopStrInOutput, boolean skipSpecialTokens) {
+        boolean includeStopStrInOutput, boolean skipSpecialTokens, StructuredOutput structuredOutput) {
 
     /** The most alternatives {@link #logprobs} may ask for. */
     public static final int MAX_LOGPROBS = 20;
@@ -122,6 +124,7 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
         b.logprobs = logprobs;
         b.includeStopStrInOutput = includeStopStrInOutput;
         b.skipSpecialTokens = skipSpecialTokens;
+        b.structuredOutput = structuredOutput;
         return b;
     }
 
@@ -158,6 +161,7 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
         private Integer logprobs;
         private boolean includeStopStrInOutput;
         private boolean skipSpecialTokens = true;
+        private StructuredOutput structuredOutput;
 
         private Builder() {
         }
@@ -252,10 +256,16 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
             return this;
         }
 
+        /** null: free text. */
+        public Builder structuredOutput(StructuredOutput structuredOutput) {
+            this.structuredOutput = structuredOutput;
+            return this;
+        }
+
         public SamplingParams build() {
             return new SamplingParams(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, maxTokens, minTokens, stop, stopTokenIds, ignoreEos, logprobs,
-                    includeStopStrInOutput, skipSpecialTokens);
+                    includeStopStrInOutput, skipSpecialTokens, structuredOutput);
         }
     }
 }

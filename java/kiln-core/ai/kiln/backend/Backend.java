@@ -265,6 +265,19 @@ public interface Backend extends AutoCloseable {
     default void releaseGraph(long graph) {
     }
 
+    // ---- structured output -------------------------------------------------------------------
+
+    /**
+     * Sets logits[rows[m], v] to -inf for every id v whose bit is clear in row m of the masks (bit
+     * v % 32 of word v / 32), for m in [0, numRows): the ids a sequence's grammar forbids then get
+     * probability 0 in {@link #argmax} and {@link #sample} alike (docs/sampling.md, "Token masks").
+     *
+     * @param logits [B, V] F32, contiguous, changed in place
+     * @param masks  [>= numRows, ceil(V / 32)] I32 bit masks
+     * @param rows   [>= numRows] I32, the logits row of each mask, each in [0, B)
+     */
+    void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows);
+
     @Override
     void close();
 }

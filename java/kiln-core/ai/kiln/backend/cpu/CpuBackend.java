@@ -392,6 +392,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows) {
+        OpShapes.maskLogits(logits, masks, rows, numRows);
+        check(KilnCpu.kiln_cpu_mask_logits(logits.address(), logits.rows(), logits.rowElements(), masks.address(),
+                rows.address(), numRows));
+    }
+
+    @Override
     public synchronized void close() {
         if (closed) {
             return;

@@ -782,4 +782,13 @@ public final class CudaBackend implements Backend {
     private static void requireDType(Tensor tensor, DType dtype, String what) {
         TensorChecks.requireDType(tensor, dtype, what, "CUDA");
     }
+
+    // ---- structured output -------------------------------------------------------------------
+
+    @Override
+    public void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows) {
+        OpShapes.maskLogits(logits, masks, rows, numRows);
+        checkKernel(KilnCuda.kiln_cuda_mask_logits(logits.address(), logits.rows(), logits.rowElements(),
+                masks.address(), rows.address(), numRows, streamAddress()));
+    }
 }
