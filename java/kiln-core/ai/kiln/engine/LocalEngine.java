@@ -171,6 +171,11 @@ public final class LocalEngine implements Engine {
         return loaded.scheduler();
     }
 
+    /** The compiled structured-output grammars; for tests. */
+    GrammarCache grammars() {
+        return grammars;
+    }
+
     @Override
     public RequestHandle submit(GenerateRequest request) {
         checkOpen();

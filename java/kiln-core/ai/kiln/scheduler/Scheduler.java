@@ -267,9 +267,11 @@ public final class Scheduler {
             TokenConstraint constraint = seq.sampling().constraint();
             if (minReached && !seq.sampling().settings().ignoreEos() && contains(eosTokenIds, token)) {
                 reason = FinishCause.STOP;
+                seq.markEndedByToken();
             } else if (minReached && contains(seq.stopTokenIds(), token)) {
                 reason = FinishCause.STOP;
                 detail = Integer.toString(token);
+                seq.markEndedByToken();
             } else if (constraint != null && constraint.isFailed()) {
                 reason = FinishCause.ABORT;
                 detail = "no token of the vocabulary continues the structured output";
