@@ -17,7 +17,8 @@ import java.util.TreeSet;
  * <p>The fields are OpenAI's (n, max_tokens, temperature, top_p, presence_penalty,
  * frequency_penalty, seed, stop, logprobs), with vLLM's extensions (top_k, min_p,
  * repetition_penalty, min_tokens, stop_token_ids, ignore_eos, skip_special_tokens,
- * include_stop_str_in_output). The two endpoints differ only where OpenAI's do, which {@link
+ * include_stop_str_in_output) and the structured-output fields ({@link StructuredOutputJson}:
+ * response_format and vLLM's guided_* and structured_outputs). The two endpoints differ only where OpenAI's do, which {@link
  * Endpoint} names. A field absent or null keeps its value in the defaults given; a value of the
  * wrong type or out of range is refused with a message naming the field.
  */
@@ -42,7 +43,9 @@ public final class SamplingJson {
 
         private static final Set<String> COMMON = Set.of("n", "temperature", "top_p", "top_k", "min_p",
                 "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop", "ignore_eos",
-                "min_tokens", "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output");
+                "min_tokens", "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output", "response_format",
+                "guided_json", "guided_regex", "guided_choice", "guided_grammar", "guided_whitespace_pattern",
+                "guided_decoding_backend", "structured_outputs");
 
         private final Integer defaultMaxTokens;
         private final Set<String> ownFields;
@@ -233,6 +236,9 @@ public final class SamplingJson {
         Boolean includeStop = body.bool("include_stop_str_in_output");
         if (includeStop != null) {
             b.includeStopStrInOutput(includeStop);
+        }
+        if (StructuredOutputJson.FIELDS.stream().anyMatch(body::has)) {
+            b.structuredOutput(StructuredOutputJson.read(body));
         }
     }
 
