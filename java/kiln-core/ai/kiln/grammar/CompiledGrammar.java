@@ -24,6 +24,9 @@ public final class CompiledGrammar {
     private final TokenVocabulary vocab;
     private final StateMask[] masks; // [numStates] null for states that consume no bytes
     private final int[] allTokenWords; // [maskWords] every id with bytes
+    // Transitions of one-frame walk stacks by state * 256 + byte, filled while the masks are computed.
+    private final java.util.concurrent.ConcurrentHashMap<Integer, Transition> singleFrame =
+            new java.util.concurrent.ConcurrentHashMap<>();
 
     /**
      * A top state's tokens: those accepted (or, with {@code complement}, all tokens with bytes but
@@ -48,6 +51,7 @@ public final class CompiledGrammar {
         // NOTE: the states' walks are independent (the grammar and vocabulary are read only).
         IntStream.range(0, grammar.numStates()).parallel().filter(grammar::consumesBytes)
                 .forEach(s -> masks[s] = computeMask(s));
+        singleFrame.clear(); // needed only while the masks are computed
     }
 
     public Grammar grammar() {
@@ -92,13 +96,10 @@ public final class CompiledGrammar {
             byte[] t = vocab.bytes(id);
             int d = Math.min(valid, vocab.commonPrefix(i));
             while (d < t.length && levels[d].length > 0) {
-                Grammar.Expansion e = new Grammar.Expansion();
-                for (StackNode top : levels[d]) {
-                    grammar.step(top, t[d] & 0xFF, e);
-                }
-                levels[d + 1] = e.live.toArray(new StackNode[0]);
-                escapedAt[d + 1] = e.escaped || e.complete;
-                escapedUpTo[d + 1] = escapedUpTo[d] || e.escaped;
+                Transition next = advance(levels[d], t[d] & 0xFF);
+                levels[d + 1] = next.live();
+                escapedAt[d + 1] = next.escaped() || next.complete();
+                escapedUpTo[d + 1] = escapedUpTo[d] || next.escaped();
                 d++;
             }
             valid = d;
@@ -140,6 +141,46 @@ public final class CompiledGrammar {
             return new StateMask(rejected, true, unc);
         }
         return new StateMask(acc, false, unc);
+    }
+
+    /**
+     * Where a walk's stacks go on one byte.
+     *
+     * @param live     [stacks] distinct
+     * @param escaped  whether a stack returned past the walk's bottom (the start state's rule ended)
+     * @param complete whether the root rule ended
+     */
+    record Transition(StackNode[] live, boolean escaped, boolean complete) {
+    }
+
+    /**
+     * The stacks of a walk after one more byte. A stack of one frame above the walk's bottom (the
+     * common case: the walk has not entered a call) goes where its state alone says, so its
+     * transitions are kept, shared by the walks of all states.
+     */
+    private Transition advance(StackNode[] level, int b) {
+        if (level.length == 1 && isSingleFrame(level[0])) {
+            int key = level[0].state * 256 + b;
+            Transition known = singleFrame.get(key);
+            if (known == null) {
+                known = stepAll(level, b);
+                singleFrame.put(key, known);
+            }
+            return known;
+        }
+        return stepAll(level, b);
+    }
+
+    private static boolean isSingleFrame(StackNode top) {
+        return top.parent == null || top.parent == StackNode.BOTTOM;
+    }
+
+    private Transition stepAll(StackNode[] level, int b) {
+        Grammar.Expansion e = new Grammar.Expansion();
+        for (StackNode top : level) {
+            grammar.step(top, b, e);
+        }
+        return new Transition(e.live.toArray(new StackNode[0]), e.escaped, e.complete);
     }
 
     /** The first sorted index after i whose token does not start with token i's first d bytes. */
