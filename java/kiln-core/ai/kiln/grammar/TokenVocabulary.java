@@ -25,11 +25,13 @@ public final class TokenVocabulary {
      */
     public TokenVocabulary(byte[][] bytes, int[] endIds) {
         this.size = bytes.length;
+        this.endIds = Arrays.stream(endIds).filter(id -> id >= 0 && id < size).distinct().toArray();
         this.bytes = new byte[size][];
         int count = 0;
         int longest = 0;
         for (int id = 0; id < size; id++) {
-            this.bytes[id] = bytes[id] == null ? new byte[0] : bytes[id].clone();
+            // NOTE: an end id never stands for text, even where it has bytes: it ends the sequence.
+            this.bytes[id] = bytes[id] == null || isEnd(id) ? new byte[0] : bytes[id].clone();
             if (this.bytes[id].length > 0) {
                 count++;
                 longest = Math.max(longest, this.bytes[id].length);
@@ -56,7 +58,6 @@ public final class TokenVocabulary {
                 commonPrefix[i] = m < 0 ? a.length : m;
             }
         }
-        this.endIds = Arrays.stream(endIds).filter(id -> id >= 0 && id < size).distinct().toArray();
     }
 
     /** V: ids are [0, size). */
