@@ -240,6 +240,12 @@ int kiln_cuda_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64
 int kiln_cuda_mask_logits(float* logits, int64_t batch, int64_t vocab, const int32_t* masks, const int32_t* rows,
                           int64_t num_rows, void* stream);
 
+// kiln_cpu_add_logit_bias on the device; entries naming a row or id out of range are skipped, and
+// the (row, id) pairs must be distinct (each entry is one thread's plain add).
+//   logits: [batch, vocab] fp32, in place; entries: [count, 3] int32
+int kiln_cuda_add_logit_bias(float* logits, int64_t batch, int64_t vocab, const int32_t* entries, int64_t count,
+                             void* stream);
+
 #ifdef __cplusplus
 }
 #endif

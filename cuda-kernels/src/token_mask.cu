@@ -1,4 +1,4 @@
-// Launcher of the structured-output token mask (device code in token_mask.cuh).
+// Launchers of the structured-output token mask and of logit bias (device code in token_mask.cuh).
 #include "token_mask.cuh"
 
 using namespace kiln;
@@ -18,6 +18,22 @@ extern "C" int kiln_cuda_mask_logits(float* logits, int64_t batch, int64_t vocab
   const dim3 grid(static_cast<unsigned>(blocks < 1024 ? blocks : 1024), static_cast<unsigned>(num_rows));
   mask_logits_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
       logits, batch, vocab, reinterpret_cast<const uint32_t*>(masks), (vocab + 31) / 32, rows);
+  KILN_CHECK_LAUNCH(name);
+  return KILN_CUDA_OK;
+}
+
+extern "C" int kiln_cuda_add_logit_bias(float* logits, int64_t batch, int64_t vocab, const int32_t* entries,
+                                        int64_t count, void* stream) {
+  const char* name = "kiln_cuda_add_logit_bias";
+  KILN_REQUIRE(batch >= 0 && vocab > 0 && count >= 0 && count < (1ll << 31), KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: bad sizes (batch %lld, vocab %lld, %lld entries)", name, (long long)batch, (long long)vocab,
+               (long long)count);
+  if (count == 0) return KILN_CUDA_OK;
+  KILN_REQUIRE(logits != nullptr && entries != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null logits or entries",
+               name);
+  constexpr int kThreads = 256;
+  add_logit_bias_kernel<<<static_cast<unsigned>((count + kThreads - 1) / kThreads), kThreads, 0,
+                          static_cast<cudaStream_t>(stream)>>>(logits, batch, vocab, entries, count);
   KILN_CHECK_LAUNCH(name);
   return KILN_CUDA_OK;
 }

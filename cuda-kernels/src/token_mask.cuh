@@ -1,4 +1,4 @@
-// Device code of the structured-output token mask (launcher in token_mask.cu).
+// Device code of the structured-output token mask and of logit bias (launchers in token_mask.cu).
 #pragma once
 
 #include "common.cuh"
@@ -20,6 +20,17 @@ __global__ void mask_logits_kernel(float* __restrict__ logits, int64_t batch, in
        v += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     if (((mask[v >> 5] >> (v & 31)) & 1u) == 0) out[v] = -INFINITY;
   }
+}
+
+// One thread per bias entry (row, id, bias bits); the sampler gives distinct (row, id) pairs.
+//   logits: [batch, vocab] fp32; entries: [count, 3] int32
+__global__ void add_logit_bias_kernel(float* __restrict__ logits, int64_t batch, int64_t vocab,
+                                      const int32_t* __restrict__ entries, int64_t count) {
+  const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k >= count) return;
+  const int32_t row = entries[3 * k], id = entries[3 * k + 1];
+  if (row < 0 || row >= batch || id < 0 || id >= vocab) return;
+  logits[static_cast<int64_t>(row) * vocab + id] += __int_as_float(entries[3 * k + 2]);
 }
 
 }  // namespace kiln

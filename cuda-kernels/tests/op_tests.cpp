@@ -762,6 +762,41 @@ void test_mask_logits() {
   }
 }
 
+// The CUDA logit bias against the CPU twin, bit for bit, on distinct (row, id) entries.
+void test_add_logit_bias() {
+  if (!wanted("logit_bias")) return;
+  for (auto [batch, vocab, count] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 10, 3}, {5, 113, 40}, {64, 128256, 5000}}) {
+    auto logits = randn(batch * vocab, KILN_CUDA_F32, 3.0f);
+    std::vector<int32_t> entries;
+    std::uniform_int_distribution<int64_t> pick(0, batch * vocab - 1);
+    std::uniform_real_distribution<float> bias(-100.0f, 100.0f);
+    std::vector<bool> taken(batch * vocab);
+    while (static_cast<int64_t>(entries.size()) < 3 * count) {
+      const int64_t at = pick(rng);
+      if (taken[at]) continue;
+      taken[at] = true;
+      const float b = bias(rng);
+      int32_t bits;
+      std::memcpy(&bits, &b, sizeof bits);
+      entries.insert(entries.end(), {static_cast<int32_t>(at / vocab), static_cast<int32_t>(at % vocab), bits});
+    }
+    std::vector<float> ref = logits;
+    kiln_cpu_add_logit_bias(ref.data(), batch, vocab, entries.data(), count);
+    DeviceBuffer dl = upload(logits, KILN_CUDA_F32);
+    DeviceBuffer de = upload_raw(entries);
+    const std::string shape = shape_str({batch, vocab}) + " entries " + std::to_string(count);
+    const int st = kiln_cuda_add_logit_bias(dl.as<float>(), batch, vocab, de.as<int32_t>(), count, nullptr);
+    if (st != 0) { record_status("logit_bias", KILN_CUDA_F32, shape, st); continue; }
+    sync_or_die("logit_bias");
+    auto got = download(dl, batch * vocab, KILN_CUDA_F32);
+    Comparison c;
+    for (int64_t i = 0; i < batch * vocab; ++i) c.bad += got[i] != ref[i];
+    c.pass = c.bad == 0;
+    record("logit_bias", KILN_CUDA_F32, shape, c, "bit-exact with the CPU; bad = differing logits");
+  }
+}
+
 int main(int argc, char** argv) {
   uint64_t seed = static_cast<uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -792,6 +827,7 @@ int main(int argc, char** argv) {
   test_gemv();
   test_sample();
   test_mask_logits();
+  test_add_logit_bias();
 
   int failed = 0;
   std::map<std::string, std::pair<int, int>> per_op;  // op -> (pass, total)

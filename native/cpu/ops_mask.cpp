@@ -1,8 +1,9 @@
-// Token masks of structured output: the ids a row's grammar forbids get -inf logits, so that
-// argmax and sampling alike give them probability 0 (docs/sampling.md, "Token masks").
+// Token masks of structured output (the ids a row's grammar forbids get -inf logits, so that
+// argmax and sampling alike give them probability 0) and logit bias (docs/sampling.md).
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "common.h"
 #include "kiln_cpu.h"
@@ -29,6 +30,26 @@ int kiln_cpu_mask_logits(float* logits, int64_t batch, int64_t vocab, const int3
     const uint32_t* mask = reinterpret_cast<const uint32_t*>(masks) + m * words;
     for (int64_t v = 0; v < vocab; ++v)
       if (((mask[v >> 5] >> (v & 31)) & 1u) == 0) row[v] = neg_inf;
+  }
+  return KILN_OK;
+}
+
+int kiln_cpu_add_logit_bias(float* logits, int64_t batch, int64_t vocab, const int32_t* entries, int64_t count) {
+  KILN_CHECK(batch >= 0 && vocab > 0 && count >= 0, "kiln_cpu_add_logit_bias: bad sizes (batch %lld, vocab %lld, %lld entries)",
+             (long long)batch, (long long)vocab, (long long)count);
+  if (count == 0) return KILN_OK;
+  KILN_CHECK_PTR(logits);
+  KILN_CHECK_PTR(entries);
+  for (int64_t k = 0; k < count; ++k) {
+    const int32_t row = entries[3 * k], id = entries[3 * k + 1];
+    if (row < 0 || row >= batch || id < 0 || id >= vocab)
+      return kiln::fail(KILN_ERR_OUT_OF_RANGE, "kiln_cpu_add_logit_bias: entry %lld (row %d, id %d) outside [0, %lld) x [0, %lld)",
+                        (long long)k, row, id, (long long)batch, (long long)vocab);
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    float bias;
+    std::memcpy(&bias, &entries[3 * k + 2], sizeof bias);
+    logits[static_cast<int64_t>(entries[3 * k]) * vocab + entries[3 * k + 1]] += bias;
   }
   return KILN_OK;
 }

@@ -166,4 +166,14 @@ public final class OpShapes {
                     + " words) and rows " + rows + " over logits " + logits);
         }
     }
+
+    /** logits [B, V] F32 contiguous; entries [>= count, 3] I32. */
+    public static void addLogitBias(Tensor logits, Tensor entries, int count) {
+        requireDType(logits, DType.F32, "addLogitBias logits");
+        requireDType(entries, DType.I32, "addLogitBias entries");
+        requireContiguous(logits, "addLogitBias logits");
+        if (count < 0 || entries.rowElements() != 3 || entries.rows() < count) {
+            throw new BackendException("addLogitBias: " + count + " entries of " + entries + " (rows of 3)");
+        }
+    }
 }

@@ -9,6 +9,7 @@ import ai.kiln.grammar.Grammar;
 import ai.kiln.grammar.GrammarException;
 import ai.kiln.grammar.Grammars;
 import ai.kiln.model.WeightQuantization;
+import ai.kiln.sampling.LogitBias;
 import ai.kiln.sampling.SampledLogprobs;
 import ai.kiln.sampling.SamplerSettings;
 import ai.kiln.scheduler.FinishCause;
@@ -29,6 +30,21 @@ public final class ApiMapping {
         return new SamplerSettings(p.isGreedy() ? 0 : p.temperature(), p.topP(), p.topK(), p.minP(),
                 p.repetitionPenalty(), p.presencePenalty(), p.frequencyPenalty(), p.minTokens(),
                 p.logprobs() == null ? -1 : p.logprobs(), p.ignoreEos());
+    }
+
+    /** A request's logit_bias as the sampler adds it. */
+    public static LogitBias logitBias(SamplingParams p) {
+        if (p.logitBias().isEmpty()) {
+            return LogitBias.NONE;
+        }
+        int[] ids = new int[p.logitBias().size()];
+        float[] biases = new float[ids.length];
+        int i = 0;
+        for (var e : p.logitBias().entrySet()) { // sorted by id
+            ids[i] = e.getKey();
+            biases[i++] = e.getValue().floatValue();
+        }
+        return new LogitBias(ids, biases);
     }
 
     /**

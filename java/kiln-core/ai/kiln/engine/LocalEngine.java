@@ -14,6 +14,7 @@ import ai.kiln.grammar.CompiledGrammar;
 import ai.kiln.grammar.TokenVocabulary;
 import ai.kiln.hub.LocatedModel;
 import ai.kiln.model.ModelConfig;
+import ai.kiln.sampling.LogitBias;
 import ai.kiln.sampling.SamplerSettings;
 import ai.kiln.sampling.SequenceSampling;
 import ai.kiln.scheduler.AdmissionException;
@@ -196,6 +197,13 @@ public final class LocalEngine implements Engine {
         if (!params.stop().isEmpty() && codec == null) {
             throw new IllegalArgumentException("stop strings need a tokenizer, and this model directory has no tokenizer.json");
         }
+        for (int id : params.logitBias().keySet()) {
+            if (id >= config.vocabSize()) {
+                throw new IllegalArgumentException("logit_bias token id " + id + " is outside the vocabulary [0, "
+                        + config.vocabSize() + ")");
+            }
+        }
+        LogitBias logitBias = ApiMapping.logitBias(params);
         CompiledGrammar grammar = null;
         if (params.structuredOutput() != null) {
             if (grammars == null) {
@@ -222,7 +230,7 @@ public final class LocalEngine implements Engine {
             // n > 1: seed + index, as vLLM does, so that the completions differ yet repeat.
             // NOTE: with ignore_eos an end-of-sequence id would not end the output, so the grammar never allows one.
             SequenceSampling sampling = new SequenceSampling(settings, seed + i, suppressed,
-                    grammar == null ? null : grammar.newMatcher(!params.ignoreEos()));
+                    grammar == null ? null : grammar.newMatcher(!params.ignoreEos()), logitBias);
             state.seqs[i] = new Sequence(sequenceCounter.incrementAndGet(), requestId, i, prompt, maxTokens, stopIds,
                     sampling, i == 0 ? null : state.seqs[0], state);
             state.completions[i] = state.new Completion(i,

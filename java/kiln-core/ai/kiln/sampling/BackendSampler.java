@@ -28,7 +28,7 @@ import java.util.Map;
  * <p>Rows with a {@link TokenConstraint} (structured output) have their mask of allowed ids
  * computed here at launch, on the host, while the device still runs the step's forward pass
  * (launched just before), then uploaded and applied to their logits ({@link Backend#maskLogits})
- * ahead of the argmax or the draw.
+ * ahead of the argmax or the draw. Logit biases are added before the masks.
  */
 public final class BackendSampler implements Sampler {
 
@@ -44,6 +44,8 @@ public final class BackendSampler implements Sampler {
     private final Tensor maskRows;    // [maxRows] I32: the logits row of each mask
     private final int[] hostMasks;    // [maxRows * maskWords]
     private final int[] hostMaskRows; // [maxRows]
+    private Tensor biasEntries;       // [capacity, 3] I32: row, id, bias bits of the step's logit biases
+    private int[] hostBiasEntries = new int[0]; // [capacity * 3]
     private Tensor resetIds;          // [capacity] I32: a penalty row's ids on their way to resetPenaltyRow
     private final int[] hostWords;    // [maxRows * ROW_WORDS]
     private final int[] hostIds;      // [maxRows]
@@ -81,6 +83,7 @@ public final class BackendSampler implements Sampler {
             penalties = allocate(allocated, DType.I32, maxRows, vocabSize);
             masks = allocate(allocated, DType.I32, maxRows, maskWords);
             maskRows = allocate(allocated, DType.I32, maxRows);
+            biasEntries = allocate(allocated, DType.I32, 256, 3);
             resetIds = allocate(allocated, DType.I32, 4096);
         } catch (RuntimeException e) {
             allocated.forEach(backend::free);
@@ -128,6 +131,7 @@ public final class BackendSampler implements Sampler {
             return;
         }
         Tensor used = logits.rowSlice(0, n);
+        applyLogitBias(used, rows, n);
         applyConstraints(used, rows, n);
         boolean allGreedy = true;
         for (int i = 0; i < n && allGreedy; i++) {
@@ -159,6 +163,40 @@ public final class BackendSampler implements Sampler {
         launchedLogprobs = anyLogprobs;
         backend.copyFromHost(rowWords, hostWords, n * SampleWords.ROW_WORDS);
         backend.sample(used, rowWords, anyPenaltyRow ? penalties : null, ids, anyLogprobs ? logprobs : null);
+    }
+
+    /** Adds the rows' logit biases to their logits. */
+    private void applyLogitBias(Tensor logits, SamplingBatch rows, int n) {
+        int count = 0;
+        for (int i = 0; i < n; i++) {
+            count += rows.get(i).logitBias().size();
+        }
+        if (count == 0) {
+            return;
+        }
+        if (hostBiasEntries.length < 3 * count) {
+            hostBiasEntries = new int[3 * Math.max(count, 2 * hostBiasEntries.length / 3)];
+        }
+        int at = 0;
+        for (int i = 0; i < n; i++) {
+            LogitBias bias = rows.get(i).logitBias();
+            for (int k = 0; k < bias.size(); k++) {
+                if (bias.ids()[k] >= vocabSize) {
+                    throw new IllegalArgumentException("logit_bias token id " + bias.ids()[k]
+                            + " is outside the vocabulary [0, " + vocabSize + ")");
+                }
+                hostBiasEntries[at++] = i;
+                hostBiasEntries[at++] = bias.ids()[k];
+                hostBiasEntries[at++] = Float.floatToRawIntBits(bias.biases()[k]);
+            }
+        }
+        if (biasEntries.size(0) < count) {
+            Tensor larger = backend.allocate(DType.I32, Math.max(count, 2 * biasEntries.size(0)), 3);
+            backend.free(biasEntries);
+            biasEntries = larger;
+        }
+        backend.copyFromHost(biasEntries, hostBiasEntries, 3 * count);
+        backend.addLogitBias(logits, biasEntries, count);
     }
 
     /** Masks the logits of the rows whose sequences have a constraint: their forbidden ids become -inf. */
@@ -323,7 +361,7 @@ public final class BackendSampler implements Sampler {
 
     @Override
     public void close() {
-        for (Tensor t : new Tensor[] {rowWords, ids, logprobs, penalties, masks, maskRows, resetIds}) {
+        for (Tensor t : new Tensor[] {rowWords, ids, logprobs, penalties, masks, maskRows, biasEntries, resetIds}) {
             if (t != null) {
                 backend.free(t);
             }

@@ -14,6 +14,7 @@ public final class SequenceSampling {
     private final long seed;
     private final int[] suppressed; // token ids masked while fewer than minTokens are generated
     private final TokenConstraint constraint; // null: any id may be drawn
+    private final LogitBias logitBias;
     private int numGenerated;
 
     /**
@@ -31,10 +32,21 @@ public final class SequenceSampling {
      *                   the sequence's own, since it tracks the sequence's output
      */
     public SequenceSampling(SamplerSettings settings, long seed, int[] suppressed, TokenConstraint constraint) {
+        this(settings, seed, suppressed, constraint, LogitBias.NONE);
+    }
+
+    /** @param logitBias added to the logits before every draw ({@link LogitBias#NONE}: none) */
+    public SequenceSampling(SamplerSettings settings, long seed, int[] suppressed, TokenConstraint constraint,
+            LogitBias logitBias) {
         this.settings = settings;
         this.seed = seed;
         this.suppressed = settings.minTokens() > 0 ? suppressed.clone() : new int[0];
         this.constraint = constraint;
+        this.logitBias = logitBias;
+    }
+
+    public LogitBias logitBias() {
+        return logitBias;
     }
 
     /** The constraint on the ids drawn, or null. */

@@ -40,7 +40,6 @@ record ChatRequest(String model, List<Map<String, Object>> messages, SamplingPar
         if (toolChoice != null && !(toolChoice.isTextual() && toolChoice.textValue().equals("none"))) {
             throw ApiError.invalid("'tool_choice' is not supported yet.", "tool_choice", "unsupported_parameter");
         }
-        CompletionRequest.rejectLogitBias(body);
         boolean stream = Boolean.TRUE.equals(body.bool("stream"));
         boolean includeUsage = CompletionRequest.streamOptions(body, stream);
         SamplingParams params = SamplingJson.read(body, SamplingJson.Endpoint.CHAT);

@@ -399,6 +399,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void addLogitBias(Tensor logits, Tensor entries, int count) {
+        OpShapes.addLogitBias(logits, entries, count);
+        check(KilnCpu.kiln_cpu_add_logit_bias(logits.address(), logits.rows(), logits.rowElements(), entries.address(),
+                count));
+    }
+
+    @Override
     public synchronized void close() {
         if (closed) {
             return;
