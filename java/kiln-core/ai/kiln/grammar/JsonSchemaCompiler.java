@@ -18,6 +18,7 @@ import java.util.Set;
  * JSON Schema as a grammar of the JSON texts it accepts (the subset OpenAI's strict mode takes and
  * a little more): {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, a
  * one-schema {@code allOf}, {@code $ref} into {@code $defs}/{@code definitions} or to {@code #};
+ * integers with {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum};
  * objects with {@code properties}, {@code required} and {@code additionalProperties}; arrays with
  * {@code items}, {@code minItems}, {@code maxItems}; strings with {@code minLength}, {@code
  * maxLength}, {@code pattern}. Annotations (title, description, default, examples, ...) are
@@ -38,7 +39,10 @@ public final class JsonSchemaCompiler {
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict");
     private static final Set<String> KEYWORDS = Set.of("type", "enum", "const", "anyOf", "allOf", "$ref",
             "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength",
-            "maxLength", "pattern");
+            "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+    private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+    /** The largest magnitude an integer bound may have. */
+    static final long MAX_INTEGER_BOUND = 1_000_000_000_000_000_000L;
     private static final String NUMBER = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
     private static final String INTEGER = "-?(0|[1-9][0-9]*)";
     /** The most items or characters a bounded array or string may be written out for. */
@@ -167,6 +171,8 @@ public final class JsonSchemaCompiler {
                 types.add("array");
             } else if (schema.has("pattern") || schema.has("minLength") || schema.has("maxLength")) {
                 types.add("string");
+            } else if (hasBounds(schema)) {
+                throw error(path, "numeric bounds need 'type': 'integer'");
             }
             return types;
         }
@@ -193,8 +199,15 @@ public final class JsonSchemaCompiler {
     private int emitType(GrammarBuilder.Rule r, int at, JsonNode schema, String type, String path) {
         return switch (type) {
             case "string" -> string(r, at, schema, path);
-            case "number" -> RegexCompiler.emit(NUMBER, "number", r, at, false);
-            case "integer" -> RegexCompiler.emit(INTEGER, "integer", r, at, false);
+            case "number" -> {
+                if (hasBounds(schema)) {
+                    throw error(path, "'minimum', 'maximum', 'exclusiveMinimum' and 'exclusiveMaximum' are supported"
+                            + " for type 'integer' only");
+                }
+                yield RegexCompiler.emit(NUMBER, "number", r, at, false);
+            }
+            case "integer" -> hasBounds(schema) ? boundedInteger(r, at, schema, path)
+                    : RegexCompiler.emit(INTEGER, "integer", r, at, false);
             case "boolean" -> {
                 int end = r.state();
                 r.epsilon(r.literal(at, ascii("true")), end);
@@ -205,6 +218,49 @@ public final class JsonSchemaCompiler {
             case "object" -> object(r, at, schema, path);
             default -> array(r, at, schema, path);
         };
+    }
+
+    private static boolean hasBounds(JsonNode schema) {
+        return BOUNDS.stream().anyMatch(schema::has);
+    }
+
+    /** An integer within the schema's minimum, maximum and exclusive bounds (any number may bound it). */
+    private static int boundedInteger(GrammarBuilder.Rule r, int at, JsonNode schema, String path) {
+        Long lo = null;
+        Long hi = null;
+        for (String key : BOUNDS) {
+            JsonNode v = schema.get(key);
+            if (v == null) {
+                continue;
+            }
+            if (!v.isNumber()) {
+                throw error(path + "/" + key, "'" + key + "' must be a number");
+            }
+            java.math.BigDecimal bound = v.decimalValue();
+            if (bound.abs().compareTo(java.math.BigDecimal.valueOf(MAX_INTEGER_BOUND)) > 0) {
+                throw error(path + "/" + key, "integer bounds beyond 10^18 in magnitude are not supported");
+            }
+            java.math.BigDecimal floor = bound.setScale(0, java.math.RoundingMode.FLOOR);
+            java.math.BigDecimal ceil = bound.setScale(0, java.math.RoundingMode.CEILING);
+            switch (key) {
+                case "minimum" -> lo = max(lo, ceil.longValueExact());
+                case "exclusiveMinimum" -> lo = max(lo, floor.longValueExact() + 1);
+                case "maximum" -> hi = min(hi, floor.longValueExact());
+                default -> hi = min(hi, ceil.longValueExact() - 1);
+            }
+        }
+        if (lo != null && hi != null && lo > hi) {
+            throw error(path, "no integer lies within its bounds");
+        }
+        return IntegerRange.emit(r, at, lo, hi);
+    }
+
+    private static Long max(Long a, long b) {
+        return a == null ? b : Math.max(a, b);
+    }
+
+    private static Long min(Long a, long b) {
+        return a == null ? b : Math.min(a, b);
     }
 
     // ---- references --------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import net.jqwik.api.lifecycle.BeforeContainer;
 /**
  * Every output of a constrained request is valid: over generated JSON schemas (the supported
  * subset: objects with required and optional members and additionalProperties false, strings with
- * lengths, patterns and enums, numbers, integers, booleans, null, consts, arrays with item
+ * lengths, patterns and enums, numbers, integers (with bounds), booleans, null, consts, arrays with item
  * schemas and bounds, anyOf, type lists, $ref into $defs), the random-weight llama3-gqa fixture
  * generates greedy and sampled completions; each one that finishes with "stop" is validated
  * against its schema by an independent validator (networknt), and each cut off with "length" is
@@ -125,7 +125,16 @@ class StructuredOutputPropertiesTest {
         int kinds = depth > 0 ? 15 : 10;
         ObjectNode s = NODES.objectNode();
         switch (r.nextInt(kinds)) {
-            case 0 -> s.put("type", "integer");
+            case 0 -> {
+                s.put("type", "integer");
+                if (r.nextBoolean()) {
+                    long lo = r.nextInt(2001) - 1000;
+                    s.put(r.nextBoolean() ? "minimum" : "exclusiveMinimum", lo);
+                    if (r.nextBoolean()) {
+                        s.put(r.nextBoolean() ? "maximum" : "exclusiveMaximum", lo + 2 + r.nextInt(5000));
+                    }
+                }
+            }
             case 1 -> s.put("type", "number");
             case 2 -> s.put("type", "boolean");
             case 3 -> s.put("type", "null");

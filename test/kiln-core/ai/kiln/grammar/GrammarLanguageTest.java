@@ -163,6 +163,35 @@ class GrammarLanguageTest {
     }
 
     @Test
+    void integerBoundsAcceptExactlyTheIntegersWithinThem() {
+        long[][] ranges = {{0, 0}, {-7, 13}, {5, 1000}, {-1000, -10}, {99, 101}, {-1, 1}, {123, 456}};
+        for (long[] range : ranges) {
+            Grammar g = schema("{\"type\": \"integer\", \"minimum\": " + range[0] + ", \"maximum\": " + range[1] + "}");
+            for (int i = -1200; i <= 1200; i++) {
+                assertEquals(i >= range[0] && i <= range[1], matches(g, Integer.toString(i)), i + " in " + range[0]
+                        + ".." + range[1]);
+            }
+            assertFalse(matches(g, "-0"));
+            assertFalse(matches(g, "0" + Math.max(1, range[1])), "no leading zero");
+        }
+        Grammar atLeast = schema("{\"type\": \"integer\", \"exclusiveMinimum\": 4.5}");
+        assertFalse(matches(atLeast, "4"));
+        assertTrue(matches(atLeast, "5"));
+        assertTrue(matches(atLeast, "123456789012345"));
+        assertFalse(matches(atLeast, "-5"));
+        Grammar below = schema("{\"type\": \"integer\", \"exclusiveMaximum\": -2}");
+        assertTrue(matches(below, "-3"));
+        assertTrue(matches(below, "-98765432109"));
+        assertFalse(matches(below, "-2"));
+        assertFalse(matches(below, "0"));
+        Grammar huge = schema("{\"type\": \"integer\", \"minimum\": -1000000000000000000, \"maximum\": 999999999999999999}");
+        assertTrue(matches(huge, "999999999999999999"));
+        assertTrue(matches(huge, "-1000000000000000000"));
+        assertFalse(matches(huge, "1000000000000000000"));
+        assertTrue(huge.numStates() < 5000, "bounds of 18 digits stay small: " + huge.numStates());
+    }
+
+    @Test
     void regularExpressionsAndChoices() {
         Grammar g = Grammars.regex("(ab|c)*d{2,3}[^x\\d]?");
         assertTrue(matches(g, "dd"));
@@ -183,9 +212,14 @@ class GrammarLanguageTest {
 
     @Test
     void badSchemasAreRefusedNamingTheProblemAndThePlace() {
-        assertEquals("schema #/properties/age: the keyword 'minimum' is not supported",
+        assertEquals("schema #/properties/age: the keyword 'multipleOf' is not supported",
                 assertThrows(GrammarException.class, () -> schema("""
-                        {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}}""")).getMessage());
+                        {"type": "object", "properties": {"age": {"type": "integer", "multipleOf": 2}}}""")).getMessage());
+        assertEquals("schema #: 'minimum', 'maximum', 'exclusiveMinimum' and 'exclusiveMaximum' are supported for type"
+                + " 'integer' only", assertThrows(GrammarException.class,
+                        () -> schema("{\"type\": \"number\", \"minimum\": 0.5}")).getMessage());
+        assertEquals("schema #: no integer lies within its bounds", assertThrows(GrammarException.class,
+                () -> schema("{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}")).getMessage());
         assertEquals("schema #/required: the required property 'b' has no schema in 'properties'",
                 assertThrows(GrammarException.class, () -> schema("""
                         {"type": "object", "properties": {"a": {}}, "required": ["b"]}""")).getMessage());

@@ -112,8 +112,8 @@ class BadInputTest {
                         400, "stream_options", null, "stream"),
                 bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
                         + " \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"n\","
-                        + " \"schema\": {\"type\": \"integer\", \"minimum\": 0}}}}", 400, "response_format", null,
-                        "'minimum' is not supported"),
+                        + " \"schema\": {\"type\": \"integer\", \"multipleOf\": 3}}}}", 400, "response_format", null,
+                        "'multipleOf' is not supported"),
                 bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
                         + " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools",
                         "unsupported_parameter", "tools"),
