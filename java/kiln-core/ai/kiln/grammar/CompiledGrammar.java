@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.stream.IntStream;
 
 /**
@@ -24,9 +25,9 @@ public final class CompiledGrammar {
     private final TokenVocabulary vocab;
     private final StateMask[] masks; // [numStates] null for states that consume no bytes
     private final int[] allTokenWords; // [maskWords] every id with bytes
-    // Transitions of one-frame walk stacks by state * 256 + byte, filled while the masks are computed.
-    private final java.util.concurrent.ConcurrentHashMap<Integer, Transition> singleFrame =
-            new java.util.concurrent.ConcurrentHashMap<>();
+    // [numStates][256] transitions of one-frame walk stacks, filled while the masks are computed
+    // (a row per state on its first use); dropped afterwards.
+    private AtomicReferenceArray<Transition[]> singleFrame;
 
     /**
      * A top state's tokens: those accepted (or, with {@code complement}, all tokens with bytes but
@@ -48,10 +49,11 @@ public final class CompiledGrammar {
             allTokenWords[id >>> 5] |= 1 << (id & 31);
         }
         masks = new StateMask[grammar.numStates()];
+        singleFrame = new AtomicReferenceArray<>(grammar.numStates());
         // NOTE: the states' walks are independent (the grammar and vocabulary are read only).
         IntStream.range(0, grammar.numStates()).parallel().filter(grammar::consumesBytes)
                 .forEach(s -> masks[s] = computeMask(s));
-        singleFrame.clear(); // needed only while the masks are computed
+        singleFrame = null; // needed only while the masks are computed
     }
 
     public Grammar grammar() {
@@ -120,27 +122,27 @@ public final class CompiledGrammar {
             }
             i = end - 1;
         }
-        int[] acc = accepted.toArray();
-        int[] unc = uncertain.toArray();
-        Arrays.sort(acc);
-        Arrays.sort(unc);
-        if (acc.length * 2 > n) {
-            BitSet in = new BitSet(vocab.size());
-            for (int id : acc) {
-                in.set(id);
-            }
-            int[] rejected = new int[n - acc.length];
-            int k = 0;
-            for (int i = 0; i < n; i++) {
-                int id = vocab.sortedId(i);
-                if (!in.get(id)) {
-                    rejected[k++] = id;
+        // NOTE: the walk meets ids in token order; a bit set gives them back in id order without a sort.
+        BitSet in = new BitSet(vocab.size());
+        for (int k = 0; k < accepted.size; k++) {
+            in.set(accepted.get(k));
+        }
+        BitSet unsure = new BitSet(vocab.size());
+        for (int k = 0; k < uncertain.size; k++) {
+            unsure.set(uncertain.get(k));
+        }
+        int[] unc = unsure.stream().toArray();
+        if (accepted.size * 2 > n) {
+            BitSet out = new BitSet(vocab.size());
+            for (int w = 0; w < allTokenWords.length; w++) {
+                for (int bits = allTokenWords[w]; bits != 0; bits &= bits - 1) {
+                    out.set(w * 32 + Integer.numberOfTrailingZeros(bits));
                 }
             }
-            Arrays.sort(rejected);
-            return new StateMask(rejected, true, unc);
+            out.andNot(in);
+            return new StateMask(out.stream().toArray(), true, unc);
         }
-        return new StateMask(acc, false, unc);
+        return new StateMask(in.stream().toArray(), false, unc);
     }
 
     /**
@@ -160,11 +162,17 @@ public final class CompiledGrammar {
      */
     private Transition advance(StackNode[] level, int b) {
         if (level.length == 1 && isSingleFrame(level[0])) {
-            int key = level[0].state * 256 + b;
-            Transition known = singleFrame.get(key);
+            int state = level[0].state;
+            Transition[] row = singleFrame.get(state);
+            if (row == null) {
+                singleFrame.compareAndSet(state, null, new Transition[256]);
+                row = singleFrame.get(state);
+            }
+            // NOTE: two walks may compute the same entry at once; both results are equal and immutable.
+            Transition known = row[b];
             if (known == null) {
                 known = stepAll(level, b);
-                singleFrame.put(key, known);
+                row[b] = known;
             }
             return known;
         }
