@@ -21,7 +21,8 @@ import java.util.Set;
  * integers with {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum};
  * objects with {@code properties}, {@code required} and {@code additionalProperties}; arrays with
  * {@code items}, {@code minItems}, {@code maxItems}; strings with {@code minLength}, {@code
- * maxLength}, {@code pattern}. Annotations (title, description, default, examples, ...) are
+ * maxLength}, {@code pattern} or {@code format} (date, time, date-time, uuid, ipv4, hostname,
+ * email). Annotations (title, description, default, examples, ...) are
  * ignored; any other keyword is refused by name, since ignoring it could let through a value the
  * schema forbids.
  *
@@ -39,12 +40,19 @@ public final class JsonSchemaCompiler {
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict");
     private static final Set<String> KEYWORDS = Set.of("type", "enum", "const", "anyOf", "allOf", "$ref",
             "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength",
-            "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+            "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     /** The largest magnitude an integer bound may have. */
     static final long MAX_INTEGER_BOUND = 1_000_000_000_000_000_000L;
     private static final String NUMBER = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
     private static final String INTEGER = "-?(0|[1-9][0-9]*)";
+    /**
+     * The string formats written as patterns. Each pattern accepts a subset of its format's
+     * values, never a value outside it: a date's day is at most the month's length (February's
+     * 28), a time has no leap second, a hostname has at most three labels of at most 63
+     * characters, an email's local part at most 50 characters.
+     */
+    private static final Map<String, String> FORMATS = formats();
     /** The most items or characters a bounded array or string may be written out for. */
     static final int MAX_BOUND = 256;
 
@@ -169,7 +177,8 @@ public final class JsonSchemaCompiler {
                 types.add("object");
             } else if (schema.has("items") || schema.has("minItems") || schema.has("maxItems")) {
                 types.add("array");
-            } else if (schema.has("pattern") || schema.has("minLength") || schema.has("maxLength")) {
+            } else if (schema.has("pattern") || schema.has("minLength") || schema.has("maxLength")
+                    || schema.has("format")) {
                 types.add("string");
             } else if (hasBounds(schema)) {
                 throw error(path, "numeric bounds need 'type': 'integer'");
@@ -322,10 +331,41 @@ public final class JsonSchemaCompiler {
         }
     }
 
+    private static Map<String, String> formats() {
+        String day31 = "(0[1-9]|[12][0-9]|3[01])";
+        String date = "[0-9]{4}-((0[13578]|1[02])-" + day31 + "|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))";
+        String time = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
+        String label = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
+        String octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+        return Map.of(
+                "date", date,
+                "time", time,
+                "date-time", date + "T" + time,
+                "uuid", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                "ipv4", octet + "(\\." + octet + "){3}",
+                "hostname", label + "(\\." + label + "){0,2}",
+                "email", "[a-zA-Z0-9_%+-]{1,16}(\\.[a-zA-Z0-9_%+-]{1,16}){0,2}@" + label + "(\\." + label + "){1,2}");
+    }
+
     private int string(GrammarBuilder.Rule r, int at, JsonNode schema, String path) {
         int min = bound(schema, "minLength", 0, path);
         int max = bound(schema, "maxLength", -1, path);
         JsonNode pattern = schema.get("pattern");
+        JsonNode format = schema.get("format");
+        if (format != null) {
+            String name = text(format, path + "/format");
+            String formatPattern = FORMATS.get(name);
+            if (formatPattern == null) {
+                throw error(path + "/format", "the format '" + name + "' is not supported (supported: "
+                        + new java.util.TreeSet<>(FORMATS.keySet()) + ")");
+            }
+            if (pattern != null || schema.has("minLength") || schema.has("maxLength")) {
+                throw error(path, "'format' together with 'pattern', 'minLength' or 'maxLength' is not supported");
+            }
+            int open = r.literal(at, ascii("\""));
+            int close = RegexCompiler.emit(formatPattern, "format " + name, r, open, true);
+            return r.literal(close, ascii("\""));
+        }
         if (pattern != null) {
             if (schema.has("minLength") || schema.has("maxLength")) {
                 throw error(path, "'pattern' together with 'minLength' or 'maxLength' is not supported");

@@ -141,8 +141,9 @@ class StructuredOutputEngineTest {
     @Test
     void aBadSchemaIsRefusedAtSubmission() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(
-                GenerateRequest.of("x", constrained(StructuredOutput.jsonSchema("{\"type\": \"string\", \"format\": \"email\"}"), 8)
+                GenerateRequest.of("x", constrained(StructuredOutput.jsonSchema("{\"type\": \"string\", \"format\": \"duration\"}"), 8)
                         .build())));
-        assertEquals("schema #: the keyword 'format' is not supported", e.getMessage());
+        assertEquals("schema #/format: the format 'duration' is not supported (supported: [date, date-time, email,"
+                + " hostname, ipv4, time, uuid])", e.getMessage());
     }
 }

@@ -35,7 +35,7 @@ import net.jqwik.api.lifecycle.BeforeContainer;
 /**
  * Every output of a constrained request is valid: over generated JSON schemas (the supported
  * subset: objects with required and optional members and additionalProperties false, strings with
- * lengths, patterns and enums, numbers, integers (with bounds), booleans, null, consts, arrays with item
+ * lengths, patterns, formats and enums, numbers, integers (with bounds), booleans, null, consts, arrays with item
  * schemas and bounds, anyOf, type lists, $ref into $defs), the random-weight llama3-gqa fixture
  * generates greedy and sampled completions; each one that finishes with "stop" is validated
  * against its schema by an independent validator (networknt), and each cut off with "length" is
@@ -47,6 +47,7 @@ class StructuredOutputPropertiesTest {
     static final JsonNodeFactory NODES = JsonNodeFactory.instance;
     static final String[] NAMES = {"id", "name", "a b", "ünï", "x\"y", "tags", "v", "nested"};
     static final String[] PATTERNS = {"[a-z]{1,4}", "(ab|cd)+x?", "\\d{2}-\\d{2}", "[A-F0-9]{3}", "é?[^\"\\\\]{2}"};
+    static final String[] FORMATS = {"date", "time", "date-time", "uuid", "ipv4", "hostname", "email"};
     static final AtomicInteger completions = new AtomicInteger();
     static final AtomicInteger stopped = new AtomicInteger();
     static LocalEngine engine;
@@ -155,7 +156,13 @@ class StructuredOutputPropertiesTest {
             }
             case 7 -> s.set("const", r.nextBoolean() ? scalar(r) : NODES.objectNode().put("k", r.nextInt(9)).set("l",
                     NODES.arrayNode().add(true).add("s")));
-            case 8 -> s.put("type", "string").putArray("enum").add("alpha").add("b\"e\\ta").add("ñ");
+            case 8 -> {
+                if (r.nextBoolean()) {
+                    s.put("type", "string").putArray("enum").add("alpha").add("b\"e\\ta").add("ñ");
+                } else {
+                    s.put("type", "string").put("format", FORMATS[r.nextInt(FORMATS.length)]);
+                }
+            }
             case 9 -> s.putArray("type").add(r.nextBoolean() ? "integer" : "boolean").add("null");
             case 10, 11 -> {
                 return object(r, depth - 1, defs);

@@ -163,6 +163,32 @@ class GrammarLanguageTest {
     }
 
     @Test
+    void formatsAcceptOnlyValidValues() {
+        Grammar date = schema("{\"type\": \"string\", \"format\": \"date\"}");
+        assertTrue(matches(date, "\"2024-01-31\""));
+        assertTrue(matches(date, "\"1999-11-30\""));
+        assertFalse(matches(date, "\"2024-02-30\""));
+        assertFalse(matches(date, "\"2024-04-31\""));
+        assertFalse(matches(date, "\"2024-13-01\""));
+        Grammar dateTime = schema("{\"format\": \"date-time\"}");
+        assertTrue(matches(dateTime, "\"2024-05-06T23:59:59.123Z\""));
+        assertTrue(matches(dateTime, "\"2024-05-06T00:00:00+05:30\""));
+        assertFalse(matches(dateTime, "\"2024-05-06T24:00:00Z\""));
+        assertFalse(matches(dateTime, "\"2024-05-06 10:00:00Z\""));
+        Grammar uuid = schema("{\"type\": \"string\", \"format\": \"uuid\"}");
+        assertTrue(matches(uuid, "\"123e4567-e89b-12d3-a456-426614174000\""));
+        assertFalse(matches(uuid, "\"123e4567e89b12d3a456426614174000\""));
+        Grammar ip = schema("{\"type\": \"string\", \"format\": \"ipv4\"}");
+        assertTrue(matches(ip, "\"255.0.10.9\""));
+        assertFalse(matches(ip, "\"256.1.1.1\""));
+        assertFalse(matches(ip, "\"01.1.1.1\""));
+        Grammar email = schema("{\"type\": \"string\", \"format\": \"email\"}");
+        assertTrue(matches(email, "\"first.last+tag@mail.example.org\""));
+        assertFalse(matches(email, "\"first..last@example.org\""));
+        assertFalse(matches(email, "\"nobody@localhost\""));
+    }
+
+    @Test
     void integerBoundsAcceptExactlyTheIntegersWithinThem() {
         long[][] ranges = {{0, 0}, {-7, 13}, {5, 1000}, {-1000, -10}, {99, 101}, {-1, 1}, {123, 456}};
         for (long[] range : ranges) {

@@ -6,17 +6,22 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.networknt.schema.JsonSchema;
 import com.networknt.schema.JsonSchemaFactory;
+import com.networknt.schema.SchemaValidatorsConfig;
 import com.networknt.schema.SpecVersion;
 import java.util.List;
 
 /**
  * Checks JSON texts against JSON schemas with an independent validator (networknt's, draft
- * 2020-12), for the tests of structured output. The text must be one JSON value and nothing else.
+ * 2020-12, formats asserted), for the tests of structured output. The text must be one JSON value
+ * and nothing else.
  */
 public final class SchemaValidation {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private static final JsonSchemaFactory FACTORY = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012);
+    // NOTE: formats are asserted (draft 2020-12 makes them annotations by default).
+    private static final SchemaValidatorsConfig CONFIG = SchemaValidatorsConfig.builder().formatAssertionsEnabled(true)
+            .build();
 
     private SchemaValidation() {
     }
@@ -32,7 +37,7 @@ public final class SchemaValidation {
         if (value == null || value.isMissingNode()) {
             return List.of("not JSON: empty");
         }
-        JsonSchema schema = FACTORY.getSchema(schemaJson);
+        JsonSchema schema = FACTORY.getSchema(schemaJson, CONFIG);
         return schema.validate(value).stream().map(Object::toString).toList();
     }
 }

@@ -157,8 +157,8 @@ class StructuredOutputServerTest {
         String completions = "/v1/completions";
         return List.of(
                 Arguments.of(chat, jsonSchemaFormat("{\"type\": \"object\", \"properties\": {\"d\": {\"type\": \"string\","
-                        + " \"format\": \"date\"}}}"), "response_format",
-                        new String[] {"'response_format' is invalid", "#/properties/d", "'format' is not supported"}),
+                        + " \"format\": \"ipv6\"}}}"), "response_format",
+                        new String[] {"'response_format' is invalid", "#/properties/d/format", "'ipv6' is not supported"}),
                 Arguments.of(chat, jsonSchemaFormat("{\"$ref\": \"#/$defs/none\"}"), "response_format",
                         new String[] {"'#/$defs/none' names nothing"}),
                 Arguments.of(chat, "\"response_format\": {\"type\": \"json_schema\"}", "response_format.json_schema",
