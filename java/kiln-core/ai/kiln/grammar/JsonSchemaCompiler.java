@@ -18,7 +18,8 @@ import java.util.Set;
  * JSON Schema as a grammar of the JSON texts it accepts (the subset OpenAI's strict mode takes and
  * a little more): {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, a
  * one-schema {@code allOf}, {@code $ref} into {@code $defs}/{@code definitions} or to {@code #};
- * integers with {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code exclusiveMaximum};
+ * integers and numbers with {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code
+ * exclusiveMaximum} (for numbers: integer bounds, and the number is written without an exponent);
  * objects with {@code properties}, {@code required} and {@code additionalProperties}; arrays with
  * {@code items}, {@code minItems}, {@code maxItems}; strings with {@code minLength}, {@code
  * maxLength}, {@code pattern} or {@code format} (date, time, date-time, uuid, ipv4, hostname,
@@ -44,13 +45,16 @@ public final class JsonSchemaCompiler {
     private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     /** The largest magnitude an integer bound may have. */
     static final long MAX_INTEGER_BOUND = 1_000_000_000_000_000_000L;
-    private static final String NUMBER = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?";
+    // NOTE: exponents of at most three digits: longer ones are valid JSON that parsers refuse or overflow.
+    private static final String NUMBER = "-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]{1,3})?";
     private static final String INTEGER = "-?(0|[1-9][0-9]*)";
     /**
      * The string formats written as patterns. Each pattern accepts a subset of its format's
      * values, never a value outside it: a date's day is at most the month's length (February's
-     * 28), a time has no leap second, a hostname has at most three labels of at most 63
-     * characters, an email's local part at most 50 characters.
+     * 28), a time has no leap second, a date-time's offset is under 12 hours and a time alone is
+     * in UTC, a hostname has at most three labels of at most 63
+     * characters, an email's local part at most 50 characters and its domain one of a few common
+     * top-level domains (validators check the top-level domain against IANA's list).
      */
     private static final Map<String, String> FORMATS = formats();
     /** The most items or characters a bounded array or string may be written out for. */
@@ -208,13 +212,8 @@ public final class JsonSchemaCompiler {
     private int emitType(GrammarBuilder.Rule r, int at, JsonNode schema, String type, String path) {
         return switch (type) {
             case "string" -> string(r, at, schema, path);
-            case "number" -> {
-                if (hasBounds(schema)) {
-                    throw error(path, "'minimum', 'maximum', 'exclusiveMinimum' and 'exclusiveMaximum' are supported"
-                            + " for type 'integer' only");
-                }
-                yield RegexCompiler.emit(NUMBER, "number", r, at, false);
-            }
+            case "number" -> hasBounds(schema) ? boundedNumber(r, at, schema, path)
+                    : RegexCompiler.emit(NUMBER, "number", r, at, false);
             case "integer" -> hasBounds(schema) ? boundedInteger(r, at, schema, path)
                     : RegexCompiler.emit(INTEGER, "integer", r, at, false);
             case "boolean" -> {
@@ -262,6 +261,51 @@ public final class JsonSchemaCompiler {
             throw error(path, "no integer lies within its bounds");
         }
         return IntegerRange.emit(r, at, lo, hi);
+    }
+
+    /** A number within the schema's bounds, which must be integers here; written without an exponent. */
+    private static int boundedNumber(GrammarBuilder.Rule r, int at, JsonNode schema, String path) {
+        NumberRange.End lower = null;
+        NumberRange.End upper = null;
+        for (String key : BOUNDS) {
+            JsonNode v = schema.get(key);
+            if (v == null) {
+                continue;
+            }
+            if (!v.isNumber()) {
+                throw error(path + "/" + key, "'" + key + "' must be a number");
+            }
+            java.math.BigDecimal bound = v.decimalValue();
+            if (bound.signum() != 0 && bound.stripTrailingZeros().scale() > 0) {
+                throw error(path + "/" + key, "bounds of type 'number' must be integers, got " + v);
+            }
+            if (bound.abs().compareTo(java.math.BigDecimal.valueOf(MAX_INTEGER_BOUND)) > 0) {
+                throw error(path + "/" + key, "number bounds beyond 10^18 in magnitude are not supported");
+            }
+            boolean exclusive = key.startsWith("exclusive");
+            NumberRange.End end = new NumberRange.End(bound.longValueExact(), exclusive);
+            if (key.endsWith("inimum")) {
+                lower = tighter(lower, end, true);
+            } else {
+                upper = tighter(upper, end, false);
+            }
+        }
+        if (lower != null && upper != null && (lower.value() > upper.value()
+                || (lower.value() == upper.value() && (lower.exclusive() || upper.exclusive())))) {
+            throw error(path, "no number lies within its bounds");
+        }
+        return NumberRange.emit(r, at, lower, upper);
+    }
+
+    /** The tighter of two ends of one side (lower: the larger value; at equal values the exclusive one). */
+    private static NumberRange.End tighter(NumberRange.End a, NumberRange.End b, boolean lower) {
+        if (a == null) {
+            return b;
+        }
+        if (a.value() != b.value()) {
+            return (a.value() > b.value()) == lower ? a : b;
+        }
+        return a.exclusive() ? a : b;
     }
 
     private static Long max(Long a, long b) {
@@ -334,17 +378,20 @@ public final class JsonSchemaCompiler {
     private static Map<String, String> formats() {
         String day31 = "(0[1-9]|[12][0-9]|3[01])";
         String date = "[0-9]{4}-((0[13578]|1[02])-" + day31 + "|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))";
-        String time = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])";
+        String partialTime = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?";
+        String offset = "(Z|[+-](0[0-9]|1[01]):[0-5][0-9])";
         String label = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
         String octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
         return Map.of(
                 "date", date,
-                "time", time,
-                "date-time", date + "T" + time,
+                // NOTE: a time alone is in UTC: validators disagree on a local time whose offset crosses midnight.
+                "time", partialTime + "Z",
+                "date-time", date + "T" + partialTime + offset,
                 "uuid", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
                 "ipv4", octet + "(\\." + octet + "){3}",
                 "hostname", label + "(\\." + label + "){0,2}",
-                "email", "[a-zA-Z0-9_%+-]{1,16}(\\.[a-zA-Z0-9_%+-]{1,16}){0,2}@" + label + "(\\." + label + "){1,2}");
+                "email", "[a-zA-Z0-9_%+-]{1,16}(\\.[a-zA-Z0-9_%+-]{1,16}){0,2}@" + label + "(\\." + label
+                        + ")?\\.(com|org|net|edu|gov|io|dev|info)");
     }
 
     private int string(GrammarBuilder.Rule r, int at, JsonNode schema, String path) {

@@ -163,6 +163,54 @@ class GrammarLanguageTest {
     }
 
     @Test
+    void numberBoundsAcceptExactlyTheNumbersWithinThem() {
+        String[][] bounds = {{"minimum", "0"}, {"exclusiveMinimum", "0"}, {"maximum", "0"}, {"exclusiveMaximum", "0"},
+            {"minimum", "-2", "maximum", "3"}, {"exclusiveMinimum", "-2", "exclusiveMaximum", "3"},
+            {"minimum", "1", "exclusiveMaximum", "2"}, {"exclusiveMinimum", "5"}, {"maximum", "-4"},
+            {"minimum", "2", "maximum", "2"}, {"exclusiveMinimum", "-1", "exclusiveMaximum", "0"}};
+        for (String[] b : bounds) {
+            StringBuilder json = new StringBuilder("{\"type\": \"number\"");
+            double lo = Double.NEGATIVE_INFINITY;
+            double hi = Double.POSITIVE_INFINITY;
+            boolean loExclusive = false;
+            boolean hiExclusive = false;
+            for (int k = 0; k < b.length; k += 2) {
+                json.append(", \"").append(b[k]).append("\": ").append(b[k + 1]);
+                double v = Double.parseDouble(b[k + 1]);
+                if (b[k].endsWith("inimum")) {
+                    lo = v;
+                    loExclusive = b[k].startsWith("exclusive");
+                } else {
+                    hi = v;
+                    hiExclusive = b[k].startsWith("exclusive");
+                }
+            }
+            Grammar g = schema(json.append("}").toString());
+            for (int q = -28; q <= 28; q++) {
+                double x = q / 4.0;
+                boolean inside = (loExclusive ? x > lo : x >= lo) && (hiExclusive ? x < hi : x <= hi);
+                for (String text : spellings(x)) {
+                    // NOTE: a negative zero is never written, inside the bounds or not.
+                    assertEquals(inside && !(x == 0 && text.startsWith("-")), matches(g, text), text + " in " + json);
+                }
+            }
+            assertFalse(matches(g, "1e2"), "no exponent when bounded");
+        }
+    }
+
+    /** Ways JSON writes x (a multiple of 0.25): plain, with trailing zeros; a zero also as -0. */
+    static List<String> spellings(double x) {
+        java.math.BigDecimal d = java.math.BigDecimal.valueOf(x).stripTrailingZeros();
+        String plain = d.scale() <= 0 ? d.toBigInteger().toString() : d.toPlainString();
+        List<String> out = new java.util.ArrayList<>(List.of(plain, plain + (plain.contains(".") ? "00" : ".0")));
+        if (x == 0) {
+            out.add("-0");
+            out.add("-0.0");
+        }
+        return out;
+    }
+
+    @Test
     void formatsAcceptOnlyValidValues() {
         Grammar date = schema("{\"type\": \"string\", \"format\": \"date\"}");
         assertTrue(matches(date, "\"2024-01-31\""));
@@ -241,9 +289,11 @@ class GrammarLanguageTest {
         assertEquals("schema #/properties/age: the keyword 'multipleOf' is not supported",
                 assertThrows(GrammarException.class, () -> schema("""
                         {"type": "object", "properties": {"age": {"type": "integer", "multipleOf": 2}}}""")).getMessage());
-        assertEquals("schema #: 'minimum', 'maximum', 'exclusiveMinimum' and 'exclusiveMaximum' are supported for type"
-                + " 'integer' only", assertThrows(GrammarException.class,
+        assertEquals("schema #/minimum: bounds of type 'number' must be integers, got 0.5",
+                assertThrows(GrammarException.class,
                         () -> schema("{\"type\": \"number\", \"minimum\": 0.5}")).getMessage());
+        assertEquals("schema #: no number lies within its bounds", assertThrows(GrammarException.class,
+                () -> schema("{\"type\": \"number\", \"minimum\": 2, \"exclusiveMaximum\": 2}")).getMessage());
         assertEquals("schema #: no integer lies within its bounds", assertThrows(GrammarException.class,
                 () -> schema("{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}")).getMessage());
         assertEquals("schema #/required: the required property 'b' has no schema in 'properties'",
