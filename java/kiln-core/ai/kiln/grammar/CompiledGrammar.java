@@ -25,6 +25,7 @@ public final class CompiledGrammar {
     private final TokenVocabulary vocab;
     private final StateMask[] masks; // [numStates] null for states that consume no bytes
     private final int[] allTokenWords; // [maskWords] every id with bytes
+    private final long maskBytes;
     // [numStates][256] transitions of one-frame walk stacks, filled while the masks are computed
     // (a row per state on its first use); dropped afterwards.
     private AtomicReferenceArray<Transition[]> singleFrame;
@@ -54,6 +55,11 @@ public final class CompiledGrammar {
         IntStream.range(0, grammar.numStates()).parallel().filter(grammar::consumesBytes)
                 .forEach(s -> masks[s] = computeMask(s));
         singleFrame = null; // needed only while the masks are computed
+        long ints = 0;
+        for (StateMask m : masks) {
+            ints += m == null ? 0 : m.ids().length + m.uncertain().length;
+        }
+        maskBytes = 4 * ints;
     }
 
     public Grammar grammar() {
@@ -67,6 +73,11 @@ public final class CompiledGrammar {
     /** A new matcher at the grammar's start. */
     public GrammarMatcher newMatcher(boolean allowEnd) {
         return new GrammarMatcher(this, allowEnd);
+    }
+
+    /** Bytes the precomputed masks hold (their id lists), to bound a cache of compiled grammars by. */
+    public long maskBytes() {
+        return maskBytes;
     }
 
     /** How many ids the precomputed masks leave to check at run time, summed over the states (a measure of cost). */
