@@ -281,6 +281,21 @@ int kiln_cuda_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64
                                 const int32_t* tokens, int64_t num_prompt, int64_t num_output,
                                 int64_t num_suppressed, void* stream);
 
+// ---- structured output ----
+
+// kiln_cpu_mask_logits on the device: logits[rows[m], v] = -inf where bit v % 32 of word v / 32
+// of mask row m is clear; rows outside [0, batch) are skipped.
+//   logits: [batch, vocab] fp32, in place; masks: [num_rows, ceil(vocab / 32)] int32;
+//   rows: [num_rows] int32; num_rows <= 65535
+int kiln_cuda_mask_logits(float* logits, int64_t batch, int64_t vocab, const int32_t* masks, const int32_t* rows,
+                          int64_t num_rows, void* stream);
+
+// kiln_cpu_add_logit_bias on the device; entries naming a row or id out of range are skipped, and
+// the (row, id) pairs must be distinct (each entry is one thread's plain add).
+//   logits: [batch, vocab] fp32, in place; entries: [count, 3] int32
+int kiln_cuda_add_logit_bias(float* logits, int64_t batch, int64_t vocab, const int32_t* entries, int64_t count,
+                             void* stream);
+
 #ifdef __cplusplus
 }
 #endif

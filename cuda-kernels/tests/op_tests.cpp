@@ -16,6 +16,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "harness.h"
@@ -876,6 +877,79 @@ void test_sample() {
 
 }  // namespace
 
+// ---- structured-output token masks ----------------------------------------------------------------
+
+// The CUDA mask against the CPU twin, bit for bit: masked logits are -inf, the rest untouched,
+// and rows no mask names unchanged (NaN-poisoned logits stay NaN where a mask keeps them).
+void test_mask_logits() {
+  if (!wanted("mask_logits")) return;
+  for (auto [batch, vocab, num_rows] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 10, 1}, {5, 113, 3}, {8, 32000, 8}, {3, 151936, 2}, {64, 128256, 17}}) {
+    const int64_t words = (vocab + 31) / 32;
+    auto logits = randn(batch * vocab, KILN_CUDA_F32, 3.0f);
+    for (int64_t i = 0; i < batch * vocab; i += 97) logits[i] = std::nanf("");
+    std::vector<int32_t> masks(num_rows * words);
+    std::uniform_int_distribution<uint32_t> bits;
+    for (auto& w : masks) w = static_cast<int32_t>(bits(rng) & bits(rng));  // about a quarter kept
+    std::vector<int32_t> row_ids(batch);
+    for (int64_t b = 0; b < batch; ++b) row_ids[b] = static_cast<int32_t>(b);
+    std::shuffle(row_ids.begin(), row_ids.end(), rng);
+    row_ids.resize(num_rows);
+    std::vector<float> ref = logits;
+    kiln_cpu_mask_logits(ref.data(), batch, vocab, masks.data(), row_ids.data(), num_rows);
+    DeviceBuffer dl = upload(logits, KILN_CUDA_F32);
+    DeviceBuffer dm = upload_raw(masks), dr = upload_raw(row_ids);
+    const std::string shape = shape_str({batch, vocab}) + " rows " + std::to_string(num_rows);
+    const int st = kiln_cuda_mask_logits(dl.as<float>(), batch, vocab, dm.as<int32_t>(), dr.as<int32_t>(), num_rows,
+                                         nullptr);
+    if (st != 0) { record_status("mask_logits", KILN_CUDA_F32, shape, st); continue; }
+    sync_or_die("mask_logits");
+    auto got = download(dl, batch * vocab, KILN_CUDA_F32);
+    Comparison c;
+    for (int64_t i = 0; i < batch * vocab; ++i) {
+      const bool same = (std::isnan(got[i]) && std::isnan(ref[i])) || got[i] == ref[i];
+      c.bad += !same;
+    }
+    c.pass = c.bad == 0;
+    record("mask_logits", KILN_CUDA_F32, shape, c, "bit-exact with the CPU; bad = differing logits");
+  }
+}
+
+// The CUDA logit bias against the CPU twin, bit for bit, on distinct (row, id) entries.
+void test_add_logit_bias() {
+  if (!wanted("logit_bias")) return;
+  for (auto [batch, vocab, count] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 10, 3}, {5, 113, 40}, {64, 128256, 5000}}) {
+    auto logits = randn(batch * vocab, KILN_CUDA_F32, 3.0f);
+    std::vector<int32_t> entries;
+    std::uniform_int_distribution<int64_t> pick(0, batch * vocab - 1);
+    std::uniform_real_distribution<float> bias(-100.0f, 100.0f);
+    std::vector<bool> taken(batch * vocab);
+    while (static_cast<int64_t>(entries.size()) < 3 * count) {
+      const int64_t at = pick(rng);
+      if (taken[at]) continue;
+      taken[at] = true;
+      const float b = bias(rng);
+      int32_t bits;
+      std::memcpy(&bits, &b, sizeof bits);
+      entries.insert(entries.end(), {static_cast<int32_t>(at / vocab), static_cast<int32_t>(at % vocab), bits});
+    }
+    std::vector<float> ref = logits;
+    kiln_cpu_add_logit_bias(ref.data(), batch, vocab, entries.data(), count);
+    DeviceBuffer dl = upload(logits, KILN_CUDA_F32);
+    DeviceBuffer de = upload_raw(entries);
+    const std::string shape = shape_str({batch, vocab}) + " entries " + std::to_string(count);
+    const int st = kiln_cuda_add_logit_bias(dl.as<float>(), batch, vocab, de.as<int32_t>(), count, nullptr);
+    if (st != 0) { record_status("logit_bias", KILN_CUDA_F32, shape, st); continue; }
+    sync_or_die("logit_bias");
+    auto got = download(dl, batch * vocab, KILN_CUDA_F32);
+    Comparison c;
+    for (int64_t i = 0; i < batch * vocab; ++i) c.bad += got[i] != ref[i];
+    c.pass = c.bad == 0;
+    record("logit_bias", KILN_CUDA_F32, shape, c, "bit-exact with the CPU; bad = differing logits");
+  }
+}
+
 int main(int argc, char** argv) {
   uint64_t seed = static_cast<uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -906,6 +980,8 @@ int main(int argc, char** argv) {
   test_gemv();
   test_fp8();
   test_sample();
+  test_mask_logits();
+  test_add_logit_bias();
 
   int failed = 0;
   std::map<std::string, std::pair<int, int>> per_op;  // op -> (pass, total)

@@ -248,6 +248,22 @@ int kiln_cpu_reset_penalty_row(uint32_t* penalties, int64_t penalty_rows, int64_
                                const int32_t* tokens, int64_t num_prompt, int64_t num_output,
                                int64_t num_suppressed);
 
+// ---- structured output ----
+
+// Sets logits[rows[m], v] to -inf for every id v whose bit is clear in mask row m (bit v % 32 of
+// word v / 32), so that argmax and sampling never choose it.
+//   logits: [batch, vocab] fp32, changed in place
+//   masks:  [num_rows, ceil(vocab / 32)] int32 bit masks
+//   rows:   [num_rows] int32, each in [0, batch)
+int kiln_cpu_mask_logits(float* logits, int64_t batch, int64_t vocab, const int32_t* masks, const int32_t* rows,
+                         int64_t num_rows);
+
+// logits[entries[k, 0], entries[k, 1]] += bias k (the float whose bits are entries[k, 2]): OpenAI's
+// logit_bias, added once per entry in entry order.
+//   logits:  [batch, vocab] fp32, changed in place
+//   entries: [count, 3] int32: row in [0, batch), id in [0, vocab), bias bits
+int kiln_cpu_add_logit_bias(float* logits, int64_t batch, int64_t vocab, const int32_t* entries, int64_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,10 @@
 package ai.kiln.api;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * How one request chooses its tokens and when it stops, with vLLM's semantics. Build one with
@@ -24,11 +27,15 @@ import java.util.List;
  * @param logprobs               null: none; 0: the chosen token's log-probability; k: plus the k most likely tokens (at most 20)
  * @param includeStopStrInOutput keep a matched stop string in the text
  * @param skipSpecialTokens      leave special tokens out of the text
+ * @param structuredOutput       what the output must be (a JSON schema, any JSON object, a regular
+ *                               expression, a choice), or null for free text
+ * @param logitBias              token id -> a bias in [-100, 100] added to its logit before sampling (OpenAI's logit_bias); empty: none
  */
 public record SamplingParams(int n, double temperature, double topP, int topK, double minP,
         double repetitionPenalty, double presencePenalty, double frequencyPenalty, Long seed, Integer maxTokens,
         int minTokens, List<String> stop, List<Integer> stopTokenIds, boolean ignoreEos, Integer logprobs,
-        boolean includeStopStrInOutput, boolean skipSpecialTokens) {
+        boolean includeStopStrInOutput, boolean skipSpecialTokens, StructuredOutput structuredOutput,
+        Map<Integer, Double> logitBias) {
 
     /** The most alternatives {@link #logprobs} may ask for. */
     public static final int MAX_LOGPROBS = 20;
@@ -36,6 +43,8 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
     public static final int MAX_N = 128;
     /** Temperatures below this are greedy, as in vLLM. */
     public static final double GREEDY_EPSILON = 1e-5;
+    /** The largest magnitude of a logit bias, as OpenAI's. */
+    public static final double MAX_LOGIT_BIAS = 100;
 
     public SamplingParams {
         if (n < 1 || n > MAX_N) {
@@ -86,6 +95,18 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
         if (logprobs != null && (logprobs < 0 || logprobs > MAX_LOGPROBS)) {
             throw invalid("logprobs", "must be in [0, " + MAX_LOGPROBS + "]", logprobs);
         }
+        TreeMap<Integer, Double> bias = new TreeMap<>();
+        for (Map.Entry<Integer, Double> e : (logitBias == null ? Map.<Integer, Double>of() : logitBias).entrySet()) {
+            if (e.getKey() == null || e.getKey() < 0) {
+                throw invalid("logit_bias", "must map token ids >= 0", e.getKey());
+            }
+            if (e.getValue() == null || !(Math.abs(e.getValue()) <= MAX_LOGIT_BIAS)) {
+                throw invalid("logit_bias", "values must be in [-" + (int) MAX_LOGIT_BIAS + ", " + (int) MAX_LOGIT_BIAS
+                        + "]", e.getValue() + " for token " + e.getKey());
+            }
+            bias.put(e.getKey(), e.getValue());
+        }
+        logitBias = Collections.unmodifiableSortedMap(bias);
     }
 
     private static IllegalArgumentException invalid(String field, String rule, Object value) {
@@ -122,6 +143,8 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
         b.logprobs = logprobs;
         b.includeStopStrInOutput = includeStopStrInOutput;
         b.skipSpecialTokens = skipSpecialTokens;
+        b.structuredOutput = structuredOutput;
+        b.logitBias = new TreeMap<>(logitBias);
         return b;
     }
 
@@ -158,6 +181,8 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
         private Integer logprobs;
         private boolean includeStopStrInOutput;
         private boolean skipSpecialTokens = true;
+        private StructuredOutput structuredOutput;
+        private Map<Integer, Double> logitBias = new TreeMap<>();
 
         private Builder() {
         }
@@ -252,10 +277,22 @@ public record SamplingParams(int n, double temperature, double topP, int topK, d
             return this;
         }
 
+        /** null: free text. */
+        public Builder structuredOutput(StructuredOutput structuredOutput) {
+            this.structuredOutput = structuredOutput;
+            return this;
+        }
+
+        /** Token id -> bias in [-100, 100]; empty: none. */
+        public Builder logitBias(Map<Integer, Double> logitBias) {
+            this.logitBias = new TreeMap<>(logitBias);
+            return this;
+        }
+
         public SamplingParams build() {
             return new SamplingParams(n, temperature, topP, topK, minP, repetitionPenalty, presencePenalty,
                     frequencyPenalty, seed, maxTokens, minTokens, stop, stopTokenIds, ignoreEos, logprobs,
-                    includeStopStrInOutput, skipSpecialTokens);
+                    includeStopStrInOutput, skipSpecialTokens, structuredOutput, logitBias);
         }
     }
 }

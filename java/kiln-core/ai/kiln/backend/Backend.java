@@ -264,6 +264,28 @@ public interface Backend extends AutoCloseable {
     default void releaseGraph(long graph) {
     }
 
+    // ---- structured output and logit bias ----------------------------------------------------
+
+    /**
+     * Sets logits[rows[m], v] to -inf for every id v whose bit is clear in row m of the masks (bit
+     * v % 32 of word v / 32), for m in [0, numRows): the ids a sequence's grammar forbids then get
+     * probability 0 in {@link #argmax} and {@link #sample} alike (docs/sampling.md, "Token masks").
+     *
+     * @param logits [B, V] F32, contiguous, changed in place
+     * @param masks  [>= numRows, ceil(V / 32)] I32 bit masks
+     * @param rows   [>= numRows] I32, the logits row of each mask, each in [0, B)
+     */
+    void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows);
+
+    /**
+     * logits[row, id] += bias for each entry (row, id, bias as float bits) of the first {@code
+     * count}: OpenAI's logit_bias, before {@link #maskLogits}, {@link #argmax} and {@link #sample}.
+     *
+     * @param logits  [B, V] F32, contiguous, changed in place
+     * @param entries [>= count, 3] I32: row in [0, B), id in [0, V), bias bits; distinct (row, id) pairs
+     */
+    void addLogitBias(Tensor logits, Tensor entries, int count);
+
     @Override
     void close();
 }

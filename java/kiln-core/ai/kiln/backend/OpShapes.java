@@ -167,4 +167,28 @@ public final class OpShapes {
                     + numOutput + " + " + numSuppressed + " ids in " + ids);
         }
     }
+
+    /** logits [B, V] F32 contiguous; masks [>= numRows, ceil(V / 32)] I32; rows [>= numRows] I32. */
+    public static void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows) {
+        requireDType(logits, DType.F32, "maskLogits logits");
+        requireDType(masks, DType.I32, "maskLogits masks");
+        requireDType(rows, DType.I32, "maskLogits rows");
+        requireContiguous(logits, "maskLogits logits");
+        requireContiguous(masks, "maskLogits masks");
+        long words = (logits.rowElements() + 31) / 32;
+        if (numRows < 0 || masks.rowElements() != words || masks.rows() < numRows || rows.numel() < numRows) {
+            throw new BackendException("maskLogits: " + numRows + " rows of masks " + masks + " (rows of " + words
+                    + " words) and rows " + rows + " over logits " + logits);
+        }
+    }
+
+    /** logits [B, V] F32 contiguous; entries [>= count, 3] I32. */
+    public static void addLogitBias(Tensor logits, Tensor entries, int count) {
+        requireDType(logits, DType.F32, "addLogitBias logits");
+        requireDType(entries, DType.I32, "addLogitBias entries");
+        requireContiguous(logits, "addLogitBias logits");
+        if (count < 0 || entries.rowElements() != 3 || entries.rows() < count) {
+            throw new BackendException("addLogitBias: " + count + " entries of " + entries + " (rows of 3)");
+        }
+    }
 }

@@ -10,8 +10,11 @@ import ai.kiln.api.RequestOutput;
 import ai.kiln.api.RequestRejectedException;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.backend.Backend;
+import ai.kiln.grammar.CompiledGrammar;
+import ai.kiln.grammar.TokenVocabulary;
 import ai.kiln.hub.LocatedModel;
 import ai.kiln.model.ModelConfig;
+import ai.kiln.sampling.LogitBias;
 import ai.kiln.sampling.SamplerSettings;
 import ai.kiln.sampling.SequenceSampling;
 import ai.kiln.scheduler.AdmissionException;
@@ -43,6 +46,7 @@ public final class LocalEngine implements Engine {
     private final LoadedModel loaded;
     private final ExecutorService streamExecutor;
     private final StepLoop loop;
+    private final GrammarCache grammars; // null: token ids only (no tokenizer)
 
     // Submission side: guarded by submitLock so that nothing is queued after close starts.
     private final Object submitLock = new Object();
@@ -57,6 +61,7 @@ public final class LocalEngine implements Engine {
         this.config = loaded.config();
         this.codec = codec;
         this.loaded = loaded;
+        this.grammars = codec == null ? null : new GrammarCache(this::tokenVocabulary);
         this.seedState = options.seed() != null ? options.seed() : new SecureRandom().nextLong();
         this.streamExecutor = Executors.newCachedThreadPool(daemonThreads("kiln-stream-"));
         // NOTE: the stream executor is never shut down: a handle may still be read (or subscribed
@@ -167,6 +172,11 @@ public final class LocalEngine implements Engine {
         return loaded.scheduler();
     }
 
+    /** The compiled structured-output grammars; for tests. */
+    GrammarCache grammars() {
+        return grammars;
+    }
+
     @Override
     public RequestHandle submit(GenerateRequest request) {
         checkOpen();
@@ -187,6 +197,21 @@ public final class LocalEngine implements Engine {
         if (!params.stop().isEmpty() && codec == null) {
             throw new IllegalArgumentException("stop strings need a tokenizer, and this model directory has no tokenizer.json");
         }
+        for (int id : params.logitBias().keySet()) {
+            if (id >= config.vocabSize()) {
+                throw new IllegalArgumentException("logit_bias token id " + id + " is outside the vocabulary [0, "
+                        + config.vocabSize() + ")");
+            }
+        }
+        LogitBias logitBias = ApiMapping.logitBias(params);
+        CompiledGrammar grammar = null;
+        if (params.structuredOutput() != null) {
+            if (grammars == null) {
+                throw new IllegalArgumentException("structured output needs a tokenizer, and this model directory has"
+                        + " no tokenizer.json");
+            }
+            grammar = grammars.get(params.structuredOutput());
+        }
         String requestId = request.requestId() != null ? request.requestId() : "req-" + requestCounter.incrementAndGet();
         int n = params.n();
         RequestState state = new RequestState(requestId, params, prompt, n, System.nanoTime());
@@ -203,7 +228,9 @@ public final class LocalEngine implements Engine {
         }
         for (int i = 0; i < n; i++) {
             // n > 1: seed + index, as vLLM does, so that the completions differ yet repeat.
-            SequenceSampling sampling = new SequenceSampling(settings, seed + i, suppressed);
+            // NOTE: with ignore_eos an end-of-sequence id would not end the output, so the grammar never allows one.
+            SequenceSampling sampling = new SequenceSampling(settings, seed + i, suppressed,
+                    grammar == null ? null : grammar.newMatcher(!params.ignoreEos()), logitBias);
             state.seqs[i] = new Sequence(sequenceCounter.incrementAndGet(), requestId, i, prompt, maxTokens, stopIds,
                     sampling, i == 0 ? null : state.seqs[0], state);
             state.completions[i] = state.new Completion(i,
@@ -235,6 +262,16 @@ public final class LocalEngine implements Engine {
         }
         // The template writes the special tokens (BOS and the role markers) itself.
         return codec.encode(codec.applyChatTemplate(request.messages(), true), false);
+    }
+
+    /** The model's ids as the bytes they stand for; special tokens and ids past the tokenizer's have none. */
+    private TokenVocabulary tokenVocabulary() {
+        int size = config.vocabSize();
+        byte[][] bytes = new byte[size][];
+        for (int id = 0; id < size; id++) {
+            bytes[id] = id < codec.vocabSize() && !codec.isSpecialToken(id) ? codec.tokenBytes(id) : null;
+        }
+        return new TokenVocabulary(bytes, loaded.eosTokenIds());
     }
 
     private int[] suppressedIds(SamplingParams params) {

@@ -5,7 +5,6 @@ import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestOutput;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.api.TokenLogprobs;
-import ai.kiln.scheduler.FinishCause;
 import ai.kiln.scheduler.Sequence;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -72,7 +71,7 @@ final class RequestState {
             if (logprobs != null && tokenLogprobs != null) {
                 logprobs.add(tokenLogprobs);
             }
-            boolean endedByToken = seq.isFinished() && seq.finishCause() == FinishCause.STOP;
+            boolean endedByToken = seq.isFinished() && seq.endedByToken();
             String matched = null;
             if (decoder != null && !endedByToken) {
                 matched = appendText(decoder.push(seq.lastToken()));

@@ -14,6 +14,15 @@ interface TextCodec {
 
     OptionalInt eosTokenId();
 
+    /** Ids [0, vocabSize) have tokens. */
+    int vocabSize();
+
+    /** The bytes a token stands for (a byte-level token's raw bytes); empty for none. */
+    byte[] tokenBytes(int id);
+
+    /** Whether an id is a special token (never part of structured output). */
+    boolean isSpecialToken(int id);
+
     boolean hasChatTemplate();
 
     String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt);

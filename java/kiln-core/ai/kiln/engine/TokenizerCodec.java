@@ -62,6 +62,21 @@ final class TokenizerCodec implements TextCodec {
     }
 
     @Override
+    public int vocabSize() {
+        return tokenizer.vocabSize();
+    }
+
+    @Override
+    public byte[] tokenBytes(int id) {
+        return tokenizer.tokenBytes(id);
+    }
+
+    @Override
+    public boolean isSpecialToken(int id) {
+        return tokenizer.isSpecialToken(id);
+    }
+
+    @Override
     public boolean hasChatTemplate() {
         return tokenizer.hasChatTemplate();
     }

@@ -24,6 +24,11 @@ import java.util.Map;
  *
  * <p>A step whose rows are all plain greedy takes the backend's argmax instead, which spreads one
  * row over many blocks and chooses the same ids.
+ *
+ * <p>Rows with a {@link TokenConstraint} (structured output) have their mask of allowed ids
+ * computed here at launch, on the host, while the device still runs the step's forward pass
+ * (launched just before), then uploaded and applied to their logits ({@link Backend#maskLogits})
+ * ahead of the argmax or the draw. Logit biases are added before the masks.
  */
 public final class BackendSampler implements Sampler {
 
@@ -34,6 +39,13 @@ public final class BackendSampler implements Sampler {
     private final Tensor ids;         // [maxRows] I32
     private final Tensor logprobs;    // [maxRows, LOGPROB_WORDS] I32
     private final Tensor penalties;   // [maxRows, V] I32: token statistics, one row per sequence that needs them
+    private final int maskWords;      // ceil(V / 32)
+    private final Tensor masks;       // [maxRows, maskWords] I32: the constrained rows' allowed ids, one bit each
+    private final Tensor maskRows;    // [maxRows] I32: the logits row of each mask
+    private final int[] hostMasks;    // [maxRows * maskWords]
+    private final int[] hostMaskRows; // [maxRows]
+    private Tensor biasEntries;       // [capacity, 3] I32: row, id, bias bits of the step's logit biases
+    private int[] hostBiasEntries = new int[0]; // [capacity * 3]
     private Tensor resetIds;          // [capacity] I32: a penalty row's ids on their way to resetPenaltyRow
     private final int[] hostWords;    // [maxRows * ROW_WORDS]
     private final int[] hostIds;      // [maxRows]
@@ -62,12 +74,16 @@ public final class BackendSampler implements Sampler {
         this.backend = backend;
         this.vocabSize = vocabSize;
         this.maxRows = maxRows;
+        this.maskWords = (vocabSize + 31) >>> 5;
         List<Tensor> allocated = new ArrayList<>();
         try {
             rowWords = allocate(allocated, DType.I32, maxRows, SampleWords.ROW_WORDS);
             ids = allocate(allocated, DType.I32, maxRows);
             logprobs = allocate(allocated, DType.I32, maxRows, SampleWords.LOGPROB_WORDS);
             penalties = allocate(allocated, DType.I32, maxRows, vocabSize);
+            masks = allocate(allocated, DType.I32, maxRows, maskWords);
+            maskRows = allocate(allocated, DType.I32, maxRows);
+            biasEntries = allocate(allocated, DType.I32, 256, 3);
             resetIds = allocate(allocated, DType.I32, 4096);
         } catch (RuntimeException e) {
             allocated.forEach(backend::free);
@@ -76,6 +92,8 @@ public final class BackendSampler implements Sampler {
         hostWords = new int[maxRows * SampleWords.ROW_WORDS];
         hostIds = new int[maxRows];
         hostLogprobs = new int[maxRows * SampleWords.LOGPROB_WORDS];
+        hostMasks = new int[maxRows * maskWords];
+        hostMaskRows = new int[maxRows];
         penaltyRowOwner = new SequenceSampling[maxRows];
         penaltyRowTokens = new int[maxRows];
         penaltyRowLastStep = new long[maxRows];
@@ -113,6 +131,8 @@ public final class BackendSampler implements Sampler {
             return;
         }
         Tensor used = logits.rowSlice(0, n);
+        applyLogitBias(used, rows, n);
+        applyConstraints(used, rows, n);
         boolean allGreedy = true;
         for (int i = 0; i < n && allGreedy; i++) {
             allGreedy = rows.get(i).isPlainGreedy();
@@ -143,6 +163,63 @@ public final class BackendSampler implements Sampler {
         launchedLogprobs = anyLogprobs;
         backend.copyFromHost(rowWords, hostWords, n * SampleWords.ROW_WORDS);
         backend.sample(used, rowWords, anyPenaltyRow ? penalties : null, ids, anyLogprobs ? logprobs : null);
+    }
+
+    /** Adds the rows' logit biases to their logits. */
+    private void applyLogitBias(Tensor logits, SamplingBatch rows, int n) {
+        int count = 0;
+        for (int i = 0; i < n; i++) {
+            count += rows.get(i).logitBias().size();
+        }
+        if (count == 0) {
+            return;
+        }
+        if (hostBiasEntries.length < 3 * count) {
+            hostBiasEntries = new int[3 * Math.max(count, 2 * hostBiasEntries.length / 3)];
+        }
+        int at = 0;
+        for (int i = 0; i < n; i++) {
+            LogitBias bias = rows.get(i).logitBias();
+            for (int k = 0; k < bias.size(); k++) {
+                if (bias.ids()[k] >= vocabSize) {
+                    throw new IllegalArgumentException("logit_bias token id " + bias.ids()[k]
+                            + " is outside the vocabulary [0, " + vocabSize + ")");
+                }
+                hostBiasEntries[at++] = i;
+                hostBiasEntries[at++] = bias.ids()[k];
+                hostBiasEntries[at++] = Float.floatToRawIntBits(bias.biases()[k]);
+            }
+        }
+        if (biasEntries.size(0) < count) {
+            Tensor larger = backend.allocate(DType.I32, Math.max(count, 2 * biasEntries.size(0)), 3);
+            backend.free(biasEntries);
+            biasEntries = larger;
+        }
+        backend.copyFromHost(biasEntries, hostBiasEntries, 3 * count);
+        backend.addLogitBias(logits, biasEntries, count);
+    }
+
+    /** Masks the logits of the rows whose sequences have a constraint: their forbidden ids become -inf. */
+    private void applyConstraints(Tensor logits, SamplingBatch rows, int n) {
+        int numMasked = 0;
+        for (int i = 0; i < n; i++) {
+            TokenConstraint constraint = rows.get(i).constraint();
+            if (constraint == null) {
+                continue;
+            }
+            if (constraint.maskWords() != maskWords) {
+                throw new IllegalArgumentException("a constraint's mask of " + constraint.maskWords()
+                        + " words does not cover the vocabulary of " + vocabSize + " ids");
+            }
+            constraint.fillMask(hostMasks, numMasked * maskWords);
+            hostMaskRows[numMasked++] = i;
+        }
+        if (numMasked == 0) {
+            return;
+        }
+        backend.copyFromHost(masks, hostMasks, numMasked * maskWords);
+        backend.copyFromHost(maskRows, hostMaskRows, numMasked);
+        backend.maskLogits(logits, masks, maskRows, numMasked);
     }
 
     @Override
@@ -284,7 +361,7 @@ public final class BackendSampler implements Sampler {
 
     @Override
     public void close() {
-        for (Tensor t : new Tensor[] {rowWords, ids, logprobs, penalties, resetIds}) {
+        for (Tensor t : new Tensor[] {rowWords, ids, logprobs, penalties, masks, maskRows, biasEntries, resetIds}) {
             if (t != null) {
                 backend.free(t);
             }

@@ -24,7 +24,8 @@ public interface Sampler extends AutoCloseable {
     /**
      * Issues the sampling of a step's rows on the backend and returns without waiting for it, so
      * that the host can do other work while the device computes the step. {@code rows} must stay
-     * unchanged until {@link #collect}; one launch at a time.
+     * unchanged until {@link #collect}; one launch at a time. The logits of rows with a logit bias
+     * or a {@link TokenConstraint} are changed in place (biased, masked).
      */
     void launch(Tensor logits, SamplingBatch rows);
 

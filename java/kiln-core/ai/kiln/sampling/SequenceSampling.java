@@ -13,6 +13,8 @@ public final class SequenceSampling {
     private final SamplerSettings settings;
     private final long seed;
     private final int[] suppressed; // token ids masked while fewer than minTokens are generated
+    private final TokenConstraint constraint; // null: any id may be drawn
+    private final LogitBias logitBias;
     private int numGenerated;
 
     /**
@@ -22,9 +24,34 @@ public final class SequenceSampling {
      *                   fewer than {@code settings.minTokens()} tokens are generated
      */
     public SequenceSampling(SamplerSettings settings, long seed, int[] suppressed) {
+        this(settings, seed, suppressed, null);
+    }
+
+    /**
+     * @param constraint what each drawn id must satisfy (a structured output's grammar), or null;
+     *                   the sequence's own, since it tracks the sequence's output
+     */
+    public SequenceSampling(SamplerSettings settings, long seed, int[] suppressed, TokenConstraint constraint) {
+        this(settings, seed, suppressed, constraint, LogitBias.NONE);
+    }
+
+    /** @param logitBias added to the logits before every draw ({@link LogitBias#NONE}: none) */
+    public SequenceSampling(SamplerSettings settings, long seed, int[] suppressed, TokenConstraint constraint,
+            LogitBias logitBias) {
         this.settings = settings;
         this.seed = seed;
         this.suppressed = settings.minTokens() > 0 ? suppressed.clone() : new int[0];
+        this.constraint = constraint;
+        this.logitBias = logitBias;
+    }
+
+    public LogitBias logitBias() {
+        return logitBias;
+    }
+
+    /** The constraint on the ids drawn, or null. */
+    public TokenConstraint constraint() {
+        return constraint;
     }
 
     public SamplerSettings settings() {
@@ -40,9 +67,12 @@ public final class SequenceSampling {
         return numGenerated;
     }
 
-    /** Records a generated token: advances the random stream. */
+    /** Records a generated token: advances the random stream (and the constraint). */
     public void accept(int token) {
         numGenerated++;
+        if (constraint != null) {
+            constraint.accept(token);
+        }
     }
 
     /** The 53 random bits R of the next draw (its uniform number is R / 2^53). */

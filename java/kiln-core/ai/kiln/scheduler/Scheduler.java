@@ -3,6 +3,7 @@ package ai.kiln.scheduler;
 import ai.kiln.kvcache.BlockTable;
 import ai.kiln.kvcache.KvCacheManager;
 import ai.kiln.sampling.SamplerOutput;
+import ai.kiln.sampling.TokenConstraint;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -237,7 +238,8 @@ public final class Scheduler {
     /**
      * Applies a step's results: the scheduled tokens are now computed (full blocks enter the
      * prefix cache), each sampling sequence gets its token, and sequences that hit end-of-sequence,
-     * a stop token, max_tokens or the context length finish (their blocks freed).
+     * a stop token, the end of their structured output, max_tokens or the context length finish
+     * (their blocks freed).
      */
     public void update(StepPlan step, SamplerOutput sampled) {
         for (int i = 0; i < step.numSeqs(); i++) {
@@ -262,11 +264,19 @@ public final class Scheduler {
             FinishCause reason = null;
             String detail = null;
             boolean minReached = seq.numOutputTokens() >= seq.sampling().settings().minTokens();
+            TokenConstraint constraint = seq.sampling().constraint();
             if (minReached && !seq.sampling().settings().ignoreEos() && contains(eosTokenIds, token)) {
                 reason = FinishCause.STOP;
+                seq.markEndedByToken();
             } else if (minReached && contains(seq.stopTokenIds(), token)) {
                 reason = FinishCause.STOP;
                 detail = Integer.toString(token);
+                seq.markEndedByToken();
+            } else if (constraint != null && constraint.isFailed()) {
+                reason = FinishCause.ABORT;
+                detail = "no token of the vocabulary continues the structured output";
+            } else if (constraint != null && constraint.isTerminated()) {
+                reason = FinishCause.STOP; // the structured output is complete and nothing may follow
             } else if (seq.numOutputTokens() >= seq.maxTokens() || seq.numTokens() >= config.maxModelLen()) {
                 reason = FinishCause.LENGTH;
             }

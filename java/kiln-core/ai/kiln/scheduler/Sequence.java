@@ -39,6 +39,7 @@ public final class Sequence {
     private Status status = Status.WAITING;
     private FinishCause finishCause;
     private String stopReason;
+    private boolean endedByToken;      // its last token is the end-of-sequence or stop id that ended it
     private int numPreemptions;
     private int numCachedPromptTokens = -1; // prompt tokens found in the prefix cache at first admission
     // n > 1: the first completion of the request, whose prompt blocks the others share.
@@ -161,6 +162,15 @@ public final class Sequence {
         return stopReason;
     }
 
+    /**
+     * Whether the last token is the end-of-sequence or stop id that ended the sequence (it has no
+     * text); false for a sequence that ended on a token of its output, such as the last of a
+     * structured output.
+     */
+    public boolean endedByToken() {
+        return endedByToken;
+    }
+
     public int numPreemptions() {
         return numPreemptions;
     }
@@ -207,6 +217,10 @@ public final class Sequence {
             tokens = Arrays.copyOf(tokens, Math.min(numPromptTokens + maxTokens, tokens.length * 2));
         }
         tokens[numTokens++] = token;
+    }
+
+    void markEndedByToken() {
+        endedByToken = true;
     }
 
     void finish(FinishCause reason, String detail) {

@@ -40,15 +40,6 @@ record ChatRequest(String model, List<Map<String, Object>> messages, SamplingPar
         if (toolChoice != null && !(toolChoice.isTextual() && toolChoice.textValue().equals("none"))) {
             throw ApiError.invalid("'tool_choice' is not supported yet.", "tool_choice", "unsupported_parameter");
         }
-        JsonNode format = body.node("response_format");
-        if (format != null) {
-            String type = new BodyFields(format).requiredString("type");
-            if (!type.equals("text")) {
-                throw ApiError.invalid("'response_format' of type '" + type + "' is not supported yet; only 'text' is.",
-                        "response_format", "unsupported_parameter");
-            }
-        }
-        CompletionRequest.rejectLogitBias(body);
         boolean stream = Boolean.TRUE.equals(body.bool("stream"));
         boolean includeUsage = CompletionRequest.streamOptions(body, stream);
         SamplingParams params = SamplingJson.read(body, SamplingJson.Endpoint.CHAT);

@@ -35,7 +35,6 @@ record CompletionRequest(String model, List<Prompt> prompts, SamplingParams para
         if (body.has("suffix")) {
             throw ApiError.invalid("'suffix' is not supported.", "suffix", "unsupported_parameter");
         }
-        rejectLogitBias(body);
         boolean echo = Boolean.TRUE.equals(body.bool("echo"));
         boolean stream = Boolean.TRUE.equals(body.bool("stream"));
         boolean includeUsage = streamOptions(body, stream);
@@ -114,10 +113,4 @@ record CompletionRequest(String model, List<Prompt> prompts, SamplingParams para
         return Boolean.TRUE.equals(include);
     }
 
-    static void rejectLogitBias(BodyFields body) {
-        JsonNode bias = body.node("logit_bias");
-        if (bias != null && !(bias.isObject() && bias.isEmpty())) {
-            throw ApiError.invalid("'logit_bias' is not supported.", "logit_bias", "unsupported_parameter");
-        }
-    }
 }

@@ -29,7 +29,12 @@ final class GenerationErrors {
             return ApiError.unavailable("The engine is not taking requests: " + e.getMessage(), "engine_closed");
         }
         if (e instanceof IllegalArgumentException) {
-            return ApiError.invalid(capitalize(e.getMessage()) + ".", promptParam);
+            String message = e.getMessage();
+            // NOTE: the engine checks logit_bias ids against the vocabulary; its message starts with the field's name.
+            if (message != null && message.startsWith("logit_bias ")) {
+                return ApiError.invalid("'logit_bias' " + message.substring("logit_bias ".length()) + ".", "logit_bias");
+            }
+            return ApiError.invalid(capitalize(message) + ".", promptParam);
         }
         return ApiError.internal("Could not start the request: " + e);
     }

@@ -4,9 +4,12 @@ import ai.kiln.api.SamplingParams;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.SortedSet;
+import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
@@ -17,7 +20,8 @@ import java.util.TreeSet;
  * <p>The fields are OpenAI's (n, max_tokens, temperature, top_p, presence_penalty,
  * frequency_penalty, seed, stop, logprobs), with vLLM's extensions (top_k, min_p,
  * repetition_penalty, min_tokens, stop_token_ids, ignore_eos, skip_special_tokens,
- * include_stop_str_in_output). The two endpoints differ only where OpenAI's do, which {@link
+ * include_stop_str_in_output), OpenAI's logit_bias and the structured-output fields ({@link StructuredOutputJson}:
+ * response_format and vLLM's guided_* and structured_outputs). The two endpoints differ only where OpenAI's do, which {@link
  * Endpoint} names. A field absent or null keeps its value in the defaults given; a value of the
  * wrong type or out of range is refused with a message naming the field.
  */
@@ -42,7 +46,9 @@ public final class SamplingJson {
 
         private static final Set<String> COMMON = Set.of("n", "temperature", "top_p", "top_k", "min_p",
                 "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop", "ignore_eos",
-                "min_tokens", "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output");
+                "min_tokens", "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output", "response_format",
+                "guided_json", "guided_regex", "guided_choice", "guided_grammar", "guided_whitespace_pattern",
+                "guided_decoding_backend", "structured_outputs", "logit_bias");
 
         private final Integer defaultMaxTokens;
         private final Set<String> ownFields;
@@ -234,6 +240,45 @@ public final class SamplingJson {
         if (includeStop != null) {
             b.includeStopStrInOutput(includeStop);
         }
+        JsonNode bias = body.node("logit_bias");
+        if (bias != null) {
+            b.logitBias(logitBias(bias));
+        }
+        if (StructuredOutputJson.FIELDS.stream().anyMatch(body::has)) {
+            b.structuredOutput(StructuredOutputJson.read(body));
+        }
+    }
+
+    /** OpenAI's {@code logit_bias}: an object from token ids (as strings) to biases in [-100, 100]. */
+    private static Map<Integer, Double> logitBias(JsonNode bias) {
+        if (!bias.isObject()) {
+            throw BodyFields.wrongType("logit_bias", "an object from token ids to biases", bias);
+        }
+        Map<Integer, Double> out = new TreeMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = bias.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            int id;
+            try {
+                id = Integer.parseInt(e.getKey());
+            } catch (NumberFormatException notAnId) {
+                id = -1;
+            }
+            if (id < 0 || !e.getKey().matches("\\d+")) {
+                throw ApiError.invalid("'logit_bias' keys must be token ids (integers >= 0), got '" + e.getKey() + "'.",
+                        "logit_bias");
+            }
+            JsonNode value = e.getValue();
+            if (!value.isNumber()) {
+                throw BodyFields.wrongType("logit_bias." + e.getKey(), "a number", value);
+            }
+            double v = value.doubleValue();
+            if (!(Math.abs(v) <= SamplingParams.MAX_LOGIT_BIAS)) {
+                throw ApiError.invalid("'logit_bias' values must be in [-100, 100], got " + value + " for token " + id
+                        + ".", "logit_bias");
+            }
+            out.put(id, v);
+        }
+        return out;
     }
 
     /** Builds the engine's parameters; its checks (whose messages start with the field's name) become 400s. */

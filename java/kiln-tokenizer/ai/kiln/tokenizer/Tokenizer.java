@@ -205,6 +205,11 @@ public final class Tokenizer {
         return token;
     }
 
+    /** Whether an id is a special added token (what {@code skip_special_tokens} leaves out of the text). */
+    public boolean isSpecialToken(int id) {
+        return isSpecial(id);
+    }
+
     private boolean isSpecial(int id) {
         AddedToken added = pipeline.addedVocabulary().byId(id);
         if (added == null) {

@@ -111,8 +111,9 @@ class BadInputTest {
                 bad(c, "{\"model\": \"llama3-gqa\", \"prompt\": \"hi\", \"stream_options\": {\"include_usage\": true}}",
                         400, "stream_options", null, "stream"),
                 bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
-                        + " \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format",
-                        "unsupported_parameter", "json_object"),
+                        + " \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"n\","
+                        + " \"schema\": {\"type\": \"integer\", \"multipleOf\": 3}}}}", 400, "response_format", null,
+                        "'multipleOf' is not supported"),
                 bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
                         + " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools",
                         "unsupported_parameter", "tools"),

@@ -152,4 +152,11 @@ public final class KilnCpu {
             @Cast("int64_t") long penaltyRows, @Cast("int64_t") long vocab, @Cast("int64_t") long row,
             @Cast("const int32_t*") long tokens, @Cast("int64_t") long numPrompt, @Cast("int64_t") long numOutput,
             @Cast("int64_t") long numSuppressed);
+
+    public static native int kiln_cpu_mask_logits(@Cast("float*") long logits, @Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab, @Cast("const int32_t*") long masks, @Cast("const int32_t*") long rows,
+            @Cast("int64_t") long numRows);
+
+    public static native int kiln_cpu_add_logit_bias(@Cast("float*") long logits, @Cast("int64_t") long batch,
+            @Cast("int64_t") long vocab, @Cast("const int32_t*") long entries, @Cast("int64_t") long count);
 }

@@ -384,6 +384,20 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows) {
+        OpShapes.maskLogits(logits, masks, rows, numRows);
+        check(KilnCpu.kiln_cpu_mask_logits(logits.address(), logits.rows(), logits.rowElements(), masks.address(),
+                rows.address(), numRows));
+    }
+
+    @Override
+    public void addLogitBias(Tensor logits, Tensor entries, int count) {
+        OpShapes.addLogitBias(logits, entries, count);
+        check(KilnCpu.kiln_cpu_add_logit_bias(logits.address(), logits.rows(), logits.rowElements(), entries.address(),
+                count));
+    }
+
+    @Override
     public synchronized void close() {
         if (closed) {
             return;

@@ -875,4 +875,20 @@ public final class CudaBackend implements Backend {
     private static void requireDType(Tensor tensor, DType dtype, String what) {
         TensorChecks.requireDType(tensor, dtype, what, "CUDA");
     }
+
+    // ---- structured output and logit bias ----------------------------------------------------
+
+    @Override
+    public void maskLogits(Tensor logits, Tensor masks, Tensor rows, int numRows) {
+        OpShapes.maskLogits(logits, masks, rows, numRows);
+        checkKernel(KilnCuda.kiln_cuda_mask_logits(logits.address(), logits.rows(), logits.rowElements(),
+                masks.address(), rows.address(), numRows, streamAddress()));
+    }
+
+    @Override
+    public void addLogitBias(Tensor logits, Tensor entries, int count) {
+        OpShapes.addLogitBias(logits, entries, count);
+        checkKernel(KilnCuda.kiln_cuda_add_logit_bias(logits.address(), logits.rows(), logits.rowElements(),
+                entries.address(), count, streamAddress()));
+    }
 }
