@@ -24,9 +24,12 @@ mvn -B -q test-compile dependency:copy-dependencies -Dkiln.cuda=ON -Dkiln.build.
   -DincludeScope=test -DexcludeGroupIds=ai.kiln -DoutputDirectory="$build/gpu-lib"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 \
   -DoutputDirectory=.gpu/lib
-# The server (kiln serve) needs Jetty, the Prometheus client and SLF4J besides, and the command line Logback.
+# The server (kiln serve) needs Jetty, the Prometheus client and SLF4J besides, and the command line Logback;
+# the structured-output GPU test validates outputs with networknt's JSON-schema validator (and its
+# date-time and YAML libraries).
 for jar in javacpp cuda jackson-core jackson-databind jackson-annotations picocli jetty prometheus-metrics slf4j-api \
-    slf4j-jdk-platform-logging logback-core logback-classic logstash-logback-encoder; do
+    slf4j-jdk-platform-logging logback-core logback-classic logstash-logback-encoder \
+    json-schema-validator itu jackson-dataformat-yaml snakeyaml; do
   cp "$build"/gpu-lib/"$jar"-*.jar .gpu/lib/
 done
 # Of the CUDA presets' JNI libraries only the runtime's and cuBLAS's are loaded: keep those.

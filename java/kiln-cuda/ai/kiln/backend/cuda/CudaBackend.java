@@ -311,6 +311,10 @@ public final class CudaBackend implements Backend {
         if (count < 0 || count > destination.length || count > source.numel()) {
             throw new BackendException("copyToHost of " + count + " floats from " + source);
         }
+        if (4L * count > STEP_PINNED_BYTES) {
+            readLarge(source, 4L * count, host -> KilnCpu.kiln_cpu_copy(destination, host, 4L * count));
+            return;
+        }
         long pinned = readBack(source, 4L * count);
         KilnCpu.kiln_cpu_copy(destination, pinned, 4L * count);
     }
@@ -322,8 +326,32 @@ public final class CudaBackend implements Backend {
         if (count < 0 || count > destination.length || count > source.numel()) {
             throw new BackendException("copyToHost of " + count + " ints from " + source);
         }
+        if (4L * count > STEP_PINNED_BYTES) {
+            readLarge(source, 4L * count, host -> KilnCpu.kiln_cpu_copy(destination, host, 4L * count));
+            return;
+        }
         long pinned = readBack(source, 4L * count);
         KilnCpu.kiln_cpu_copy(destination, pinned, 4L * count);
+    }
+
+    /**
+     * Reads more than the pinned step buffer holds (e.g. many rows of logits over a large
+     * vocabulary) through host memory of its own, then hands its address to {@code into}.
+     */
+    private void readLarge(Tensor source, long bytes, java.util.function.LongConsumer into) {
+        long host = KilnCpu.kiln_cpu_alloc(bytes);
+        if (host == 0) {
+            throw new BackendException("copyToHost: no host memory for " + bytes + " bytes (" + KilnCpu.kiln_last_error()
+                    + ")");
+        }
+        try {
+            check(cudaMemcpyAsync(new RawPointer(host), new RawPointer(source.address()), bytes, cudaMemcpyDefault,
+                    stream), "cudaMemcpyAsync (read back)");
+            synchronize();
+            into.accept(host);
+        } finally {
+            KilnCpu.kiln_cpu_free(host);
+        }
     }
 
     /** Copies device bytes into pinned memory and waits for them (and everything before). */
