@@ -60,9 +60,15 @@ def to_e4m3(values):
     return values.clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
 
 
+def smallest_scale(scale):
+    """A non-zero scale below FLT_MIN raised to it, as Kiln does: its reciprocal stays finite."""
+    tiny = torch.finfo(F32).tiny
+    return torch.where((scale > 0) & (scale < tiny), torch.full_like(scale, tiny), scale)
+
+
 def quantize_rows(weight):
     """(codes [N, K], scales [N]) with scale = amax(row) / 448 and codes = e4m3(w * (1 / scale))."""
-    scale = weight.abs().amax(dim=1) / torch.tensor(E4M3_MAX, dtype=F32)
+    scale = smallest_scale(weight.abs().amax(dim=1) / torch.tensor(E4M3_MAX, dtype=F32))
     inverse = torch.where(scale > 0, torch.tensor(1.0, dtype=F32) / scale, torch.zeros_like(scale))
     return to_e4m3(weight * inverse[:, None]), scale
 
@@ -102,6 +108,7 @@ class Fp8Linear(torch.nn.Module):
             scale = self.input_scale.reshape(1).to(F32)
         else:
             return torch.nn.functional.linear(x, self.weight_values)
+        scale = smallest_scale(scale)
         inverse = torch.where(scale > 0, torch.tensor(1.0, dtype=F32) / scale, torch.zeros_like(scale))
         if Fp8Linear.tensor_cores:
             return self.tensor_core_product(to_e4m3(x * inverse), scale)

@@ -150,7 +150,7 @@ int kiln_cuda_gemv(void* out, int64_t out_stride, int out_dtype, const void* x, 
 //
 // e4m3 is kiln_cpu.h's (torch.float8_e4m3fn), and every conversion rounds as kiln_cpu_f32_to_e4m3
 // does (CUDA's __NV_SATFINITE conversion: nearest even, +-448 past the range, NaN kept). The FP8
-// ops need compute capability 8.9 or later (Ada, Hopper) and refuse older devices.
+// ops need compute capability 9.0 or later (Hopper) and refuse older devices.
 
 // How kiln_cuda_quantize_e4m3 takes a row's scale (the numbering of kiln_cpu.h's kiln_fp8_input).
 enum kiln_cuda_fp8_input {
@@ -159,8 +159,9 @@ enum kiln_cuda_fp8_input {
 };
 
 // Quantises rows as kiln_cpu_quantize_e4m3_inputs does: scales[i] as the mode says (a NaN in the
-// row gives a NaN scale), xq[i, c] = e4m3(x[i, c] * (1 / scales[i])) with the fp32 reciprocal
-// rounded first; a row of scale 0 gives zeros. It also quantises float weights row by row at load
+// row gives a NaN scale; a scale below 2^-126 is raised to it), xq[i, c] = e4m3(x[i, c] * (1 /
+// scales[i])) with the fp32 reciprocal rounded first; a row of scale 0 gives zeros. Codes equal
+// the CPU's bit for bit, except that a NaN's sign is not specified. It also quantises float weights row by row at load
 // (the dynamic mode is kiln_cpu_quantize_f8_rows's rule; that function refuses a NaN or infinity,
 // so the caller checks the scales).
 //   xq: [m, k] e4m3 bytes, row stride k; scales: [m] f32; x: [m, k] of x_dtype (f32, f16 or bf16),
@@ -193,7 +194,7 @@ int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, const uint8_
                       int gated, const uint8_t* w, const float* w_scales, const void* bias, int64_t m, int64_t n,
                       int64_t k, int dtype, void* stream);
 
-// Whether this device runs the FP8 ops (compute capability 8.9 or later): 1 or 0.
+// Whether this device runs the FP8 ops (compute capability 9.0 or later): 1 or 0.
 int kiln_cuda_supports_fp8(void);
 
 // ---- attention ---------------------------------------------------------------------------------

@@ -9,14 +9,15 @@ namespace kiln {
 namespace {
 
 bool device_supports_fp8() {
-  int device = 0, major = 0, minor = 0;
+  int device = 0, major = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
     cudaGetLastError();
     return false;
   }
-  return major > 8 || (major == 8 && minor >= 9);
+  // NOTE: 9.0 and not Ada's 8.9: the library is built for sm_80 and sm_90a, and an Ada GPU runs
+  // the sm_80 build, where the FP8 mma instruction does not exist.
+  return major >= 9;
 }
 
 template <typename TOut, typename TAct, bool kGated>
@@ -49,7 +50,7 @@ extern "C" int kiln_cuda_quantize_e4m3(uint8_t* xq, float* scales, const void* x
                                        int mode, float static_scale, float scale_ub, int64_t m, int64_t k,
                                        void* stream) {
   const char* name = "kiln_cuda_quantize_e4m3";
-  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 8.9 or later",
+  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 9.0 or later",
                name);
   KILN_REQUIRE(xq && scales && x, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
   KILN_REQUIRE(m >= 0 && m <= 2147483647ll && k > 0 && x_stride >= k, KILN_CUDA_ERR_INVALID_ARGUMENT,
@@ -71,7 +72,7 @@ extern "C" int kiln_cuda_quantize_e4m3(uint8_t* xq, float* scales, const void* x
 extern "C" int kiln_cuda_dequantize_e4m3(void* out, const uint8_t* w, const float* scales, int64_t rows,
                                          int64_t cols, int dtype, void* stream) {
   const char* name = "kiln_cuda_dequantize_e4m3";
-  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 8.9 or later",
+  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 9.0 or later",
                name);
   KILN_REQUIRE(out && w && scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
   KILN_REQUIRE(rows >= 0 && cols > 0, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: bad sizes %lldx%lld", name,
@@ -90,7 +91,7 @@ extern "C" int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, c
                                  const float* x_scales, int gated, const uint8_t* w, const float* w_scales,
                                  const void* bias, int64_t m, int64_t n, int64_t k, int dtype, void* stream) {
   const char* name = "kiln_cuda_gemv_f8";
-  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 8.9 or later",
+  KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 9.0 or later",
                name);
   KILN_REQUIRE(out && xq && x_scales && w && w_scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
   KILN_REQUIRE(m >= 0 && m <= kGemvF8MaxTokens, KILN_CUDA_ERR_UNSUPPORTED, "%s: %lld rows, at most %d", name,

@@ -18,6 +18,8 @@
 namespace kiln {
 
 constexpr float kE4m3Max = 448.0f;
+// The smallest scale a row gets (FLT_MIN, as kiln_cpu's): its reciprocal is finite.
+constexpr float kSmallestScale = 1.17549435e-38f;
 
 // ---- conversions ---------------------------------------------------------------------------------
 
@@ -78,6 +80,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_e4m3_kernel(const Q
     if (p.scale_ub > 0.0f && amax > p.scale_ub) amax = p.scale_ub;
     scale = __fdiv_rn(amax, kE4m3Max);
   }
+  if (scale > 0.0f && scale < kSmallestScale) scale = kSmallestScale;  // 1 / scale stays finite
   if (threadIdx.x == 0) p.scales[blockIdx.x] = scale;
   if (scale == 0.0f) {
     for (int64_t c = threadIdx.x; c < p.k; c += kQuantizeThreads) xq[c] = 0;

@@ -751,7 +751,7 @@ void test_gemv_f8() {
 void test_fp8() {
   if (!wanted("e4m3") && !wanted("gemv_f8") && !wanted("fp8")) return;
   if (!kiln_cuda_supports_fp8()) {
-    std::printf("SKIP   fp8: the device is older than compute capability 8.9\n");
+    std::printf("SKIP   fp8: the device is older than compute capability 9.0\n");
     return;
   }
   if (wanted("quantize_e4m3") || wanted("fp8")) test_quantize_e4m3();

@@ -95,6 +95,7 @@ void quantize_e4m3_inputs(float* xq, float* scales, const float* x, int64_t x_st
       if (scale_ub > 0.0f && amax > scale_ub) amax = scale_ub;
       scale = amax / kE4m3Max;
     }
+    if (scale > 0.0f && scale < kSmallestScale) scale = kSmallestScale;  // 1 / scale stays finite
     scales[i] = scale;
     if (scale == 0.0f) {
       std::memset(out, 0, static_cast<size_t>(k) * sizeof(float));

@@ -14,6 +14,9 @@
 
 namespace kiln {
 
+// The smallest scale a quantised row or input gets (FLT_MIN, 2^-126): its reciprocal is finite.
+constexpr float kSmallestScale = 1.17549435e-38f;
+
 // dst: [rows, cols] codes; scales: [rows]; src: [rows, cols] of src_dtype (pointers and dtype
 // checked by the caller, whose name the messages carry). encode(v) turns v / scale (within
 // [-max_code, max_code] up to rounding) into a code.
@@ -40,7 +43,10 @@ int quantize_rows(const char* name, Code* dst, float* scales, const void* src, i
         non_finite_row.store(r, std::memory_order_relaxed);
         continue;
       }
-      const float scale = max_magnitude / max_code;
+      // NOTE: a scale below the smallest normal float would make 1 / scale overflow and turn the
+      // row's zeros into NaN (0 * inf): such a row takes the smallest normal scale instead.
+      float scale = max_magnitude / max_code;
+      if (scale > 0.0f && scale < kSmallestScale) scale = kSmallestScale;
       const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
       Code* out = dst + r * cols;
       for (int64_t c = 0; c < cols; ++c) out[c] = encode(row[c] * inverse);

@@ -133,7 +133,8 @@ int kiln_cpu_quantize_i8_rows(int8_t* dst, float* scales, const void* src, int s
 // Conversion from fp32 (every FP8 op here rounds this way, and the CUDA ops must match it):
 // round to nearest, ties to even (in the subnormal range too); magnitudes above 448, infinity
 // included, saturate to +-448 (as CUDA's __NV_SATFINITE does: torch's plain cast would give NaN);
-// NaN stays NaN (0x7f with its sign), so a NaN is never hidden as a finite value; -0 stays -0.
+// NaN stays NaN (0x7f or 0xff: the sign of a NaN is not specified, CUDA's conversion gives 0x7f),
+// so a NaN is never hidden as a finite value; -0 stays -0.
 int kiln_cpu_f32_to_e4m3(uint8_t* dst, const float* src, int64_t n);
 int kiln_cpu_e4m3_to_f32(float* dst, const uint8_t* src, int64_t n);
 
@@ -150,8 +151,10 @@ enum kiln_fp8_input {
 
 // Quantises activation rows as kiln_cpu_gemm_f8 does: xq[i, c] = e4m3(x[i, c] * (1 / scale[i])),
 // the fp32 reciprocal rounded first, then the product rounded to e4m3 as above (values beyond the
-// scale saturate at +-448); a row of scale 0 (all zeros) gives zeros. With KILN_FP8_INPUT_NONE,
-// xq = x and scale 1. A row with a NaN or an infinity comes out NaN in the GEMM.
+// scale saturate at +-448); a row of scale 0 (all zeros) gives zeros; a scale below 2^-126
+// (FLT_MIN) is raised to it, so that its reciprocal is finite. With KILN_FP8_INPUT_NONE, xq = x
+// and scale 1. A row with a NaN comes out NaN in the GEMM; an infinity does too with a dynamic
+// scale and no bound, and saturates to +-448 (a finite result) under a bound or a static scale.
 //   xq: [m, k] fp32 holding e4m3 values (unscaled); scales: [m] fp32; x: [m, k] fp32, stride x_stride
 //   static_scale: the per-tensor scale (> 0, finite) for KILN_FP8_INPUT_STATIC_PER_TENSOR, else ignored
 //   scale_ub: the dynamic amax's upper bound, or <= 0 for none
@@ -171,8 +174,9 @@ int kiln_cpu_gemm_f8(float* out, int64_t out_stride, const float* x, int64_t x_s
                      const float* w_scales, int input_mode, float input_scale, float input_scale_ub,
                      const void* bias, int bias_dtype, int64_t m, int64_t n, int64_t k);
 
-// Quantises each row to e4m3 with a scale per row: scales[r] = max |src[r, :]| / 448,
-// dst[r, c] = e4m3(src[r, c] * (1 / scales[r])) (an all-zero row: scale 0). Refuses a NaN or infinity.
+// Quantises each row to e4m3 with a scale per row: scales[r] = max |src[r, :]| / 448 (at least
+// 2^-126 for a row that is not all zeros), dst[r, c] = e4m3(src[r, c] * (1 / scales[r])) (an
+// all-zero row: scale 0). Refuses a NaN or infinity.
 //   dst: [rows, cols] e4m3 bytes; scales: [rows] fp32; src: [rows, cols] src_dtype (f32/f16/bf16)
 int kiln_cpu_quantize_f8_rows(uint8_t* dst, float* scales, const void* src, int src_dtype, int64_t rows,
                               int64_t cols);

@@ -31,7 +31,7 @@ import java.time.Duration;
  *                             memory settings allow), e.g. to test or cap preemption behaviour
  * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8}: the
  *                             CPU backend only; {@link Quantization#FP8}: the CPU backend, or a
- *                             CUDA GPU of compute capability 8.9 or later)
+ *                             CUDA GPU of compute capability 9.0 or later)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, Integer maxBatchedTokens, Integer maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,

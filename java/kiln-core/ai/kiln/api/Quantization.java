@@ -19,7 +19,7 @@ public enum Quantization {
      * they run (vLLM's --quantization fp8 with per-channel weights and per-token activations). The
      * q/k/v/o and gate/up/down projections only: the embedding table, the norms and the LM head
      * stay as stored. A checkpoint that is FP8 already loads as stored. The CPU backend, and the CUDA
-     * backend on GPUs of compute capability 8.9 or later (Ada, Hopper).
+     * backend on GPUs of compute capability 9.0 or later (Hopper).
      */
     FP8;
 

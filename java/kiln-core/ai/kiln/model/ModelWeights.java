@@ -115,7 +115,7 @@ public final class ModelWeights implements AutoCloseable {
             WeightQuantization quantization) {
         if (config.fp8() != null && !backend.supportsQuantizedWeights(DType.F8_E4M3)) {
             throw new BackendException("FP8 weights run on the CPU backend and on CUDA GPUs of compute capability"
-                    + " 8.9 or later; the " + backend.name() + " backend here cannot load this checkpoint"
+                    + " 9.0 or later; the " + backend.name() + " backend here cannot load this checkpoint"
                     + " (quantization_config.quant_method " + config.fp8().format() + ")");
         }
         if (config.fp8() != null && quantization == WeightQuantization.INT8) {
@@ -124,7 +124,7 @@ public final class ModelWeights implements AutoCloseable {
         }
         if (quantization == WeightQuantization.FP8 && !backend.supportsQuantizedWeights(DType.F8_E4M3)) {
             throw new BackendException("FP8 weights run on the CPU backend and on CUDA GPUs of compute capability"
-                    + " 8.9 or later; the " + backend.name() + " backend here cannot run quantization fp8");
+                    + " 9.0 or later; the " + backend.name() + " backend here cannot run quantization fp8");
         }
         if (quantization == WeightQuantization.INT8 && !backend.supportsQuantizedWeights(DType.I8)) {
             throw new BackendException("int8 weights (quantization int8) are a CPU-backend format; the "

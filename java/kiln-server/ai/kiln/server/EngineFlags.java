@@ -65,7 +65,7 @@ public final class EngineFlags {
     @Option(names = "--quantization", paramLabel = "KIND", defaultValue = "none",
             description = "Store the linear layers' weights as loaded (none), as int8 with a scale per row (int8:"
                     + " decode reads half the bytes of bf16), or as FP8 e4m3 with a scale per row and inputs"
-                    + " quantised per token (fp8: the CPU backend, or a CUDA GPU of compute capability 8.9 or"
+                    + " quantised per token (fp8: the CPU backend, or a CUDA GPU of compute capability 9.0 or"
                     + " later; int8: the CPU backend only) (default: ${DEFAULT-VALUE}).")
     String quantization;
 

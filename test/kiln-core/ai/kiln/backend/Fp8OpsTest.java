@@ -1,5 +1,6 @@
 package ai.kiln.backend;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -322,6 +323,42 @@ class Fp8OpsTest {
             assertTrue(Float.isNaN(actual[j]), "row 0 (NaN) at " + j);
             assertTrue(Float.isNaN(actual[n + j]), "row 1 (infinity) at " + j);
             assertTrue(Float.isFinite(actual[2 * n + j]), "row 2 at " + j);
+        }
+    }
+
+    /**
+     * A row whose largest magnitude / 448 is below the smallest normal float takes that float as
+     * its scale: 1 / scale would otherwise overflow, and the row's zeros turn into NaN (0 * inf).
+     */
+    @Test
+    void rowsOfTinyValuesGetTheSmallestNormalScaleAndStayFinite() {
+        int k = 4, n = 3;
+        float tiny = 1e-37f; // amax / 448 is about 2^-131, below the smallest normal 2^-126
+        float[] x = {tiny, 0, -tiny, 0};
+        Tensor wHost = HostTensors.floats(new float[] {tiny, 0, tiny, 0, 1, 2, 3, 4, 0, 0, 0, 0}, n, k);
+        Tensor w = backend.allocate(DType.F8_E4M3, n, k);
+        Tensor wScales = backend.allocate(DType.F32, n);
+        backend.quantizeRows(w, wScales, wHost);
+        HostTensors.release(wHost);
+        assertArrayEquals(new float[] {Float.MIN_NORMAL, 4 / 448f, 0}, read(wScales), "weight scales");
+        byte[] codes = new byte[n * k];
+        KilnCpu.kiln_cpu_copy(codes, w.address(), n * k);
+        for (int i = 0; i < codes.length; i++) {
+            assertTrue((codes[i] & 0x7f) != 0x7f, "weight code " + i + " is NaN");
+        }
+        Tensor xq = backend.allocate(DType.F32, 1, k);
+        Tensor xScales = backend.allocate(DType.F32, 1);
+        Tensor xs = upload(x, 1, k);
+        assertEquals(0, KilnCpu.kiln_cpu_quantize_e4m3_inputs(xq.address(), xScales.address(), xs.address(), k,
+                KilnCpu.KILN_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, 1, k), KilnCpu.kiln_last_error());
+        assertEquals(Float.MIN_NORMAL, read(xScales)[0], 0, "input scale");
+        float[] values = read(xq);
+        assertEquals(0, values[1], 0, "a zero stays zero");
+        assertTrue(Float.isFinite(values[0]) && values[0] > 0, "the tiny value's code " + values[0]);
+        Tensor out = backend.allocate(DType.F32, 1, n);
+        backend.gemm(out, xs, w, wScales, InputQuantization.DYNAMIC, null);
+        for (float value : read(out)) {
+            assertTrue(Float.isFinite(value), "a finite row's product came out " + value);
         }
     }
 

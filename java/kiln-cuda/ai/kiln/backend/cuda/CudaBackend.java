@@ -102,7 +102,7 @@ public final class CudaBackend implements Backend {
             Integer.getInteger("kiln.cuda.gemvMaxRows", KilnCuda.KILN_CUDA_GEMV_MAX_ROWS)));
     /** Device buffers of the FP8 products' scratch, by address. */
     private final Map<Long, Pointer> scratch = new HashMap<>();
-    /** The FP8 products; null on a device before compute capability 8.9. */
+    /** The FP8 products; null on a device before compute capability 9.0. */
     private final CudaFp8Gemm fp8;
     private boolean closed;
 
@@ -495,7 +495,7 @@ public final class CudaBackend implements Backend {
 
     // ---- FP8 ----------------------------------------------------------------------------------
 
-    /** FP8 (e4m3) weights on devices of compute capability 8.9 or later. */
+    /** FP8 (e4m3) weights on devices of compute capability 9.0 or later. */
     @Override
     public boolean supportsQuantizedWeights(DType dtype) {
         return dtype == DType.F8_E4M3 && fp8 != null;
@@ -541,8 +541,8 @@ public final class CudaBackend implements Backend {
 
     private void requireFp8(String op) {
         if (fp8 == null) {
-            throw new BackendException(op + ": FP8 weights need a GPU of compute capability 8.9 or later (Ada,"
-                    + " Hopper); this one has none of the FP8 tensor cores");
+            throw new BackendException(op + ": FP8 weights need a GPU of compute capability 9.0 or later"
+                    + " (Hopper); Kiln's FP8 kernels are built for sm_90a");
         }
     }
 

@@ -8,6 +8,10 @@ import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_DESC_TRANSA;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_DESC_TRANSB;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES;
+import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
 import static org.bytedeco.cuda.global.cublas.CUBLASLT_REDUCTION_SCHEME_NONE;
@@ -191,7 +195,7 @@ final class CudaFp8Gemm implements AutoCloseable {
         backend.copyToHost(scales, values, values.length);
         for (int r = 0; r < values.length; r++) {
             if (!Float.isFinite(values[r])) {
-                throw new BackendException("quantizeRows: row " + r + " of the weight holds a NaN or an infinity");
+                throw new BackendException("quantizeRows: row " + r + " holds a NaN or infinite value");
             }
         }
     }
@@ -252,8 +256,10 @@ final class CudaFp8Gemm implements AutoCloseable {
     private void cublasLtProduct(Tensor out, long m, long n, long k, Tensor w, Tensor wScales) {
         int outType = out.dtype() == DType.F32 ? CUDA_R_32F
                 : activation == DType.BF16 ? CUDA_R_16BF : activation == DType.F16 ? CUDA_R_16F : CUDA_R_32F;
-        Plan plan = plans.computeIfAbsent(List.of(m, n, k, out.rowStride(), (long) outType),
-                key -> plan(m, n, k, out.rowStride(), outType));
+        // The alignments are part of the algorithm's choice (cuBLASLt assumes 256 bytes unless told).
+        long alignments = alignment(w.address()) << 32 | alignment(out.address());
+        Plan plan = plans.computeIfAbsent(List.of(m, n, k, out.rowStride(), (long) outType, alignments),
+                key -> plan(m, n, k, out.rowStride(), outType, alignment(w.address()), alignment(out.address())));
         setPointer(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, wScales.address());
         setPointer(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, inputScales.address());
         CudaBackend.RawPointer d = new CudaBackend.RawPointer(out.address());
@@ -263,27 +269,48 @@ final class CudaFp8Gemm implements AutoCloseable {
                 "cublasLtMatmul (FP8) " + m + "x" + n + "x" + k);
     }
 
-    private Plan plan(long m, long n, long k, long outStride, int outType) {
+    private Plan plan(long m, long n, long k, long outStride, int outType, long wAlignment, long outAlignment) {
+        List<cublasLtMatrixLayoutOpaque_t> layouts = new ArrayList<>(); // a, b, d
+        cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t();
         try (PointerPointer<Pointer> created = new PointerPointer<>(1); IntPointer found = new IntPointer(1)) {
-            checkLt(cublasLtMatrixLayoutCreate(created, CUDA_R_8F_E4M3, k, n, k), "cublasLtMatrixLayoutCreate");
-            cublasLtMatrixLayoutOpaque_t a = new cublasLtMatrixLayoutOpaque_t(created.get(0));
-            checkLt(cublasLtMatrixLayoutCreate(created, CUDA_R_8F_E4M3, k, m, k), "cublasLtMatrixLayoutCreate");
-            cublasLtMatrixLayoutOpaque_t b = new cublasLtMatrixLayoutOpaque_t(created.get(0));
-            checkLt(cublasLtMatrixLayoutCreate(created, outType, n, m, outStride), "cublasLtMatrixLayoutCreate");
-            cublasLtMatrixLayoutOpaque_t d = new cublasLtMatrixLayoutOpaque_t(created.get(0));
+            long[][] shapes = {{CUDA_R_8F_E4M3, k, n, k}, {CUDA_R_8F_E4M3, k, m, k}, {outType, n, m, outStride}};
+            for (long[] shape : shapes) {
+                checkLt(cublasLtMatrixLayoutCreate(created, (int) shape[0], shape[1], shape[2], shape[3]),
+                        "cublasLtMatrixLayoutCreate");
+                layouts.add(new cublasLtMatrixLayoutOpaque_t(created.get(0)));
+            }
+            setPreference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, wAlignment);
+            setPreference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment(quantizedInputs.address()));
+            setPreference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, outAlignment);
+            setPreference(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, outAlignment);
             // The scale pointers are part of what the heuristic checks (their alignment): any valid ones.
             setPointer(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, inputScales.address());
             setPointer(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, inputScales.address());
-            cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t();
+            cublasLtMatrixLayoutOpaque_t a = layouts.get(0), b = layouts.get(1), d = layouts.get(2);
             int status = cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, d, d, preference, 1, result, found);
             if (status != CUBLAS_STATUS_SUCCESS || found.get() == 0) {
-                cublasLtMatrixLayoutDestroy(a);
-                cublasLtMatrixLayoutDestroy(b);
-                cublasLtMatrixLayoutDestroy(d);
                 throw new BackendException("cuBLASLt has no FP8 GEMM with per-row scales for " + m + "x" + n + "x" + k
-                        + " on this device (status " + status + ", " + found.get() + " algorithms)");
+                        + " (weights " + wAlignment + "-byte, output " + outAlignment + "-byte aligned) on this device"
+                        + " (status " + status + ", " + found.get() + " algorithms)");
             }
             return new Plan(a, b, d, result);
+        } catch (RuntimeException e) {
+            layouts.forEach(layout -> cublasLtMatrixLayoutDestroy(layout));
+            result.close();
+            throw e;
+        }
+    }
+
+    /** The alignment of a device address in bytes, at most 256 (what cuBLASLt assumes by default). */
+    private static long alignment(long address) {
+        return address == 0 ? 256 : Math.min(256, Long.lowestOneBit(address));
+    }
+
+    private void setPreference(int attribute, long value) {
+        try (IntPointer v = new IntPointer(1)) {
+            v.put((int) value);
+            checkLt(cublasLtMatmulPreferenceSetAttribute(preference, attribute, v, 4),
+                    "cublasLtMatmulPreferenceSetAttribute");
         }
     }
 

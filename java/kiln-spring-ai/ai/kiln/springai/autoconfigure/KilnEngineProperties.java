@@ -41,7 +41,7 @@ public class KilnEngineProperties {
     /**
      * How the linear layers' weights are stored: "none" (as loaded), "int8" (a scale per row) or
      * "fp8" (e4m3, a scale per row, inputs quantised per token: the CPU backend, or a CUDA GPU of
-     * compute capability 8.9 or later); int8 the CPU backend only. Unset: none.
+     * compute capability 9.0 or later); int8 the CPU backend only. Unset: none.
      */
     private String quantization;
 
