@@ -631,6 +631,10 @@ void test_quantize_e4m3() {
         x[2 * x_stride + 5] = -INFINITY;                      // row 2: an infinity
         for (int64_t c = 0; c < cs.k; ++c) x[3 * x_stride + c] = round_to(0.25f * (c % 64) - 8.0f, dtype);  // ties
       }
+      if (cs.m >= 5) {
+        // row 4: tiny values and zeros (amax / 448 below 2^-126: the scale is raised to 2^-126)
+        for (int64_t c = 0; c < cs.k; ++c) x[4 * x_stride + c] = c % 2 ? 0.0f : round_to(1e-37f * (1 + c % 7), dtype);
+      }
       const int cpu_mode = cs.mode == KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN ? KILN_FP8_INPUT_DYNAMIC_PER_TOKEN
                                                                            : KILN_FP8_INPUT_STATIC_PER_TENSOR;
       std::vector<float> ref_values(cs.m * cs.k), ref_scales(cs.m);
