@@ -90,9 +90,10 @@ final class BlobTransfer {
                 digestFile(part, sha256);
                 progress.advance(have);
             }
-            if (wanted.size() >= 0 && have != wanted.size()) {
-                throw new HubException(what + ": " + wanted.file() + " ended after " + have + " of " + wanted.size()
-                        + " bytes; what arrived is kept in " + part + ", run again to resume");
+            if (wanted.size() >= 0 && have > wanted.size()) {
+                Files.deleteIfExists(part);
+                throw new HubException(what + ": the server sent " + have + " bytes of " + wanted.file() + ", "
+                        + wanted.size() + " were announced; nothing was kept");
             }
             if (wanted.sha256() != null) {
                 String actual = HexFormat.of().formatHex(sha256.digest());
