@@ -197,7 +197,10 @@ final class HttpModelDownloader {
         try {
             return http.send(built, body);
         } catch (IOException e) {
-            throw new HubException(base + ": " + file + ": no answer from " + built.uri() + " (" + e + ")", e);
+            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            boolean cached = readRef(modelDir(base)).isPresent();
+            throw new HubException(base + ": " + file + ": no answer from " + built.uri() + " (" + why + ")"
+                    + (cached ? "; set HF_HUB_OFFLINE=1 to use the copy downloaded before" : ""), e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new HubException(base + ": interrupted while downloading", e);

@@ -146,8 +146,11 @@ class HttpModelDownloadTest {
                 second.stream().map(NginxServer.Request::uri).toList(),
                 "the second run fetched more than the manifest");
 
-        // With the server gone, HF_HUB_OFFLINE takes the last whole download.
+        // With the server gone, the error points to HF_HUB_OFFLINE, which takes the last whole download.
         nginx.close();
+        HubException down = failure("/models/llama3-gqa/");
+        assertTrue(down.getMessage().contains("no answer from " + nginx.url("/models/llama3-gqa/"))
+                && down.getMessage().contains("set HF_HUB_OFFLINE=1"), down.getMessage());
         ModelLocator offline = new ModelLocator(new HubSettings(HubSettings.DEFAULT_ENDPOINT, temp.resolve("hf"),
                 null, true), cacheDir, null);
         assertEquals(model.directory(), offline.locate(nginx.url("/models/llama3-gqa/"), null).directory());
