@@ -51,7 +51,7 @@ import picocli.CommandLine.Spec;
 public final class BenchCommand implements Callable<Integer> {
 
     // NOTE: not required = true, which picocli would also demand of 'kiln bench serve'.
-    @Option(names = "--model", paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION + " (Required.)")
+    @Option(names = "--model", paramLabel = "DIR|ORG/NAME|URL", description = ModelOption.DESCRIPTION + " (Required.)")
     String model;
 
     @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)

@@ -67,9 +67,9 @@ public final class ServeBenchCommand implements Callable<Integer> {
             description = "bearer token (default: $OPENAI_API_KEY, else none)")
     String apiKey;
 
-    @Option(names = "--model", paramLabel = "DIR|ORG/NAME",
-            description = "model directory or Hugging Face Hub id (as kiln serve takes it): served in this process"
-                    + " unless --base-url is given; its config.json gives the vocabulary of random prompts, its"
+    @Option(names = "--model", paramLabel = "DIR|ORG/NAME|URL",
+            description = "model directory, Hugging Face Hub id or http(s):// URL (as kiln serve takes it): served"
+                    + " in this process unless --base-url is given; its config.json gives the vocabulary of random prompts, its"
                     + " tokenizer counts ShareGPT's tokens and decodes chat prompts")
     String model;
 

@@ -52,7 +52,7 @@ public final class GenerateCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION)
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME|URL", description = ModelOption.DESCRIPTION)
     String model;
 
     @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)

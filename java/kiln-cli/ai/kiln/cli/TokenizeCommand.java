@@ -41,7 +41,7 @@ public final class TokenizeCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME",
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME|URL",
             description = "model holding tokenizer.json: " + ModelOption.DESCRIPTION)
     String model;
 

@@ -47,7 +47,10 @@ public interface Engine extends AutoCloseable {
      * tag or commit; null: main). A Hub model is taken from the Hugging Face cache as huggingface_hub
      * lays it out (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub) with no network,
      * else downloaded into it from HF_ENDPOINT with HF_TOKEN, with its progress on stderr; with
-     * HF_HUB_OFFLINE=1 the cache alone. The engine is named by the Hub id.
+     * HF_HUB_OFFLINE=1 the cache alone. The engine is named by the Hub id. An {@code http(s)://}
+     * URL is a model directory on a file server with its kiln-manifest.json (revision unused),
+     * taken from Kiln's cache (KILN_CACHE/models, else ~/.cache/kiln/models) or downloaded into it,
+     * and named by the URL's last path segment.
      *
      * @throws EngineException naming what is missing, not allowed or does not fit
      */

@@ -145,9 +145,12 @@ public final class HubCache {
      * does; where the file system refuses links, a copy (made aside and moved in whole).
      */
     void linkIntoSnapshot(HubRepo repo, String commit, String file, String etag) throws IOException {
-        Path entry = snapshotDir(repo, commit).resolve(file);
+        linkOrCopy(snapshotDir(repo, commit).resolve(file), blob(repo, etag));
+    }
+
+    /** Makes {@code entry} a relative symlink to {@code blob}, else a copy of it made aside and moved in whole. */
+    static void linkOrCopy(Path entry, Path blob) throws IOException {
         Files.createDirectories(entry.getParent());
-        Path blob = blob(repo, etag);
         Path target = entry.getParent().relativize(blob);
         Files.deleteIfExists(entry);
         try {
@@ -171,7 +174,7 @@ public final class HubCache {
         moveAtomically(aside, ref);
     }
 
-    private static void moveAtomically(Path from, Path to) throws IOException {
+    static void moveAtomically(Path from, Path to) throws IOException {
         try {
             Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {

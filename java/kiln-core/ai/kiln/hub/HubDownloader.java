@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.URI;
 import java.net.URLEncoder;
@@ -15,20 +14,11 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 
 /**
@@ -41,9 +31,6 @@ import java.util.regex.Pattern;
  * come only after every file is whole.
  */
 final class HubDownloader {
-
-    /** Files received at once. */
-    static final int PARALLEL_FILES = 4;
 
     private static final int MAX_REDIRECTS = 10;
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
@@ -82,7 +69,7 @@ final class HubDownloader {
         Listing listing = listing(repo);
         Path snapshot = cache.snapshotDir(repo, listing.commit());
         List<String> missing = listing.files().stream().filter(f -> !Files.isRegularFile(snapshot.resolve(f))).toList();
-        List<FileHead> heads = inParallel(missing, file -> head(repo, listing.commit(), file));
+        List<FileHead> heads = BlobTransfer.inParallel(missing, file -> head(repo, listing.commit(), file));
         long totalBytes = heads.stream().mapToLong(h -> Math.max(0, h.size())).sum();
         if (progressOut != null) {
             progressOut.printf("downloading %s from %s into %s: %d file%s, %.2f GB%n", repo, settings.endpoint(),
@@ -91,7 +78,7 @@ final class HubDownloader {
         }
         ByteProgress progress = new ByteProgress("downloading", "downloaded %.2f GB", totalBytes, progressOut,
                 progressOut == System.err && System.console() != null);
-        inParallel(heads, head -> {
+        BlobTransfer.inParallel(heads, head -> {
             fetchBlob(repo, head, progress);
             return head;
         });
@@ -180,101 +167,24 @@ final class HubDownloader {
     }
 
     /**
-     * Receives one file's bytes into its blob: resumed from what an earlier run left in {@code
-     * ETAG.incomplete}, checked, then moved into place. A broken-off transfer keeps what arrived
-     * (the next run resumes); a checksum mismatch deletes it.
+     * Receives one file's bytes into its blob through {@link BlobTransfer}: resumed from what an
+     * earlier run left in {@code ETAG.incomplete}, checked (LFS files), then moved into place.
      */
     void fetchBlob(HubRepo repo, FileHead head, ByteProgress progress) {
-        Path blob = cache.blob(repo, head.etag());
-        Path part = cache.incompleteBlob(repo, head.etag());
-        if (Files.isRegularFile(blob)) {
-            progress.advance(Math.max(0, head.size()));
-            return;
-        }
-        try {
-            Files.createDirectories(blob.getParent());
-            long have = Files.isRegularFile(part) ? Files.size(part) : 0;
-            if (head.size() >= 0 && have > head.size()) {
-                Files.delete(part);
-                have = 0;
+        BlobTransfer.Blob blob = new BlobTransfer.Blob(head.file(), head.size(),
+                head.checksummed() ? head.etag() : null, cache.blob(repo, head.etag()),
+                cache.incompleteBlob(repo, head.etag()));
+        new BlobTransfer(repo.toString(), settings.downloadTimeout(), new BlobTransfer.Source() {
+            @Override
+            public HttpResponse<InputStream> get(String file, HttpRequest.Builder request) {
+                return sendFollowing(repo, file, request.uri(head.location()));
             }
-            MessageDigest sha256 = sha256();
-            if (head.size() < 0 || have < head.size()) {
-                have = receive(repo, head, part, have, sha256, progress);
-            } else {
-                digestFile(part, sha256);
-                progress.advance(have);
-            }
-            if (head.size() >= 0 && have != head.size()) {
-                throw new HubException(repo + ": " + head.file() + " ended after " + have + " of " + head.size()
-                        + " bytes; what arrived is kept in " + part + ", run again to resume");
-            }
-            if (head.checksummed()) {
-                String actual = HexFormat.of().formatHex(sha256.digest());
-                if (!actual.equals(head.etag())) {
-                    Files.deleteIfExists(part);
-                    throw new HubException(repo + ": " + head.file() + " failed its checksum: the bytes received"
-                            + " have sha256 " + actual + ", the Hub announced " + head.etag()
-                            + "; the download was deleted, run again");
-                }
-            }
-            cache.completeBlob(repo, head.etag());
-        } catch (IOException e) {
-            throw new HubException(repo + ": writing " + part + " failed (" + e + "); is the disk full?"
-                    + " What was written is kept, run again to resume", e);
-        }
-    }
 
-    /** Requests the bytes from {@code have} on and appends them to {@code part}; returns its new length. */
-    private long receive(HubRepo repo, FileHead head, Path part, long have, MessageDigest sha256,
-            ByteProgress progress) throws IOException {
-        HttpRequest.Builder request = HttpRequest.newBuilder(head.location()).GET()
-                .header("Accept-Encoding", "identity");
-        if (have > 0) {
-            request.header("Range", "bytes=" + have + "-");
-        }
-        HttpResponse<InputStream> response = sendFollowing(repo, head.file(), request);
-        int status = response.statusCode();
-        if (status != 200 && status != 206) {
-            response.body().close();
-            throw statusError(repo, head.file(), response);
-        }
-        boolean resumed = status == 206 && have > 0;
-        if (resumed) {
-            digestFile(part, sha256);
-            progress.advance(have);
-        } else {
-            have = 0;
-        }
-        InputStream in = response.body();
-        StallWatch watch = new StallWatch(in, settings.downloadTimeout());
-        try (in; watch;
-                OutputStream out = Files.newOutputStream(part, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                        resumed ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING)) {
-            byte[] buffer = new byte[1 << 20];
-            while (true) {
-                int n;
-                try {
-                    n = in.read(buffer);
-                } catch (IOException e) {
-                    out.flush();
-                    String why = watch.stalled() ? "no byte arrived for " + settings.downloadTimeout().toMillis()
-                            + " ms (HF_HUB_DOWNLOAD_TIMEOUT)" : e.getMessage();
-                    throw new HubException(repo + ": the download of " + head.file() + " broke off after " + have
-                            + (head.size() >= 0 ? " of " + head.size() : "") + " bytes (" + why
-                            + "); what arrived is kept in " + part + ", run again to resume", e);
-                }
-                if (n < 0) {
-                    break;
-                }
-                watch.progressed();
-                out.write(buffer, 0, n);
-                sha256.update(buffer, 0, n);
-                have += n;
-                progress.advance(n);
+            @Override
+            public HubException statusError(String file, HttpResponse<?> response) {
+                return HubDownloader.this.statusError(repo, file, response);
             }
-        }
-        return have;
+        }).fetch(blob, progress);
     }
 
     /** Sends {@code request}, following redirects; the token goes only to the endpoint's own host. */
@@ -403,68 +313,7 @@ final class HubDownloader {
                 : value.toLowerCase(Locale.ROOT);
     }
 
-    private static void digestFile(Path file, MessageDigest digest) throws IOException {
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] buffer = new byte[1 << 20];
-            for (int n; (n = in.read(buffer)) > 0; ) {
-                digest.update(buffer, 0, n);
-            }
-        }
-    }
-
-    private static MessageDigest sha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("the JDK has no SHA-256", e);
-        }
-    }
-
     private static String abbreviate(List<String> files) {
         return files.size() <= 12 ? String.join(", ", files) : String.join(", ", files.subList(0, 12)) + ", ...";
-    }
-
-    interface Task<T, R> {
-        R run(T item);
-    }
-
-    /** Runs {@code task} on every item, {@link #PARALLEL_FILES} at a time; the first failure is thrown. */
-    private static <T, R> List<R> inParallel(List<T> items, Task<T, R> task) {
-        if (items.isEmpty()) {
-            return List.of();
-        }
-        ExecutorService pool = Executors.newFixedThreadPool(Math.min(PARALLEL_FILES, items.size()), r -> {
-            Thread t = new Thread(r, "kiln-hub-download");
-            t.setDaemon(true);
-            return t;
-        });
-        try {
-            List<Future<R>> futures = new ArrayList<>();
-            for (T item : items) {
-                futures.add(pool.submit(() -> task.run(item)));
-            }
-            List<R> results = new ArrayList<>();
-            for (Future<R> future : futures) {
-                results.add(future.get());
-            }
-            return results;
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            throw new HubException("a download failed: " + e.getCause(), e.getCause());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new HubException("interrupted while downloading", e);
-        } finally {
-            // NOTE: the other transfers are stopped and awaited, so that no thread still appends to
-            // an .incomplete file when the next run resumes it.
-            pool.shutdownNow();
-            try {
-                pool.awaitTermination(30, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
     }
 }

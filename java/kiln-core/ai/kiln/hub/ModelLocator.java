@@ -5,24 +5,55 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Turns what a user names as a model into a directory, as {@code vllm serve} does: a path that
  * exists is used as it is; otherwise {@code ORG/NAME} is a Hugging Face Hub id, looked up first in
  * the Hugging Face cache (what Python tools downloaded is used with no network at all) and
- * downloaded into it otherwise, unless HF_HUB_OFFLINE forbids the network.
+ * downloaded into it otherwise, unless HF_HUB_OFFLINE forbids the network; an {@code http(s)://}
+ * URL is a model directory on a plain file server with a {@code kiln-manifest.json}, downloaded
+ * into Kiln's cache ({@link HttpModelDownloader}).
  */
 public final class ModelLocator {
 
     private final HubSettings settings;
+    private final Path httpCacheDir;
     private final PrintStream progress;
 
     /**
+     * @param httpCacheDir the cache of models from file servers (see {@link #defaultHttpCacheDir})
      * @param progress where a download's progress is printed (null: nowhere)
      */
-    public ModelLocator(HubSettings settings, PrintStream progress) {
+    public ModelLocator(HubSettings settings, Path httpCacheDir, PrintStream progress) {
         this.settings = settings;
+        this.httpCacheDir = httpCacheDir;
         this.progress = progress;
+    }
+
+    /** A locator with the file servers' cache where {@link #defaultHttpCacheDir} puts it. */
+    public ModelLocator(HubSettings settings, PrintStream progress) {
+        this(settings, defaultHttpCacheDir(System.getenv()), progress);
+    }
+
+    /**
+     * Where models from file servers are cached: {@code $KILN_CACHE/models}, else {@code
+     * $XDG_CACHE_HOME/kiln/models}, else {@code ~/.cache/kiln/models}.
+     */
+    public static Path defaultHttpCacheDir(Map<String, String> env) {
+        String kilnCache = env.get("KILN_CACHE");
+        if (kilnCache != null && !kilnCache.isEmpty()) {
+            return Path.of(kilnCache, "models");
+        }
+        String xdgCache = env.get("XDG_CACHE_HOME");
+        Path cache = xdgCache != null && !xdgCache.isEmpty() ? Path.of(xdgCache)
+                : Path.of(System.getProperty("user.home"), ".cache");
+        return cache.resolve("kiln").resolve("models");
+    }
+
+    /** Whether {@code model} is read as a file server's model directory: an http:// or https:// URL. */
+    public static boolean isUrl(String model) {
+        return HttpModelDownloader.isUrl(model);
     }
 
     /** The environment's settings, with a download's progress on stderr. */
@@ -36,8 +67,9 @@ public final class ModelLocator {
     }
 
     /**
-     * The directory of {@code model}: a local path that exists, or a Hub id at {@code revision}
-     * (null: main) from the cache or downloaded into it.
+     * The directory of {@code model}: a local path that exists, a Hub id at {@code revision}
+     * (null: main) from the cache or downloaded into it, or a file server's URL (revision unused)
+     * from Kiln's cache or downloaded into it.
      *
      * @throws HubException where the Hub model is neither cached nor to be had, or {@code model}
      *     is neither an existing path nor a Hub id
@@ -46,9 +78,12 @@ public final class ModelLocator {
         if (existsLocally(model)) {
             return LocatedModel.ofDirectory(Path.of(model));
         }
+        if (isUrl(model)) {
+            return new HttpModelDownloader(settings, httpCacheDir, progress).locate(model);
+        }
         if (!HubRepo.isRepoId(model)) {
-            throw new HubException("model " + model + " is neither an existing directory nor a Hugging Face Hub id"
-                    + " (ORG/NAME)");
+            throw new HubException("model " + model + " is neither an existing directory, a Hugging Face Hub id"
+                    + " (ORG/NAME) nor an http(s):// URL");
         }
         HubRepo repo = new HubRepo(model, revision == null ? HubRepo.DEFAULT_REVISION : revision);
         HubCache cache = new HubCache(settings.cacheDir());

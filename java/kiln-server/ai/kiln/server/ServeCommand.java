@@ -36,7 +36,7 @@ public final class ServeCommand implements Callable<Integer> {
 
     private static final Logger LOG = LoggerFactory.getLogger(KilnServer.class);
 
-    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME", description = ModelOption.DESCRIPTION)
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME|URL", description = ModelOption.DESCRIPTION)
     String model;
 
     @Option(names = "--revision", paramLabel = "REV", defaultValue = "main", description = ModelOption.REVISION_DESCRIPTION)

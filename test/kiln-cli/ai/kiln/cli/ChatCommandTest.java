@@ -199,7 +199,7 @@ class ChatCommandTest {
 
         Run noModel = chat("Hello\n", "--model", dir.resolve("missing").toString());
         assertEquals(2, noModel.exitCode());
-        assertTrue(noModel.err().contains("is neither a directory nor a Hugging Face Hub id"), noModel.err());
+        assertTrue(noModel.err().contains("is neither a directory, a Hugging Face Hub id"), noModel.err());
     }
 
     @Test

@@ -138,7 +138,7 @@ class GenerateCommandTest {
     void badOptionsAndInputAreNamedOnOneLine() throws Exception {
         Path model = Fixtures.named("llama3-gqa").dir();
         assertOneLineError(kiln(args(dir.resolve("none"), "--prompt", "x")), 2,
-                "kiln generate: --model: " + dir.resolve("none") + " is neither a directory nor a Hugging Face Hub id (ORG/NAME)");
+                "kiln generate: --model: " + dir.resolve("none") + " is neither a directory, a Hugging Face Hub id (ORG/NAME) nor an http(s):// URL");
         assertOneLineError(kiln(args(dir, "--prompt", "x")), 2, "kiln generate: --model: " + dir + " has no config.json");
         assertOneLineError(kiln(args(model, "--prompt", "x", "--temperature", "-1")), 2,
                 "kiln generate: --temperature must be a finite number >= 0, got -1.0");

@@ -132,7 +132,7 @@ class TokenizeCommandTest {
         assertEquals(2, tokenize("--model", vocabulary("llama3").toString(), "--text", "a", "--input", "b.jsonl").exitCode());
         Run missingDir = tokenize("--model", dir.resolve("nowhere").toString(), "--text", "a");
         assertEquals(2, missingDir.exitCode());
-        assertTrue(missingDir.err().contains("is neither a directory nor a Hugging Face Hub id"), missingDir.err());
+        assertTrue(missingDir.err().contains("is neither a directory, a Hugging Face Hub id"), missingDir.err());
 
         Path chat = Files.writeString(dir.resolve("chat.json"), "[{\"role\": \"user\", \"content\": \"Hi\"}]");
         Run noTemplate = tokenize("--model", vocabulary("llama2").toString(), "--chat", chat.toString());

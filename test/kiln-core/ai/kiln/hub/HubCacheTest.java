@@ -101,7 +101,7 @@ class HubCacheTest {
             assertFalse(HubRepo.isRepoId(notAnId), notAnId);
         }
         HubException e = assertThrows(HubException.class, () -> locator(true).locate("no/such/dir", "main"));
-        assertTrue(e.getMessage().contains("neither an existing directory nor a Hugging Face Hub id"), e.getMessage());
+        assertTrue(e.getMessage().contains("neither an existing directory, a Hugging Face Hub id"), e.getMessage());
     }
 
     @Test
@@ -111,6 +111,6 @@ class HubCacheTest {
             assertEquals("llama3-gqa", engine.modelName());
         }
         EngineException e = assertThrows(EngineException.class, () -> Engine.create("no/such/dir", options));
-        assertTrue(e.getMessage().contains("neither an existing directory nor a Hugging Face Hub id"), e.getMessage());
+        assertTrue(e.getMessage().contains("neither an existing directory, a Hugging Face Hub id"), e.getMessage());
     }
 }

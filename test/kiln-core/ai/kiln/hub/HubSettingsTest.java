@@ -65,4 +65,13 @@ class HubSettingsTest {
         Files.writeString(home.resolve("token"), "hf_from_file\n");
         assertEquals("hf_from_file", HubSettings.fromEnvironment(Map.of("HF_HOME", home.toString())).token());
     }
+
+    @Test
+    void fileServerModelsAreCachedUnderKilnCacheElseXdgCacheHomeElseTheUsersCache() {
+        assertEquals(Path.of("/k", "models"), ModelLocator.defaultHttpCacheDir(Map.of("KILN_CACHE", "/k",
+                "XDG_CACHE_HOME", "/x")));
+        assertEquals(Path.of("/x", "kiln", "models"), ModelLocator.defaultHttpCacheDir(Map.of("XDG_CACHE_HOME", "/x")));
+        assertEquals(Path.of(System.getProperty("user.home"), ".cache", "kiln", "models"),
+                ModelLocator.defaultHttpCacheDir(Map.of()));
+    }
 }
