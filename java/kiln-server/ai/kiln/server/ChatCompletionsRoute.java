@@ -1,13 +1,16 @@
 package ai.kiln.server;
 
 import ai.kiln.api.GenerateRequest;
+import ai.kiln.api.FinishReason;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestOutput;
+import ai.kiln.api.SamplingParams;
 import ai.kiln.api.TokenLogprobs;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.List;
+import java.util.Map;
 
 /**
  * {@code POST /v1/chat/completions}: the messages, rendered with the model's chat template, become
@@ -29,7 +32,15 @@ final class ChatCompletionsRoute implements GenerationRoute {
     public void answer(Exchange exchange, JsonNode body, ServedModel model) {
         ChatRequest req = ChatRequest.parse(body);
         model.checkRequested(req.model());
-        GenerateRequest request = new GenerateRequest(exchange.requestId, null, null, req.messages(), req.params(), true);
+        ChatTools tools = req.tools();
+        ToolCallFormat format = model.toolCalls();
+        SamplingParams params = req.params();
+        if (tools.forced()) {
+            params = params.toBuilder().structuredOutput(format.forcedCall(tools.callable())).build();
+        }
+        Map<String, Object> variables = tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools());
+        GenerateRequest request = new GenerateRequest(exchange.requestId, null, null, req.messages(), params, true,
+                variables);
         GenerationCall call = model.calls().start(exchange, List.of(request), "messages");
         String id = "chatcmpl-" + exchange.requestId;
         long created = System.currentTimeMillis() / 1000;
@@ -52,17 +63,42 @@ final class ChatCompletionsRoute implements GenerationRoute {
             choice.put("index", c.index());
             ObjectNode message = choice.putObject("message");
             message.put("role", "assistant");
-            message.put("content", c.text());
+            ToolCallFormat.Parsed parsed = readCalls(req.tools(), model.toolCalls(), c.text());
+            message.put("content", parsed.content());
             message.putNull("refusal");
+            if (!parsed.calls().isEmpty()) {
+                ArrayNode calls = message.putArray("tool_calls");
+                for (ToolCallFormat.ToolCall call : parsed.calls()) {
+                    ObjectNode t = calls.addObject();
+                    t.put("id", call.id());
+                    t.put("type", "function");
+                    ObjectNode function = t.putObject("function");
+                    function.put("name", call.name());
+                    function.put("arguments", call.arguments());
+                }
+            }
             if (req.logprobs()) {
                 choice.set("logprobs", model.logprobs().chatChoice(c.logprobs()));
             } else {
                 choice.putNull("logprobs");
             }
-            choice.put("finish_reason", c.finishReason().apiName());
+            choice.put("finish_reason", finishReason(c.finishReason(), parsed));
         }
         Usage.report(exchange, root, r.promptTokenIds().length, completion);
         exchange.sendJson(200, root);
+    }
+
+    /** The output's calls, when the request offered tools; else the whole text as content. */
+    static ToolCallFormat.Parsed readCalls(ChatTools tools, ToolCallFormat format, String text) {
+        if (!tools.parsesCalls()) {
+            return new ToolCallFormat.Parsed(text, List.of());
+        }
+        return tools.forced() ? format.parseForced(text) : format.parse(text);
+    }
+
+    /** "tool_calls" for an output that ended (not cut short) with calls, as OpenAI's. */
+    private static String finishReason(FinishReason reason, ToolCallFormat.Parsed parsed) {
+        return reason == FinishReason.STOP && !parsed.calls().isEmpty() ? "tool_calls" : reason.apiName();
     }
 
     private void stream(Exchange exchange, GenerationCall call, ChatRequest req, ResponseEnvelope envelope,
@@ -83,41 +119,97 @@ final class ChatCompletionsRoute implements GenerationRoute {
         // Per choice, the logprobs of tokens whose text is still held back; the listener is called
         // from one thread at a time (GenerationCall delivers in order, under its lock).
         HeldLogprobs held = new HeldLogprobs(n);
+        // Per choice, its text so far and how much of it went out as content: text that may be
+        // (the start of) a tool call is held back until the choice ends and is parsed then.
+        StringBuilder[] texts = new StringBuilder[n];
+        int[] sent = new int[n];
+        for (int i = 0; i < n; i++) {
+            texts[i] = new StringBuilder();
+        }
+        ChatTools tools = req.tools();
+        ToolCallFormat format = model.toolCalls();
         call.subscribe(new GenerationCall.Listener() {
             @Override
             public void output(int promptIndex, RequestOutput out) {
-                if (!out.text().isEmpty()) {
-                    ObjectNode chunk = envelope.open();
-                    ObjectNode choice = chunk.putArray("choices").addObject();
-                    choice.put("index", out.index());
-                    choice.putObject("delta").put("content", out.text());
-                    List<TokenLogprobs> logprobs = held.release(out.index(), out.logprobs());
-                    if (req.logprobs()) {
-                        choice.set("logprobs", model.logprobs().chatChoice(logprobs));
-                    } else {
-                        choice.putNull("logprobs");
-                    }
-                    choice.putNull("finish_reason");
-                    chunks.send(chunk);
+                int index = out.index();
+                String content = out.text();
+                if (tools.parsesCalls()) {
+                    texts[index].append(out.text());
+                    int start = tools.forced() ? 0 : format.callStart(texts[index].toString());
+                    int upTo = start < 0 ? texts[index].length() : start;
+                    content = upTo > sent[index] ? texts[index].substring(sent[index], upTo) : "";
+                    sent[index] = Math.max(sent[index], upTo);
+                }
+                if (!content.isEmpty()) {
+                    sendContent(index, content, held.release(index, out.logprobs()));
                 } else {
                     // No empty content chunk: the tokens' logprobs wait for the choice's next content or its end.
-                    held.hold(out.index(), out.logprobs());
+                    held.hold(index, out.logprobs());
                 }
                 if (out.finished()) {
+                    ToolCallFormat.Parsed parsed = new ToolCallFormat.Parsed(null, List.of());
+                    if (tools.parsesCalls()) {
+                        String rest = texts[index].substring(sent[index]);
+                        parsed = tools.forced() ? format.parseForced(rest) : format.parse(rest);
+                        if (parsed.content() != null && !parsed.content().isEmpty()) {
+                            sendContent(index, parsed.content(), List.of());
+                        }
+                        sendCalls(index, parsed.calls());
+                    }
                     ObjectNode chunk = envelope.open();
                     ObjectNode choice = chunk.putArray("choices").addObject();
-                    choice.put("index", out.index());
+                    choice.put("index", index);
                     choice.putObject("delta");
                     // Tokens with no text of their own (an end-of-sequence token, text cut at a stop string) end here.
-                    List<TokenLogprobs> rest = held.release(out.index(), null);
+                    List<TokenLogprobs> rest = held.release(index, null);
                     if (req.logprobs() && rest != null && !rest.isEmpty()) {
                         choice.set("logprobs", model.logprobs().chatChoice(rest));
                     } else {
                         choice.putNull("logprobs");
                     }
-                    choice.put("finish_reason", out.finishReason().apiName());
+                    choice.put("finish_reason", finishReason(out.finishReason(), parsed));
                     chunks.send(chunk);
                 }
+            }
+
+            private void sendContent(int index, String content, List<TokenLogprobs> logprobs) {
+                ObjectNode chunk = envelope.open();
+                ObjectNode choice = chunk.putArray("choices").addObject();
+                choice.put("index", index);
+                choice.putObject("delta").put("content", content);
+                if (req.logprobs() && logprobs != null) {
+                    choice.set("logprobs", model.logprobs().chatChoice(logprobs));
+                } else {
+                    choice.putNull("logprobs");
+                }
+                choice.putNull("finish_reason");
+                chunks.send(chunk);
+            }
+
+            /** As OpenAI streams a call: its id, type and name with empty arguments first, then the arguments. */
+            private void sendCalls(int index, List<ToolCallFormat.ToolCall> calls) {
+                for (int k = 0; k < calls.size(); k++) {
+                    sendCallDelta(index, k, calls.get(k), true);
+                    sendCallDelta(index, k, calls.get(k), false);
+                }
+            }
+
+            private void sendCallDelta(int index, int callIndex, ToolCallFormat.ToolCall c, boolean head) {
+                ObjectNode chunk = envelope.open();
+                ObjectNode choice = chunk.putArray("choices").addObject();
+                choice.put("index", index);
+                ObjectNode call = choice.putObject("delta").putArray("tool_calls").addObject();
+                call.put("index", callIndex);
+                if (head) {
+                    call.put("id", c.id());
+                    call.put("type", "function");
+                    call.putObject("function").put("name", c.name()).put("arguments", "");
+                } else {
+                    call.putObject("function").put("arguments", c.arguments());
+                }
+                choice.putNull("logprobs");
+                choice.putNull("finish_reason");
+                chunks.send(chunk);
             }
 
             @Override
