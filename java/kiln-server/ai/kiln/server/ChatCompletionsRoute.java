@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.List;
-import java.util.Map;
 
 /**
  * {@code POST /v1/chat/completions}: the messages, rendered with the model's chat template, become
@@ -38,9 +37,8 @@ final class ChatCompletionsRoute implements GenerationRoute {
         if (tools.forced()) {
             params = params.toBuilder().structuredOutput(format.forcedCall(tools.callable())).build();
         }
-        Map<String, Object> variables = tools.templateTools() == null ? Map.of() : Map.of("tools", tools.templateTools());
         GenerateRequest request = new GenerateRequest(exchange.requestId, null, null, req.messages(), params, true,
-                variables);
+                tools.templateVariables());
         GenerationCall call = model.calls().start(exchange, List.of(request), "messages");
         String id = "chatcmpl-" + exchange.requestId;
         long created = System.currentTimeMillis() / 1000;

@@ -95,6 +95,15 @@ record ChatTools(List<Tool> tools, Choice choice, String named) {
         return tools;
     }
 
+    /**
+     * The chat template's further variables, as apply_chat_template(..., tools=...) passes them:
+     * {@code tools} when the model is shown tools, nothing otherwise (the template sees it undefined).
+     */
+    Map<String, Object> templateVariables() {
+        List<Map<String, Object>> shown = templateTools();
+        return shown == null ? Map.of() : Map.of("tools", shown);
+    }
+
     /** The template's {@code tools} variable; null when the model is shown none. */
     List<Map<String, Object>> templateTools() {
         if (!parsesCalls()) {
