@@ -36,6 +36,10 @@ final class ChatCompletionsRoute implements GenerationRoute {
         SamplingParams params = req.params();
         if (tools.forced()) {
             params = params.toBuilder().structuredOutput(format.forcedCall(tools.callable())).build();
+        } else if (tools.parsesCalls() && format == ToolCallFormat.MISTRAL) {
+            // NOTE: Mistral's [TOOL_CALLS] is a control token, which skip_special_tokens would drop
+            // from the text before it is read for calls (vLLM's mistral parser does the same).
+            params = params.toBuilder().skipSpecialTokens(false).build();
         }
         GenerateRequest request = new GenerateRequest(exchange.requestId, null, null, req.messages(), params, true,
                 tools.templateVariables());
@@ -117,27 +121,17 @@ final class ChatCompletionsRoute implements GenerationRoute {
         // Per choice, the logprobs of tokens whose text is still held back; the listener is called
         // from one thread at a time (GenerationCall delivers in order, under its lock).
         HeldLogprobs held = new HeldLogprobs(n);
-        // Per choice, its text so far and how much of it went out as content: text that may be
-        // (the start of) a tool call is held back until the choice ends and is parsed then.
-        StringBuilder[] texts = new StringBuilder[n];
-        int[] sent = new int[n];
-        for (int i = 0; i < n; i++) {
-            texts[i] = new StringBuilder();
-        }
+        // Per choice, with tools: text that may be a tool call is held back until the choice ends.
         ChatTools tools = req.tools();
-        ToolCallFormat format = model.toolCalls();
+        ToolCallStream[] toolText = new ToolCallStream[n];
+        for (int i = 0; i < n; i++) {
+            toolText[i] = tools.parsesCalls() ? new ToolCallStream(model.toolCalls(), tools.forced()) : null;
+        }
         call.subscribe(new GenerationCall.Listener() {
             @Override
             public void output(int promptIndex, RequestOutput out) {
                 int index = out.index();
-                String content = out.text();
-                if (tools.parsesCalls()) {
-                    texts[index].append(out.text());
-                    int start = tools.forced() ? 0 : format.callStart(texts[index].toString());
-                    int upTo = start < 0 ? texts[index].length() : start;
-                    content = upTo > sent[index] ? texts[index].substring(sent[index], upTo) : "";
-                    sent[index] = Math.max(sent[index], upTo);
-                }
+                String content = toolText[index] == null ? out.text() : toolText[index].push(out.text());
                 if (!content.isEmpty()) {
                     sendContent(index, content, held.release(index, out.logprobs()));
                 } else {
@@ -146,9 +140,8 @@ final class ChatCompletionsRoute implements GenerationRoute {
                 }
                 if (out.finished()) {
                     ToolCallFormat.Parsed parsed = new ToolCallFormat.Parsed(null, List.of());
-                    if (tools.parsesCalls()) {
-                        String rest = texts[index].substring(sent[index]);
-                        parsed = tools.forced() ? format.parseForced(rest) : format.parse(rest);
+                    if (toolText[index] != null) {
+                        parsed = toolText[index].finish();
                         if (parsed.content() != null && !parsed.content().isEmpty()) {
                             sendContent(index, parsed.content(), List.of());
                         }
