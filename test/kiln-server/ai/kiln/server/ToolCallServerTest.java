@@ -119,6 +119,39 @@ class ToolCallServerTest {
     }
 
     @Test
+    void autoStreamsTheSameAnswerItGivesWhole() throws Exception {
+        // Greedy, so both runs write the same tokens; the noise of random weights is content, and
+        // whatever the stream held back as a possible call must come out all the same.
+        String body = "{\"model\": \"llama3-gqa\", " + MESSAGES + ", " + TOOLS + ", \"tool_choice\": \"auto\","
+                + " \"temperature\": 0, \"max_tokens\": 40";
+        HttpResponse<String> r = harness.post("/v1/chat/completions", body + "}");
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode whole = ServerHarness.json(r.body()).get("choices").get(0);
+        SseClient sse = SseClient.post(harness.http, harness.base + "/v1/chat/completions", body + ", \"stream\": true}");
+        assertEquals(200, sse.status(), sse.errorBody());
+        StringBuilder content = new StringBuilder();
+        int calls = 0;
+        String finish = null;
+        for (JsonNode event : sse.events()) {
+            JsonNode choice = event.get("choices").get(0);
+            JsonNode delta = choice.get("delta");
+            if (delta.has("content")) {
+                content.append(delta.get("content").asText());
+            }
+            if (delta.has("tool_calls") && delta.get("tool_calls").get(0).has("id")) {
+                calls++;
+            }
+            if (!choice.get("finish_reason").isNull()) {
+                finish = choice.get("finish_reason").asText();
+            }
+        }
+        JsonNode message = whole.get("message");
+        assertEquals(message.get("content").isNull() ? "" : message.get("content").asText(), content.toString());
+        assertEquals(message.has("tool_calls") ? message.get("tool_calls").size() : 0, calls);
+        assertEquals(whole.get("finish_reason").asText(), finish);
+    }
+
+    @Test
     void aConversationWithEarlierCallsAndToolResultsIsAnswered() {
         String messages = "\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"},"
                 + " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"call_1\", \"type\": \"function\","
