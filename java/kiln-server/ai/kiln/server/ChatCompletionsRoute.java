@@ -121,32 +121,48 @@ final class ChatCompletionsRoute implements GenerationRoute {
         // Per choice, the logprobs of tokens whose text is still held back; the listener is called
         // from one thread at a time (GenerationCall delivers in order, under its lock).
         HeldLogprobs held = new HeldLogprobs(n);
-        // Per choice, with tools: text that may be a tool call is held back until the choice ends.
+        // Per choice, with tools: content and calls as ToolCallStream lets them out (a call's tokens'
+        // logprobs go with the next content or the choice's last chunk).
         ChatTools tools = req.tools();
         ToolCallStream[] toolText = new ToolCallStream[n];
-        for (int i = 0; i < n; i++) {
-            toolText[i] = tools.parsesCalls() ? new ToolCallStream(model.toolCalls(), tools.forced()) : null;
-        }
         call.subscribe(new GenerationCall.Listener() {
+            {
+                for (int i = 0; i < n; i++) {
+                    int index = i;
+                    toolText[i] = !tools.parsesCalls() ? null
+                            : new ToolCallStream(model.toolCalls(), tools.forced(), new ToolCallStream.Sink() {
+                                @Override
+                                public void content(String text) {
+                                    sendContent(index, text, held.release(index, null));
+                                }
+
+                                @Override
+                                public void callHead(int callIndex, String id, String name) {
+                                    sendCallDelta(index, callIndex, id, name, null);
+                                }
+
+                                @Override
+                                public void callArguments(int callIndex, String fragment) {
+                                    sendCallDelta(index, callIndex, null, null, fragment);
+                                }
+                            });
+                }
+            }
+
             @Override
             public void output(int promptIndex, RequestOutput out) {
                 int index = out.index();
-                String content = toolText[index] == null ? out.text() : toolText[index].push(out.text());
-                if (!content.isEmpty()) {
-                    sendContent(index, content, held.release(index, out.logprobs()));
+                if (toolText[index] != null) {
+                    held.hold(index, out.logprobs());
+                    toolText[index].push(out.text());
+                } else if (!out.text().isEmpty()) {
+                    sendContent(index, out.text(), held.release(index, out.logprobs()));
                 } else {
                     // No empty content chunk: the tokens' logprobs wait for the choice's next content or its end.
                     held.hold(index, out.logprobs());
                 }
                 if (out.finished()) {
-                    ToolCallFormat.Parsed parsed = new ToolCallFormat.Parsed(null, List.of());
-                    if (toolText[index] != null) {
-                        parsed = toolText[index].finish();
-                        if (parsed.content() != null && !parsed.content().isEmpty()) {
-                            sendContent(index, parsed.content(), List.of());
-                        }
-                        sendCalls(index, parsed.calls());
-                    }
+                    boolean called = toolText[index] != null && toolText[index].finish();
                     ObjectNode chunk = envelope.open();
                     ObjectNode choice = chunk.putArray("choices").addObject();
                     choice.put("index", index);
@@ -158,7 +174,8 @@ final class ChatCompletionsRoute implements GenerationRoute {
                     } else {
                         choice.putNull("logprobs");
                     }
-                    choice.put("finish_reason", finishReason(out.finishReason(), parsed));
+                    choice.put("finish_reason", called && out.finishReason() == FinishReason.STOP ? "tool_calls"
+                            : out.finishReason().apiName());
                     chunks.send(chunk);
                 }
             }
@@ -177,26 +194,22 @@ final class ChatCompletionsRoute implements GenerationRoute {
                 chunks.send(chunk);
             }
 
-            /** As OpenAI streams a call: its id, type and name with empty arguments first, then the arguments. */
-            private void sendCalls(int index, List<ToolCallFormat.ToolCall> calls) {
-                for (int k = 0; k < calls.size(); k++) {
-                    sendCallDelta(index, k, calls.get(k), true);
-                    sendCallDelta(index, k, calls.get(k), false);
-                }
-            }
-
-            private void sendCallDelta(int index, int callIndex, ToolCallFormat.ToolCall c, boolean head) {
+            /**
+             * One tool_calls delta, as OpenAI streams a call: the head (id, type, name, empty
+             * arguments) once, then fragments of the arguments.
+             */
+            private void sendCallDelta(int index, int callIndex, String id, String name, String arguments) {
                 ObjectNode chunk = envelope.open();
                 ObjectNode choice = chunk.putArray("choices").addObject();
                 choice.put("index", index);
                 ObjectNode call = choice.putObject("delta").putArray("tool_calls").addObject();
                 call.put("index", callIndex);
-                if (head) {
-                    call.put("id", c.id());
+                if (id != null) {
+                    call.put("id", id);
                     call.put("type", "function");
-                    call.putObject("function").put("name", c.name()).put("arguments", "");
+                    call.putObject("function").put("name", name).put("arguments", "");
                 } else {
-                    call.putObject("function").put("arguments", c.arguments());
+                    call.putObject("function").put("arguments", arguments);
                 }
                 choice.putNull("logprobs");
                 choice.putNull("finish_reason");

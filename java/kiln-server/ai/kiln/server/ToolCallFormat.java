@@ -164,10 +164,24 @@ enum ToolCallFormat {
         }
         JsonNode schema = anyOf.size() == 1 ? anyOf.get(0) : JSON.createObjectNode().set("anyOf", anyOf);
         String schemaText = schema.toString();
+        return StructuredOutput.delimitedJsonSchema(forcedOpen(), schemaText, forcedClose());
+    }
+
+    /** What a forced call's grammar writes before the call's JSON. */
+    String forcedOpen() {
         return switch (this) {
-            case HERMES -> StructuredOutput.delimitedJsonSchema("<tool_call>\n", schemaText, "\n</tool_call>");
-            case LLAMA3_JSON -> StructuredOutput.jsonSchema(schemaText);
-            case MISTRAL -> StructuredOutput.delimitedJsonSchema("[", schemaText, "]");
+            case HERMES -> "<tool_call>\n";
+            case LLAMA3_JSON -> "";
+            case MISTRAL -> "[";
+        };
+    }
+
+    /** What a forced call's grammar writes after the call's JSON. */
+    String forcedClose() {
+        return switch (this) {
+            case HERMES -> "\n</tool_call>";
+            case LLAMA3_JSON -> "";
+            case MISTRAL -> "]";
         };
     }
 
