@@ -15,7 +15,9 @@ import java.util.List;
  * {@code POST /v1/chat/completions}: the messages, rendered with the model's chat template, become
  * one engine request with {@code n} completions, answered as one JSON body or as server-sent events
  * (a first chunk per choice with the assistant role, content chunks, a last chunk per choice with
- * its finish reason).
+ * its finish reason). With tools offered, tool calls in the output become {@code tool_calls}
+ * ({@link ToolCallFormat}, streamed by {@link ToolCallStream}); tool_choice "required" or a named
+ * function constrains the output to one call with the format's grammar.
  */
 final class ChatCompletionsRoute implements GenerationRoute {
 

@@ -87,14 +87,13 @@ record ChatRequest(String model, List<Map<String, Object>> messages, SamplingPar
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("role", role);
             JsonNode toolCalls = message.node("tool_calls");
-            boolean callsOnly = role.equals("assistant") && toolCalls != null;
             m.put("content", content(message.node("content"), where + ".content", role));
             String name = message.string("name");
             if (name != null) {
                 m.put("name", name);
             }
             if (toolCalls != null) {
-                if (!callsOnly) {
+                if (!role.equals("assistant")) {
                     throw ApiError.invalid("'" + where + ".tool_calls' is only for assistant messages.",
                             where + ".tool_calls");
                 }
