@@ -17,9 +17,17 @@ import java.util.Objects;
  * @param messages       chat messages ({"role": ..., "content": ...}), or null
  * @param params         sampling and stopping
  * @param stream         publish outputs as they are generated (else one output per completion at the end)
+ * @param templateVariables with messages: further variables of the chat template, as the keyword
+ *                       arguments of Hugging Face's apply_chat_template (e.g. {@code tools}); empty otherwise
  */
 public record GenerateRequest(String requestId, String prompt, int[] promptTokenIds,
-        List<Map<String, Object>> messages, SamplingParams params, boolean stream) {
+        List<Map<String, Object>> messages, SamplingParams params, boolean stream,
+        Map<String, Object> templateVariables) {
+
+    public GenerateRequest(String requestId, String prompt, int[] promptTokenIds,
+            List<Map<String, Object>> messages, SamplingParams params, boolean stream) {
+        this(requestId, prompt, promptTokenIds, messages, params, stream, Map.of());
+    }
 
     public GenerateRequest {
         int given = (prompt != null ? 1 : 0) + (promptTokenIds != null ? 1 : 0) + (messages != null ? 1 : 0);
@@ -33,6 +41,10 @@ public record GenerateRequest(String requestId, String prompt, int[] promptToken
         }
         if (messages != null) {
             messages = List.copyOf(messages);
+        }
+        templateVariables = templateVariables == null ? Map.of() : Map.copyOf(templateVariables);
+        if (messages == null && !templateVariables.isEmpty()) {
+            throw new IllegalArgumentException("chat template variables need messages");
         }
     }
 
@@ -49,11 +61,11 @@ public record GenerateRequest(String requestId, String prompt, int[] promptToken
     }
 
     public GenerateRequest withRequestId(String id) {
-        return new GenerateRequest(id, prompt, promptTokenIds, messages, params, stream);
+        return new GenerateRequest(id, prompt, promptTokenIds, messages, params, stream, templateVariables);
     }
 
     public GenerateRequest withStream(boolean streamOutputs) {
-        return new GenerateRequest(requestId, prompt, promptTokenIds, messages, params, streamOutputs);
+        return new GenerateRequest(requestId, prompt, promptTokenIds, messages, params, streamOutputs, templateVariables);
     }
 
     @Override
@@ -65,12 +77,13 @@ public record GenerateRequest(String requestId, String prompt, int[] promptToken
     public boolean equals(Object o) {
         return o instanceof GenerateRequest r && Objects.equals(requestId, r.requestId)
                 && Objects.equals(prompt, r.prompt) && Arrays.equals(promptTokenIds, r.promptTokenIds)
-                && Objects.equals(messages, r.messages) && params.equals(r.params) && stream == r.stream;
+                && Objects.equals(messages, r.messages) && params.equals(r.params) && stream == r.stream
+                && templateVariables.equals(r.templateVariables);
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(requestId, prompt, Arrays.hashCode(promptTokenIds), messages, params, stream);
+        return Objects.hash(requestId, prompt, Arrays.hashCode(promptTokenIds), messages, params, stream, templateVariables);
     }
 
     @Override

@@ -12,7 +12,8 @@ import java.util.Objects;
  *
  * @param kind    what {@code text} or {@code choices} is
  * @param text    the JSON schema (as JSON text) or the regular expression; null for the other kinds
- * @param choices the texts of {@link Kind#CHOICE}; empty for the other kinds
+ * @param choices the texts of {@link Kind#CHOICE}, or the opening and closing texts of {@link
+ *                Kind#DELIMITED_JSON_SCHEMA}; empty for the other kinds
  */
 public record StructuredOutput(Kind kind, String text, List<String> choices) {
 
@@ -22,6 +23,11 @@ public record StructuredOutput(Kind kind, String text, List<String> choices) {
         JSON_OBJECT,
         /** JSON that a JSON schema accepts. */
         JSON_SCHEMA,
+        /**
+         * JSON that a JSON schema accepts between a fixed opening and closing text (a model's
+         * tool-call markers, such as {@code <tool_call>} and {@code </tool_call>}).
+         */
+        DELIMITED_JSON_SCHEMA,
         /** Text that a regular expression matches whole. */
         REGEX,
         /** Exactly one of a list of texts. */
@@ -46,6 +52,15 @@ public record StructuredOutput(Kind kind, String text, List<String> choices) {
                     throw new IllegalArgumentException("only a choice constraint takes choices");
                 }
             }
+            case DELIMITED_JSON_SCHEMA -> {
+                if (text == null || text.isEmpty()) {
+                    throw new IllegalArgumentException("the schema must not be empty");
+                }
+                if (choices.size() != 2) {
+                    throw new IllegalArgumentException("a delimited schema takes an opening and a closing text, got "
+                            + choices.size() + " texts");
+                }
+            }
             case CHOICE -> {
                 if (choices.isEmpty()) {
                     throw new IllegalArgumentException("the choice list must not be empty");
@@ -64,6 +79,14 @@ public record StructuredOutput(Kind kind, String text, List<String> choices) {
     /** @param schemaJson the schema as JSON text */
     public static StructuredOutput jsonSchema(String schemaJson) {
         return new StructuredOutput(Kind.JSON_SCHEMA, schemaJson, List.of());
+    }
+
+    /**
+     * JSON that {@code schemaJson} accepts, written between {@code open} and {@code close} (either
+     * may be empty).
+     */
+    public static StructuredOutput delimitedJsonSchema(String open, String schemaJson, String close) {
+        return new StructuredOutput(Kind.DELIMITED_JSON_SCHEMA, schemaJson, List.of(open, close));
     }
 
     public static StructuredOutput regex(String pattern) {

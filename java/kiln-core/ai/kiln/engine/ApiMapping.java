@@ -55,6 +55,8 @@ public final class ApiMapping {
         Grammar grammar = switch (constraint.kind()) {
             case JSON_OBJECT -> Grammars.jsonObject();
             case JSON_SCHEMA -> Grammars.jsonSchema(constraint.text());
+            case DELIMITED_JSON_SCHEMA -> Grammars.delimitedJsonSchema(constraint.choices().get(0), constraint.text(),
+                    constraint.choices().get(1));
             case REGEX -> Grammars.regex(constraint.text());
             case CHOICE -> Grammars.choice(constraint.choices());
         };

@@ -261,7 +261,7 @@ public final class LocalEngine implements Engine {
             throw new IllegalArgumentException("the model has no chat template; send a prompt instead of messages");
         }
         // The template writes the special tokens (BOS and the role markers) itself.
-        return codec.encode(codec.applyChatTemplate(request.messages(), true), false);
+        return codec.encode(codec.applyChatTemplate(request.messages(), true, request.templateVariables()), false);
     }
 
     /** The model's ids as the bytes they stand for; special tokens and ids past the tokenizer's have none. */

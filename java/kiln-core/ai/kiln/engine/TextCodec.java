@@ -27,6 +27,10 @@ interface TextCodec {
 
     String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt);
 
+    /** As {@link #applyChatTemplate(List, boolean)}, with further template variables (e.g. {@code tools}). */
+    String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt,
+            Map<String, Object> variables);
+
     /** Incremental detokenization of one completion. */
     interface Decoder {
         /** Text that became stable with this token (possibly empty). */

@@ -85,4 +85,10 @@ final class TokenizerCodec implements TextCodec {
     public String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt) {
         return tokenizer.applyChatTemplate(messages, addGenerationPrompt);
     }
+
+    @Override
+    public String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt,
+            Map<String, Object> variables) {
+        return tokenizer.applyChatTemplate(messages, addGenerationPrompt, variables);
+    }
 }

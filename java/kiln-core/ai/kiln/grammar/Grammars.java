@@ -16,6 +16,19 @@ public final class Grammars {
 
     /** The JSON texts a schema (given as JSON text) accepts. */
     public static Grammar jsonSchema(String schemaJson) {
+        return JsonSchemaCompiler.compile(parseSchema(schemaJson));
+    }
+
+    /**
+     * The sequence {@code open}, a JSON text the schema accepts, {@code close}: a tool call in a
+     * model's own markers (Hermes' {@code <tool_call>...</tool_call>}).
+     */
+    public static Grammar delimitedJsonSchema(String open, String schemaJson, String close) {
+        return JsonSchemaCompiler.compile(parseSchema(schemaJson), open.getBytes(StandardCharsets.UTF_8),
+                close.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static JsonNode parseSchema(String schemaJson) {
         JsonNode schema;
         try {
             schema = JSON.readTree(schemaJson);
@@ -25,7 +38,7 @@ public final class Grammars {
         if (schema == null) {
             throw new GrammarException("the schema is empty");
         }
-        return JsonSchemaCompiler.compile(schema);
+        return schema;
     }
 
     /** Any JSON object. */

@@ -74,10 +74,16 @@ public final class JsonSchemaCompiler {
 
     /** The grammar of the JSON texts {@code schema} accepts. */
     public static Grammar compile(JsonNode schema) {
+        return compile(schema, new byte[0], new byte[0]);
+    }
+
+    /** The grammar of {@code open}, then a JSON text {@code schema} accepts, then {@code close}. */
+    public static Grammar compile(JsonNode schema, byte[] open, byte[] close) {
         JsonSchemaCompiler c = new JsonSchemaCompiler(schema);
         GrammarBuilder.Rule top = c.builder.rule("root");
         c.expanding.push("#");
-        top.epsilon(c.emit(top, top.start(), schema, "#"), top.end());
+        int afterOpen = top.literal(top.start(), open);
+        top.epsilon(top.literal(c.emit(top, afterOpen, schema, "#"), close), top.end());
         return c.builder.build(top);
     }
 

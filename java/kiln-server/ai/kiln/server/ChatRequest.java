@@ -1,7 +1,9 @@
 package ai.kiln.server;
 
 import ai.kiln.api.SamplingParams;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -12,16 +14,21 @@ import java.util.Set;
  * A checked {@code POST /v1/chat/completions} body.
  *
  * @param model        the model name the client asked for
- * @param messages     the conversation as the chat template takes it: role, content (text) and name
+ * @param messages     the conversation as the chat template takes it: role, content (text), name, an
+ *                     assistant's tool_calls (arguments as objects, as Hugging Face templates read
+ *                     them) and a tool message's tool_call_id
  * @param params       sampling and stopping, as the engine takes them
  * @param logprobs     whether each choice carries the chosen tokens' log-probabilities
  * @param topLogprobs  how many alternatives per position, with {@code logprobs}
  * @param stream       answer as server-sent events
  * @param includeUsage with {@code stream}: a last chunk carrying {@code usage}
  * @param user         the caller's end-user id, logged only
+ * @param tools        the tools offered and tool_choice
  */
 record ChatRequest(String model, List<Map<String, Object>> messages, SamplingParams params, boolean logprobs,
-        int topLogprobs, boolean stream, boolean includeUsage, String user) {
+        int topLogprobs, boolean stream, boolean includeUsage, String user, ChatTools tools) {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant", "tool");
 
@@ -29,23 +36,24 @@ record ChatRequest(String model, List<Map<String, Object>> messages, SamplingPar
         BodyFields body = new BodyFields(json);
         String model = body.requiredString("model");
         List<Map<String, Object>> messages = messages(body);
-        JsonNode tools = body.node("tools");
-        if (tools != null && !(tools.isArray() && tools.isEmpty())) {
-            throw ApiError.invalid("'tools' is not supported yet.", "tools", "unsupported_parameter");
-        }
+        ChatTools tools = ChatTools.read(body);
         if (body.has("functions")) {
-            throw ApiError.invalid("'functions' is not supported.", "functions", "unsupported_parameter");
+            throw ApiError.invalid("'functions' is not supported; use 'tools'.", "functions", "unsupported_parameter");
         }
-        JsonNode toolChoice = body.node("tool_choice");
-        if (toolChoice != null && !(toolChoice.isTextual() && toolChoice.textValue().equals("none"))) {
-            throw ApiError.invalid("'tool_choice' is not supported yet.", "tool_choice", "unsupported_parameter");
-        }
+        body.bool("parallel_tool_calls"); // type-checked; calls are read as the model writes them
         boolean stream = Boolean.TRUE.equals(body.bool("stream"));
         boolean includeUsage = CompletionRequest.streamOptions(body, stream);
         SamplingParams params = SamplingJson.read(body, SamplingJson.Endpoint.CHAT);
+        if (tools.forced()) {
+            if (params.structuredOutput() != null) {
+                throw ApiError.invalid("'tool_choice' " + body.node("tool_choice") + " constrains the output itself;"
+                        + " it cannot be combined with a structured-output field.", "tool_choice");
+            }
+            tools.checkForcedSchemas();
+        }
         boolean logprobs = params.logprobs() != null;
         return new ChatRequest(model, messages, params, logprobs, logprobs ? params.logprobs() : 0, stream,
-                includeUsage, body.string("user"));
+                includeUsage, body.string("user"), tools);
     }
 
     private static List<Map<String, Object>> messages(BodyFields body) {
@@ -78,14 +86,91 @@ record ChatRequest(String model, List<Map<String, Object>> messages, SamplingPar
             }
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("role", role);
+            JsonNode toolCalls = message.node("tool_calls");
             m.put("content", content(message.node("content"), where + ".content", role));
             String name = message.string("name");
             if (name != null) {
                 m.put("name", name);
             }
+            if (toolCalls != null) {
+                if (!role.equals("assistant")) {
+                    throw ApiError.invalid("'" + where + ".tool_calls' is only for assistant messages.",
+                            where + ".tool_calls");
+                }
+                m.put("tool_calls", toolCalls(toolCalls, where + ".tool_calls"));
+            }
+            if (role.equals("tool")) {
+                String callId = message.string("tool_call_id");
+                if (callId == null) {
+                    throw ApiError.invalid("'" + where + ".tool_call_id' is a required field.", where + ".tool_call_id",
+                            "missing_required_parameter");
+                }
+                m.put("tool_call_id", callId);
+            }
             out.add(m);
         }
         return out;
+    }
+
+    /**
+     * An assistant's calls as Hugging Face templates read them: {"id", "type": "function",
+     * "function": {"name", "arguments"}} with the arguments an object (OpenAI sends them as JSON
+     * text; the Llama 3.1 and Qwen 2.5 templates print them with tojson, or iterate them).
+     */
+    private static List<Map<String, Object>> toolCalls(JsonNode node, String where) {
+        if (!node.isArray()) {
+            throw BodyFields.wrongType(where, "an array of tool calls", node);
+        }
+        List<Map<String, Object>> calls = new ArrayList<>();
+        for (int i = 0; i < node.size(); i++) {
+            String at = where + "[" + i + "]";
+            JsonNode item = node.get(i);
+            if (!item.isObject()) {
+                throw BodyFields.wrongType(at, "an object", item);
+            }
+            BodyFields call = new BodyFields(item);
+            String type = call.string("type");
+            if (type != null && !type.equals("function")) {
+                throw ApiError.invalid("'" + at + ".type' must be 'function', got '" + type + "'.", at + ".type");
+            }
+            JsonNode function = call.node("function");
+            if (function == null || !function.isObject()) {
+                throw ApiError.invalid("'" + at + ".function' must be an object with 'name' and 'arguments'.",
+                        at + ".function");
+            }
+            BodyFields f = new BodyFields(function);
+            String name = f.requiredString("name");
+            Object arguments = Map.of();
+            JsonNode args = f.node("arguments");
+            if (args != null) {
+                JsonNode parsed = args;
+                if (args.isTextual()) {
+                    try {
+                        parsed = JSON.readTree(args.textValue());
+                    } catch (JsonProcessingException e) {
+                        throw ApiError.invalid("'" + at + ".function.arguments' is not valid JSON: "
+                                + e.getOriginalMessage() + ".", at + ".function.arguments");
+                    }
+                }
+                if (parsed == null || !parsed.isObject()) {
+                    throw ApiError.invalid("'" + at + ".function.arguments' must be a JSON object.",
+                            at + ".function.arguments");
+                }
+                arguments = JSON.convertValue(parsed, Object.class);
+            }
+            Map<String, Object> fn = new LinkedHashMap<>();
+            fn.put("name", name);
+            fn.put("arguments", arguments);
+            Map<String, Object> c = new LinkedHashMap<>();
+            String id = call.string("id");
+            if (id != null) {
+                c.put("id", id);
+            }
+            c.put("type", "function");
+            c.put("function", fn);
+            calls.add(c);
+        }
+        return calls;
     }
 
     /** A message's text: a string, or an array of {@code {"type": "text", "text": ...}} parts joined. */

@@ -65,10 +65,20 @@ public final class KilnServer implements AutoCloseable {
      * @param heartbeat         a quiet stream gets an SSE comment this often (it reveals a gone client)
      * @param maxStreamBufferBytes a stream whose unsent bytes exceed this (a slow reader) is cancelled
      * @param connections       how slow and idle clients are kept from holding connections
+     * @param toolCallParser    how the model writes tool calls (hermes, llama3_json, mistral), or null:
+     *                          the format its chat template names
      */
     public record Options(String host, int port, String servedModelName, String apiKey, Integer maxWaiting,
             long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes,
-            ConnectionLimits connections) {
+            ConnectionLimits connections, String toolCallParser) {
+
+        /** The options with the tool-call format the model's chat template writes. */
+        public Options(String host, int port, String servedModelName, String apiKey, Integer maxWaiting,
+                long maxBodyBytes, Duration gracePeriod, Duration heartbeat, long maxStreamBufferBytes,
+                ConnectionLimits connections) {
+            this(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes, connections, null);
+        }
 
         /** The options with the default {@link ConnectionLimits}. */
         public Options(String host, int port, String servedModelName, String apiKey, Integer maxWaiting,
@@ -104,6 +114,9 @@ public final class KilnServer implements AutoCloseable {
                 throw new IllegalArgumentException("the stream buffer must be >= 1024 bytes, got " + maxStreamBufferBytes);
             }
             Objects.requireNonNull(connections, "connections");
+            if (toolCallParser != null) {
+                ToolCallFormat.ofFlag(toolCallParser);
+            }
         }
 
         /**
@@ -117,37 +130,43 @@ public final class KilnServer implements AutoCloseable {
 
         public Options withPort(int port) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes, connections);
+                    maxStreamBufferBytes, connections, toolCallParser);
         }
 
         public Options withApiKey(String key) {
             return new Options(host, port, servedModelName, key, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes, connections);
+                    maxStreamBufferBytes, connections, toolCallParser);
         }
 
         public Options withMaxWaiting(Integer waiting) {
             return new Options(host, port, servedModelName, apiKey, waiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes, connections);
+                    maxStreamBufferBytes, connections, toolCallParser);
         }
 
         public Options withServedModelName(String name) {
             return new Options(host, port, name, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes, connections);
+                    maxStreamBufferBytes, connections, toolCallParser);
         }
 
         public Options withLimits(long bodyBytes, Duration heartbeatEvery, long streamBufferBytes) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, bodyBytes, gracePeriod, heartbeatEvery,
-                    streamBufferBytes, connections);
+                    streamBufferBytes, connections, toolCallParser);
         }
 
         public Options withConnectionLimits(ConnectionLimits limits) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
-                    maxStreamBufferBytes, limits);
+                    maxStreamBufferBytes, limits, toolCallParser);
+        }
+
+        /** With the tool-call format named as vLLM's --tool-call-parser names it (null: from the chat template). */
+        public Options withToolCallParser(String parser) {
+            return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, gracePeriod, heartbeat,
+                    maxStreamBufferBytes, connections, parser);
         }
 
         public Options withGracePeriod(Duration grace) {
             return new Options(host, port, servedModelName, apiKey, maxWaiting, maxBodyBytes, grace, heartbeat,
-                    maxStreamBufferBytes, connections);
+                    maxStreamBufferBytes, connections, toolCallParser);
         }
     }
 
@@ -328,8 +347,11 @@ public final class KilnServer implements AutoCloseable {
         }
         TokenTexts texts = new TokenTexts(tokenizer);
         int maxWaiting = options.maxWaiting() != null ? options.maxWaiting() : defaultMaxWaiting(engine);
+        // NOTE: the format is the flag's, else the one the model's chat template writes.
+        ToolCallFormat toolCalls = options.toolCallParser() != null ? ToolCallFormat.ofFlag(options.toolCallParser())
+                : ToolCallFormat.ofTemplate(tokenizer == null ? null : tokenizer.chatTemplateText());
         ServedModel model = new ServedModel(modelName, engine, new GenerationCalls(engine, maxWaiting, metrics),
-                new LogprobsJson(texts), texts);
+                new LogprobsJson(texts), texts, toolCalls);
         metrics.engineGauges(modelName, engine::metrics);
         served = model;
         state.compareAndSet(State.LOADING, State.READY);

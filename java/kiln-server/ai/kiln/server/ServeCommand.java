@@ -127,13 +127,17 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Seed for requests that bring none (default: drawn from entropy at start, so unseeded requests differ run to run).")
     Long seed;
 
+    @Option(names = "--tool-call-parser", paramLabel = "FORMAT",
+            description = "How the model writes tool calls: hermes, llama3_json or mistral (default: the format its chat template names, else hermes).")
+    String toolCallParser;
+
     @Override
     public Integer call() throws Exception {
         KilnServer.Options options = new KilnServer.Options(host, port, servedModelName, apiKey(System.getenv()),
                 maxWaiting, maxBodyBytes,
                 Duration.ofSeconds(gracePeriodSeconds), Duration.ofMillis((long) (heartbeatSeconds * 1000)),
                 streamBufferBytes, new KilnServer.ConnectionLimits(maxConnections, seconds(idleTimeoutSeconds),
-                        seconds(headerTimeoutSeconds), seconds(bodyTimeoutSeconds), minBodyRate));
+                        seconds(headerTimeoutSeconds), seconds(bodyTimeoutSeconds), minBodyRate), toolCallParser);
         EngineOptions engineOptions = engineFlags.engineOptions(settings -> settings.seed(seed)
                 // The server drains first; what is left by the time the engine closes is cancelled.
                 .shutdownGrace(Duration.ofSeconds(1)));

@@ -11,8 +11,10 @@ import ai.kiln.api.Engine;
  * @param calls    admission and tracking of the engine requests in flight
  * @param logprobs renders log-probabilities with the model's token texts
  * @param texts    the model's token texts (echoed prompts given as token ids)
+ * @param toolCalls how the model writes tool calls
  */
-record ServedModel(String name, Engine engine, GenerationCalls calls, LogprobsJson logprobs, TokenTexts texts) {
+record ServedModel(String name, Engine engine, GenerationCalls calls, LogprobsJson logprobs, TokenTexts texts,
+        ToolCallFormat toolCalls) {
 
     /** Refuses (404) a request for a model other than this one. */
     void checkRequested(String model) {

@@ -26,7 +26,7 @@ import jinjava.javax.el.CompositeELResolver;
  * operator precedence and whitespace control, one trailing newline of the template dropped, line
  * endings normalized, transformers' {@code tojson} (Python json.dumps) and {@code raise_exception}
  * and {@code strftime_now}, Python str methods on strings, and Python's {@code str.strip()} for
- * {@code trim}, code points for {@code length}. Where Jinjava reads a construct differently from
+ * {@code trim}, code points for {@code length}, strings iterable for {@code is iterable}. Where Jinjava reads a construct differently from
  * Jinja2, the template is rewritten before parsing: comments are removed with Jinja2's whitespace
  * rules; {@code seq[::-1]} becomes {@code seq|reverse}; the keyword arguments of
  * {@code namespace(...)} are parenthesized (Jinjava would apply the filter in
@@ -99,6 +99,9 @@ final class ChatTemplate {
         jinjava.getGlobalContext().registerFilter(new ItemsFilter());
         jinjava.getGlobalContext().registerFilter(new ExtremumFilter("max", true));
         jinjava.getGlobalContext().registerFilter(new ExtremumFilter("min", false));
+        // NOTE: Jinja2's "is iterable" holds for strings; Jinjava's does not, and Llama 3.1's
+        // template prints a tool result through tojson exactly when it is iterable.
+        jinjava.getGlobalContext().registerExpTest(new IterableTest());
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 ChatTemplate.class, "raiseException", String.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "kiln_str",
@@ -652,6 +655,20 @@ final class ChatTemplate {
                 return !m.isEmpty();
             }
             return true;
+        }
+    }
+
+    /** Jinja2's iterable test: strings, sequences, mappings and arrays (anything Python can iterate). */
+    static final class IterableTest implements com.hubspot.jinjava.lib.exptest.ExpTest {
+        @Override
+        public String getName() {
+            return "iterable";
+        }
+
+        @Override
+        public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
+            return var instanceof CharSequence || var instanceof Iterable<?> || var instanceof Map<?, ?>
+                    || (var != null && var.getClass().isArray());
         }
     }
 

@@ -333,6 +333,11 @@ public final class Tokenizer {
         return config.chatTemplate() != null;
     }
 
+    /** The chat template's Jinja source as the model gives it, or null when it has none. */
+    public String chatTemplateText() {
+        return config.chatTemplate();
+    }
+
     /**
      * Renders the chat template as transformers' {@code apply_chat_template(messages,
      * tokenize=False, add_generation_prompt=...)} does.

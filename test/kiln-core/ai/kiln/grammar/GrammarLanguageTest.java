@@ -266,6 +266,23 @@ class GrammarLanguageTest {
     }
 
     @Test
+    void aDelimitedSchemaIsTheOpeningThenTheJsonThenTheClosing() {
+        Grammar g = Grammars.delimitedJsonSchema("<tool_call>\n", "{\"type\": \"object\", \"properties\":"
+                + " {\"name\": {\"const\": \"f\"}}, \"required\": [\"name\"], \"additionalProperties\": false}",
+                "\n</tool_call>");
+        assertTrue(matches(g, "<tool_call>\n{\"name\": \"f\"}\n</tool_call>"));
+        assertFalse(matches(g, "{\"name\": \"f\"}"), "the opening is required");
+        assertFalse(matches(g, "<tool_call>\n{\"name\": \"f\"}"), "the closing is required");
+        assertFalse(matches(g, "<tool_call>\n{\"name\": \"g\"}\n</tool_call>"), "the schema holds between them");
+        assertFalse(isPrefix(g, "<tool_call>{"), "nothing may replace the opening's newline");
+        Grammar bare = Grammars.delimitedJsonSchema("", "{\"type\": \"integer\"}", "");
+        assertTrue(matches(bare, "12"));
+        GrammarException e = assertThrows(GrammarException.class,
+                () -> Grammars.delimitedJsonSchema("[", "{\"type\": \"integer\", \"multipleOf\": 2}", "]"));
+        assertTrue(e.getMessage().contains("multipleOf"), e.getMessage());
+    }
+
+    @Test
     void regularExpressionsAndChoices() {
         Grammar g = Grammars.regex("(ab|c)*d{2,3}[^x\\d]?");
         assertTrue(matches(g, "dd"));

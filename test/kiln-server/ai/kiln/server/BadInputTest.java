@@ -115,8 +115,8 @@ class BadInputTest {
                         + " \"schema\": {\"type\": \"integer\", \"multipleOf\": 3}}}}", 400, "response_format", null,
                         "'multipleOf' is not supported"),
                 bad(chat, "{\"model\": \"llama3-gqa\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],"
-                        + " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools",
-                        "unsupported_parameter", "tools"),
+                        + " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get weather\"}}]}", 400,
+                        "tools[0].function.name", null, "letters, digits", "get weather"),
                 bad(c, "{\"model\": \"gpt-4\", \"prompt\": \"hi\"}", 404, "model", "model_not_found", "gpt-4"),
                 bad(chat, "{\"model\": \"gpt-4\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
                         404, "model", "model_not_found", "gpt-4"),

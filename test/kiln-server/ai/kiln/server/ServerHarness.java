@@ -56,10 +56,16 @@ final class ServerHarness implements AutoCloseable {
 
     /** A server over the fixture with its tokenizer, or (withTokenizer false) over token ids alone. */
     static ServerHarness start(KilnServer.Options options, EngineOptions engineOptions, boolean withTokenizer) {
-        Engine engine = withTokenizer ? Engine.create(FIXTURE.dir(), engineOptions)
-                : Engine.create(FIXTURE.dir(), null, engineOptions);
+        return start(FIXTURE.dir(), options, engineOptions, withTokenizer);
+    }
+
+    /** A server over the model in {@code modelDir} (a copy of the fixture with files changed), named as the fixture. */
+    static ServerHarness start(java.nio.file.Path modelDir, KilnServer.Options options, EngineOptions engineOptions,
+            boolean withTokenizer) {
+        Engine engine = withTokenizer ? Engine.create(modelDir, engineOptions)
+                : Engine.create(modelDir, null, engineOptions);
         try {
-            Tokenizer tokenizer = withTokenizer ? Tokenizer.load(FIXTURE.dir()) : null;
+            Tokenizer tokenizer = withTokenizer ? Tokenizer.load(modelDir) : null;
             KilnServer server = new KilnServer(options).start();
             server.serve(engine, tokenizer, MODEL);
             return new ServerHarness(engine, tokenizer, server);

@@ -21,6 +21,17 @@ class ChatTemplateFiltersTest {
     }
 
     @Test
+    void stringsAreIterableAsInJinja2() {
+        // Llama 3.1's tool results: a string is iterable in Jinja2, so it is printed through tojson.
+        String template = "{%- if content is mapping or content is iterable %}{{- content | tojson }}"
+                + "{%- else %}{{- content }}{%- endif %}";
+        assertEquals("\"18 C\"", render(template, Map.of("content", "18 C")));
+        assertEquals("[1, 2]", render(template, Map.of("content", List.of(1, 2))));
+        assertEquals("{\"t\": 18}", render(template, Map.of("content", Map.of("t", 18))));
+        assertEquals("18", render(template, Map.of("content", 18)));
+    }
+
+    @Test
     void itemsGivesAMappingsPairsInOrder() {
         Map<String, Object> arguments = new LinkedHashMap<>();
         arguments.put("location", "Paris");

@@ -1,0 +1,325 @@
+package ai.kiln.server;
+
+import ai.kiln.api.StructuredOutput;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.UUID;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * How a model family writes tool calls in its output, named as vLLM's {@code --tool-call-parser}
+ * names them: reading calls out of generated text, and the constraint that makes the model write
+ * exactly one call (tool_choice "required" or a named function).
+ *
+ * <ul>
+ *   <li>{@code hermes} (Hermes, Qwen 2.5 / 3): {@code <tool_call>{"name": ..., "arguments": {...}}</tool_call>},
+ *       possibly several, after optional text.
+ *   <li>{@code llama3_json} (Llama 3.1 / 3.2 / 3.3): the whole output is {@code {"name": ..., "parameters": {...}}},
+ *       optionally after {@code <|python_tag|>}, several separated by ";".
+ *   <li>{@code mistral}: {@code [TOOL_CALLS]} then a JSON array of {@code {"name": ..., "arguments": {...}}}.
+ * </ul>
+ *
+ * <p>Text that does not hold well-formed calls in the format is left as content: a model's
+ * malformed attempt is the client's to see, not an error.
+ */
+enum ToolCallFormat {
+    HERMES("hermes", "<tool_call>", "arguments"),
+    LLAMA3_JSON("llama3_json", "<|python_tag|>", "parameters"),
+    MISTRAL("mistral", "[TOOL_CALLS]", "arguments");
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern HERMES_CALL = Pattern.compile("<tool_call>(.*?)(?:</tool_call>|$)", Pattern.DOTALL);
+
+    /** One call read from the output: arguments as JSON text, as OpenAI's function.arguments. */
+    record ToolCall(String id, String name, String arguments) {
+    }
+
+    /**
+     * What an output says: its content (null when only calls) and its calls (empty: none were
+     * found, or they were malformed and the whole text is content).
+     */
+    record Parsed(String content, List<ToolCall> calls) {
+    }
+
+    private final String flagName;
+    private final String marker;
+    private final String argumentsKey;
+
+    ToolCallFormat(String flagName, String marker, String argumentsKey) {
+        this.flagName = flagName;
+        this.marker = marker;
+        this.argumentsKey = argumentsKey;
+    }
+
+    String flagName() {
+        return flagName;
+    }
+
+    /** The key holding a call's arguments in this format ("arguments", or Llama's "parameters"). */
+    String argumentsKey() {
+        return argumentsKey;
+    }
+
+    /** The format of a {@code --tool-call-parser} value. */
+    static ToolCallFormat ofFlag(String name) {
+        for (ToolCallFormat f : values()) {
+            if (f.flagName.equals(name)) {
+                return f;
+            }
+        }
+        throw new IllegalArgumentException("unknown tool-call parser '" + name + "'; known: hermes, llama3_json, mistral");
+    }
+
+    /**
+     * The format a chat template writes its tool calls in, from the markers it names; hermes (the
+     * commonest among open models) when the template names none.
+     */
+    static ToolCallFormat ofTemplate(String template) {
+        if (template == null) {
+            return HERMES;
+        }
+        if (template.contains("<tool_call>")) {
+            return HERMES;
+        }
+        if (template.contains("[TOOL_CALLS]")) {
+            return MISTRAL;
+        }
+        if (template.contains("<|python_tag|>") || template.contains("<|eom_id|>")
+                || template.contains("<|start_header_id|>")) {
+            return LLAMA3_JSON;
+        }
+        return HERMES;
+    }
+
+    /**
+     * The position in {@code text} from which it may be (the start of) a call: the marker or a
+     * prefix of it at the end, or for llama3_json a "{" opening the output; -1 while it cannot.
+     * Streaming holds text back from here.
+     */
+    int callStart(String text) {
+        int at = text.indexOf(marker);
+        if (at >= 0) {
+            return at;
+        }
+        if (this == LLAMA3_JSON) {
+            int first = firstNonSpace(text);
+            if (first < text.length() && text.charAt(first) == '{') {
+                return first;
+            }
+            if (first == text.length()) {
+                return -1;
+            }
+        }
+        for (int k = Math.min(marker.length() - 1, text.length()); k > 0; k--) {
+            if (text.endsWith(marker.substring(0, k))) {
+                return text.length() - k;
+            }
+        }
+        return -1;
+    }
+
+    /** Reads the calls of a free (tool_choice "auto") output. */
+    Parsed parse(String text) {
+        try {
+            return switch (this) {
+                case HERMES -> parseHermes(text);
+                case LLAMA3_JSON -> parseLlama(text);
+                case MISTRAL -> parseMistral(text);
+            };
+        } catch (MalformedCall e) {
+            return new Parsed(text, List.of());
+        }
+    }
+
+    /**
+     * Reads the call of an output made under {@link #forcedCall}: for mistral the grammar cannot
+     * write {@code [TOOL_CALLS]} (a control token, never a constrained token), so the array stands alone.
+     */
+    Parsed parseForced(String text) {
+        return parse(this == MISTRAL ? marker + text : text);
+    }
+
+    /**
+     * The constraint under which the output is exactly one call of one of {@code tools} in this
+     * format: the name one of theirs, the arguments their parameters' schema.
+     */
+    StructuredOutput forcedCall(List<ChatTools.Tool> tools) {
+        ArrayNode anyOf = JSON.createArrayNode();
+        for (ChatTools.Tool tool : tools) {
+            ObjectNode call = JSON.createObjectNode();
+            call.put("type", "object");
+            ObjectNode properties = call.putObject("properties");
+            properties.putObject("name").put("const", tool.name());
+            properties.set(argumentsKey, tool.parametersForGrammar());
+            call.putArray("required").add("name").add(argumentsKey);
+            call.put("additionalProperties", false);
+            anyOf.add(call);
+        }
+        JsonNode schema = anyOf.size() == 1 ? anyOf.get(0) : JSON.createObjectNode().set("anyOf", anyOf);
+        String schemaText = schema.toString();
+        return StructuredOutput.delimitedJsonSchema(forcedOpen(), schemaText, forcedClose());
+    }
+
+    /** What a forced call's grammar writes before the call's JSON. */
+    String forcedOpen() {
+        return switch (this) {
+            case HERMES -> "<tool_call>\n";
+            case LLAMA3_JSON -> "";
+            case MISTRAL -> "[";
+        };
+    }
+
+    /** What a forced call's grammar writes after the call's JSON. */
+    String forcedClose() {
+        return switch (this) {
+            case HERMES -> "\n</tool_call>";
+            case LLAMA3_JSON -> "";
+            case MISTRAL -> "]";
+        };
+    }
+
+    private Parsed parseHermes(String text) {
+        Matcher m = HERMES_CALL.matcher(text);
+        List<ToolCall> calls = new ArrayList<>();
+        StringBuilder content = new StringBuilder();
+        int last = 0;
+        while (m.find()) {
+            content.append(text, last, m.start());
+            calls.add(call(readObject(m.group(1).trim())));
+            last = m.end();
+        }
+        if (calls.isEmpty()) {
+            return new Parsed(text, List.of());
+        }
+        content.append(text.substring(last));
+        return new Parsed(contentOrNull(content.toString()), calls);
+    }
+
+    private Parsed parseLlama(String text) {
+        String body = text.strip();
+        if (body.startsWith(marker)) {
+            body = body.substring(marker.length()).strip();
+        }
+        if (!body.startsWith("{")) {
+            return new Parsed(text, List.of());
+        }
+        // Several calls are written one after another, separated by ";" (Llama 3.2's parallel calls).
+        List<ToolCall> calls = new ArrayList<>();
+        int offset = 0;
+        while (offset < body.length()) {
+            JsonNode node;
+            try (com.fasterxml.jackson.core.JsonParser one = JSON.getFactory().createParser(body.substring(offset))) {
+                node = JSON.readTree(one);
+                offset += (int) one.getCurrentLocation().getCharOffset();
+            } catch (java.io.IOException e) {
+                throw new MalformedCall();
+            }
+            if (node == null || !node.isObject()) {
+                throw new MalformedCall();
+            }
+            calls.add(call(node));
+            int next = firstNonSpace(body, offset);
+            if (next < body.length()) {
+                if (body.charAt(next) != ';') {
+                    throw new MalformedCall();
+                }
+                next = firstNonSpace(body, next + 1);
+            }
+            offset = next;
+        }
+        return new Parsed(null, calls);
+    }
+
+    private Parsed parseMistral(String text) {
+        int at = text.indexOf(marker);
+        if (at < 0) {
+            return new Parsed(text, List.of());
+        }
+        JsonNode array = readTree(text.substring(at + marker.length()).strip());
+        if (!array.isArray() || array.isEmpty()) {
+            throw new MalformedCall();
+        }
+        List<ToolCall> calls = new ArrayList<>();
+        for (JsonNode item : array) {
+            calls.add(call(item));
+        }
+        return new Parsed(contentOrNull(text.substring(0, at)), calls);
+    }
+
+    /** A call from {"name": ..., "arguments" | "parameters": {...}}; the arguments may also be JSON text. */
+    private ToolCall call(JsonNode node) {
+        if (!node.isObject() || !node.path("name").isTextual() || node.get("name").textValue().isEmpty()) {
+            throw new MalformedCall();
+        }
+        JsonNode arguments = node.has(argumentsKey) ? node.get(argumentsKey)
+                : node.has("arguments") ? node.get("arguments") : node.get("parameters");
+        if (arguments == null || arguments.isNull()) {
+            arguments = JSON.createObjectNode();
+        }
+        if (arguments.isTextual()) {
+            arguments = readTree(arguments.textValue());
+        }
+        if (!arguments.isObject()) {
+            throw new MalformedCall();
+        }
+        return new ToolCall(newCallId(), node.get("name").textValue(), arguments.toString());
+    }
+
+    private static JsonNode readObject(String text) {
+        JsonNode node = readTree(text);
+        if (!node.isObject()) {
+            throw new MalformedCall();
+        }
+        return node;
+    }
+
+    private static JsonNode readTree(String text) {
+        try {
+            JsonNode node = JSON.readTree(text);
+            if (node == null) {
+                throw new MalformedCall();
+            }
+            return node;
+        } catch (JsonProcessingException e) {
+            throw new MalformedCall();
+        }
+    }
+
+    private static String contentOrNull(String content) {
+        String stripped = content.strip();
+        return stripped.isEmpty() ? null : stripped;
+    }
+
+    private static int firstNonSpace(String text) {
+        return firstNonSpace(text, 0);
+    }
+
+    private static int firstNonSpace(String text, int from) {
+        int i = from;
+        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
+            i++;
+        }
+        return i;
+    }
+
+    /** OpenAI's form of a call id: "call_" and 24 letters and digits. */
+    static String newCallId() {
+        return "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24).toLowerCase(Locale.ROOT);
+    }
+
+    /** The text is not well-formed calls of the format; it stays content. */
+    private static final class MalformedCall extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        MalformedCall() {
+            super(null, null, false, false);
+        }
+    }
+}
