@@ -19,6 +19,28 @@ final class ChatResponseMapping {
     }
 
     /**
+     * The response for an answer read for tool calls: the calls found become the AI message's
+     * tool execution requests, with finish reason TOOL_EXECUTION unless the answer was cut short
+     * (as the server answers "tool_calls" and keeps "length"); without calls, the text as usual.
+     */
+    static ChatResponse fromToolResult(GenerateResult result, String modelName, ToolCalling.Parsed parsed) {
+        if (parsed.calls().isEmpty()) {
+            return fromResult(result, modelName);
+        }
+        FinishReason finishReason = result.finishReason() == ai.kiln.api.FinishReason.LENGTH ? FinishReason.LENGTH
+                : FinishReason.TOOL_EXECUTION;
+        AiMessage message = parsed.text() == null ? AiMessage.from(parsed.calls())
+                : AiMessage.from(parsed.text(), parsed.calls());
+        return ChatResponse.builder()
+                .aiMessage(message)
+                .id(result.requestId())
+                .modelName(modelName)
+                .tokenUsage(new TokenUsage(result.promptTokenIds().length, result.tokenIds().length))
+                .finishReason(finishReason)
+                .build();
+    }
+
+    /**
      * @param promptTokens    the prompt as the model saw it, chat template included
      * @param generatedTokens as the engine counts them: a final end-of-sequence token included
      */
