@@ -57,6 +57,12 @@ import reactor.core.publisher.Mono;
  * subscriber more than {@code EngineOptions.streamBufferSize} outputs behind has its request
  * cancelled, and its stream fails with a {@code RequestAbortedException} saying so.
  *
+ * <p>Structured output: an output schema in the options ({@link KilnChatOptions#getOutputSchema()},
+ * which a {@code ChatClient} sets from its {@code BeanOutputConverter} under
+ * {@code AdvisorParams.ENABLE_NATIVE_STRUCTURED_OUTPUT}) constrains the reply to JSON that the
+ * schema accepts, by the engine's grammar; a schema the grammar cannot express is an
+ * {@link IllegalArgumentException} naming the keyword.
+ *
  * <p>Not supported yet, and refused with an {@link UnsupportedOperationException}: tool
  * callbacks, tool messages, assistant tool calls and media. This model does not close the engine,
  * which its creator owns. Thread-safe.
