@@ -3,6 +3,7 @@ package ai.kiln.langchain4j;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.api.StructuredOutput;
+import ai.kiln.api.ToolCallFormat;
 import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.agent.tool.ToolSpecification;
 import dev.langchain4j.data.message.AiMessage;
@@ -47,7 +48,7 @@ final class ChatRequestMapping {
      * @param toolCalls the format the model writes tool calls in
      */
     static GenerateRequest toGenerateRequest(ChatRequest chatRequest, String modelName, String requestId,
-            ToolCalling toolCalls) {
+            ToolCallFormat toolCalls) {
         ChatRequestParameters parameters = chatRequest.parameters();
         checkModelName(parameters, modelName);
         if (parameters.toolChoice() == ToolChoice.REQUIRED && !showsTools(parameters)) {
@@ -57,9 +58,18 @@ final class ChatRequestMapping {
         List<Map<String, Object>> messages = toEngineMessages(chatRequest.messages());
         // NOTE: as apply_chat_template(messages, tools=...): without tools shown, the template sees none.
         Map<String, Object> templateVariables = showsTools(parameters)
-                ? Map.of("tools", ToolCalling.templateTools(parameters.toolSpecifications()))
+                ? Map.of("tools", ToolCallFormat.templateTools(tools(parameters.toolSpecifications())))
                 : Map.of();
         return new GenerateRequest(requestId, null, null, messages, sampling, false, templateVariables);
+    }
+
+    /**
+     * LangChain4j's tool specifications as the engine's tools, their parameters written as the
+     * JSON schema the grammar compiles.
+     */
+    static List<ToolCallFormat.Tool> tools(List<ToolSpecification> specifications) {
+        return specifications.stream().map(t -> new ToolCallFormat.Tool(t.name(), t.description(),
+                t.parameters() == null ? null : JsonSchemas.toJson(t.parameters()).toString())).toList();
     }
 
     /** Whether the model is shown the tools and its output read for calls (tools given, choice not NONE). */
@@ -92,7 +102,7 @@ final class ChatRequestMapping {
      * @throws InvalidRequestException for a value out of range, with Kiln's message naming it, or
      *                                 {@code ToolChoice.REQUIRED} with tools and a JSON response format
      */
-    static SamplingParams toSamplingParams(ChatRequestParameters parameters, ToolCalling toolCalls) {
+    static SamplingParams toSamplingParams(ChatRequestParameters parameters, ToolCallFormat toolCalls) {
         SamplingParams.Builder sampling = SamplingParams.builder().maxTokens(parameters.maxOutputTokens());
         StructuredOutput constraint = constraint(parameters, toolCalls);
         if (constraint != null) {
@@ -133,7 +143,7 @@ final class ChatRequestMapping {
      * The output's constraint: one tool call under {@code ToolChoice.REQUIRED}, JSON (matching
      * the schema, when one is given) for a JSON response format, else none.
      */
-    private static StructuredOutput constraint(ChatRequestParameters parameters, ToolCalling toolCalls) {
+    private static StructuredOutput constraint(ChatRequestParameters parameters, ToolCallFormat toolCalls) {
         ResponseFormat format = parameters.responseFormat();
         boolean json = format != null && format.type() == ResponseFormatType.JSON;
         if (forcesToolCall(parameters)) {
@@ -142,7 +152,7 @@ final class ChatRequestMapping {
                 throw new InvalidRequestException("toolChoice REQUIRED and a JSON response format cannot both"
                         + " constrain one answer; give one of them");
             }
-            return toolCalls.forcedCall(parameters.toolSpecifications());
+            return toolCalls.forcedCall(tools(parameters.toolSpecifications()));
         }
         if (!json) {
             return null;

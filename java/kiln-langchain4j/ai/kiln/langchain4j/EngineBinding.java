@@ -33,8 +33,8 @@ record EngineBinding(Engine engine, String modelName, boolean owned) {
      * The format the model writes tool calls in: the one its chat template's markers name, as
      * Kiln's server picks it by default.
      */
-    ToolCalling toolCalling() {
-        return ToolCalling.ofTemplate(engine.hasTokenizer() ? engine.tokenizer().chatTemplateText() : null);
+    ai.kiln.api.ToolCallFormat toolCalling() {
+        return ai.kiln.api.ToolCallFormat.ofTemplate(engine.hasTokenizer() ? engine.tokenizer().chatTemplateText() : null);
     }
 
     /** A request id unique across engines and restarts, so that logs and response ids never collide. */

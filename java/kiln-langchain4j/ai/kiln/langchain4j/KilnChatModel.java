@@ -68,7 +68,7 @@ public final class KilnChatModel implements ChatModel, AutoCloseable {
 
     @Override
     public ChatResponse doChat(ChatRequest chatRequest) {
-        ToolCalling toolCalls = binding.toolCalling();
+        ai.kiln.api.ToolCallFormat toolCalls = binding.toolCalling();
         GenerateRequest request = ChatRequestMapping.toGenerateRequest(chatRequest, binding.modelName(),
                 EngineBinding.newRequestId(), toolCalls);
         RequestHandle handle = binding.submit(request);

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.api.StructuredOutput;
+import ai.kiln.api.ToolCallFormat;
 import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.agent.tool.ToolSpecification;
 import dev.langchain4j.data.message.AiMessage;
@@ -40,7 +41,7 @@ class ChatRequestMappingTest {
                         UserMessage.from(TextContent.from("Two "), TextContent.from("parts")))
                 .build();
 
-        GenerateRequest request = ChatRequestMapping.toGenerateRequest(chat, "m", "req-1", ToolCalling.LLAMA3_JSON);
+        GenerateRequest request = ChatRequestMapping.toGenerateRequest(chat, "m", "req-1", ToolCallFormat.LLAMA3_JSON);
 
         Map<String, Object> named = new LinkedHashMap<>();
         named.put("role", "user");
@@ -60,7 +61,7 @@ class ChatRequestMappingTest {
                 .maxOutputTokens(33).stopSequences("END", "STOP")
                 .build();
 
-        SamplingParams sampling = ChatRequestMapping.toSamplingParams(parameters, ToolCalling.LLAMA3_JSON);
+        SamplingParams sampling = ChatRequestMapping.toSamplingParams(parameters, ToolCallFormat.LLAMA3_JSON);
 
         SamplingParams expected = SamplingParams.builder().temperature(0.25).topP(0.5).topK(7)
                 .frequencyPenalty(0.75).presencePenalty(-0.5).maxTokens(33).stop("END", "STOP").build();
@@ -70,7 +71,7 @@ class ChatRequestMappingTest {
     @Test
     void unsetParametersKeepKilnsDefaultsButAnUnsetBudgetMeansTheContextLength() {
         SamplingParams sampling = ChatRequestMapping.toSamplingParams(ChatRequestParameters.builder().build(),
-                ToolCalling.LLAMA3_JSON);
+                ToolCallFormat.LLAMA3_JSON);
 
         assertEquals(SamplingParams.builder().maxTokens(null).build(), sampling);
         assertNull(sampling.maxTokens());
@@ -80,7 +81,7 @@ class ChatRequestMappingTest {
     void outOfRangeValuesAreInvalidRequestsNamingTheField() {
         InvalidRequestException e = assertThrows(InvalidRequestException.class,
                 () -> ChatRequestMapping.toSamplingParams(ChatRequestParameters.builder().topP(1.5).build(),
-                        ToolCalling.LLAMA3_JSON));
+                        ToolCallFormat.LLAMA3_JSON));
         assertEquals("invalid chat request parameters for Kiln: top_p must be in (0, 1], got 1.5", e.getMessage());
     }
 
@@ -89,7 +90,7 @@ class ChatRequestMappingTest {
         ChatRequest chat = ChatRequest.builder().messages(UserMessage.from("Hi")).modelName("gpt-4o").build();
 
         ModelNotFoundException e = assertThrows(ModelNotFoundException.class,
-                () -> ChatRequestMapping.toGenerateRequest(chat, "llama3-gqa", "req-1", ToolCalling.LLAMA3_JSON));
+                () -> ChatRequestMapping.toGenerateRequest(chat, "llama3-gqa", "req-1", ToolCallFormat.LLAMA3_JSON));
         assertEquals("model 'gpt-4o' is not served here: this Kiln engine runs 'llama3-gqa' only", e.getMessage());
     }
 
@@ -100,7 +101,7 @@ class ChatRequestMappingTest {
         ChatRequest chat = ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
                 .toolSpecifications(weather).build();
 
-        GenerateRequest request = ChatRequestMapping.toGenerateRequest(chat, "m", "req-1", ToolCalling.LLAMA3_JSON);
+        GenerateRequest request = ChatRequestMapping.toGenerateRequest(chat, "m", "req-1", ToolCallFormat.LLAMA3_JSON);
 
         Map<String, Object> function = new LinkedHashMap<>();
         function.put("name", "get_weather");
@@ -112,7 +113,7 @@ class ChatRequestMappingTest {
         assertNull(request.params().structuredOutput(), "AUTO leaves the output free");
         ChatRequest none = chat.toBuilder().parameters(chat.parameters().overrideWith(
                 ChatRequestParameters.builder().toolChoice(ToolChoice.NONE).build())).build();
-        assertEquals(Map.of(), ChatRequestMapping.toGenerateRequest(none, "m", "req-2", ToolCalling.LLAMA3_JSON)
+        assertEquals(Map.of(), ChatRequestMapping.toGenerateRequest(none, "m", "req-2", ToolCallFormat.LLAMA3_JSON)
                 .templateVariables());
     }
 
@@ -131,7 +132,7 @@ class ChatRequestMappingTest {
                 + "\"arguments\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}},"
                 + "\"required\":[\"name\",\"arguments\"],\"additionalProperties\":false}";
         assertEquals(StructuredOutput.delimitedJsonSchema("<tool_call>\n", "{\"anyOf\":[" + now + "," + weather + "]}",
-                "\n</tool_call>"), ChatRequestMapping.toSamplingParams(parameters, ToolCalling.HERMES).structuredOutput());
+                "\n</tool_call>"), ChatRequestMapping.toSamplingParams(parameters, ToolCallFormat.HERMES).structuredOutput());
     }
 
     @Test
@@ -139,11 +140,11 @@ class ChatRequestMappingTest {
         ChatRequest withoutTools = ChatRequest.builder().messages(UserMessage.from("Hi"))
                 .toolChoice(ToolChoice.REQUIRED).build();
         assertThrows(InvalidRequestException.class, () -> ChatRequestMapping.toGenerateRequest(withoutTools, "m",
-                "req-1", ToolCalling.LLAMA3_JSON));
+                "req-1", ToolCallFormat.LLAMA3_JSON));
         InvalidRequestException both = assertThrows(InvalidRequestException.class,
                 () -> ChatRequestMapping.toSamplingParams(ChatRequestParameters.builder().toolChoice(ToolChoice.REQUIRED)
                         .toolSpecifications(ToolSpecification.builder().name("now").build())
-                        .responseFormat(ResponseFormat.JSON).build(), ToolCalling.LLAMA3_JSON));
+                        .responseFormat(ResponseFormat.JSON).build(), ToolCallFormat.LLAMA3_JSON));
         assertTrue(both.getMessage().contains("cannot both constrain"), both.getMessage());
     }
 
@@ -157,12 +158,12 @@ class ChatRequestMappingTest {
         assertEquals(StructuredOutput.jsonSchema("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},"
                 + "\"unit\":{\"type\":\"string\",\"enum\":[\"celsius\",\"fahrenheit\"]}},\"required\":[\"city\"]}"),
                 ChatRequestMapping.toSamplingParams(ChatRequestParameters.builder().responseFormat(schema).build(),
-                        ToolCalling.LLAMA3_JSON).structuredOutput());
+                        ToolCallFormat.LLAMA3_JSON).structuredOutput());
         assertEquals(StructuredOutput.jsonObject(), ChatRequestMapping.toSamplingParams(
-                ChatRequestParameters.builder().responseFormat(ResponseFormat.JSON).build(), ToolCalling.LLAMA3_JSON)
+                ChatRequestParameters.builder().responseFormat(ResponseFormat.JSON).build(), ToolCallFormat.LLAMA3_JSON)
                 .structuredOutput());
         assertEquals(SamplingParams.builder().maxTokens(null).build(), ChatRequestMapping.toSamplingParams(
-                ChatRequestParameters.builder().responseFormat(ResponseFormat.TEXT).build(), ToolCalling.LLAMA3_JSON));
+                ChatRequestParameters.builder().responseFormat(ResponseFormat.TEXT).build(), ToolCallFormat.LLAMA3_JSON));
     }
 
     @Test

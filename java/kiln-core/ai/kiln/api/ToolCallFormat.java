@@ -1,14 +1,10 @@
-package ai.kiln.langchain4j;
+package ai.kiln.api;
 
-import static ai.kiln.langchain4j.JsonSchemas.JSON;
-
-import ai.kiln.api.StructuredOutput;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.langchain4j.agent.tool.ToolExecutionRequest;
-import dev.langchain4j.agent.tool.ToolSpecification;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -20,13 +16,13 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * How a model writes tool calls, as Kiln's server reads them (docs/api.md, "Tool calls"): the
- * tools as the chat template's {@code tools} variable, the grammar that makes the output exactly
- * one call (LangChain4j's {@code ToolChoice.REQUIRED}), and the calls read back out of the text.
- * The format is the one the chat template's markers name, as the server picks it without
- * {@code --tool-call-parser}.
+ * How a model writes tool calls, for in-process integrations, as Kiln's server reads them
+ * (docs/api.md, "Tool calls"): the tools as the chat template's {@code tools} variable, the
+ * constraint that makes the output exactly one call (tool_choice "required"), and the calls read
+ * back out of the text. {@link #ofTemplate} picks the format the chat template's markers name,
+ * as the server does without {@code --tool-call-parser}.
  */
-enum ToolCalling {
+public enum ToolCallFormat {
     /** Hermes, Qwen 2.5 / 3: {@code <tool_call>{"name", "arguments"}</tool_call>}, possibly several, after text. */
     HERMES("<tool_call>", "arguments", "<tool_call>\n", "\n</tool_call>"),
     /** Llama 3.1 to 3.3: the whole output is {@code {"name", "parameters"}}, several separated by ";". */
@@ -39,8 +35,24 @@ enum ToolCalling {
 
     private static final Pattern HERMES_CALL = Pattern.compile("<tool_call>(.*?)(?:</tool_call>|$)", Pattern.DOTALL);
 
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * One function tool.
+     *
+     * @param name        its name
+     * @param description what it does, for the model; null when not given
+     * @param parameters  the JSON schema of its arguments, as JSON text; null when it takes none
+     */
+    public record Tool(String name, String description, String parameters) {
+    }
+
+    /** One call read from an output: its arguments as JSON text (an object), as OpenAI's function.arguments. */
+    public record ToolCall(String id, String name, String arguments) {
+    }
+
     /** What an output says: its text (null when only calls) and the calls found in it. */
-    record Parsed(String text, List<ToolExecutionRequest> calls) {
+    public record Parsed(String text, List<ToolCall> calls) {
     }
 
     private final String marker;
@@ -48,7 +60,7 @@ enum ToolCalling {
     private final String forcedOpen;
     private final String forcedClose;
 
-    ToolCalling(String marker, String argumentsKey, String forcedOpen, String forcedClose) {
+    ToolCallFormat(String marker, String argumentsKey, String forcedOpen, String forcedClose) {
         this.marker = marker;
         this.argumentsKey = argumentsKey;
         this.forcedOpen = forcedOpen;
@@ -56,7 +68,7 @@ enum ToolCalling {
     }
 
     /** The format a chat template writes calls in, from its markers; hermes when it names none (as the server). */
-    static ToolCalling ofTemplate(String template) {
+    public static ToolCallFormat ofTemplate(String template) {
         if (template == null || template.contains("<tool_call>")) {
             return HERMES;
         }
@@ -70,10 +82,10 @@ enum ToolCalling {
         return HERMES;
     }
 
-    /** The tools as Hugging Face's apply_chat_template(..., tools=...) passes them. */
-    static List<Map<String, Object>> templateTools(List<ToolSpecification> tools) {
+    /** The tools as Hugging Face's apply_chat_template(..., tools=...) passes them: the variable {@code tools}. */
+    public static List<Map<String, Object>> templateTools(List<Tool> tools) {
         List<Map<String, Object>> out = new ArrayList<>(tools.size());
-        for (ToolSpecification tool : tools) {
+        for (Tool tool : tools) {
             Map<String, Object> function = new LinkedHashMap<>();
             function.put("name", tool.name());
             if (tool.description() != null) {
@@ -92,9 +104,9 @@ enum ToolCalling {
      * The schema of a tool's arguments: its parameters', or an object without members for a tool
      * that takes none, so that the grammar writes {@code {}}.
      */
-    static ObjectNode parameters(ToolSpecification tool) {
+    private static JsonNode parameters(Tool tool) {
         if (tool.parameters() != null) {
-            return JsonSchemas.toJson(tool.parameters());
+            return readSchema(tool);
         }
         ObjectNode empty = JSON.createObjectNode();
         empty.put("type", "object");
@@ -103,10 +115,23 @@ enum ToolCalling {
         return empty;
     }
 
+    private static JsonNode readSchema(Tool tool) {
+        try {
+            JsonNode schema = JSON.readTree(tool.parameters());
+            if (schema != null && schema.isObject()) {
+                return schema;
+            }
+        } catch (IOException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("the parameters of tool '" + tool.name() + "' are not a JSON schema"
+                + " object: " + tool.parameters());
+    }
+
     /** The constraint under which the output is exactly one call of one of {@code tools}, in this format. */
-    StructuredOutput forcedCall(List<ToolSpecification> tools) {
+    public StructuredOutput forcedCall(List<Tool> tools) {
         ArrayNode anyOf = JSON.createArrayNode();
-        for (ToolSpecification tool : tools) {
+        for (Tool tool : tools) {
             ObjectNode call = JSON.createObjectNode();
             call.put("type", "object");
             ObjectNode properties = call.putObject("properties");
@@ -121,7 +146,7 @@ enum ToolCalling {
     }
 
     /** Whether reading calls needs the special tokens in the text (Mistral's marker is one). */
-    boolean needsSpecialTokens() {
+    public boolean needsSpecialTokens() {
         return this == MISTRAL;
     }
 
@@ -131,7 +156,7 @@ enum ToolCalling {
      *
      * @param forced whether the output was made under {@link #forcedCall} (Mistral's array then stands alone)
      */
-    Parsed parse(String text, boolean forced) {
+    public Parsed parse(String text, boolean forced) {
         try {
             return switch (this) {
                 case HERMES -> parseHermes(text);
@@ -145,7 +170,7 @@ enum ToolCalling {
 
     private Parsed parseHermes(String text) {
         Matcher m = HERMES_CALL.matcher(text);
-        List<ToolExecutionRequest> calls = new ArrayList<>();
+        List<ToolCall> calls = new ArrayList<>();
         StringBuilder rest = new StringBuilder();
         int last = 0;
         while (m.find()) {
@@ -168,7 +193,7 @@ enum ToolCalling {
         if (!body.startsWith("{")) {
             return new Parsed(text, List.of());
         }
-        List<ToolExecutionRequest> calls = new ArrayList<>();
+        List<ToolCall> calls = new ArrayList<>();
         int offset = 0;
         while (offset < body.length()) {
             JsonNode node;
@@ -199,13 +224,13 @@ enum ToolCalling {
         if (!array.isArray() || array.isEmpty()) {
             throw new MalformedCall();
         }
-        List<ToolExecutionRequest> calls = new ArrayList<>();
+        List<ToolCall> calls = new ArrayList<>();
         array.forEach(item -> calls.add(call(item)));
         return new Parsed(textOrNull(text.substring(0, at)), calls);
     }
 
     /** A call from {"name", "arguments" | "parameters"}; the arguments may also be JSON text. */
-    private ToolExecutionRequest call(JsonNode node) {
+    private ToolCall call(JsonNode node) {
         if (node == null || !node.isObject() || !node.path("name").isTextual() || node.get("name").textValue().isEmpty()) {
             throw new MalformedCall();
         }
@@ -220,8 +245,7 @@ enum ToolCalling {
         if (!arguments.isObject()) {
             throw new MalformedCall();
         }
-        return ToolExecutionRequest.builder().id(newCallId()).name(node.get("name").textValue())
-                .arguments(arguments.toString()).build();
+        return new ToolCall(newCallId(), node.get("name").textValue(), arguments.toString());
     }
 
     private static JsonNode readTree(String text) {

@@ -1,26 +1,25 @@
-package ai.kiln.langchain4j;
+package ai.kiln.api;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
-import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** Reading calls out of a model's text in each format, as Kiln's server reads them. */
-class ToolCallingTest {
+class ToolCallFormatTest {
 
     @Test
     void theFormatIsTheOneTheTemplatesMarkersName() {
-        assertEquals(ToolCalling.HERMES, ToolCalling.ofTemplate("{{ '<tool_call>' }}"));
-        assertEquals(ToolCalling.MISTRAL, ToolCalling.ofTemplate("[TOOL_CALLS]"));
-        assertEquals(ToolCalling.LLAMA3_JSON, ToolCalling.ofTemplate("<|start_header_id|>"));
-        assertEquals(ToolCalling.HERMES, ToolCalling.ofTemplate(null));
+        assertEquals(ToolCallFormat.HERMES, ToolCallFormat.ofTemplate("{{ '<tool_call>' }}"));
+        assertEquals(ToolCallFormat.MISTRAL, ToolCallFormat.ofTemplate("[TOOL_CALLS]"));
+        assertEquals(ToolCallFormat.LLAMA3_JSON, ToolCallFormat.ofTemplate("<|start_header_id|>"));
+        assertEquals(ToolCallFormat.HERMES, ToolCallFormat.ofTemplate(null));
     }
 
     @Test
     void hermesCallsAfterTextLeaveTheTextAsTheAnswer() {
-        ToolCalling.Parsed parsed = ToolCalling.HERMES.parse("Let me look.\n<tool_call>\n{\"name\": \"get_weather\","
+        ToolCallFormat.Parsed parsed = ToolCallFormat.HERMES.parse("Let me look.\n<tool_call>\n{\"name\": \"get_weather\","
                 + " \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>", false);
 
         assertEquals("Let me look.", parsed.text());
@@ -29,7 +28,7 @@ class ToolCallingTest {
 
     @Test
     void llamaCallsSeparatedBySemicolonsAreAllRead() {
-        ToolCalling.Parsed parsed = ToolCalling.LLAMA3_JSON.parse("<|python_tag|>{\"name\": \"a\", \"parameters\":"
+        ToolCallFormat.Parsed parsed = ToolCallFormat.LLAMA3_JSON.parse("<|python_tag|>{\"name\": \"a\", \"parameters\":"
                 + " {}}; {\"name\": \"b\", \"parameters\": {\"x\": 1}}", false);
 
         assertNull(parsed.text());
@@ -38,7 +37,7 @@ class ToolCallingTest {
 
     @Test
     void aForcedMistralCallIsTheArrayAlone() {
-        ToolCalling.Parsed parsed = ToolCalling.MISTRAL.parse("[{\"name\": \"now\", \"arguments\": {}}]", true);
+        ToolCallFormat.Parsed parsed = ToolCallFormat.MISTRAL.parse("[{\"name\": \"now\", \"arguments\": {}}]", true);
 
         assertEquals(List.of("now {}"), describe(parsed.calls()));
     }
@@ -48,11 +47,11 @@ class ToolCallingTest {
         String missingBrace = "<tool_call>{\"name\": \"get_weather\", \"arguments\": {}</tool_call>";
         String noName = "{\"parameters\": {}}";
 
-        assertEquals(new ToolCalling.Parsed(missingBrace, List.of()), ToolCalling.HERMES.parse(missingBrace, false));
-        assertEquals(new ToolCalling.Parsed(noName, List.of()), ToolCalling.LLAMA3_JSON.parse(noName, false));
+        assertEquals(new ToolCallFormat.Parsed(missingBrace, List.of()), ToolCallFormat.HERMES.parse(missingBrace, false));
+        assertEquals(new ToolCallFormat.Parsed(noName, List.of()), ToolCallFormat.LLAMA3_JSON.parse(noName, false));
     }
 
-    private static List<String> describe(List<ToolExecutionRequest> calls) {
+    private static List<String> describe(List<ToolCallFormat.ToolCall> calls) {
         return calls.stream().map(c -> c.name() + " " + c.arguments()).toList();
     }
 }
