@@ -21,9 +21,9 @@ import org.springframework.ai.tool.ToolCallback;
  * <p>Immutable, like every {@link ChatOptions} in Spring AI 2: change one with
  * {@link #mutate()}.
  *
- * <p>It is a {@link ToolCallingChatOptions} although {@link KilnChatModel} cannot call tools yet:
- * that way tools given to a {@code ChatClient} reach the model, which refuses them with a clear
- * error, instead of being dropped silently by a client that sees options without tool support.
+ * <p>It is a {@link ToolCallingChatOptions}: the tool callbacks' definitions are shown to the
+ * model and the calls it writes come back in the reply, for the {@code ChatClient}'s tool-calling
+ * advisor to run. {@link #getToolChoice()} is Kiln's own, as OpenAI's {@code tool_choice}.
  *
  * <p>It is a {@link StructuredOutputChatOptions}: an output schema (which a {@code ChatClient}
  * sets from its {@code BeanOutputConverter} under {@code AdvisorParams.ENABLE_NATIVE_STRUCTURED_OUTPUT})
@@ -45,11 +45,16 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
     private final List<ToolCallback> toolCallbacks;
     private final Map<String, Object> toolContext;
     private final String outputSchema;
+    private final String toolChoice;
 
     private KilnChatOptions(String model, Double temperature, Double topP, Integer topK, Double minP,
             Integer maxTokens, List<String> stopSequences, Double frequencyPenalty, Double presencePenalty,
             Double repetitionPenalty, Long seed, List<ToolCallback> toolCallbacks, Map<String, Object> toolContext,
-            String outputSchema) {
+            String outputSchema, String toolChoice) {
+        if (toolChoice != null && !List.of("auto", "required", "none").contains(toolChoice)) {
+            throw new IllegalArgumentException("toolChoice must be 'auto', 'required' or 'none', got '" + toolChoice
+                    + "'");
+        }
         this.model = model;
         this.temperature = temperature;
         this.topP = topP;
@@ -64,6 +69,7 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
         this.toolCallbacks = toolCallbacks == null ? null : List.copyOf(toolCallbacks);
         this.toolContext = toolContext == null ? null : Map.copyOf(toolContext);
         this.outputSchema = outputSchema;
+        this.toolChoice = toolChoice;
     }
 
     /** An empty builder: every field unset. */
@@ -159,6 +165,16 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
         return outputSchema;
     }
 
+    /**
+     * Whether the model may call the tools, as OpenAI's tool_choice: {@code "auto"} (the default
+     * with tools: calls in the reply are read out), {@code "required"} (a grammar makes the reply
+     * exactly one call of one of the tools, its arguments matching the tool's input schema) or
+     * {@code "none"} (the model is shown no tools).
+     */
+    public String getToolChoice() {
+        return toolChoice;
+    }
+
     /** A builder holding these values. */
     @Override
     public Builder mutate() {
@@ -215,13 +231,13 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
                 && Objects.equals(presencePenalty, that.presencePenalty)
                 && Objects.equals(repetitionPenalty, that.repetitionPenalty) && Objects.equals(seed, that.seed)
                 && Objects.equals(toolCallbacks, that.toolCallbacks) && Objects.equals(toolContext, that.toolContext)
-                && Objects.equals(outputSchema, that.outputSchema);
+                && Objects.equals(outputSchema, that.outputSchema) && Objects.equals(toolChoice, that.toolChoice);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(model, temperature, topP, topK, minP, maxTokens, stopSequences, frequencyPenalty,
-                presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext, outputSchema);
+                presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext, outputSchema, toolChoice);
     }
 
     @Override
@@ -231,7 +247,7 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
                 + ", frequencyPenalty=" + frequencyPenalty + ", presencePenalty=" + presencePenalty
                 + ", repetitionPenalty=" + repetitionPenalty + ", seed=" + seed
                 + ", toolCallbacks=" + (toolCallbacks == null ? null : toolCallbacks.size())
-                + ", outputSchema=" + outputSchema + "]";
+                + ", outputSchema=" + outputSchema + ", toolChoice=" + toolChoice + "]";
     }
 
     /**
@@ -245,8 +261,15 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
         private Double repetitionPenalty;
         private Long seed;
         private String outputSchema;
+        private String toolChoice;
 
         private Builder() {
+        }
+
+        /** "auto", "required" or "none"; see {@link KilnChatOptions#getToolChoice()}. */
+        public Builder toolChoice(String toolChoice) {
+            this.toolChoice = toolChoice;
+            return this;
         }
 
         /** The JSON schema the reply must match, as JSON text; null: free text. */
@@ -319,6 +342,9 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
                 if (kiln.seed != null) {
                     seed = kiln.seed;
                 }
+                if (kiln.toolChoice != null) {
+                    toolChoice = kiln.toolChoice;
+                }
             }
             if (options instanceof StructuredOutputChatOptions structured && structured.getOutputSchema() != null) {
                 outputSchema = structured.getOutputSchema();
@@ -350,6 +376,9 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
                 if (kiln.outputSchema != null) {
                     outputSchema = kiln.outputSchema;
                 }
+                if (kiln.toolChoice != null) {
+                    toolChoice = kiln.toolChoice;
+                }
             }
             return this;
         }
@@ -359,7 +388,8 @@ public final class KilnChatOptions implements ToolCallingChatOptions, Structured
             // NOTE: the portable fields are protected in Spring AI's builder, so only this
             // subclass's own body can read them; hence the constructor's long parameter list.
             return new KilnChatOptions(model, temperature, topP, topK, minP, maxTokens, stopSequences,
-                    frequencyPenalty, presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext, outputSchema);
+                    frequencyPenalty, presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext, outputSchema,
+                    toolChoice);
         }
     }
 }
