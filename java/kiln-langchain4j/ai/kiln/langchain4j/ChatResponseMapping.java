@@ -1,10 +1,13 @@
 package ai.kiln.langchain4j;
 
 import ai.kiln.api.GenerateResult;
+import ai.kiln.api.ToolCallFormat;
+import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.data.message.AiMessage;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.output.FinishReason;
 import dev.langchain4j.model.output.TokenUsage;
+import java.util.List;
 
 /** Builds LangChain4j's {@link ChatResponse} from what the engine produced. */
 final class ChatResponseMapping {
@@ -16,6 +19,29 @@ final class ChatResponseMapping {
     static ChatResponse fromResult(GenerateResult result, String modelName) {
         return response(result.requestId(), modelName, result.text(), result.promptTokenIds().length,
                 result.tokenIds().length, result.finishReason());
+    }
+
+    /**
+     * The response for an answer read for tool calls: the calls found become the AI message's
+     * tool execution requests, with finish reason TOOL_EXECUTION unless the answer was cut short
+     * (as the server answers "tool_calls" and keeps "length"); without calls, the text as usual.
+     */
+    static ChatResponse fromToolResult(GenerateResult result, String modelName, ToolCallFormat.Parsed parsed) {
+        if (parsed.calls().isEmpty()) {
+            return fromResult(result, modelName);
+        }
+        FinishReason finishReason = result.finishReason() == ai.kiln.api.FinishReason.LENGTH ? FinishReason.LENGTH
+                : FinishReason.TOOL_EXECUTION;
+        List<ToolExecutionRequest> requests = parsed.calls().stream().map(c -> ToolExecutionRequest.builder()
+                .id(c.id()).name(c.name()).arguments(c.arguments()).build()).toList();
+        AiMessage message = parsed.text() == null ? AiMessage.from(requests) : AiMessage.from(parsed.text(), requests);
+        return ChatResponse.builder()
+                .aiMessage(message)
+                .id(result.requestId())
+                .modelName(modelName)
+                .tokenUsage(new TokenUsage(result.promptTokenIds().length, result.tokenIds().length))
+                .finishReason(finishReason)
+                .build();
     }
 
     /**

@@ -29,6 +29,14 @@ record EngineBinding(Engine engine, String modelName, boolean owned) {
         }
     }
 
+    /**
+     * The format the model writes tool calls in: the one its chat template's markers name, as
+     * Kiln's server picks it by default.
+     */
+    ai.kiln.api.ToolCallFormat toolCalling() {
+        return ai.kiln.api.ToolCallFormat.ofTemplate(engine.hasTokenizer() ? engine.tokenizer().chatTemplateText() : null);
+    }
+
     /** A request id unique across engines and restarts, so that logs and response ids never collide. */
     static String newRequestId() {
         return "kiln-" + UUID.randomUUID();

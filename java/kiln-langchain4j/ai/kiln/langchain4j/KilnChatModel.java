@@ -34,7 +34,14 @@ import java.util.concurrent.ExecutionException;
  * engine and throws. Listeners are called by LangChain4j's own {@link ChatModel#chat(ChatRequest)}
  * around {@link #doChat}, as for every provider.
  *
- * <p>Failures: tools, JSON response formats and non-text content throw
+ * <p>A JSON response format constrains the answer to JSON (matching its schema, when it has
+ * one). Tool specifications are shown to the model through its chat template; the calls it
+ * writes (in the format the template's markers name, as Kiln's server reads them) come back as
+ * the AI message's tool execution requests, with finish reason TOOL_EXECUTION. Under
+ * {@code ToolChoice.REQUIRED} a grammar makes the answer exactly one call of one of the tools,
+ * its arguments matching the tool's parameters.
+ *
+ * <p>Failures: non-text content throws
  * {@link dev.langchain4j.exception.UnsupportedFeatureException}; parameters out of range and
  * requests the engine can never serve (a prompt longer than the context) throw
  * {@link dev.langchain4j.exception.InvalidRequestException}; a request naming another model
@@ -61,15 +68,20 @@ public final class KilnChatModel implements ChatModel, AutoCloseable {
 
     @Override
     public ChatResponse doChat(ChatRequest chatRequest) {
+        ai.kiln.api.ToolCallFormat toolCalls = binding.toolCalling();
         GenerateRequest request = ChatRequestMapping.toGenerateRequest(chatRequest, binding.modelName(),
-                EngineBinding.newRequestId());
+                EngineBinding.newRequestId(), toolCalls);
         RequestHandle handle = binding.submit(request);
         GenerateResult result = await(handle);
         if (result.finishReason() == ai.kiln.api.FinishReason.ABORT) {
             throw new RequestAbortedException("request " + result.requestId() + " was aborted before its answer was"
                     + " complete (" + result.completions().get(0).stopReason() + ")");
         }
-        return ChatResponseMapping.fromResult(result, binding.modelName());
+        if (!ChatRequestMapping.showsTools(chatRequest.parameters())) {
+            return ChatResponseMapping.fromResult(result, binding.modelName());
+        }
+        return ChatResponseMapping.fromToolResult(result, binding.modelName(),
+                toolCalls.parse(result.text(), ChatRequestMapping.forcesToolCall(chatRequest.parameters())));
     }
 
     /** Waits for the result; an interrupt cancels the request so that it stops taking engine steps. */

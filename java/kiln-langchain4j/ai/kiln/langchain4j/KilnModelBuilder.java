@@ -195,7 +195,7 @@ public abstract class KilnModelBuilder<B extends KilnModelBuilder<B>> {
         String name = resolveModelName();
         ChatRequestParameters defaults = resolveDefaultParameters(name);
         // Fails now, not at the first request, for defaults the engine cannot honour.
-        ChatRequestMapping.toSamplingParams(defaults);
+        ChatRequestMapping.toSamplingParams(defaults, ai.kiln.api.ToolCallFormat.HERMES);
         EngineBinding binding = engine != null ? new EngineBinding(engine, name, false)
                 : new EngineBinding(Engine.create(modelDirectory,
                         Objects.requireNonNullElseGet(engineOptions, EngineOptions::defaults)), name, true);

@@ -4,6 +4,7 @@ import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.RequestHandle;
+import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.StreamingChatModel;
 import dev.langchain4j.model.chat.listener.ChatModelListener;
 import dev.langchain4j.model.chat.request.ChatRequest;
@@ -37,7 +38,8 @@ import java.util.List;
  * engine and gets {@code onError} with a {@link ai.kiln.api.RequestAbortedException}.
  *
  * <p>Every failure reaches the handler's {@code onError} (and the listeners), none is thrown by
- * {@code chat}: requests the model refuses (tools, JSON response formats, non-text content,
+ * {@code chat}: requests the model refuses (tool specifications unless toolChoice is NONE: calls
+ * are read from a whole answer, which {@link KilnChatModel} gives; non-text content;
  * parameters out of range, another model's name; the exceptions {@link KilnChatModel} throws),
  * a failed engine step, the engine closing before the answer is complete (a
  * {@link ai.kiln.api.RequestAbortedException}), and an exception thrown by the handler's
@@ -72,8 +74,14 @@ public final class KilnStreamingChatModel implements StreamingChatModel, AutoClo
     public void doChat(ChatRequest chatRequest, StreamingChatResponseHandler handler) {
         RequestHandle request;
         try {
+            if (ChatRequestMapping.showsTools(chatRequest.parameters())) {
+                // NOTE: calls are read from the whole text; streaming them piecewise is not done yet.
+                throw new UnsupportedFeatureException("the streaming Kiln model does not support tools yet: the"
+                        + " request has " + chatRequest.parameters().toolSpecifications().size() + " tool"
+                        + " specification(s); use KilnChatModel for tool calls, or toolChoice NONE");
+            }
             GenerateRequest generate = ChatRequestMapping.toGenerateRequest(chatRequest, binding.modelName(),
-                    EngineBinding.newRequestId()).withStream(true);
+                    EngineBinding.newRequestId(), binding.toolCalling()).withStream(true);
             request = binding.submit(generate);
         } catch (RuntimeException e) {
             // A streaming call reports through its handler (and so its listeners), even when the

@@ -25,11 +25,20 @@
  *     and the generated tokens, a final end-of-sequence token included), the finish reason (STOP
  *     for an end-of-sequence token or a stop string, LENGTH for the budget or the context), the
  *     engine request id, and the model name.</li>
+ *
+ * <li>Structured output: responseFormat JSON constrains the answer to a JSON object, or to
+ *     JSON its schema accepts (LangChain4j's schema elements written as the JSON schema Kiln's
+ *     grammar compiles).</li>
+ * <li>Tools ({@link KilnChatModel}): tool specifications reach the chat template as its
+ *     {@code tools} variable; the calls the model writes, in the format the template's markers
+ *     name, come back as tool execution requests (finish reason TOOL_EXECUTION); AI messages with
+ *     calls and tool results in the history reach the template as Kiln's server passes them;
+ *     toolChoice REQUIRED makes the answer exactly one call, its arguments matching the tool's
+ *     parameters, by a grammar.</li>
  * </ul>
  *
- * <p>Not supported yet, and refused with an
- * {@link dev.langchain4j.exception.UnsupportedFeatureException} rather than ignored: tool
- * specifications, toolChoice REQUIRED, AI messages with tool calls, tool results, JSON response
- * formats (with or without a schema), and non-text content (images, audio, video, PDF).
+ * <p>Not supported, and refused with an
+ * {@link dev.langchain4j.exception.UnsupportedFeatureException} rather than ignored: tools on
+ * the streaming model, and non-text content (images, audio, video, PDF).
  */
 package ai.kiln.langchain4j;

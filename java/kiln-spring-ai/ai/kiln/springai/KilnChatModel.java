@@ -6,6 +6,9 @@ import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestHandle;
 import ai.kiln.api.RequestOutput;
+import ai.kiln.api.SamplingParams;
+import ai.kiln.api.ToolCallFormat;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import ai.kiln.api.FinishReason;
 import io.micrometer.observation.Observation;
 import io.micrometer.observation.ObservationRegistry;
@@ -18,6 +21,7 @@ import java.util.Objects;
 import java.util.concurrent.ExecutionException;
 import org.springframework.ai.chat.messages.AssistantMessage;
 import org.springframework.ai.chat.messages.Message;
+import org.springframework.ai.chat.messages.ToolResponseMessage;
 import org.springframework.ai.chat.messages.UserMessage;
 import org.springframework.ai.chat.metadata.ChatGenerationMetadata;
 import org.springframework.ai.chat.metadata.ChatResponseMetadata;
@@ -57,8 +61,22 @@ import reactor.core.publisher.Mono;
  * subscriber more than {@code EngineOptions.streamBufferSize} outputs behind has its request
  * cancelled, and its stream fails with a {@code RequestAbortedException} saying so.
  *
- * <p>Not supported yet, and refused with an {@link UnsupportedOperationException}: tool
- * callbacks, tool messages, assistant tool calls and media. This model does not close the engine,
+ * <p>Structured output: an output schema in the options ({@link KilnChatOptions#getOutputSchema()},
+ * which a {@code ChatClient} sets from its {@code BeanOutputConverter} under
+ * {@code AdvisorParams.ENABLE_NATIVE_STRUCTURED_OUTPUT}) constrains the reply to JSON that the
+ * schema accepts, by the engine's grammar; a schema the grammar cannot express is an
+ * {@link IllegalArgumentException} naming the keyword.
+ *
+ * <p>Tools ({@link #call} only): the tool callbacks' definitions reach the chat template as its
+ * {@code tools} variable, as Kiln's server passes them; the calls the model writes, in the format
+ * the template's markers name, come back as the reply's {@link AssistantMessage#getToolCalls()}
+ * with finish reason {@code "TOOL_CALLS"}, for the {@code ChatClient}'s tool-calling advisor to
+ * run; tool responses and assistant tool calls in the history reach the template as the server
+ * passes them. {@link KilnChatOptions#getToolChoice()} {@code "required"} makes the reply exactly
+ * one call, by a grammar.
+ *
+ * <p>Not supported yet, and refused with an {@link UnsupportedOperationException}: tools when
+ * streaming (calls are read from a whole reply), and media. This model does not close the engine,
  * which its creator owns. Thread-safe.
  */
 public final class KilnChatModel implements ChatModel {
@@ -74,6 +92,8 @@ public final class KilnChatModel implements ChatModel {
     public static final String TIME_TO_FIRST_TOKEN_METADATA = "time-to-first-token";
     /** Response metadata key: the {@code Duration} from arrival to finish. */
     public static final String TOTAL_DURATION_METADATA = "total-duration";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private static final ChatModelObservationConvention DEFAULT_OBSERVATION_CONVENTION =
             new DefaultChatModelObservationConvention();
@@ -93,7 +113,6 @@ public final class KilnChatModel implements ChatModel {
             throw new IllegalArgumentException("the default options name model '" + options.getModel()
                     + "' but this model is served as '" + modelName + "'");
         }
-        refuseTools(options.getToolCallbacks(), "the default options");
         // Checked now, so that bad defaults fail at startup rather than at the first request.
         options.toSamplingParams();
         this.defaultOptions = options.mutate().model(modelName).build();
@@ -126,7 +145,7 @@ public final class KilnChatModel implements ChatModel {
      * A request the engine aborts (it is closing) returns what was generated, with finish reason
      * {@code "ABORT"}.
      *
-     * @throws UnsupportedOperationException for tools, tool messages or media
+     * @throws UnsupportedOperationException for media
      * @throws IllegalArgumentException      for an option out of range, another model's name, or a
      *                                       prompt that can never fit ({@code RequestRejectedException})
      */
@@ -141,9 +160,11 @@ public final class KilnChatModel implements ChatModel {
                 .observe(() -> {
                     GenerateResult result = await(engine.submit(prepared.request()));
                     GenerateResult.Completion completion = result.completions().get(0);
-                    ChatResponse response = new ChatResponse(
-                            List.of(generation(completion.text(), completion.finishReason(), completion.stopReason())),
-                            finalMetadata(result));
+                    Generation generation = prepared.toolCalls() == null
+                            ? generation(completion.text(), completion.finishReason(), completion.stopReason())
+                            : toolGeneration(prepared.toolCalls().parse(completion.text(), prepared.forced()),
+                                    completion);
+                    ChatResponse response = new ChatResponse(List.of(generation), finalMetadata(result));
                     observationContext.setResponse(response);
                     return response;
                 });
@@ -153,7 +174,7 @@ public final class KilnChatModel implements ChatModel {
      * Streams a reply: one response per piece of new text, the last one with the finish reason
      * and usage. The request is checked here and submitted on subscription.
      *
-     * @throws UnsupportedOperationException for tools, tool messages or media
+     * @throws UnsupportedOperationException for tools or media
      * @throws IllegalArgumentException      for an option out of range or another model's name
      */
     @Override
@@ -195,8 +216,13 @@ public final class KilnChatModel implements ChatModel {
         });
     }
 
-    /** The prompt with its options resolved, and the engine request for it. */
-    private record PreparedRequest(Prompt prompt, GenerateRequest request) {
+    /**
+     * The prompt with its options resolved, and the engine request for it.
+     *
+     * @param toolCalls the format the reply's calls are read in; null when the model is shown no tools
+     * @param forced    whether a grammar makes the reply exactly one call
+     */
+    private record PreparedRequest(Prompt prompt, GenerateRequest request, ToolCallFormat toolCalls, boolean forced) {
     }
 
     private PreparedRequest prepare(Prompt prompt, boolean stream) {
@@ -206,21 +232,72 @@ public final class KilnChatModel implements ChatModel {
             throw new IllegalArgumentException("the request names model '" + options.getModel()
                     + "', and this Kiln chat model serves '" + modelName() + "'");
         }
-        refuseTools(options.getToolCallbacks(), "the request");
-        List<Map<String, Object>> messages = chatMessages(prompt.getInstructions());
-        GenerateRequest request = GenerateRequest.ofChat(messages, options.toSamplingParams()).withStream(stream);
-        return new PreparedRequest(prompt.mutate().chatOptions(options).build(), request);
-    }
-
-    private static void refuseTools(List<ToolCallback> toolCallbacks, String where) {
-        if (toolCallbacks != null && !toolCallbacks.isEmpty()) {
-            List<String> names = toolCallbacks.stream().map(t -> t.getToolDefinition().name()).toList();
-            throw new UnsupportedOperationException("Kiln does not support tool calling yet, and " + where
-                    + " brings tool callbacks " + names + "; call the model without tools");
+        List<ToolCallFormat.Tool> tools = shownTools(options);
+        boolean forced = "required".equals(options.getToolChoice());
+        if (forced && tools.isEmpty()) {
+            throw new IllegalArgumentException("toolChoice 'required' needs at least one tool callback");
         }
+        if (stream && !tools.isEmpty()) {
+            List<String> names = tools.stream().map(ToolCallFormat.Tool::name).toList();
+            throw new UnsupportedOperationException("Kiln does not stream tool calls yet, and the request brings"
+                    + " tool callbacks " + names + "; use call, or toolChoice 'none'");
+        }
+        List<Map<String, Object>> messages = chatMessages(prompt.getInstructions());
+        SamplingParams params = options.toSamplingParams();
+        ToolCallFormat format = null;
+        Map<String, Object> templateVariables = Map.of();
+        if (!tools.isEmpty()) {
+            format = ToolCallFormat.ofTemplate(engine.hasTokenizer() ? engine.tokenizer().chatTemplateText() : null);
+            templateVariables = Map.of("tools", ToolCallFormat.templateTools(tools));
+            SamplingParams.Builder withTools = params.toBuilder();
+            if (forced) {
+                if (options.getOutputSchema() != null) {
+                    // NOTE: one grammar per reply: the call's or the schema's (the server refuses both too).
+                    throw new IllegalArgumentException("toolChoice 'required' and an output schema cannot both"
+                            + " constrain one reply; give one of them");
+                }
+                withTools.structuredOutput(format.forcedCall(tools));
+            }
+            if (format.needsSpecialTokens()) {
+                // NOTE: Mistral's [TOOL_CALLS] is a control token; the text must keep it to be read.
+                withTools.skipSpecialTokens(false);
+            }
+            params = withTools.build();
+        }
+        GenerateRequest request = new GenerateRequest(null, null, null, messages, params, stream, templateVariables);
+        return new PreparedRequest(prompt.mutate().chatOptions(options).build(), request, format, forced);
     }
 
-    /** Spring AI messages as the engine's chat messages ({"role", "content"}), for the chat template. */
+    /** The tools the model is shown: the callbacks' definitions, none under toolChoice "none". */
+    private static List<ToolCallFormat.Tool> shownTools(KilnChatOptions options) {
+        List<ToolCallback> callbacks = options.getToolCallbacks();
+        if (callbacks == null || callbacks.isEmpty() || "none".equals(options.getToolChoice())) {
+            return List.of();
+        }
+        return callbacks.stream().map(ToolCallback::getToolDefinition)
+                .map(d -> new ToolCallFormat.Tool(d.name(), d.description(), d.inputSchema())).toList();
+    }
+
+    /**
+     * A reply read for tool calls: the calls found become the message's tool calls, with finish
+     * reason "TOOL_CALLS" unless the reply was cut short; without calls, the text as usual.
+     */
+    private static Generation toolGeneration(ToolCallFormat.Parsed parsed, GenerateResult.Completion completion) {
+        if (parsed.calls().isEmpty()) {
+            return generation(completion.text(), completion.finishReason(), completion.stopReason());
+        }
+        List<AssistantMessage.ToolCall> calls = parsed.calls().stream()
+                .map(c -> new AssistantMessage.ToolCall(c.id(), "function", c.name(), c.arguments())).toList();
+        String finishReason = completion.finishReason() == FinishReason.LENGTH ? FinishReason.LENGTH.name()
+                : "TOOL_CALLS";
+        return new Generation(AssistantMessage.builder().content(parsed.text() == null ? "" : parsed.text())
+                .toolCalls(calls).build(), ChatGenerationMetadata.builder().finishReason(finishReason).build());
+    }
+
+    /**
+     * Spring AI messages as the engine's chat messages ({"role", "content"}), for the chat
+     * template; tool calls and responses in the shape Kiln's server passes them.
+     */
     private static List<Map<String, Object>> chatMessages(List<Message> instructions) {
         if (instructions.isEmpty()) {
             throw new IllegalArgumentException("the prompt has no messages");
@@ -228,27 +305,64 @@ public final class KilnChatModel implements ChatModel {
         List<Map<String, Object>> messages = new ArrayList<>(instructions.size());
         for (int i = 0; i < instructions.size(); i++) {
             Message message = instructions.get(i);
+            if (message instanceof ToolResponseMessage toolResponses) {
+                for (ToolResponseMessage.ToolResponse response : toolResponses.getResponses()) {
+                    Map<String, Object> tool = new LinkedHashMap<>();
+                    tool.put("role", "tool");
+                    tool.put("content", response.responseData());
+                    tool.put("tool_call_id", response.id());
+                    messages.add(tool);
+                }
+                continue;
+            }
             String role = switch (message.getMessageType()) {
                 case SYSTEM -> "system";
                 case USER -> "user";
                 case ASSISTANT -> "assistant";
-                case TOOL -> throw new UnsupportedOperationException("message " + i
-                        + " is a tool response; Kiln does not support tool calling yet");
+                case TOOL -> throw new IllegalArgumentException("message " + i + " is a tool message but not a"
+                        + " ToolResponseMessage");
             };
             if (message instanceof UserMessage user && !user.getMedia().isEmpty()) {
                 throw new UnsupportedOperationException("message " + i + " carries " + user.getMedia().size()
                         + " media item(s); Kiln serves text-only models");
             }
-            if (message instanceof AssistantMessage assistant && assistant.hasToolCalls()) {
-                throw new UnsupportedOperationException("message " + i
-                        + " is an assistant message with tool calls; Kiln does not support tool calling yet");
-            }
             Map<String, Object> chatMessage = new LinkedHashMap<>();
             chatMessage.put("role", role);
             chatMessage.put("content", message.getText() == null ? "" : message.getText());
+            if (message instanceof AssistantMessage assistant && assistant.hasToolCalls()) {
+                chatMessage.put("tool_calls", templateToolCalls(assistant.getToolCalls(), i));
+            }
             messages.add(chatMessage);
         }
         return messages;
+    }
+
+    /**
+     * An assistant message's calls as Kiln's server passes them to the template: {@code [{id,
+     * type: "function", function: {name, arguments}}]}, the arguments parsed into an object.
+     */
+    private static List<Map<String, Object>> templateToolCalls(List<AssistantMessage.ToolCall> toolCalls, int index) {
+        List<Map<String, Object>> calls = new ArrayList<>(toolCalls.size());
+        for (AssistantMessage.ToolCall toolCall : toolCalls) {
+            Object arguments;
+            try {
+                String text = toolCall.arguments() == null || toolCall.arguments().isBlank() ? "{}"
+                        : toolCall.arguments();
+                arguments = JSON.readValue(text, Map.class);
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException("message " + index + ": the arguments of tool call '"
+                        + toolCall.name() + "' are not a JSON object: " + toolCall.arguments(), e);
+            }
+            Map<String, Object> function = new LinkedHashMap<>();
+            function.put("name", toolCall.name());
+            function.put("arguments", arguments);
+            Map<String, Object> call = new LinkedHashMap<>();
+            call.put("id", toolCall.id());
+            call.put("type", "function");
+            call.put("function", function);
+            calls.add(call);
+        }
+        return calls;
     }
 
     private static GenerateResult await(RequestHandle handle) {

@@ -1,11 +1,13 @@
 package ai.kiln.springai;
 
 import ai.kiln.api.SamplingParams;
+import ai.kiln.api.StructuredOutput;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import org.springframework.ai.chat.prompt.ChatOptions;
 import org.springframework.ai.model.tool.DefaultToolCallingChatOptions;
+import org.springframework.ai.model.tool.StructuredOutputChatOptions;
 import org.springframework.ai.model.tool.ToolCallingChatOptions;
 import org.springframework.ai.tool.ToolCallback;
 
@@ -19,11 +21,15 @@ import org.springframework.ai.tool.ToolCallback;
  * <p>Immutable, like every {@link ChatOptions} in Spring AI 2: change one with
  * {@link #mutate()}.
  *
- * <p>It is a {@link ToolCallingChatOptions} although {@link KilnChatModel} cannot call tools yet:
- * that way tools given to a {@code ChatClient} reach the model, which refuses them with a clear
- * error, instead of being dropped silently by a client that sees options without tool support.
+ * <p>It is a {@link ToolCallingChatOptions}: the tool callbacks' definitions are shown to the
+ * model and the calls it writes come back in the reply, for the {@code ChatClient}'s tool-calling
+ * advisor to run. {@link #getToolChoice()} is Kiln's own, as OpenAI's {@code tool_choice}.
+ *
+ * <p>It is a {@link StructuredOutputChatOptions}: an output schema (which a {@code ChatClient}
+ * sets from its {@code BeanOutputConverter} under {@code AdvisorParams.ENABLE_NATIVE_STRUCTURED_OUTPUT})
+ * makes the engine's grammar constrain the reply to JSON the schema accepts.
  */
-public final class KilnChatOptions implements ToolCallingChatOptions {
+public final class KilnChatOptions implements ToolCallingChatOptions, StructuredOutputChatOptions {
 
     private final String model;
     private final Double temperature;
@@ -38,10 +44,17 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
     private final Long seed;
     private final List<ToolCallback> toolCallbacks;
     private final Map<String, Object> toolContext;
+    private final String outputSchema;
+    private final String toolChoice;
 
     private KilnChatOptions(String model, Double temperature, Double topP, Integer topK, Double minP,
             Integer maxTokens, List<String> stopSequences, Double frequencyPenalty, Double presencePenalty,
-            Double repetitionPenalty, Long seed, List<ToolCallback> toolCallbacks, Map<String, Object> toolContext) {
+            Double repetitionPenalty, Long seed, List<ToolCallback> toolCallbacks, Map<String, Object> toolContext,
+            String outputSchema, String toolChoice) {
+        if (toolChoice != null && !List.of("auto", "required", "none").contains(toolChoice)) {
+            throw new IllegalArgumentException("toolChoice must be 'auto', 'required' or 'none', got '" + toolChoice
+                    + "'");
+        }
         this.model = model;
         this.temperature = temperature;
         this.topP = topP;
@@ -55,6 +68,8 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
         this.seed = seed;
         this.toolCallbacks = toolCallbacks == null ? null : List.copyOf(toolCallbacks);
         this.toolContext = toolContext == null ? null : Map.copyOf(toolContext);
+        this.outputSchema = outputSchema;
+        this.toolChoice = toolChoice;
     }
 
     /** An empty builder: every field unset. */
@@ -144,6 +159,22 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
         return toolContext;
     }
 
+    /** The JSON schema the reply must match (as text); unset: free text. */
+    @Override
+    public String getOutputSchema() {
+        return outputSchema;
+    }
+
+    /**
+     * Whether the model may call the tools, as OpenAI's tool_choice: {@code "auto"} (the default
+     * with tools: calls in the reply are read out), {@code "required"} (a grammar makes the reply
+     * exactly one call of one of the tools, its arguments matching the tool's input schema) or
+     * {@code "none"} (the model is shown no tools).
+     */
+    public String getToolChoice() {
+        return toolChoice;
+    }
+
     /** A builder holding these values. */
     @Override
     public Builder mutate() {
@@ -184,6 +215,9 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
             params.repetitionPenalty(repetitionPenalty);
         }
         params.seed(seed);
+        if (outputSchema != null) {
+            params.structuredOutput(StructuredOutput.jsonSchema(outputSchema));
+        }
         return params.build();
     }
 
@@ -196,13 +230,14 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
                 && Objects.equals(frequencyPenalty, that.frequencyPenalty)
                 && Objects.equals(presencePenalty, that.presencePenalty)
                 && Objects.equals(repetitionPenalty, that.repetitionPenalty) && Objects.equals(seed, that.seed)
-                && Objects.equals(toolCallbacks, that.toolCallbacks) && Objects.equals(toolContext, that.toolContext);
+                && Objects.equals(toolCallbacks, that.toolCallbacks) && Objects.equals(toolContext, that.toolContext)
+                && Objects.equals(outputSchema, that.outputSchema) && Objects.equals(toolChoice, that.toolChoice);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(model, temperature, topP, topK, minP, maxTokens, stopSequences, frequencyPenalty,
-                presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext);
+                presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext, outputSchema, toolChoice);
     }
 
     @Override
@@ -211,20 +246,37 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
                 + ", minP=" + minP + ", maxTokens=" + maxTokens + ", stopSequences=" + stopSequences
                 + ", frequencyPenalty=" + frequencyPenalty + ", presencePenalty=" + presencePenalty
                 + ", repetitionPenalty=" + repetitionPenalty + ", seed=" + seed
-                + ", toolCallbacks=" + (toolCallbacks == null ? null : toolCallbacks.size()) + "]";
+                + ", toolCallbacks=" + (toolCallbacks == null ? null : toolCallbacks.size())
+                + ", outputSchema=" + outputSchema + ", toolChoice=" + toolChoice + "]";
     }
 
     /**
      * Builds {@link KilnChatOptions}. It is a Spring AI options builder, so a {@code ChatClient}
      * can {@link #combineWith combine} it with the model's defaults.
      */
-    public static final class Builder extends DefaultToolCallingChatOptions.Builder<Builder> {
+    public static final class Builder extends DefaultToolCallingChatOptions.Builder<Builder>
+            implements StructuredOutputChatOptions.Builder<Builder> {
 
         private Double minP;
         private Double repetitionPenalty;
         private Long seed;
+        private String outputSchema;
+        private String toolChoice;
 
         private Builder() {
+        }
+
+        /** "auto", "required" or "none"; see {@link KilnChatOptions#getToolChoice()}. */
+        public Builder toolChoice(String toolChoice) {
+            this.toolChoice = toolChoice;
+            return this;
+        }
+
+        /** The JSON schema the reply must match, as JSON text; null: free text. */
+        @Override
+        public Builder outputSchema(String outputSchema) {
+            this.outputSchema = outputSchema;
+            return this;
         }
 
         public Builder minP(Double minP) {
@@ -290,6 +342,12 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
                 if (kiln.seed != null) {
                     seed = kiln.seed;
                 }
+                if (kiln.toolChoice != null) {
+                    toolChoice = kiln.toolChoice;
+                }
+            }
+            if (options instanceof StructuredOutputChatOptions structured && structured.getOutputSchema() != null) {
+                outputSchema = structured.getOutputSchema();
             }
             if (options instanceof ToolCallingChatOptions tools) {
                 if (tools.getToolCallbacks() != null) {
@@ -315,6 +373,12 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
                 if (kiln.seed != null) {
                     seed = kiln.seed;
                 }
+                if (kiln.outputSchema != null) {
+                    outputSchema = kiln.outputSchema;
+                }
+                if (kiln.toolChoice != null) {
+                    toolChoice = kiln.toolChoice;
+                }
             }
             return this;
         }
@@ -324,7 +388,8 @@ public final class KilnChatOptions implements ToolCallingChatOptions {
             // NOTE: the portable fields are protected in Spring AI's builder, so only this
             // subclass's own body can read them; hence the constructor's long parameter list.
             return new KilnChatOptions(model, temperature, topP, topK, minP, maxTokens, stopSequences,
-                    frequencyPenalty, presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext);
+                    frequencyPenalty, presencePenalty, repetitionPenalty, seed, toolCallbacks, toolContext, outputSchema,
+                    toolChoice);
         }
     }
 }

@@ -6,12 +6,22 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.api.Engine;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.langchain4j.agent.tool.P;
+import dev.langchain4j.agent.tool.ReturnBehavior;
+import dev.langchain4j.agent.tool.Tool;
+import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.memory.chat.MessageWindowChatMemory;
+import dev.langchain4j.model.chat.request.ChatRequestParameters;
+import dev.langchain4j.model.chat.request.ToolChoice;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.service.AiServices;
+import dev.langchain4j.service.Result;
 import dev.langchain4j.service.SystemMessage;
 import dev.langchain4j.service.TokenStream;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -37,6 +47,25 @@ class KilnAiServicesTest {
         TokenStream chat(String message);
     }
 
+    interface WeatherAssistant {
+        Result<String> chat(String message);
+    }
+
+    enum Unit {
+        CELSIUS, FAHRENHEIT
+    }
+
+    /** A tool whose arguments form a finite language, so that random weights finish the call. */
+    static final class Forecasts {
+        final List<String> calls = new CopyOnWriteArrayList<>();
+
+        @Tool(value = "The forecast in the unit asked for", returnBehavior = ReturnBehavior.IMMEDIATE)
+        String forecast(@P("temperature unit") Unit unit, @P("hour by hour") boolean hourly) {
+            calls.add(unit + " " + hourly);
+            return "sunny";
+        }
+    }
+
     private static Engine engine;
     private static KilnChatModel chatModel;
     private static KilnStreamingChatModel streamingModel;
@@ -53,6 +82,33 @@ class KilnAiServicesTest {
     @AfterAll
     static void closeEngine() {
         engine.close();
+    }
+
+    @Test
+    void aRequiredToolIsCalledWithArgumentsOfItsParametersSchema() throws Exception {
+        KilnChatModel requiringTools = KilnChatModel.builder().engine(engine).modelName(TinyLlama.NAME)
+                .temperature(0.0).maxOutputTokens(64)
+                .defaultRequestParameters(ChatRequestParameters.builder().toolChoice(ToolChoice.REQUIRED).build())
+                .build();
+        Forecasts forecasts = new Forecasts();
+        // IMMEDIATE: under REQUIRED every answer is a call, so the service returns after the first.
+        WeatherAssistant assistant = AiServices.builder(WeatherAssistant.class).chatModel(requiringTools)
+                .tools(forecasts).build();
+
+        Result<String> result = assistant.chat("Will it rain in Paris?");
+
+        assertEquals(1, forecasts.calls.size(), forecasts.calls.toString());
+        assertEquals(1, result.toolExecutions().size());
+        ToolExecutionRequest call = result.toolExecutions().get(0).request();
+        assertEquals("forecast", call.name());
+        JsonNode arguments = new ObjectMapper().readTree(call.arguments());
+        assertEquals(List.of("arg0", "arg1"), arguments.properties().stream().map(Map.Entry::getKey).toList(),
+                call.arguments());
+        assertTrue(List.of("CELSIUS", "FAHRENHEIT").contains(arguments.get("arg0").textValue()), call.arguments());
+        assertTrue(arguments.get("arg1").isBoolean(), call.arguments());
+        assertEquals(arguments.get("arg0").textValue() + " " + arguments.get("arg1").booleanValue(),
+                forecasts.calls.get(0));
+        assertEquals("sunny", result.toolExecutions().get(0).result());
     }
 
     @Test

@@ -3,6 +3,7 @@ package ai.kiln.langchain4j;
 import static ai.kiln.langchain4j.TinyLlama.message;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,9 +12,15 @@ import ai.kiln.api.Engine;
 import ai.kiln.api.GenerateResult;
 import ai.kiln.api.RequestAbortedException;
 import ai.kiln.api.RequestRejectedException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.langchain4j.agent.tool.ToolExecutionRequest;
 import dev.langchain4j.agent.tool.ToolSpecification;
 import dev.langchain4j.data.message.AiMessage;
+import dev.langchain4j.data.message.ImageContent;
 import dev.langchain4j.data.message.SystemMessage;
+import dev.langchain4j.data.message.TextContent;
+import dev.langchain4j.data.message.ToolExecutionResultMessage;
 import dev.langchain4j.data.message.UserMessage;
 import dev.langchain4j.exception.InvalidRequestException;
 import dev.langchain4j.exception.LangChain4jException;
@@ -24,6 +31,11 @@ import dev.langchain4j.model.chat.listener.ChatModelRequestContext;
 import dev.langchain4j.model.chat.listener.ChatModelResponseContext;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
+import dev.langchain4j.model.chat.request.ResponseFormat;
+import dev.langchain4j.model.chat.request.ResponseFormatType;
+import dev.langchain4j.model.chat.request.ToolChoice;
+import dev.langchain4j.model.chat.request.json.JsonObjectSchema;
+import dev.langchain4j.model.chat.request.json.JsonSchema;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.output.FinishReason;
 import dev.langchain4j.model.output.TokenUsage;
@@ -166,8 +178,8 @@ class KilnChatModelTest {
 
         ChatResponse response = listened.chat(ChatRequest.builder().messages(UserMessage.from("Hi")).build());
         UnsupportedFeatureException refused = assertThrows(UnsupportedFeatureException.class,
-                () -> listened.chat(ChatRequest.builder().messages(UserMessage.from("Hi"))
-                        .toolSpecifications(ToolSpecification.builder().name("get_weather").build()).build()));
+                () -> listened.chat(ChatRequest.builder().messages(UserMessage.from(TextContent.from("What is this?"),
+                        ImageContent.from("https://example.com/cat.png"))).build()));
 
         assertEquals(4, events.size(), events.toString());
         ChatRequest seen = (ChatRequest) events.get(0);
@@ -180,15 +192,64 @@ class KilnChatModelTest {
     }
 
     @Test
-    void toolSpecificationsAreRefusedWithAClearMessage() {
-        ChatRequest withTool = ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
-                .toolSpecifications(ToolSpecification.builder().name("get_weather").description("Current weather")
-                        .build())
+    void aJsonSchemaResponseFormatMakesTheAnswerJsonTheSchemaAccepts() throws Exception {
+        // A finite schema (an enum and a boolean), so that even random weights finish the answer.
+        JsonSchema schema = JsonSchema.builder().name("forecast")
+                .rootElement(JsonObjectSchema.builder().addEnumProperty("unit", List.of("celsius", "fahrenheit"))
+                        .addBooleanProperty("raining").required("unit", "raining").build())
                 .build();
+        ChatRequest request = ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
+                .responseFormat(ResponseFormat.builder().type(ResponseFormatType.JSON).jsonSchema(schema).build())
+                .temperature(0.0).maxOutputTokens(64).build();
 
-        UnsupportedFeatureException e = assertThrows(UnsupportedFeatureException.class, () -> model.chat(withTool));
-        assertEquals("Kiln does not support tools yet: the request has 1 tool specification(s) (get_weather);"
-                + " remove them or use a provider with tool calling", e.getMessage());
+        ChatResponse response = model.chat(request);
+
+        assertEquals(FinishReason.STOP, response.finishReason());
+        JsonNode answer = new ObjectMapper().readTree(response.aiMessage().text());
+        assertEquals(List.of("unit", "raining"), answer.properties().stream().map(Map.Entry::getKey).toList());
+        assertTrue(List.of("celsius", "fahrenheit").contains(answer.get("unit").textValue()), answer.toString());
+        assertTrue(answer.get("raining").isBoolean(), answer.toString());
+    }
+
+    @Test
+    void requiredToolChoiceMakesTheAnswerOneCallOfAnOfferedTool() throws Exception {
+        ToolSpecification forecast = ToolSpecification.builder().name("forecast").description("The forecast")
+                .parameters(JsonObjectSchema.builder().addEnumProperty("unit", List.of("celsius", "fahrenheit"))
+                        .addBooleanProperty("hourly").required("unit", "hourly").build())
+                .build();
+        ToolSpecification now = ToolSpecification.builder().name("now").description("The time").build();
+        ChatRequest request = ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
+                .toolSpecifications(forecast, now).toolChoice(ToolChoice.REQUIRED).temperature(0.0).maxOutputTokens(64).build();
+
+        ChatResponse response = model.chat(request);
+
+        assertEquals(FinishReason.TOOL_EXECUTION, response.finishReason());
+        assertNull(response.aiMessage().text());
+        assertEquals(1, response.aiMessage().toolExecutionRequests().size());
+        ToolExecutionRequest call = response.aiMessage().toolExecutionRequests().get(0);
+        assertTrue(call.id().matches("call_[0-9a-f]{24}"), call.id());
+        JsonNode arguments = new ObjectMapper().readTree(call.arguments());
+        if (call.name().equals("now")) {
+            assertEquals("{}", call.arguments());
+        } else {
+            assertEquals("forecast", call.name());
+            assertTrue(List.of("celsius", "fahrenheit").contains(arguments.get("unit").textValue()), call.arguments());
+            assertTrue(arguments.get("hourly").isBoolean(), call.arguments());
+            assertEquals(2, arguments.size(), call.arguments());
+        }
+    }
+
+    @Test
+    void aCallAndItsResultInTheHistoryReachTheTemplate() {
+        ToolExecutionRequest call = ToolExecutionRequest.builder().id("call-1").name("now").arguments("{}").build();
+        ChatRequest request = ChatRequest.builder().messages(UserMessage.from("Time?"), AiMessage.from(call),
+                ToolExecutionResultMessage.from(call, "noon")).temperature(0.0).maxOutputTokens(8).build();
+
+        ChatResponse response = model.chat(request);
+
+        // The fixture's template prints each message's content; the call's turn has none.
+        assertEquals(TinyLlama.generateGreedily(engine, List.of(message("user", "Time?"), message("assistant", ""),
+                message("tool", "noon")), 8).text(), response.aiMessage().text());
     }
 
     @Test

@@ -10,9 +10,10 @@ import ai.kiln.api.SamplingParams;
 import dev.langchain4j.agent.tool.ToolSpecification;
 import dev.langchain4j.data.message.UserMessage;
 import dev.langchain4j.exception.InvalidRequestException;
-import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
+import dev.langchain4j.model.chat.request.ResponseFormat;
+import dev.langchain4j.model.chat.request.ToolChoice;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
@@ -111,9 +112,11 @@ class KilnModelBuilderTest {
 
     @Test
     void defaultsTheEngineCannotHonourFailAtBuild() {
-        assertThrows(UnsupportedFeatureException.class, () -> KilnChatModel.builder().engine(shared)
+        // A forced call and a JSON format would both constrain every answer.
+        assertThrows(InvalidRequestException.class, () -> KilnChatModel.builder().engine(shared)
                 .modelName(TinyLlama.NAME)
-                .defaultRequestParameters(ChatRequestParameters.builder()
+                .defaultRequestParameters(ChatRequestParameters.builder().toolChoice(ToolChoice.REQUIRED)
+                        .responseFormat(ResponseFormat.JSON)
                         .toolSpecifications(ToolSpecification.builder().name("get_weather").build()).build())
                 .build());
         assertThrows(InvalidRequestException.class, () -> KilnStreamingChatModel.builder().engine(shared)

@@ -172,8 +172,8 @@ class KilnStreamingChatModelTest {
 
         Throwable error = handler.awaitError();
         assertInstanceOf(UnsupportedFeatureException.class, error);
-        assertEquals("Kiln does not support tools yet: the request has 1 tool specification(s) (get_weather);"
-                + " remove them or use a provider with tool calling", error.getMessage());
+        assertEquals("the streaming Kiln model does not support tools yet: the request has 1 tool specification(s);"
+                + " use KilnChatModel for tool calls, or toolChoice NONE", error.getMessage());
         assertEquals(List.of(error), listenerErrors);
         assertEquals(List.of("error"), handler.kinds());
     }

@@ -10,6 +10,7 @@ import ai.kiln.api.GenerateResult;
 import ai.kiln.api.SamplingParams;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.Map;
 import java.util.stream.Collectors;
 import org.awaitility.Awaitility;
@@ -22,6 +23,7 @@ import org.springframework.ai.chat.model.ChatModel;
 import org.springframework.ai.chat.model.ChatResponse;
 import org.springframework.ai.chat.prompt.Prompt;
 import org.springframework.ai.tool.annotation.Tool;
+import org.springframework.ai.tool.annotation.ToolParam;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
@@ -195,20 +197,34 @@ class KilnChatModelSpringBootTest {
         assertThat(shorter.getMetadata().getUsage().getCompletionTokens()).isEqualTo(3);
     }
 
-    /** A tool a client might offer; the model refuses tools for now. */
-    static class ClockTools {
-        @Tool(description = "The current time")
-        String now() {
-            return "12:00";
+    enum Unit {
+        CELSIUS, FAHRENHEIT
+    }
+
+    /** A tool whose arguments form a finite language, so that random weights finish the call. */
+    static class ForecastTools {
+        final List<String> calls = new CopyOnWriteArrayList<>();
+
+        // returnDirect: under "required" every reply is a call, so the client returns after the first.
+        @Tool(description = "The forecast in the unit asked for", returnDirect = true)
+        String forecast(@ToolParam(description = "temperature unit") Unit unit,
+                @ToolParam(description = "hour by hour") boolean hourly) {
+            calls.add(unit + " " + hourly);
+            return "sunny";
         }
     }
 
     @Test
-    void toolsGivenToAChatClientAreRefusedClearly() {
+    void aToolGivenToAChatClientIsCalledWithArgumentsOfItsSchemaUnderARequiredChoice() {
         ChatClient client = ChatClient.create(chatModel);
+        ForecastTools tools = new ForecastTools();
 
-        assertThatThrownBy(() -> client.prompt().user(USER).tools(new ClockTools()).call().content())
-                .isInstanceOf(UnsupportedOperationException.class)
-                .hasMessageContaining("does not support tool calling").hasMessageContaining("now");
+        String content = client.prompt().user("Will it rain in Paris?").tools(tools)
+                .options(KilnChatOptions.builder().toolChoice("required").maxTokens(64)).call().content();
+
+        assertThat(tools.calls).hasSize(1);
+        assertThat(tools.calls.get(0)).matches("(CELSIUS|FAHRENHEIT) (true|false)");
+        // Spring AI's default result converter writes the tool's return value as JSON.
+        assertThat(content).isEqualTo("\"sunny\"");
     }
 }

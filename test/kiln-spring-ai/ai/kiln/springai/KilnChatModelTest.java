@@ -87,26 +87,34 @@ class KilnChatModelTest {
     }
 
     @Test
-    void toolCallbacksInThePromptAreRefusedBeforeAnythingRuns() {
-        Prompt withTools = new Prompt(CONVERSATION,
-                KilnChatOptions.builder().toolCallbacks(ToolCallbacks.from(new ClockTools())).build());
+    void aRequiredToolChoiceMakesTheReplyOneCallOfTheTool() {
+        Prompt withTools = new Prompt(CONVERSATION, KilnChatOptions.builder()
+                .toolCallbacks(ToolCallbacks.from(new ClockTools())).toolChoice("required").maxTokens(64).build());
 
-        assertThatThrownBy(() -> model.call(withTools)).isInstanceOf(UnsupportedOperationException.class)
-                .hasMessageContaining("does not support tool calling").hasMessageContaining("[now]");
-        // stream refuses when called, not only when subscribed.
-        assertThatThrownBy(() -> model.stream(withTools)).isInstanceOf(UnsupportedOperationException.class);
+        ChatResponse response = model.call(withTools);
+
+        assertThat(response.getResult().getMetadata().getFinishReason()).isEqualTo("TOOL_CALLS");
+        AssistantMessage reply = response.getResult().getOutput();
+        assertThat(reply.getToolCalls()).hasSize(1);
+        AssistantMessage.ToolCall call = reply.getToolCalls().get(0);
+        assertThat(call.name()).isEqualTo("now");
+        assertThat(call.arguments()).isEqualTo("{}");
+        assertThat(call.id()).matches("call_[0-9a-f]{24}");
+        // stream refuses tools when called, not only when subscribed.
+        assertThatThrownBy(() -> model.stream(withTools)).isInstanceOf(UnsupportedOperationException.class)
+                .hasMessageContaining("[now]");
     }
 
     @Test
-    void toolCallbacksInTheDefaultOptionsAreRefusedAtBuild() {
-        KilnChatOptions defaults = KilnChatOptions.builder().toolCallbacks(ToolCallbacks.from(new ClockTools())).build();
-
-        assertThatThrownBy(() -> KilnChatModel.builder().engine(engine).defaultOptions(defaults).build())
-                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("the default options");
+    void aRequiredToolChoiceWithoutToolsIsRefused() {
+        assertThatThrownBy(() -> model.call(new Prompt(CONVERSATION, KilnChatOptions.builder().toolChoice("required")
+                .build()))).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least one tool");
+        assertThatThrownBy(() -> KilnChatOptions.builder().toolChoice("always").build())
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'always'");
     }
 
     @Test
-    void toolMessagesToolCallsAndMediaAreRefused() {
+    void toolCallsAndResponsesReachTheTemplateAndMediaIsRefused() {
         ToolResponseMessage toolResponse = ToolResponseMessage.builder()
                 .responses(List.of(new ToolResponseMessage.ToolResponse("1", "now", "12:00"))).build();
         AssistantMessage toolCall = AssistantMessage.builder().content("")
@@ -114,10 +122,12 @@ class KilnChatModelTest {
         UserMessage withImage = UserMessage.builder().text("What is this?")
                 .media(new Media(MimeTypeUtils.IMAGE_PNG, new ByteArrayResource(new byte[] {1, 2, 3}))).build();
 
-        assertThatThrownBy(() -> model.call(new Prompt(List.of(new UserMessage("Hi"), toolResponse))))
-                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("message 1 is a tool response");
-        assertThatThrownBy(() -> model.call(new Prompt(List.of(new UserMessage("Hi"), toolCall))))
-                .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("with tool calls");
+        ChatResponse response = model.call(new Prompt(List.of(new UserMessage("Hi"), toolCall, toolResponse)));
+
+        // The fixture's template prints each message's content; the call's turn has none.
+        assertThat(text(response)).isEqualTo(engine.generate(GenerateRequest.ofChat(List.of(
+                Map.of("role", "user", "content", "Hi"), Map.of("role", "assistant", "content", ""),
+                Map.of("role", "tool", "content", "12:00")), SamplingParams.greedy(12))).text());
         assertThatThrownBy(() -> model.call(new Prompt(withImage)))
                 .isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("text-only");
     }
