@@ -1,7 +1,6 @@
 package ai.kiln.server;
 
 import ai.kiln.api.StructuredOutput;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -10,8 +9,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * How a model family writes tool calls in its output, named as vLLM's {@code --tool-call-parser}
@@ -35,7 +32,6 @@ enum ToolCallFormat {
     MISTRAL("mistral", "[TOOL_CALLS]", "arguments");
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final Pattern HERMES_CALL = Pattern.compile("<tool_call>(.*?)(?:</tool_call>|$)", Pattern.DOTALL);
 
     /** One call read from the output: arguments as JSON text, as OpenAI's function.arguments. */
     record ToolCall(String id, String name, String arguments) {
@@ -125,17 +121,9 @@ enum ToolCallFormat {
         return -1;
     }
 
-    /** Reads the calls of a free (tool_choice "auto") output. */
+    /** Reads the calls of a free (tool_choice "auto") output (kiln-core's reader, shared with the integrations). */
     Parsed parse(String text) {
-        try {
-            return switch (this) {
-                case HERMES -> parseHermes(text);
-                case LLAMA3_JSON -> parseLlama(text);
-                case MISTRAL -> parseMistral(text);
-            };
-        } catch (MalformedCall e) {
-            return new Parsed(text, List.of());
-        }
+        return read(text, false);
     }
 
     /**
@@ -143,7 +131,16 @@ enum ToolCallFormat {
      * write {@code [TOOL_CALLS]} (a control token, never a constrained token), so the array stands alone.
      */
     Parsed parseForced(String text) {
-        return parse(this == MISTRAL ? marker + text : text);
+        return read(text, true);
+    }
+
+    private Parsed read(String text, boolean forced) {
+        ai.kiln.api.ToolCallFormat.Parsed parsed = ai.kiln.api.ToolCallFormat.valueOf(name()).parse(text, forced);
+        List<ToolCall> calls = new ArrayList<>();
+        for (ai.kiln.api.ToolCallFormat.ToolCall call : parsed.calls()) {
+            calls.add(new ToolCall(call.id(), call.name(), call.arguments()));
+        }
+        return new Parsed(parsed.text(), calls);
     }
 
     /**
@@ -185,118 +182,6 @@ enum ToolCallFormat {
         };
     }
 
-    private Parsed parseHermes(String text) {
-        Matcher m = HERMES_CALL.matcher(text);
-        List<ToolCall> calls = new ArrayList<>();
-        StringBuilder content = new StringBuilder();
-        int last = 0;
-        while (m.find()) {
-            content.append(text, last, m.start());
-            calls.add(call(readObject(m.group(1).trim())));
-            last = m.end();
-        }
-        if (calls.isEmpty()) {
-            return new Parsed(text, List.of());
-        }
-        content.append(text.substring(last));
-        return new Parsed(contentOrNull(content.toString()), calls);
-    }
-
-    private Parsed parseLlama(String text) {
-        String body = text.strip();
-        if (body.startsWith(marker)) {
-            body = body.substring(marker.length()).strip();
-        }
-        if (!body.startsWith("{")) {
-            return new Parsed(text, List.of());
-        }
-        // Several calls are written one after another, separated by ";" (Llama 3.2's parallel calls).
-        List<ToolCall> calls = new ArrayList<>();
-        int offset = 0;
-        while (offset < body.length()) {
-            JsonNode node;
-            try (com.fasterxml.jackson.core.JsonParser one = JSON.getFactory().createParser(body.substring(offset))) {
-                node = JSON.readTree(one);
-                offset += (int) one.getCurrentLocation().getCharOffset();
-            } catch (java.io.IOException e) {
-                throw new MalformedCall();
-            }
-            if (node == null || !node.isObject()) {
-                throw new MalformedCall();
-            }
-            calls.add(call(node));
-            int next = firstNonSpace(body, offset);
-            if (next < body.length()) {
-                if (body.charAt(next) != ';') {
-                    throw new MalformedCall();
-                }
-                next = firstNonSpace(body, next + 1);
-            }
-            offset = next;
-        }
-        return new Parsed(null, calls);
-    }
-
-    private Parsed parseMistral(String text) {
-        int at = text.indexOf(marker);
-        if (at < 0) {
-            return new Parsed(text, List.of());
-        }
-        JsonNode array = readTree(text.substring(at + marker.length()).strip());
-        if (!array.isArray() || array.isEmpty()) {
-            throw new MalformedCall();
-        }
-        List<ToolCall> calls = new ArrayList<>();
-        for (JsonNode item : array) {
-            calls.add(call(item));
-        }
-        return new Parsed(contentOrNull(text.substring(0, at)), calls);
-    }
-
-    /** A call from {"name": ..., "arguments" | "parameters": {...}}; the arguments may also be JSON text. */
-    private ToolCall call(JsonNode node) {
-        if (!node.isObject() || !node.path("name").isTextual() || node.get("name").textValue().isEmpty()) {
-            throw new MalformedCall();
-        }
-        JsonNode arguments = node.has(argumentsKey) ? node.get(argumentsKey)
-                : node.has("arguments") ? node.get("arguments") : node.get("parameters");
-        if (arguments == null || arguments.isNull()) {
-            arguments = JSON.createObjectNode();
-        }
-        if (arguments.isTextual()) {
-            arguments = readTree(arguments.textValue());
-        }
-        if (!arguments.isObject()) {
-            throw new MalformedCall();
-        }
-        return new ToolCall(newCallId(), node.get("name").textValue(), arguments.toString());
-    }
-
-    private static JsonNode readObject(String text) {
-        JsonNode node = readTree(text);
-        if (!node.isObject()) {
-            throw new MalformedCall();
-        }
-        return node;
-    }
-
-    private static JsonNode readTree(String text) {
-        try {
-            JsonNode node = JSON.readTree(text);
-            if (node == null) {
-                throw new MalformedCall();
-            }
-            return node;
-        } catch (JsonProcessingException e) {
-            throw new MalformedCall();
-        }
-    }
-
-    private static String contentOrNull(String content) {
-        String stripped = content.strip();
-        return stripped.isEmpty() ? null : stripped;
-    }
-
     private static int firstNonSpace(String text) {
         return firstNonSpace(text, 0);
     }
@@ -312,14 +197,5 @@ enum ToolCallFormat {
     /** OpenAI's form of a call id: "call_" and 24 letters and digits. */
     static String newCallId() {
         return "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24).toLowerCase(Locale.ROOT);
-    }
-
-    /** The text is not well-formed calls of the format; it stays content. */
-    private static final class MalformedCall extends RuntimeException {
-        private static final long serialVersionUID = 1L;
-
-        MalformedCall() {
-            super(null, null, false, false);
-        }
     }
 }
