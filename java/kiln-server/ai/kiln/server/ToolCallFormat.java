@@ -78,20 +78,7 @@ enum ToolCallFormat {
      * commonest among open models) when the template names none.
      */
     static ToolCallFormat ofTemplate(String template) {
-        if (template == null) {
-            return HERMES;
-        }
-        if (template.contains("<tool_call>")) {
-            return HERMES;
-        }
-        if (template.contains("[TOOL_CALLS]")) {
-            return MISTRAL;
-        }
-        if (template.contains("<|python_tag|>") || template.contains("<|eom_id|>")
-                || template.contains("<|start_header_id|>")) {
-            return LLAMA3_JSON;
-        }
-        return HERMES;
+        return valueOf(ai.kiln.api.ToolCallFormat.ofTemplate(template).name());
     }
 
     /**
