@@ -145,6 +145,26 @@ public enum ToolCallFormat {
         return StructuredOutput.delimitedJsonSchema(forcedOpen, schema.toString(), forcedClose);
     }
 
+    /** The text that opens a call in this format ({@code <tool_call>}, {@code <|python_tag|>}, {@code [TOOL_CALLS]}). */
+    public String marker() {
+        return marker;
+    }
+
+    /** The key holding a call's arguments ("arguments", or Llama's "parameters"). */
+    public String argumentsKey() {
+        return argumentsKey;
+    }
+
+    /** What a forced call's grammar writes before the call's JSON. */
+    public String forcedOpen() {
+        return forcedOpen;
+    }
+
+    /** What a forced call's grammar writes after the call's JSON. */
+    public String forcedClose() {
+        return forcedClose;
+    }
+
     /** Whether reading calls needs the special tokens in the text (Mistral's marker is one). */
     public boolean needsSpecialTokens() {
         return this == MISTRAL;
@@ -274,7 +294,7 @@ public enum ToolCallFormat {
     }
 
     /** OpenAI's form of a call id, as the server gives: "call_" and 24 letters and digits. */
-    private static String newCallId() {
+    public static String newCallId() {
         return "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24).toLowerCase(Locale.ROOT);
     }
 

@@ -1,14 +1,8 @@
 package ai.kiln.server;
 
 import ai.kiln.api.StructuredOutput;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
-import java.util.UUID;
 
 /**
  * How a model family writes tool calls in its output, named as vLLM's {@code --tool-call-parser}
@@ -27,11 +21,10 @@ import java.util.UUID;
  * malformed attempt is the client's to see, not an error.
  */
 enum ToolCallFormat {
-    HERMES("hermes", "<tool_call>", "arguments"),
-    LLAMA3_JSON("llama3_json", "<|python_tag|>", "parameters"),
-    MISTRAL("mistral", "[TOOL_CALLS]", "arguments");
+    HERMES("hermes"),
+    LLAMA3_JSON("llama3_json"),
+    MISTRAL("mistral");
 
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** One call read from the output: arguments as JSON text, as OpenAI's function.arguments. */
     record ToolCall(String id, String name, String arguments) {
@@ -45,13 +38,9 @@ enum ToolCallFormat {
     }
 
     private final String flagName;
-    private final String marker;
-    private final String argumentsKey;
 
-    ToolCallFormat(String flagName, String marker, String argumentsKey) {
+    ToolCallFormat(String flagName) {
         this.flagName = flagName;
-        this.marker = marker;
-        this.argumentsKey = argumentsKey;
     }
 
     String flagName() {
@@ -60,7 +49,7 @@ enum ToolCallFormat {
 
     /** The key holding a call's arguments in this format ("arguments", or Llama's "parameters"). */
     String argumentsKey() {
-        return argumentsKey;
+        return shared().argumentsKey();
     }
 
     /** The format of a {@code --tool-call-parser} value. */
@@ -87,6 +76,7 @@ enum ToolCallFormat {
      * Streaming holds text back from here.
      */
     int callStart(String text) {
+        String marker = shared().marker();
         int at = text.indexOf(marker);
         if (at >= 0) {
             return at;
@@ -122,7 +112,7 @@ enum ToolCallFormat {
     }
 
     private Parsed read(String text, boolean forced) {
-        ai.kiln.api.ToolCallFormat.Parsed parsed = ai.kiln.api.ToolCallFormat.valueOf(name()).parse(text, forced);
+        ai.kiln.api.ToolCallFormat.Parsed parsed = shared().parse(text, forced);
         List<ToolCall> calls = new ArrayList<>();
         for (ai.kiln.api.ToolCallFormat.ToolCall call : parsed.calls()) {
             calls.add(new ToolCall(call.id(), call.name(), call.arguments()));
@@ -132,57 +122,38 @@ enum ToolCallFormat {
 
     /**
      * The constraint under which the output is exactly one call of one of {@code tools} in this
-     * format: the name one of theirs, the arguments their parameters' schema.
+     * format: the name one of theirs, the arguments their parameters' schema (kiln-core's grammar,
+     * shared with the integrations).
      */
     StructuredOutput forcedCall(List<ChatTools.Tool> tools) {
-        ArrayNode anyOf = JSON.createArrayNode();
+        List<ai.kiln.api.ToolCallFormat.Tool> shared = new ArrayList<>(tools.size());
         for (ChatTools.Tool tool : tools) {
-            ObjectNode call = JSON.createObjectNode();
-            call.put("type", "object");
-            ObjectNode properties = call.putObject("properties");
-            properties.putObject("name").put("const", tool.name());
-            properties.set(argumentsKey, tool.parametersForGrammar());
-            call.putArray("required").add("name").add(argumentsKey);
-            call.put("additionalProperties", false);
-            anyOf.add(call);
+            shared.add(new ai.kiln.api.ToolCallFormat.Tool(tool.name(), tool.description(),
+                    tool.parameters() == null ? null : tool.parameters().toString()));
         }
-        JsonNode schema = anyOf.size() == 1 ? anyOf.get(0) : JSON.createObjectNode().set("anyOf", anyOf);
-        String schemaText = schema.toString();
-        return StructuredOutput.delimitedJsonSchema(forcedOpen(), schemaText, forcedClose());
+        return shared().forcedCall(shared);
     }
 
     /** What a forced call's grammar writes before the call's JSON. */
     String forcedOpen() {
-        return switch (this) {
-            case HERMES -> "<tool_call>\n";
-            case LLAMA3_JSON -> "";
-            case MISTRAL -> "[";
-        };
+        return shared().forcedOpen();
     }
 
     /** What a forced call's grammar writes after the call's JSON. */
     String forcedClose() {
-        return switch (this) {
-            case HERMES -> "\n</tool_call>";
-            case LLAMA3_JSON -> "";
-            case MISTRAL -> "]";
-        };
+        return shared().forcedClose();
+    }
+
+    /** The same format in kiln-core, which reads calls and writes forced ones for every caller. */
+    private ai.kiln.api.ToolCallFormat shared() {
+        return ai.kiln.api.ToolCallFormat.valueOf(name());
     }
 
     private static int firstNonSpace(String text) {
-        return firstNonSpace(text, 0);
-    }
-
-    private static int firstNonSpace(String text, int from) {
-        int i = from;
+        int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
             i++;
         }
         return i;
-    }
-
-    /** OpenAI's form of a call id: "call_" and 24 letters and digits. */
-    static String newCallId() {
-        return "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24).toLowerCase(Locale.ROOT);
     }
 }

@@ -66,7 +66,7 @@ final class ToolCallStream {
             if (!head.lookingAt()) {
                 return;
             }
-            sink.callHead(0, ToolCallFormat.newCallId(), head.group(1));
+            sink.callHead(0, ai.kiln.api.ToolCallFormat.newCallId(), head.group(1));
             argumentsStart = head.end();
             sent = argumentsStart;
         }
