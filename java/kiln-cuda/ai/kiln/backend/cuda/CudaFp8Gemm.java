@@ -148,7 +148,7 @@ final class CudaFp8Gemm implements AutoCloseable {
             return;
         }
         quantizeInputs(x, inputs, k);
-        if (skinnyApplies(m, k, w)) {
+        if (skinnyApplies(m, k)) {
             backend.checkKernel(KilnCuda.kiln_cuda_gemv_f8(out.address(), out.rowStride(), out.dtype().code,
                     quantizedInputs.address(), inputScales.address(), 0, w.address(), wScales.address(),
                     bias == null ? 0 : bias.address(), m, n, k, activation.code, backend.streamAddress()));
@@ -168,7 +168,7 @@ final class CudaFp8Gemm implements AutoCloseable {
     boolean gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs, Tensor gateUp) {
         long m = x.rows();
         long k = w.size(1);
-        if (inputs.mode() == InputQuantization.Mode.NONE || !skinnyApplies(m, k, w) || m == 0) {
+        if (inputs.mode() == InputQuantization.Mode.NONE || !skinnyApplies(m, k) || m == 0) {
             return false;
         }
         checkOperands(gateUp, x, w, wScales, null);
@@ -225,7 +225,7 @@ final class CudaFp8Gemm implements AutoCloseable {
         }
     }
 
-    private boolean skinnyApplies(long m, long k, Tensor w) {
+    private boolean skinnyApplies(long m, long k) {
         return m <= skinnyMaxRows && k % 64 == 0;
     }
 
@@ -257,9 +257,10 @@ final class CudaFp8Gemm implements AutoCloseable {
         int outType = out.dtype() == DType.F32 ? CUDA_R_32F
                 : activation == DType.BF16 ? CUDA_R_16BF : activation == DType.F16 ? CUDA_R_16F : CUDA_R_32F;
         // The alignments are part of the algorithm's choice (cuBLASLt assumes 256 bytes unless told).
-        long alignments = alignment(w.address()) << 32 | alignment(out.address());
-        Plan plan = plans.computeIfAbsent(List.of(m, n, k, out.rowStride(), (long) outType, alignments),
-                key -> plan(m, n, k, out.rowStride(), outType, alignment(w.address()), alignment(out.address())));
+        long wAlignment = alignment(w.address());
+        long outAlignment = alignment(out.address());
+        Plan plan = plans.computeIfAbsent(List.of(m, n, k, out.rowStride(), (long) outType, wAlignment, outAlignment),
+                key -> plan(m, n, k, out.rowStride(), outType, wAlignment, outAlignment));
         setPointer(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, wScales.address());
         setPointer(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, inputScales.address());
         CudaBackend.RawPointer d = new CudaBackend.RawPointer(out.address());
