@@ -55,6 +55,22 @@ def wgmma_header():
             out.append("#endif")
             out.append("}")
             out.append("")
+    # e4m3 x e4m3 (the narrow FP8 product): K is 32 a step, both operands K-major in shared
+    # memory (8-bit types have no transposed form).
+    out.append("// _ss_e4m3: D[64 x N] (+)= A[64 x 32] * B[32 x N], e4m3 operands, both K-major.")
+    for n in (32, 64, 128):
+        regs = n // 2
+        outs = ", ".join(f"%{i}" for i in range(regs))
+        dcons = ", ".join(f'"+f"(d[{i}])' for i in range(regs))
+        out.append(f"__device__ __forceinline__ void wgmma_m64n{n}k32_ss_e4m3(float (&d)[{regs}], uint64_t desc_a, uint64_t desc_b, int scale_d) {{")
+        out.append("#if defined(__CUDA_ARCH_FEAT_SM90_ALL)")
+        out.append(f'  asm volatile("{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{regs + 2}, 0;\\n"')
+        out.append(f'               "wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 {{{outs}}}, %{regs}, %{regs + 1}, p, 1, 1;\\n}}\\n"')
+        out.append(f"               : {dcons}")
+        out.append('               : "l"(desc_a), "l"(desc_b), "r"(scale_d));')
+        out.append("#endif")
+        out.append("}")
+        out.append("")
     out.append("}  // namespace kiln")
     return "\n".join(out) + "\n"
 

@@ -175,7 +175,8 @@ int kiln_cuda_quantize_e4m3(uint8_t* xq, float* scales, const void* x, int64_t x
 int kiln_cuda_dequantize_e4m3(void* out, const uint8_t* w, const float* scales, int64_t rows, int64_t cols,
                               int dtype, void* stream);
 
-// The most token rows kiln_cuda_gemv_f8 takes; larger products belong to cuBLASLt's FP8 GEMM.
+// The most token rows kiln_cuda_gemv_f8 takes; larger products belong to kiln_cuda_gemm_f8_narrow
+// (Hopper) or cuBLASLt's FP8 GEMM.
 #define KILN_CUDA_GEMV_F8_MAX_ROWS 16
 
 // The skinny FP8 product of decode steps, kiln_cpu_gemm_f8 over inputs already quantised (by
@@ -196,6 +197,28 @@ int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, const uint8_
 
 // Whether this device runs the FP8 ops (compute capability 9.0 or later): 1 or 0.
 int kiln_cuda_supports_fp8(void);
+
+// The most token rows kiln_cuda_gemm_f8_narrow takes; more belong to cuBLASLt's FP8 GEMM.
+#define KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS 128
+
+// Whether this device runs kiln_cuda_gemm_f8_narrow (a Hopper GPU, compute capability 9.x): 1 or 0.
+int kiln_cuda_supports_gemm_f8_narrow(void);
+
+// Bytes of device workspace kiln_cuda_gemm_f8_narrow needs for these sizes on the current device
+// (0 where it splits no product).
+int64_t kiln_cuda_gemm_f8_narrow_workspace_size(int64_t m, int64_t n, int64_t k, int gated);
+
+// The FP8 product of decode steps of up to KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS tokens on Hopper's
+// wgmma, with kiln_cuda_gemv_f8's arguments and semantics (the fp32 sums' order unspecified, the
+// same on every call of the same sizes) and k % 128 == 0. Where it splits K over several blocks it
+// keeps fp32 partial sums in the workspace and the last block to finish adds them (one launch).
+// The workspace must be zero-filled before its first use; every call leaves its counters at zero.
+// Calls sharing one workspace must not run concurrently.
+//   workspace: 256-byte aligned, workspace_bytes >= kiln_cuda_gemm_f8_narrow_workspace_size(), or
+//   NULL where that is 0.
+int kiln_cuda_gemm_f8_narrow(void* out, int64_t out_stride, int out_dtype, const uint8_t* xq, const float* x_scales,
+                             int gated, const uint8_t* w, const float* w_scales, const void* bias, int64_t m,
+                             int64_t n, int64_t k, int dtype, void* workspace, int64_t workspace_bytes, void* stream);
 
 // ---- attention ---------------------------------------------------------------------------------
 

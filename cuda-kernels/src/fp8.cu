@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "fp8.cuh"
+#include "fp8_narrow.cuh"
 
 namespace kiln {
 namespace {
@@ -38,6 +39,74 @@ int dispatch_gemv_f8(const GemvF8Params& p, bool gated, cudaStream_t stream) {
   }
   return launch_gemv_f8<TOut, TAct, false>(p, stream);
 }
+
+// ---- narrow product ----------------------------------------------------------------------------
+
+// NOTE: the block sizes (96 KB of shared memory at most, 128 registers a thread) are made for two
+// blocks a multiprocessor; the split plan counts on that.
+constexpr int kNarrowF8BlocksPerSm = 2;
+
+struct NarrowF8Plan {
+  int64_t strips;
+  int splits, k_tiles_per_split;
+  int tokens;  // the token tile: 32, 64 or 128
+  int64_t counter_bytes, partial_bytes;
+};
+
+// The split of K: none where the strips fill the GPU's block slots by half or more; else as many
+// splits as fill them, each at least 4 stages of K (the pipeline's depth), at most 8 (the partial
+// sums' traffic grows with them).
+NarrowF8Plan plan_narrow_f8(int64_t m, int64_t n, int64_t k, bool gated) {
+  NarrowF8Plan plan{};
+  plan.tokens = m <= 32 ? 32 : m <= 64 ? 64 : 128;
+  plan.strips = gated ? (n + 63) / 64 : (n + kNarrowF8StripRows - 1) / kNarrowF8StripRows;
+  const int64_t k_tiles = k / kNarrowF8KTile;
+  const int64_t slots = static_cast<int64_t>(current_sm_count()) * kNarrowF8BlocksPerSm;
+  int64_t splits = 1;
+  if (2 * plan.strips < slots) splits = std::min<int64_t>({slots / plan.strips, k_tiles / 4, kNarrowF8MaxSplits});
+  splits = std::max<int64_t>(splits, 1);
+  const int64_t per = (k_tiles + splits - 1) / splits;
+  plan.k_tiles_per_split = static_cast<int>(per);
+  plan.splits = static_cast<int>((k_tiles + per - 1) / per);  // no split left empty
+  if (plan.splits > 1) {
+    plan.counter_bytes = align256(plan.strips * 4);
+    plan.partial_bytes = align256(plan.strips * plan.splits * kNarrowF8Threads * (plan.tokens / 2) * 4);
+  }
+  return plan;
+}
+
+template <typename TOut, typename TAct, bool kGated, int kTokens>
+int launch_gemm_f8_narrow(const NarrowF8Params& p, int64_t strips, cudaStream_t stream) {
+  constexpr int smem = NarrowF8Config<kTokens>::kSmemBytes;
+  auto kernel = gemm_f8_narrow_kernel<TOut, TAct, kGated, kTokens>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const dim3 grid(static_cast<unsigned>(strips), static_cast<unsigned>(p.splits));
+  launch_pdl(p.m, kernel, grid, dim3(kNarrowF8Threads), smem, stream, p);
+  KILN_CHECK_LAUNCH("kiln_cuda_gemm_f8_narrow");
+  return KILN_CUDA_OK;
+}
+
+template <typename TOut, typename TAct, bool kGated>
+int dispatch_narrow_tokens(const NarrowF8Params& p, int tokens, int64_t strips, cudaStream_t stream) {
+  switch (tokens) {
+    case 32: return launch_gemm_f8_narrow<TOut, TAct, kGated, 32>(p, strips, stream);
+    case 64: return launch_gemm_f8_narrow<TOut, TAct, kGated, 64>(p, strips, stream);
+    default: return launch_gemm_f8_narrow<TOut, TAct, kGated, 128>(p, strips, stream);
+  }
+}
+
+// NOTE: as the skinny product's, the gated form with f32 output of 16-bit activations is not built.
+template <typename TOut, typename TAct>
+int dispatch_narrow(const NarrowF8Params& p, bool gated, int tokens, int64_t strips, cudaStream_t stream) {
+  if constexpr (std::is_same_v<TOut, TAct>) {
+    if (gated) return dispatch_narrow_tokens<TOut, TAct, true>(p, tokens, strips, stream);
+  }
+  return dispatch_narrow_tokens<TOut, TAct, false>(p, tokens, strips, stream);
+}
+
+// The narrow kernel needs the sm_90a build's wgmma: Hopper itself (a later major version runs no
+// sm_90a code).
+bool device_runs_narrow_f8() { return current_cc_major() == 9; }
 
 }  // namespace
 }  // namespace kiln
@@ -115,4 +184,56 @@ extern "C" int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, c
   KILN_DISPATCH_ANY(dtype, name,
                     return out_dtype == KILN_CUDA_F32 ? dispatch_gemv_f8<float, T>(p, is_gated, s)
                                                       : dispatch_gemv_f8<T, T>(p, is_gated, s););
+}
+
+extern "C" int kiln_cuda_supports_gemm_f8_narrow(void) { return device_runs_narrow_f8() ? 1 : 0; }
+
+extern "C" int64_t kiln_cuda_gemm_f8_narrow_workspace_size(int64_t m, int64_t n, int64_t k, int gated) {
+  if (m <= 0 || n <= 0 || k <= 0 || k % kNarrowF8KTile != 0) return 0;
+  const NarrowF8Plan plan = plan_narrow_f8(m, n, k, gated != 0);
+  return plan.counter_bytes + plan.partial_bytes;
+}
+
+extern "C" int kiln_cuda_gemm_f8_narrow(void* out, int64_t out_stride, int out_dtype, const uint8_t* xq,
+                                        const float* x_scales, int gated, const uint8_t* w, const float* w_scales,
+                                        const void* bias, int64_t m, int64_t n, int64_t k, int dtype, void* workspace,
+                                        int64_t workspace_bytes, void* stream) {
+  const char* name = "kiln_cuda_gemm_f8_narrow";
+  KILN_REQUIRE(device_runs_narrow_f8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: needs a Hopper GPU (compute capability 9.x)",
+               name);
+  KILN_REQUIRE(out && xq && x_scales && w && w_scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
+  KILN_REQUIRE(m >= 0 && m <= kNarrowF8MaxTokens, KILN_CUDA_ERR_UNSUPPORTED, "%s: %lld rows, at most %d", name,
+               (long long)m, kNarrowF8MaxTokens);
+  KILN_REQUIRE(n > 0 && n <= 2147483647ll && k > 0 && k % kNarrowF8KTile == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: bad sizes n=%lld k=%lld (k must be a positive multiple of %d)", name, (long long)n, (long long)k,
+               kNarrowF8KTile);
+  KILN_REQUIRE(out_stride >= n, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out stride %lld must be >= n", name,
+               (long long)out_stride);
+  KILN_REQUIRE(aligned16(xq) && aligned16(w), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: xq and w must be 16-byte aligned",
+               name);
+  KILN_REQUIRE(out_dtype == dtype || out_dtype == KILN_CUDA_F32, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: out dtype %s must be the activations' or f32", name, dtype_name(out_dtype));
+  KILN_REQUIRE(bias == nullptr || !gated, KILN_CUDA_ERR_UNSUPPORTED, "%s: the gated form takes no bias", name);
+  KILN_REQUIRE((bias == nullptr && !gated) || out_dtype == dtype, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: a bias or the gated form needs %s output", name, dtype_name(dtype));
+  if (m == 0) return KILN_CUDA_OK;
+  const NarrowF8Plan plan = plan_narrow_f8(m, n, k, gated != 0);
+  NarrowF8Params p{out, xq, x_scales, w, w_scales, bias, nullptr, nullptr, out_stride, m, n, k, plan.splits,
+                   plan.k_tiles_per_split};
+  if (plan.splits > 1) {
+    const int64_t need = plan.counter_bytes + plan.partial_bytes;
+    KILN_REQUIRE(workspace != nullptr && workspace_bytes >= need, KILN_CUDA_ERR_INVALID_ARGUMENT,
+                 "%s: workspace of %lld bytes is smaller than the %lld needed", name, (long long)workspace_bytes,
+                 (long long)need);
+    KILN_REQUIRE((reinterpret_cast<uintptr_t>(workspace) & 255u) == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+                 "%s: workspace must be 256-byte aligned", name);
+    p.counters = static_cast<uint32_t*>(workspace);
+    p.partials = reinterpret_cast<float*>(static_cast<char*>(workspace) + plan.counter_bytes);
+  }
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const bool is_gated = gated != 0;
+  KILN_DISPATCH_ANY(dtype, name,
+                    return out_dtype == KILN_CUDA_F32
+                               ? dispatch_narrow<float, T>(p, is_gated, plan.tokens, plan.strips, s)
+                               : dispatch_narrow<T, T>(p, is_gated, plan.tokens, plan.strips, s););
 }

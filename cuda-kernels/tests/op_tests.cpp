@@ -752,8 +752,96 @@ void test_gemv_f8() {
   record("gemv_f8", KILN_CUDA_BF16, "refusals", c, "17 rows, k=96 and a misaligned xq must be refused");
 }
 
+// The narrow FP8 product (Hopper) against kiln_cpu_gemm_f8, as the skinny one's; every shape
+// runs twice on one workspace, the second answer bit-equal to the first (the split counters
+// reset, the partial sums added in one order).
+void test_gemm_f8_narrow() {
+  if (!kiln_cuda_supports_gemm_f8_narrow()) {
+    std::printf("SKIP   gemm_f8_narrow: not a Hopper GPU\n");
+    return;
+  }
+  struct Case { int64_t m, n, k; bool gated, bias, f32_out; };
+  std::vector<Case> cases = {{17, 6144, 4096, false, false, false}, {64, 4096, 14336, false, false, false},
+                             {48, 14336, 4096, true, false, false},  {100, 1000, 256, false, true, false},
+                             {33, 517, 128, false, false, true},     {128, 40, 384, true, false, false},
+                             {128, 4096, 4096, false, true, false},  {65, 24, 640, false, false, false},
+                             {32, 4096, 4096, false, false, false},  {77, 3000, 512, true, false, false},
+                             {128, 14336, 4096, true, false, false}, {96, 4096, 14336, false, false, true},
+                             {20, 64, 1024, false, false, false}};
+  if (small_mode) cases = {{17, 40, 256, false, true, false}, {64, 24, 128, true, false, false},
+                           {128, 300, 1024, false, false, false}, {40, 24, 512, true, false, false}};
+  for (int dtype : kDtypesAndF32) {
+    for (const Case& cs : cases) {
+      const int64_t w_rows = cs.gated ? 2 * cs.n : cs.n;
+      auto x = randn(cs.m * cs.k, dtype, 1.0f);
+      auto w_float = randn(w_rows * cs.k, KILN_CUDA_F32, 0.05f);
+      std::vector<uint8_t> w(w_float.size());
+      std::vector<float> w_scales(w_rows);
+      kiln_cpu_quantize_f8_rows(w.data(), w_scales.data(), w_float.data(), KILN_F32, w_rows, cs.k);
+      auto bias = randn(cs.n, dtype, 0.5f);
+      std::vector<uint16_t> b_bits(bias.size());
+      for (size_t i = 0; i < bias.size(); ++i) b_bits[i] = to_half_bits(bias[i], dtype);
+      std::vector<float> product(cs.m * w_rows), ref(cs.m * cs.n);
+      const void* ref_bias = !cs.bias ? nullptr : dtype == KILN_CUDA_F32 ? static_cast<const void*>(bias.data())
+                                                                         : static_cast<const void*>(b_bits.data());
+      kiln_cpu_gemm_f8(product.data(), w_rows, x.data(), cs.k, w.data(), w_scales.data(),
+                       KILN_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, ref_bias, dtype, cs.m, w_rows, cs.k);
+      if (cs.gated) kiln_cpu_silu_and_mul(ref.data(), rounded(product, dtype).data(), cs.m, cs.n);
+      else ref = product;
+      const int out_dtype = cs.f32_out ? KILN_CUDA_F32 : dtype;
+      const int64_t ws_bytes = kiln_cuda_gemm_f8_narrow_workspace_size(cs.m, cs.n, cs.k, cs.gated ? 1 : 0);
+      DeviceBuffer dx = upload(x, dtype), dq(cs.m * cs.k), dxs(cs.m * 4), dw = upload_raw(w),
+                   dws = upload_raw(w_scales), db = upload(bias, dtype), dwork(ws_bytes > 0 ? ws_bytes : 256);
+      CUDA_OK(cudaMemset(dwork.ptr, 0, ws_bytes > 0 ? ws_bytes : 256));
+      DeviceBuffer dout(cs.m * cs.n * element_bytes(out_dtype)), dout2(cs.m * cs.n * element_bytes(out_dtype));
+      dout.poison();
+      dout2.poison();
+      const std::string shape = shape_str({cs.m, cs.n, cs.k}) + (cs.gated ? " gated" : "") + (cs.bias ? " bias" : "") +
+                                (cs.f32_out ? " f32out" : "") + (ws_bytes > 0 ? " split" : "");
+      int st = kiln_cuda_quantize_e4m3(dq.as<uint8_t>(), dxs.as<float>(), dx.ptr, cs.k, dtype,
+                                       KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, cs.m, cs.k, nullptr);
+      for (DeviceBuffer* o : {&dout, &dout2}) {
+        if (st == 0)
+          st = kiln_cuda_gemm_f8_narrow(o->ptr, cs.n, out_dtype, dq.as<uint8_t>(), dxs.as<float>(), cs.gated ? 1 : 0,
+                                        dw.as<uint8_t>(), dws.as<float>(), cs.bias ? db.ptr : nullptr, cs.m, cs.n,
+                                        cs.k, dtype, ws_bytes > 0 ? dwork.ptr : nullptr, ws_bytes, nullptr);
+      }
+      if (st != 0) { record_status("gemm_f8_narrow", dtype, shape, st); continue; }
+      sync_or_die("gemm_f8_narrow");
+      auto got = download(dout, ref.size(), out_dtype);
+      auto again = download(dout2, ref.size(), out_dtype);
+      Comparison c = compare(got, ref, rounded(ref, out_dtype), cs.gated ? 1e-2 : 1e-4);
+      int64_t differ = 0;
+      for (size_t i = 0; i < got.size(); ++i) differ += same_value(got[i], again[i]) ? 0 : 1;
+      if (differ > 0) {
+        c.pass = false;
+        c.bad += differ;
+      }
+      record("gemm_f8_narrow", dtype, shape, c, differ > 0 ? "a second call gave other bits" : "");
+    }
+  }
+  DeviceBuffer buf(1 << 20);
+  const bool refused =
+      kiln_cuda_gemm_f8_narrow(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
+                               buf.as<float>(), nullptr, 129, 8, 128, KILN_CUDA_BF16, nullptr, 0,
+                               nullptr) == KILN_CUDA_ERR_UNSUPPORTED &&
+      kiln_cuda_gemm_f8_narrow(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
+                               buf.as<float>(), nullptr, 20, 8, 192, KILN_CUDA_BF16, nullptr, 0,
+                               nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT &&
+      kiln_cuda_gemm_f8_narrow(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>() + 4, buf.as<float>(), 0,
+                               buf.as<uint8_t>(), buf.as<float>(), nullptr, 20, 8, 128, KILN_CUDA_BF16, nullptr, 0,
+                               nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT &&
+      kiln_cuda_gemm_f8_narrow(buf.ptr, 4096, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0,
+                               buf.as<uint8_t>(), buf.as<float>(), nullptr, 64, 4096, 4096, KILN_CUDA_BF16, buf.ptr, 64,
+                               nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT;
+  Comparison c;
+  c.pass = refused;
+  record("gemm_f8_narrow", KILN_CUDA_BF16, "refusals", c,
+         "129 rows, k=192, a misaligned xq and a short workspace must be refused");
+}
+
 void test_fp8() {
-  if (!wanted("e4m3") && !wanted("gemv_f8") && !wanted("fp8")) return;
+  if (!wanted("e4m3") && !wanted("gemv_f8") && !wanted("gemm_f8_narrow") && !wanted("fp8")) return;
   if (!kiln_cuda_supports_fp8()) {
     std::printf("SKIP   fp8: the device is older than compute capability 9.0\n");
     return;
@@ -761,6 +849,7 @@ void test_fp8() {
   if (wanted("quantize_e4m3") || wanted("fp8")) test_quantize_e4m3();
   if (wanted("dequantize_e4m3") || wanted("fp8")) test_dequantize_e4m3();
   if (wanted("gemv_f8") || wanted("fp8")) test_gemv_f8();
+  if (wanted("gemm_f8_narrow") || wanted("fp8")) test_gemm_f8_narrow();
 }
 
 // The sampler against its CPU twin on the same logits, rows and penalty table: the ids and the

@@ -140,6 +140,20 @@ public final class KilnCuda {
             @Cast("int64_t") long m, @Cast("int64_t") long n, @Cast("int64_t") long k, int dtype,
             @Cast("void*") long stream);
 
+    /** The most token rows {@link #kiln_cuda_gemm_f8_narrow} takes (KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS). */
+    public static final int KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS = 128;
+
+    public static native int kiln_cuda_supports_gemm_f8_narrow();
+
+    public static native @Cast("int64_t") long kiln_cuda_gemm_f8_narrow_workspace_size(@Cast("int64_t") long m,
+            @Cast("int64_t") long n, @Cast("int64_t") long k, int gated);
+
+    public static native int kiln_cuda_gemm_f8_narrow(@Cast("void*") long out, @Cast("int64_t") long outStride,
+            int outDtype, @Cast("const uint8_t*") long xq, @Cast("const float*") long xScales, int gated,
+            @Cast("const uint8_t*") long w, @Cast("const float*") long wScales, @Cast("const void*") long bias,
+            @Cast("int64_t") long m, @Cast("int64_t") long n, @Cast("int64_t") long k, int dtype,
+            @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, @Cast("void*") long stream);
+
     // ---- sampling ----------------------------------------------------------------------------
 
     public static native @Cast("int64_t") long kiln_cuda_argmax_workspace_size(@Cast("int64_t") long batch,

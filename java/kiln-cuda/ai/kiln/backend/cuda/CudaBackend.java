@@ -561,6 +561,11 @@ public final class CudaBackend implements Backend {
         return pointer.address();
     }
 
+    /** Zero-fills scratch memory, in stream order. */
+    void zeroScratch(long address, long bytes) {
+        check(cudaMemsetAsync(new RawPointer(address), 0, bytes, stream), "cudaMemsetAsync");
+    }
+
     void freeScratch(long address) {
         Pointer pointer = scratch.remove(address);
         if (pointer != null) {

@@ -63,9 +63,10 @@ import org.bytedeco.javacpp.PointerPointer;
  * <ul>
  *   <li>with quantised inputs (dynamic per token, or static), the activations are quantised by
  *       Kiln's kernel, then multiplied by Kiln's skinny tensor-core product for decode-sized row
- *       counts (at most {@link KilnCuda#KILN_CUDA_GEMV_F8_MAX_ROWS}, the gated form computing
- *       SiLU-and-mul too), or by cuBLASLt's FP8 GEMM with the per-token x per-channel scales applied
- *       in its epilogue (outer-vector scaling) for more;
+ *       counts (at most {@link KilnCuda#KILN_CUDA_GEMV_F8_MAX_ROWS}), by Kiln's narrow wgmma product
+ *       on Hopper up to {@link KilnCuda#KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS} (both computing SiLU-and-mul
+ *       too in the gated form), or by cuBLASLt's FP8 GEMM with the per-token x per-channel scales
+ *       applied in its epilogue (outer-vector scaling) for more;
  *   <li>weight-only (W8A16), the weights are dequantised into a float copy multiplied through the
  *       backend's float GEMM (one extra rounding of each weight to the activation type).
  * </ul>
@@ -78,6 +79,11 @@ final class CudaFp8Gemm implements AutoCloseable {
     /** Whether the skinny product or cuBLASLt takes m rows (tests force either). */
     private final int skinnyMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMV_F8_MAX_ROWS,
             Integer.getInteger("kiln.cuda.fp8GemvMaxRows", KilnCuda.KILN_CUDA_GEMV_F8_MAX_ROWS)));
+
+    /** Up to how many rows the narrow product takes m where it runs (tests lower it; 0 turns it off). */
+    private final int narrowMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS,
+            Integer.getInteger("kiln.cuda.fp8NarrowMaxRows", KilnCuda.KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS)));
+    private final boolean narrowRuns = KilnCuda.kiln_cuda_supports_gemm_f8_narrow() == 1;
 
     private final CudaBackend backend;
     private final DType activation;
@@ -93,6 +99,7 @@ final class CudaFp8Gemm implements AutoCloseable {
     private final Scratch quantizedInputs; // [m, k] e4m3
     private final Scratch inputScales;     // [m] F32
     private final Scratch dequantizedWeight; // [n, k] activations (the weight-only path)
+    private final Scratch narrowWorkspace;   // the narrow product's split counters and fp32 partial sums
 
     /** A cuBLASLt product of one shape: its layouts and the algorithm its heuristic chose. */
     private record Plan(cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b, cublasLtMatrixLayoutOpaque_t d,
@@ -107,6 +114,7 @@ final class CudaFp8Gemm implements AutoCloseable {
         this.quantizedInputs = new Scratch("the FP8 GEMM's quantised inputs");
         this.inputScales = new Scratch("the FP8 GEMM's input scales");
         this.dequantizedWeight = new Scratch("the FP8 GEMM's dequantised weight");
+        this.narrowWorkspace = new Scratch("the narrow FP8 product's workspace");
         checkLt(cublasLtCreate(lt), "cublasLtCreate");
         try (PointerPointer<Pointer> created = new PointerPointer<>(1)) {
             checkLt(cublasLtMatmulDescCreate(created, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
@@ -154,6 +162,10 @@ final class CudaFp8Gemm implements AutoCloseable {
                     bias == null ? 0 : bias.address(), m, n, k, activation.code, backend.streamAddress()));
             return;
         }
+        if (narrowApplies(m, k)) {
+            narrowProduct(out, out.rowStride(), out.dtype(), false, w, wScales, bias, m, n, k);
+            return;
+        }
         cublasLtProduct(out, m, n, k, w, wScales);
         if (bias != null) {
             backend.checkKernel(KilnCuda.kiln_cuda_add_bias(out.address(), out.rowStride(), bias.address(), m, n,
@@ -162,22 +174,27 @@ final class CudaFp8Gemm implements AutoCloseable {
     }
 
     /**
-     * The gated FP8 product (gate/up and SiLU-and-mul) when the skinny kernel takes it in one pass;
-     * false when the caller is to run the product and the SiLU-and-mul apart.
+     * The gated FP8 product (gate/up and SiLU-and-mul) when the skinny or the narrow kernel takes it
+     * in one pass; false when the caller is to run the product and the SiLU-and-mul apart.
      */
     boolean gemmSiluAndMul(Tensor out, Tensor x, Tensor w, Tensor wScales, InputQuantization inputs, Tensor gateUp) {
         long m = x.rows();
         long k = w.size(1);
-        if (inputs.mode() == InputQuantization.Mode.NONE || !skinnyApplies(m, k) || m == 0) {
+        boolean skinny = skinnyApplies(m, k);
+        if (inputs.mode() == InputQuantization.Mode.NONE || !(skinny || narrowApplies(m, k)) || m == 0) {
             return false;
         }
         checkOperands(gateUp, x, w, wScales, null);
         OpShapes.siluAndMul(out, gateUp);
         backend.requireActivationOf(out, "gemmSiluAndMul out");
         quantizeInputs(x, inputs, k);
-        backend.checkKernel(KilnCuda.kiln_cuda_gemv_f8(out.address(), out.rowStride(), activation.code,
-                quantizedInputs.address(), inputScales.address(), 1, w.address(), wScales.address(), 0, m,
-                out.rowElements(), k, activation.code, backend.streamAddress()));
+        if (skinny) {
+            backend.checkKernel(KilnCuda.kiln_cuda_gemv_f8(out.address(), out.rowStride(), activation.code,
+                    quantizedInputs.address(), inputScales.address(), 1, w.address(), wScales.address(), 0, m,
+                    out.rowElements(), k, activation.code, backend.streamAddress()));
+        } else {
+            narrowProduct(out, out.rowStride(), activation, true, w, wScales, null, m, out.rowElements(), k);
+        }
         return true;
     }
 
@@ -227,6 +244,24 @@ final class CudaFp8Gemm implements AutoCloseable {
 
     private boolean skinnyApplies(long m, long k) {
         return m <= skinnyMaxRows && k % 64 == 0;
+    }
+
+    private boolean narrowApplies(long m, long k) {
+        return narrowRuns && m <= narrowMaxRows && k % 128 == 0;
+    }
+
+    /** The narrow product over the quantised inputs in the scratch buffers (n: the output's columns). */
+    private void narrowProduct(Tensor out, long outStride, DType outType, boolean gated, Tensor w, Tensor wScales,
+            Tensor bias, long m, long n, long k) {
+        long need = KilnCuda.kiln_cuda_gemm_f8_narrow_workspace_size(m, n, k, gated ? 1 : 0);
+        if (need > 0) {
+            narrowWorkspace.ensureZeroed(need);
+        }
+        backend.checkKernel(KilnCuda.kiln_cuda_gemm_f8_narrow(out.address(), outStride, outType.code,
+                quantizedInputs.address(), inputScales.address(), gated ? 1 : 0, w.address(), wScales.address(),
+                bias == null ? 0 : bias.address(), m, n, k, activation.code,
+                need > 0 ? narrowWorkspace.address() : 0, need > 0 ? narrowWorkspace.bytes() : 0,
+                backend.streamAddress()));
     }
 
     /** xq [m, k] e4m3 and their scales [m] into the scratch buffers. */
@@ -345,6 +380,7 @@ final class CudaFp8Gemm implements AutoCloseable {
         quantizedInputs.free();
         inputScales.free();
         dequantizedWeight.free();
+        narrowWorkspace.free();
         cublasLtMatmulPreferenceDestroy(preference);
         cublasLtMatmulDescDestroy(desc);
         cublasLtDestroy(lt);
@@ -368,8 +404,24 @@ final class CudaFp8Gemm implements AutoCloseable {
         }
 
         void ensure(long need) {
+            grow(need);
+        }
+
+        /** As {@link #ensure}, a new buffer zero-filled (kernels that keep counters in it leave them at zero). */
+        void ensureZeroed(long need) {
+            if (grow(need)) {
+                backend.zeroScratch(address, bytes);
+            }
+        }
+
+        long bytes() {
+            return bytes;
+        }
+
+        /** Whether a new buffer was allocated. */
+        private boolean grow(long need) {
             if (need <= bytes) {
-                return;
+                return false;
             }
             if (backend.isCapturing()) {
                 throw new BackendException(what + " must grow from " + bytes + " to " + need
@@ -386,6 +438,7 @@ final class CudaFp8Gemm implements AutoCloseable {
             long rounded = Math.max(4096, Long.highestOneBit(Math.max(1, need - 1)) << 1);
             address = backend.allocateScratch(rounded, what);
             bytes = rounded;
+            return true;
         }
 
         long address() {

@@ -130,7 +130,7 @@ class CudaFp8Test {
                 InputQuantization.staticPerTensor(0.006f), InputQuantization.WEIGHT_ONLY);
         Stream.Builder<Arguments> cases = Stream.builder();
         for (DType activation : List.of(DType.F32, DType.BF16)) {
-            for (int m : new int[] {1, 3, 8, 9, 16, 17, 64, 257}) {
+            for (int m : new int[] {1, 3, 8, 9, 16, 17, 64, 100, 128, 129, 257}) {
                 for (InputQuantization input : inputs) {
                     cases.add(Arguments.of(activation, m, input, m % 2 == 1));
                 }
@@ -143,15 +143,16 @@ class CudaFp8Test {
      * Hopper's FP8 tensor cores, as cuBLASLt's GEMM drives them, keep fewer bits than fp32 while they
      * add up products (DeepSeek-V3's report measures about 14): that GEMM's results differ from an
      * fp32 sum by up to 2^-13.5 of the terms' magnitudes with fp32 output and 2^-12.3 with bf16
-     * output (the worst this test printed on an H200). This is its allowance, about twice that.
-     * The skinny kernel's mma.sync products are held to the fp32 bound alone.
+     * output (the worst this test printed on an H200). This is its allowance, about twice that;
+     * the narrow kernel's wgmma products (17 to 128 rows on Hopper) get the same. The skinny
+     * kernel's mma.sync products are held to the fp32 bound alone.
      */
     static final double TENSOR_CORE_ACCUMULATION = 0x1p-11;
 
     /**
      * The largest difference allowed between a GPU product element and the CPU's: the order of an
      * fp32 sum, (k + 2) 2^-24 of the terms' magnitudes (x 1.2 for the inputs' e4m3 rounding), and
-     * a bias's rounding; past the skinny kernel's rows, cuBLASLt's accumulation; with bf16
+     * a bias's rounding; past the skinny kernel's rows, the tensor cores' accumulation; with bf16
      * activations (unit roundoff 2^-8): weight-only, each weight's rounding to bf16 (2^-8 of the
      * terms), and the output's rounding (2^-8 of the result; with a bias, which is added to the
      * bf16 product, 2^-8 of the product too).
@@ -201,6 +202,39 @@ class CudaFp8Test {
             System.out.printf("CudaFp8Test %s m=%d %s bias=%s: worst |error| / terms = %.3g (2^%.1f)%n", activation, m,
                     inputs.mode(), withBias, worst, Math.log(worst) / Math.log(2));
         }
+    }
+
+    /**
+     * Products long enough in K for the narrow kernel to split it over blocks (its partial sums
+     * added by the last block), against the CPU: within {@link #bound}.
+     */
+    @ParameterizedTest(name = "{0} m={1}")
+    @MethodSource("splitProducts")
+    void narrowProductsWithSplitKMatchTheCpuBackend(DType activation, int m) {
+        int n = 384;
+        int k = 4096;
+        Random random = new Random(17L * m);
+        float[] x = bf16Values(random, m * k, 1.0);
+        float[] weight = bf16Values(random, n * k, 0.05);
+        float[] bias = bf16Values(random, n, 0.5);
+        boolean withBias = activation == DType.BF16;
+        try (CudaBackend gpu = new CudaBackend(0, activation); CpuBackend cpu = new CpuBackend(0, 1L << 30)) {
+            float[] expected = product(cpu, DType.F32, x, weight, bias, withBias, m, n, k, InputQuantization.DYNAMIC);
+            float[] got = product(gpu, activation, x, weight, bias, withBias, m, n, k, InputQuantization.DYNAMIC);
+            float[] terms = termMagnitudes(x, weight, m, n, k);
+            for (int i = 0; i < got.length; i++) {
+                double error = Math.abs(got[i] - expected[i]);
+                double bound = bound(activation, m, k, InputQuantization.DYNAMIC, terms[i],
+                        withBias ? bias[i % n] : 0, expected[i]);
+                assertTrue(error <= bound, activation + " m=" + m + ": element " + i + " is " + got[i] + ", the CPU's "
+                        + expected[i] + " (bound " + bound + ")");
+            }
+        }
+    }
+
+    static Stream<Arguments> splitProducts() {
+        return Stream.of(Arguments.of(DType.F32, 24), Arguments.of(DType.F32, 64), Arguments.of(DType.BF16, 100),
+                Arguments.of(DType.BF16, 128));
     }
 
     /** Runs the FP8 product on a backend: weights quantised there, out read back as F32. */
@@ -254,14 +288,16 @@ class CudaFp8Test {
     }
 
     /**
-     * The gated form (gate/up and SiLU-and-mul in the skinny kernel, apart past 16 rows) in fp32
-     * against the CPU's product then SiLU-and-mul: within the propagated bound of gate and up.
+     * The gated form (gate/up and SiLU-and-mul in one pass of the skinny kernel up to 16 rows and of
+     * the narrow one up to 128 on Hopper, apart past that) in fp32 against the CPU's product then
+     * SiLU-and-mul: within the propagated bound of gate and up. From 64 rows K is long enough for
+     * the narrow kernel to split it over blocks.
      */
     @ParameterizedTest(name = "m={0}")
     @MethodSource("gatedRows")
     void gatedFp8ProductsMatchTheCpuBackend(int m) {
         int inter = 96;
-        int k = 128;
+        int k = m >= 64 ? 2048 : 128;
         Random random = new Random(m);
         float[] x = bf16Values(random, m * k, 1.0);
         float[] weight = bf16Values(random, 2 * inter * k, 0.05);
@@ -294,7 +330,7 @@ class CudaFp8Test {
     }
 
     static Stream<Integer> gatedRows() {
-        return Stream.of(1, 5, 8, 9, 16, 17, 40);
+        return Stream.of(1, 5, 8, 9, 16, 17, 40, 64, 128, 200);
     }
 
     private static float[] gated(Backend backend, float[] x, float[] weight, int m, int inter, int k) {
@@ -313,11 +349,14 @@ class CudaFp8Test {
         }
     }
 
-    /** A recorded graph of FP8 products (skinny and cuBLASLt) replays to the eager results. */
+    /**
+     * A recorded graph of FP8 products (skinny, narrow with K split over blocks, cuBLASLt) replays
+     * to the eager results, and a second eager call to the first's bits.
+     */
     @Test
     void graphReplaysOfFp8ProductsEqualEagerRuns() {
         int n = 256;
-        int k = 512;
+        int k = 4096;
         Random random = new Random(5);
         try (CudaBackend gpu = new CudaBackend(0, DType.BF16)) {
             Tensor host = HostTensors.floats(bf16Values(random, n * k, 0.05), n, k);
@@ -328,11 +367,13 @@ class CudaFp8Test {
             } finally {
                 HostTensors.release(host);
             }
-            for (int m : new int[] {4, 16, 48}) {
+            for (int m : new int[] {4, 16, 48, 128, 200}) {
                 Tensor x = upload(gpu, DType.BF16, bf16Values(random, m * k, 1.0), m, k);
                 Tensor out = gpu.allocate(DType.F32, m, n);
                 gpu.gemm(out, x, w, scales, InputQuantization.DYNAMIC, null);
                 float[] eager = download(gpu, out);
+                gpu.gemm(out, x, w, scales, InputQuantization.DYNAMIC, null);
+                assertArrayEquals(eager, download(gpu, out), "m=" + m + ", a second eager call");
                 gpu.beginCapture();
                 gpu.gemm(out, x, w, scales, InputQuantization.DYNAMIC, null);
                 long graph = gpu.endCapture();
