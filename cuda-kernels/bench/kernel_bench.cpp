@@ -307,6 +307,38 @@ void bench_gemv(const char* what, int64_t m, int64_t n, int64_t k, bool gated, b
   for (Buf* b : w) delete b;
 }
 
+// The narrow FP8 product (Hopper) alone on random e4m3 weights, weight sets rotated past the L2;
+// TB/s counts the weights' bytes only. splits: KILN_CUDA_F8_NARROW_MAX_SPLITS (0: the plan's).
+void bench_gemm_f8_narrow(const char* what, int64_t m, int64_t n, int64_t k, bool gated, int splits) {
+  if (!kiln_cuda_supports_gemm_f8_narrow()) return;
+  if (splits > 0) setenv("KILN_CUDA_F8_NARROW_MAX_SPLITS", std::to_string(splits).c_str(), 1);
+  else unsetenv("KILN_CUDA_F8_NARROW_MAX_SPLITS");
+  const size_t w_bytes = static_cast<size_t>(gated ? 2 * n : n) * k;
+  const int sets = sets_for(w_bytes);
+  std::vector<Buf*> w;
+  for (int s = 0; s < sets; ++s) {
+    w.push_back(new Buf(w_bytes));
+    fill_random(*w.back(), KILN_CUDA_BF16);  // random bytes: timing only
+  }
+  Buf xq(m * k), scales(static_cast<size_t>(2 * n + m) * 4), out(m * n * 2);
+  fill_random(xq, KILN_CUDA_BF16);
+  CUDA_OK(cudaMemset(scales.p, 0, scales.bytes));
+  const int64_t ws = kiln_cuda_gemm_f8_narrow_workspace_size(m, n, k, gated ? 1 : 0);
+  Buf work(ws > 0 ? ws : 256);
+  CUDA_OK(cudaMemset(work.p, 0, work.bytes));
+  const double ms = time_ms([&](int i) {
+    KILN_OK(kiln_cuda_gemm_f8_narrow(out.p, n, KILN_CUDA_BF16, xq.as<uint8_t>(), scales.as<float>(), gated ? 1 : 0,
+                                     w[i % sets]->as<uint8_t>(), scales.as<float>() + m, nullptr, m, n, k,
+                                     KILN_CUDA_BF16, ws > 0 ? work.p : nullptr, ws, nullptr));
+  });
+  char name[160];
+  std::snprintf(name, sizeof(name), "gemm_f8_narrow %s M=%lld N=%lld K=%lld%s splits<=%d ws=%lldKB", what,
+                (long long)m, (long long)n, (long long)k, gated ? " gated" : "", splits, (long long)(ws >> 10));
+  report_bw(name, ms, static_cast<double>(w_bytes));
+  for (Buf* b : w) delete b;
+  unsetenv("KILN_CUDA_F8_NARROW_MAX_SPLITS");
+}
+
 // The sampler alone on fp32 logits [batch, vocab] (logits like a model's: normal, sd 2), next to
 // the greedy argmax of the same logits; TB/s counts one read of the logits.
 void bench_sample(int64_t batch, int64_t vocab) {
@@ -411,6 +443,16 @@ int main(int argc, char** argv) {
       bench_gemv("8B o", m, 4096, 4096, false, false);
       bench_gemv("8B gate_up+silu", m, 14336, 4096, true, false);
       bench_gemv("8B down", m, 4096, 14336, false, false);
+    }
+  }
+  if (wanted("gemm_f8_narrow")) {
+    for (int64_t m : {32, 64, 128}) {
+      for (int splits : {0, 1, 2, 4}) {
+        bench_gemm_f8_narrow("8B qkv", m, 6144, 4096, false, splits);
+        bench_gemm_f8_narrow("8B o", m, 4096, 4096, false, splits);
+        bench_gemm_f8_narrow("8B down", m, 4096, 14336, false, splits);
+      }
+      bench_gemm_f8_narrow("8B gate_up+silu", m, 14336, 4096, true, 0);
     }
   }
   if (wanted("sample")) {

@@ -1,6 +1,7 @@
 // Launchers of the FP8 ops (device code in fp8.cuh).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <type_traits>
 
 #include "fp8.cuh"
@@ -53,9 +54,10 @@ struct NarrowF8Plan {
   int64_t counter_bytes, partial_bytes;
 };
 
-// The split of K: none where the strips fill the GPU's block slots by half or more; else as many
-// splits as fill them, each at least 4 stages of K (the pipeline's depth), at most 8 (the partial
-// sums' traffic grows with them).
+// The split of K: none where the strips fill the GPU's block slots by half or more, or where the
+// token tile is past 32 (on an H200 a split then cost more than the idle multiprocessors: o of the
+// 8B at 64 tokens 17 us unsplit, 20 split in two, 49 in eight); else as many splits as fill the
+// slots, each at least 4 stages of K (the pipeline's depth), at most 4.
 NarrowF8Plan plan_narrow_f8(int64_t m, int64_t n, int64_t k, bool gated) {
   NarrowF8Plan plan{};
   plan.tokens = m <= 32 ? 32 : m <= 64 ? 64 : 128;
@@ -63,7 +65,10 @@ NarrowF8Plan plan_narrow_f8(int64_t m, int64_t n, int64_t k, bool gated) {
   const int64_t k_tiles = k / kNarrowF8KTile;
   const int64_t slots = static_cast<int64_t>(current_sm_count()) * kNarrowF8BlocksPerSm;
   int64_t splits = 1;
-  if (2 * plan.strips < slots) splits = std::min<int64_t>({slots / plan.strips, k_tiles / 4, kNarrowF8MaxSplits});
+  if (2 * plan.strips < slots && plan.tokens <= 32)
+    splits = std::min<int64_t>({slots / plan.strips, k_tiles / 4, kNarrowF8MaxSplits});
+  // KILN_CUDA_F8_NARROW_MAX_SPLITS caps the split (for comparisons; 1 turns it off).
+  if (const char* cap = std::getenv("KILN_CUDA_F8_NARROW_MAX_SPLITS")) splits = std::min<int64_t>(splits, std::atoi(cap));
   splits = std::max<int64_t>(splits, 1);
   const int64_t per = (k_tiles + splits - 1) / splits;
   plan.k_tiles_per_split = static_cast<int>(per);

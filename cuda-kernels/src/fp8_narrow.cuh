@@ -26,7 +26,7 @@ constexpr int kNarrowF8Threads = 256;    // two warpgroups
 constexpr int kNarrowF8StripRows = 128;  // weight rows of a block (gated: 64 gate + 64 up)
 constexpr int kNarrowF8KTile = 128;      // K bytes of a stage
 constexpr int kNarrowF8MaxTokens = 128;
-constexpr int kNarrowF8MaxSplits = 8;
+constexpr int kNarrowF8MaxSplits = 4;
 
 template <int kTokens>
 struct NarrowF8Config {

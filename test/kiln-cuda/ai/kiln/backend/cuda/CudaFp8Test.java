@@ -205,12 +205,13 @@ class CudaFp8Test {
     }
 
     /**
-     * Products long enough in K for the narrow kernel to split it over blocks (its partial sums
-     * added by the last block), against the CPU: within {@link #bound}.
+     * The narrow kernel's plain (ungated) form, which the engine leaves to cuBLASLt unless told
+     * (kiln.cuda.fp8NarrowUngated), with K long enough to be split over blocks up to 32 rows (the
+     * partial sums added by the last block), against the CPU: within {@link #bound}.
      */
     @ParameterizedTest(name = "{0} m={1}")
-    @MethodSource("splitProducts")
-    void narrowProductsWithSplitKMatchTheCpuBackend(DType activation, int m) {
+    @MethodSource("ungatedNarrowProducts")
+    void ungatedNarrowProductsMatchTheCpuBackend(DType activation, int m) {
         int n = 384;
         int k = 4096;
         Random random = new Random(17L * m);
@@ -218,6 +219,7 @@ class CudaFp8Test {
         float[] weight = bf16Values(random, n * k, 0.05);
         float[] bias = bf16Values(random, n, 0.5);
         boolean withBias = activation == DType.BF16;
+        System.setProperty("kiln.cuda.fp8NarrowUngated", "true");
         try (CudaBackend gpu = new CudaBackend(0, activation); CpuBackend cpu = new CpuBackend(0, 1L << 30)) {
             float[] expected = product(cpu, DType.F32, x, weight, bias, withBias, m, n, k, InputQuantization.DYNAMIC);
             float[] got = product(gpu, activation, x, weight, bias, withBias, m, n, k, InputQuantization.DYNAMIC);
@@ -229,12 +231,14 @@ class CudaFp8Test {
                 assertTrue(error <= bound, activation + " m=" + m + ": element " + i + " is " + got[i] + ", the CPU's "
                         + expected[i] + " (bound " + bound + ")");
             }
+        } finally {
+            System.clearProperty("kiln.cuda.fp8NarrowUngated");
         }
     }
 
-    static Stream<Arguments> splitProducts() {
-        return Stream.of(Arguments.of(DType.F32, 24), Arguments.of(DType.F32, 64), Arguments.of(DType.BF16, 100),
-                Arguments.of(DType.BF16, 128));
+    static Stream<Arguments> ungatedNarrowProducts() {
+        return Stream.of(Arguments.of(DType.F32, 17), Arguments.of(DType.F32, 32), Arguments.of(DType.BF16, 24),
+                Arguments.of(DType.F32, 64), Arguments.of(DType.BF16, 100), Arguments.of(DType.BF16, 128));
     }
 
     /** Runs the FP8 product on a backend: weights quantised there, out read back as F32. */
@@ -290,14 +294,14 @@ class CudaFp8Test {
     /**
      * The gated form (gate/up and SiLU-and-mul in one pass of the skinny kernel up to 16 rows and of
      * the narrow one up to 128 on Hopper, apart past that) in fp32 against the CPU's product then
-     * SiLU-and-mul: within the propagated bound of gate and up. From 64 rows K is long enough for
-     * the narrow kernel to split it over blocks.
+     * SiLU-and-mul: within the propagated bound of gate and up. At 17 rows K is long enough for the
+     * narrow kernel to split it over blocks; 64 and 128 take its larger token tiles over a long K.
      */
     @ParameterizedTest(name = "m={0}")
     @MethodSource("gatedRows")
     void gatedFp8ProductsMatchTheCpuBackend(int m) {
         int inter = 96;
-        int k = m >= 64 ? 2048 : 128;
+        int k = m == 17 || m >= 64 ? 2048 : 128;
         Random random = new Random(m);
         float[] x = bf16Values(random, m * k, 1.0);
         float[] weight = bf16Values(random, 2 * inter * k, 0.05);
@@ -350,8 +354,8 @@ class CudaFp8Test {
     }
 
     /**
-     * A recorded graph of FP8 products (skinny, narrow with K split over blocks, cuBLASLt) replays
-     * to the eager results, and a second eager call to the first's bits.
+     * A recorded graph of FP8 products (skinny, cuBLASLt, the gated narrow kernel) replays to the
+     * eager results, and a second eager call to the first's bits.
      */
     @Test
     void graphReplaysOfFp8ProductsEqualEagerRuns() {
@@ -380,6 +384,30 @@ class CudaFp8Test {
                 gpu.copyFromHost(Tensor.of(out.address(), DType.I32, m * n), new int[m * n], m * n);
                 gpu.replay(graph);
                 assertArrayEquals(eager, download(gpu, out), "m=" + m);
+                gpu.releaseGraph(graph);
+            }
+            // The gated form over the same weights as 128 gate and 128 up rows: the narrow kernel
+            // from 17 rows, K split over blocks up to 32 (the split counters reset by each call).
+            for (int m : new int[] {24, 100}) {
+                Tensor x = upload(gpu, DType.BF16, bf16Values(random, m * k, 1.0), m, k);
+                Tensor gateUp = gpu.allocate(DType.BF16, m, n);
+                Tensor out = gpu.allocate(DType.BF16, m, n / 2);
+                Tensor bits = Tensor.of(out.address(), DType.I32, m * n / 4);
+                gpu.gemmSiluAndMul(out, x, w, scales, InputQuantization.DYNAMIC, gateUp);
+                int[] eager = new int[m * n / 4];
+                gpu.copyToHost(bits, eager, eager.length);
+                gpu.gemmSiluAndMul(out, x, w, scales, InputQuantization.DYNAMIC, gateUp);
+                int[] again = new int[eager.length];
+                gpu.copyToHost(bits, again, again.length);
+                assertArrayEquals(eager, again, "gated m=" + m + ", a second eager call");
+                gpu.beginCapture();
+                gpu.gemmSiluAndMul(out, x, w, scales, InputQuantization.DYNAMIC, gateUp);
+                long graph = gpu.endCapture();
+                gpu.copyFromHost(bits, new int[eager.length], eager.length);
+                gpu.replay(graph);
+                int[] replayed = new int[eager.length];
+                gpu.copyToHost(bits, replayed, replayed.length);
+                assertArrayEquals(eager, replayed, "gated m=" + m);
                 gpu.releaseGraph(graph);
             }
         }
