@@ -879,7 +879,7 @@ void test_gemm_f8_narrow() {
                                buf.as<uint8_t>(), buf.as<float>(), nullptr, 20, 8, 128, KILN_CUDA_BF16, nullptr, 0,
                                nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT &&
       kiln_cuda_gemm_f8_narrow(buf.ptr, 4096, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0,
-                               buf.as<uint8_t>(), buf.as<float>(), nullptr, 64, 4096, 4096, KILN_CUDA_BF16, buf.ptr, 64,
+                               buf.as<uint8_t>(), buf.as<float>(), nullptr, 24, 4096, 4096, KILN_CUDA_BF16, buf.ptr, 64,
                                nullptr) == KILN_CUDA_ERR_INVALID_ARGUMENT;
   Comparison c;
   c.pass = refused;

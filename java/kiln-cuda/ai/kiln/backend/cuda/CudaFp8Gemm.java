@@ -63,10 +63,10 @@ import org.bytedeco.javacpp.PointerPointer;
  * <ul>
  *   <li>with quantised inputs (dynamic per token, or static), the activations are quantised by
  *       Kiln's kernel, then multiplied by Kiln's skinny tensor-core product for decode-sized row
- *       counts (at most {@link KilnCuda#KILN_CUDA_GEMV_F8_MAX_ROWS}, the gated form computing
- *       SiLU-and-mul too), the gated form by Kiln's narrow wgmma product on Hopper up to {@link
- *       KilnCuda#KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS}, or by cuBLASLt's FP8 GEMM with the per-token x
- *       per-channel scales applied in its epilogue (outer-vector scaling) for more;
+ *       counts (at most {@link KilnCuda#KILN_CUDA_GEMV_F8_MAX_ROWS}), by Kiln's narrow wgmma product
+ *       on Hopper up to 32 rows (both computing SiLU-and-mul too in the gated form), or by
+ *       cuBLASLt's FP8 GEMM with the per-token x per-channel scales applied in its epilogue
+ *       (outer-vector scaling) for more;
  *   <li>weight-only (W8A16), the weights are dequantised into a float copy multiplied through the
  *       backend's float GEMM (one extra rounding of each weight to the activation type).
  * </ul>
@@ -80,17 +80,15 @@ final class CudaFp8Gemm implements AutoCloseable {
     private final int skinnyMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMV_F8_MAX_ROWS,
             Integer.getInteger("kiln.cuda.fp8GemvMaxRows", KilnCuda.KILN_CUDA_GEMV_F8_MAX_ROWS)));
 
-    /** Up to how many rows the narrow product takes m where it runs (tests lower it; 0 turns it off). */
-    private final int narrowMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS,
-            Integer.getInteger("kiln.cuda.fp8NarrowMaxRows", KilnCuda.KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS)));
-    private final boolean narrowRuns = KilnCuda.kiln_cuda_supports_gemm_f8_narrow() == 1;
     /**
-     * Whether the plain (ungated) products take the narrow kernel too. By default only the gated
-     * one does: on the 8B's qkv, o and down (32-48 strips of weights) it was no faster than
-     * cuBLASLt on an H200 (docs/performance.md); {@code -Dkiln.cuda.fp8NarrowUngated=true} for
-     * comparisons and tests.
+     * Up to how many rows the narrow product takes m where it runs: 32 by default, its smallest
+     * token tile, where it beat cuBLASLt on every projection of the 8B on an H200 (1.0-1.4x; the
+     * 64- and 128-token tiles lost to it on all but gate/up, docs/performance.md). Comparisons and
+     * tests raise it to {@link KilnCuda#KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS}; 0 turns it off.
      */
-    private final boolean narrowUngated = Boolean.getBoolean("kiln.cuda.fp8NarrowUngated");
+    private final int narrowMaxRows = Math.max(0, Math.min(KilnCuda.KILN_CUDA_GEMM_F8_NARROW_MAX_ROWS,
+            Integer.getInteger("kiln.cuda.fp8NarrowMaxRows", 32)));
+    private final boolean narrowRuns = KilnCuda.kiln_cuda_supports_gemm_f8_narrow() == 1;
 
     private final CudaBackend backend;
     private final DType activation;
@@ -169,7 +167,7 @@ final class CudaFp8Gemm implements AutoCloseable {
                     bias == null ? 0 : bias.address(), m, n, k, activation.code, backend.streamAddress()));
             return;
         }
-        if (narrowUngated && narrowApplies(m, k)) {
+        if (narrowApplies(m, k)) {
             narrowProduct(out, out.rowStride(), out.dtype(), false, w, wScales, bias, m, n, k);
             return;
         }

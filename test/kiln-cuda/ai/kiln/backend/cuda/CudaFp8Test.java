@@ -205,9 +205,10 @@ class CudaFp8Test {
     }
 
     /**
-     * The narrow kernel's plain (ungated) form, which the engine leaves to cuBLASLt unless told
-     * (kiln.cuda.fp8NarrowUngated), with K long enough to be split over blocks up to 32 rows (the
-     * partial sums added by the last block), against the CPU: within {@link #bound}.
+     * The narrow kernel's plain form with K long enough to be split over blocks up to 32 rows (the
+     * partial sums added by the last block), and its 64- and 128-token tiles (which the engine
+     * leaves to cuBLASLt unless kiln.cuda.fp8NarrowMaxRows says otherwise), against the CPU:
+     * within {@link #bound}.
      */
     @ParameterizedTest(name = "{0} m={1}")
     @MethodSource("ungatedNarrowProducts")
@@ -219,7 +220,7 @@ class CudaFp8Test {
         float[] weight = bf16Values(random, n * k, 0.05);
         float[] bias = bf16Values(random, n, 0.5);
         boolean withBias = activation == DType.BF16;
-        System.setProperty("kiln.cuda.fp8NarrowUngated", "true");
+        System.setProperty("kiln.cuda.fp8NarrowMaxRows", "128");
         try (CudaBackend gpu = new CudaBackend(0, activation); CpuBackend cpu = new CpuBackend(0, 1L << 30)) {
             float[] expected = product(cpu, DType.F32, x, weight, bias, withBias, m, n, k, InputQuantization.DYNAMIC);
             float[] got = product(gpu, activation, x, weight, bias, withBias, m, n, k, InputQuantization.DYNAMIC);
@@ -232,7 +233,7 @@ class CudaFp8Test {
                         + expected[i] + " (bound " + bound + ")");
             }
         } finally {
-            System.clearProperty("kiln.cuda.fp8NarrowUngated");
+            System.clearProperty("kiln.cuda.fp8NarrowMaxRows");
         }
     }
 
@@ -293,7 +294,7 @@ class CudaFp8Test {
 
     /**
      * The gated form (gate/up and SiLU-and-mul in one pass of the skinny kernel up to 16 rows and of
-     * the narrow one up to 128 on Hopper, apart past that) in fp32 against the CPU's product then
+     * the narrow one up to 128 here on Hopper, apart past that) in fp32 against the CPU's product then
      * SiLU-and-mul: within the propagated bound of gate and up. At 17 rows K is long enough for the
      * narrow kernel to split it over blocks; 64 and 128 take its larger token tiles over a long K.
      */
@@ -310,8 +311,12 @@ class CudaFp8Test {
         try (CpuBackend cpu = new CpuBackend(0, 1L << 30)) {
             expected = gated(cpu, x, weight, m, inter, k);
         }
+        // 64 and 128 rows on the narrow kernel's larger token tiles, not the engine's default.
+        System.setProperty("kiln.cuda.fp8NarrowMaxRows", "128");
         try (CudaBackend gpu = new CudaBackend(0, DType.F32)) {
             got = gated(gpu, x, weight, m, inter, k);
+        } finally {
+            System.clearProperty("kiln.cuda.fp8NarrowMaxRows");
         }
         float[] terms = termMagnitudes(x, weight, m, 2 * inter, k);
         for (int i = 0; i < m; i++) {
@@ -354,7 +359,7 @@ class CudaFp8Test {
     }
 
     /**
-     * A recorded graph of FP8 products (skinny, cuBLASLt, the gated narrow kernel) replays to the
+     * A recorded graph of FP8 products (skinny, narrow with K split, cuBLASLt; plain and gated) replays to the
      * eager results, and a second eager call to the first's bits.
      */
     @Test
@@ -371,7 +376,7 @@ class CudaFp8Test {
             } finally {
                 HostTensors.release(host);
             }
-            for (int m : new int[] {4, 16, 48, 128, 200}) {
+            for (int m : new int[] {4, 16, 24, 48, 128, 200}) {
                 Tensor x = upload(gpu, DType.BF16, bf16Values(random, m * k, 1.0), m, k);
                 Tensor out = gpu.allocate(DType.F32, m, n);
                 gpu.gemm(out, x, w, scales, InputQuantization.DYNAMIC, null);
@@ -387,7 +392,7 @@ class CudaFp8Test {
                 gpu.releaseGraph(graph);
             }
             // The gated form over the same weights as 128 gate and 128 up rows: the narrow kernel
-            // from 17 rows, K split over blocks up to 32 (the split counters reset by each call).
+            // at 24 rows, K split over blocks (the split counters reset by each call); cuBLASLt at 100.
             for (int m : new int[] {24, 100}) {
                 Tensor x = upload(gpu, DType.BF16, bf16Values(random, m * k, 1.0), m, k);
                 Tensor gateUp = gpu.allocate(DType.BF16, m, n);

@@ -9,7 +9,8 @@ import java.util.Random;
 /**
  * The CUDA backend's matrix products, bf16 against FP8 (e4m3 weights, inputs quantised per token,
  * the quantisation included), on the Llama-3-8B projections at decode and prompt row counts: a
- * JSON line per product with microseconds per call, TFLOP/s and the weights' GB/s. A benchmark,
+ * JSON line per product with microseconds per call, TFLOP/s and the weights' GB/s (gate/up also in
+ * its gated form, with SiLU-and-mul). A benchmark,
  * not a test (scripts/gpu-fp8-bench.sh runs it):
  *
  * <pre>java -cp ... ai.kiln.backend.cuda.GemmBenchmark [ROWS,...]</pre>
@@ -57,6 +58,18 @@ public final class GemmBenchmark {
                             + "\"fp8_weight_gbs\": %.0f, \"speedup\": %.2f}%n", name, tokens, n, k, bf16Us, fp8Us,
                             flop / bf16Us / 1e6, flop / fp8Us / 1e6, 2.0 * n * k / bf16Us / 1e3, 1.0 * n * k / fp8Us / 1e3,
                             bf16Us / fp8Us);
+                    if (name.equals("gate_up")) {
+                        // The MLP's gated form: the product and SiLU-and-mul (one pass where a kernel
+                        // fuses them, else the product then the SiLU-and-mul kernel).
+                        Tensor half = gpu.allocate(DType.BF16, tokens, n / 2);
+                        double bf16Gated = time(gpu, () -> gpu.gemmSiluAndMul(half, x, bf16, out));
+                        double fp8Gated = time(gpu,
+                                () -> gpu.gemmSiluAndMul(half, x, fp8, scales, InputQuantization.DYNAMIC, out));
+                        System.out.printf("{\"product\": \"gate_up+silu\", \"m\": %d, \"n\": %d, \"k\": %d, "
+                                + "\"bf16_us\": %.2f, \"fp8_us\": %.2f, \"speedup\": %.2f}%n", tokens, n, k, bf16Gated,
+                                fp8Gated, bf16Gated / fp8Gated);
+                        gpu.free(half);
+                    }
                     gpu.free(x);
                     gpu.free(out);
                 }
