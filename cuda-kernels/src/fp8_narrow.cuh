@@ -66,6 +66,7 @@ __device__ __forceinline__ void wgmma_e4m3(float (&d)[kTokens / 2], uint64_t a, 
 // the same up rows); split z covers K tiles [z * k_tiles_per_split, ...).
 template <typename TOut, typename TAct, bool kGated, int kTokens>
 __global__ void __launch_bounds__(kNarrowF8Threads, 2) gemm_f8_narrow_kernel(const NarrowF8Params p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = NarrowF8Config<kTokens>;
   constexpr int kStages = Cfg::kStages;
   constexpr int kAcc = Cfg::kAcc;
@@ -231,6 +232,9 @@ __global__ void __launch_bounds__(kNarrowF8Threads, 2) gemm_f8_narrow_kernel(con
       static_cast<TOut*>(p.out)[token * p.out_stride + row] = from_float<TOut>(value);
     }
   }
+#else
+  __trap();  // the launcher runs it on Hopper only (the sm_90a build)
+#endif
 }
 
 }  // namespace kiln
