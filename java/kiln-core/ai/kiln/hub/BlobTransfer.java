@@ -22,18 +22,18 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Receives one file over HTTP into a cache's blob, the way every model source downloads: into
- * {@code BLOB.incomplete} (resumed with a Range request where an earlier run broke off), its
- * sha256 checked where one is known, then moved into place in one step. A transfer that broke off
- * keeps what arrived, for the next run to resume; bytes that cannot be right (a checksum mismatch,
- * a server's whole answer shorter than announced) are deleted.
+ * Receives one file into a cache's blob, the way every model source downloads: into {@code
+ * BLOB.incomplete} (resumed from where an earlier run broke off: a Range request), its sha256
+ * checked where one is known, then moved into place in one step. A transfer that broke off keeps
+ * what arrived, for the next run to resume; bytes that cannot be right (a checksum mismatch, a
+ * server's whole answer shorter than announced) are deleted.
  */
 final class BlobTransfer {
 
     /** Files received at once. */
     static final int PARALLEL_FILES = 4;
 
-    /** Where the bytes come from: a GET that follows the source's redirects, and its errors. */
+    /** Where the bytes come from, over HTTP: a GET that follows the source's redirects, and its errors. */
     interface Source {
 
         /** Sends the GET {@code request} (its URI set) for {@code file}, following redirects. */
@@ -41,6 +41,39 @@ final class BlobTransfer {
 
         /** The error a failed answer for {@code file} means, saying what to do. */
         HubException statusError(String file, HttpResponse<?> response);
+    }
+
+    /** An HTTP {@link Source} as a {@link RemoteModelStore.Files} reader: 200 is the whole file, 206 the rest. */
+    static RemoteModelStore.Files overHttp(Source source) {
+        return new RemoteModelStore.Files() {
+            @Override
+            public RemoteModelStore.Body open(String file, long from) {
+                HttpRequest.Builder request = HttpRequest.newBuilder().GET().header("Accept-Encoding", "identity");
+                if (from > 0) {
+                    request.header("Range", "bytes=" + from + "-");
+                }
+                HttpResponse<InputStream> response = source.get(file, request);
+                int status = response.statusCode();
+                if (status == 200 || status == 206) {
+                    return new RemoteModelStore.Body(response.body(), status == 206 && from > 0);
+                }
+                try {
+                    response.body().close();
+                } catch (IOException ignored) {
+                    // the answer is an error either way
+                }
+                HubException error = source.statusError(file, response);
+                if (status == 416) {
+                    throw new RemoteModelStore.RangeNotSatisfiable(error.getMessage());
+                }
+                throw error;
+            }
+
+            @Override
+            public byte[] manifest() {
+                throw new UnsupportedOperationException("an HTTP blob source reads files only");
+            }
+        };
     }
 
     /**
@@ -57,13 +90,17 @@ final class BlobTransfer {
 
     private final String what;
     private final Duration timeout;
-    private final Source source;
+    private final RemoteModelStore.Files source;
 
     /**
      * @param what the model the files belong to, which every message starts with
      * @param timeout how long a body may go without a byte before the transfer counts as broken off
      */
     BlobTransfer(String what, Duration timeout, Source source) {
+        this(what, timeout, overHttp(source));
+    }
+
+    BlobTransfer(String what, Duration timeout, RemoteModelStore.Files source) {
         this.what = what;
         this.timeout = timeout;
         this.source = source;
@@ -114,28 +151,22 @@ final class BlobTransfer {
     /** Requests the bytes from {@code have} on and appends them to the part file; returns its new length. */
     private long receive(Blob wanted, long have, MessageDigest sha256, ByteProgress progress) throws IOException {
         Path part = wanted.part();
-        HttpRequest.Builder request = HttpRequest.newBuilder().GET().header("Accept-Encoding", "identity");
-        if (have > 0) {
-            request.header("Range", "bytes=" + have + "-");
+        RemoteModelStore.Body body;
+        try {
+            body = source.open(wanted.file(), have);
+        } catch (RemoteModelStore.RangeNotSatisfiable e) {
+            // The server's copy is shorter than what an earlier run received: those bytes are not its.
+            Files.deleteIfExists(part);
+            throw new HubException(e.getMessage(), e);
         }
-        HttpResponse<InputStream> response = source.get(wanted.file(), request);
-        int status = response.statusCode();
-        if (status != 200 && status != 206) {
-            response.body().close();
-            if (status == 416) {
-                // The server's copy is shorter than what an earlier run received: those bytes are not its.
-                Files.deleteIfExists(part);
-            }
-            throw source.statusError(wanted.file(), response);
-        }
-        boolean resumed = status == 206 && have > 0;
+        boolean resumed = body.resumed() && have > 0;
         if (resumed) {
             digestFile(part, sha256);
             progress.advance(have);
         } else {
             have = 0;
         }
-        InputStream in = response.body();
+        InputStream in = body.stream();
         StallWatch watch = new StallWatch(in, timeout);
         try (in; watch;
                 OutputStream out = Files.newOutputStream(part, StandardOpenOption.CREATE, StandardOpenOption.WRITE,

@@ -6,6 +6,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.ServiceLoader;
 
 /**
  * Turns what a user names as a model into a directory, as {@code vllm serve} does: a path that
@@ -13,9 +14,14 @@ import java.util.Map;
  * the Hugging Face cache (what Python tools downloaded is used with no network at all) and
  * downloaded into it otherwise, unless HF_HUB_OFFLINE forbids the network; an {@code http(s)://}
  * URL is a model directory on a plain file server with a {@code kiln-manifest.json}, downloaded
- * into Kiln's cache ({@link HttpModelDownloader}).
+ * into Kiln's cache ({@link HttpModelDownloader}), and so is a URL of a {@link RemoteModelStore}
+ * on the class path ({@code s3://} with kiln-s3).
  */
 public final class ModelLocator {
+
+    /** The stores on the class path ({@link RemoteModelStore}: kiln-s3's s3://, for one). */
+    private static final List<RemoteModelStore> STORES = ServiceLoader.load(RemoteModelStore.class).stream()
+            .map(ServiceLoader.Provider::get).toList();
 
     private final HubSettings settings;
     private final Path httpCacheDir;
@@ -51,9 +57,12 @@ public final class ModelLocator {
         return cache.resolve("kiln").resolve("models");
     }
 
-    /** Whether {@code model} is read as a file server's model directory: an http:// or https:// URL. */
+    /**
+     * Whether {@code model} is read as a remote model directory: an http:// or https:// URL, or a
+     * URL a {@link RemoteModelStore} on the class path reads.
+     */
     public static boolean isUrl(String model) {
-        return HttpModelDownloader.isUrl(model);
+        return HttpModelDownloader.isUrl(model) || STORES.stream().anyMatch(store -> store.accepts(model));
     }
 
     /** The environment's settings, with a download's progress on stderr. */
@@ -78,8 +87,18 @@ public final class ModelLocator {
         if (existsLocally(model)) {
             return LocatedModel.ofDirectory(Path.of(model));
         }
-        if (isUrl(model)) {
+        if (HttpModelDownloader.isUrl(model)) {
             return new HttpModelDownloader(settings, httpCacheDir, progress).locate(model);
+        }
+        for (RemoteModelStore store : STORES) {
+            if (store.accepts(model)) {
+                return store.locate(model, new ManifestSnapshots(settings, httpCacheDir, progress));
+            }
+        }
+        if (model.matches("[A-Za-z][A-Za-z0-9+.-]*://.*")) {
+            throw new HubException("model " + model + ": no model store reads " + model.substring(0, model.indexOf(':'))
+                    + ":// URLs here" + (model.startsWith("s3://") ? " (s3:// needs kiln-s3 on the class path, which"
+                    + " the kiln command line has)" : ""));
         }
         if (!HubRepo.isRepoId(model)) {
             throw new HubException("model " + model + " is neither an existing directory, a Hugging Face Hub id"

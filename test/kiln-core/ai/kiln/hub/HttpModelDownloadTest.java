@@ -91,7 +91,7 @@ class HttpModelDownloadTest {
         }
         try (Stream<Path> all = Files.walk(cacheDir)) {
             List<Path> trusted = all.filter(p -> p.getFileName().toString().equals(ModelManifest.FILE_NAME)
-                    || p.getFileName().toString().equals(HttpModelDownloader.LATEST_REF)).toList();
+                    || p.getFileName().toString().equals(ManifestSnapshots.LATEST_REF)).toList();
             assertEquals(List.of(), trusted, "written as if whole");
         }
     }
