@@ -89,8 +89,8 @@ final class HttpModelDownloader {
             }
 
             @Override
-            public RemoteModelStore.Body open(String file, long from) {
-                return blobs.open(file, from);
+            public RemoteModelStore.Body open(String file, long from, long to) {
+                return blobs.open(file, from, to);
             }
         };
         return snapshots.locate(base.toString(), modelDir(base), modelName(base), files);

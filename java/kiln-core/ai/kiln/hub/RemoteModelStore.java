@@ -32,21 +32,23 @@ public interface RemoteModelStore {
         byte[] manifest();
 
         /**
-         * The bytes of {@code file} (a manifest path) from byte {@code from} on.
+         * The bytes of {@code file} (a manifest path) from byte {@code from} to byte {@code to}
+         * (inclusive; -1: to its end).
          *
          * @throws RangeNotSatisfiable where {@code from} lies past the file's end
          * @throws HubException where the store refuses or cannot be reached, saying what to do
          */
-        Body open(String file, long from);
+        Body open(String file, long from, long to);
     }
 
     /**
      * An open file's bytes.
      *
      * @param stream the bytes, closed by the reader
-     * @param resumed whether they start at the offset asked for (false: at the file's start)
+     * @param ranged whether they are the range asked for (false: the whole file, the store having
+     *     ignored the range)
      */
-    record Body(InputStream stream, boolean resumed) {
+    record Body(InputStream stream, boolean ranged) {
     }
 
     /** A store's answer that the offset asked for lies past the file's end (HTTP 416). */

@@ -59,16 +59,15 @@ public final class S3ModelStore implements RemoteModelStore {
                         }
 
                         @Override
-                        public Body open(String file, long from) {
+                        public Body open(String file, long from, long to) {
                             GetObjectRequest.Builder request = GetObjectRequest.builder().bucket(location.bucket())
                                     .key(location.key(file));
-                            if (from > 0) {
-                                request.range("bytes=" + from + "-");
+                            if (from > 0 || to >= 0) {
+                                request.range("bytes=" + from + "-" + (to >= 0 ? to : ""));
                             }
                             try {
                                 ResponseInputStream<GetObjectResponse> body = s3.getObject(request.build());
-                                return new Body(new SdkFailuresAsIo(body),
-                                        from > 0 && body.response().contentRange() != null);
+                                return new Body(new SdkFailuresAsIo(body), body.response().contentRange() != null);
                             } catch (S3Exception e) {
                                 if (e.statusCode() == 416) {
                                     throw new RangeNotSatisfiable(location + ": " + file + ": the store's copy is"

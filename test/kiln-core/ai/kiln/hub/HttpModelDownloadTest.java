@@ -156,6 +156,70 @@ class HttpModelDownloadTest {
         assertEquals(model.directory(), offline.locate(nginx.url("/models/llama3-gqa/"), null).directory());
     }
 
+    /**
+     * With chunks of 64 KiB the weights (560 KB) come as 9 ranged requests, the same bytes; a run
+     * that kept some chunks fetches only the others (nginx's log shows each Range), and a chunk
+     * listed as whole is trusted as it is (a wrong one fails the checksum, and all is deleted).
+     */
+    @Test
+    void aLargeFileComesAsParallelRangesAndOnlyMissingChunksAreFetchedAgain() throws Exception {
+        System.setProperty("kiln.download.chunkKiB", "64");
+        try {
+            byte[] weights = Files.readAllBytes(FIXTURE.dir().resolve(WEIGHTS));
+            int chunks = (weights.length + 65535) / 65536;
+            LocatedModel model = locate("/models/llama3-gqa/");
+            assertArrayEquals(weights, Files.readAllBytes(model.directory().resolve(WEIGHTS)));
+            List<String> ranges = nginx.requests().stream().filter(r -> r.uri().endsWith(WEIGHTS))
+                    .map(NginxServer.Request::range).sorted().toList();
+            assertEquals(chunks, ranges.size(), ranges.toString());
+            assertTrue(ranges.contains("bytes=0-65535") && ranges.contains("bytes=" + 65536L * (chunks - 1) + "-"
+                    + (weights.length - 1)), ranges.toString());
+            String sha = sha256(FIXTURE.dir().resolve(WEIGHTS));
+            assertEquals(List.of(), blobs().stream().filter(b -> b.getFileName().toString().startsWith(sha + "."))
+                    .toList(), "the part or its ranges were left behind");
+
+            // A run that broke off: chunks 0, 2 and 3 whole (and listed), the rest not there.
+            Path dir = model.directory().getParent().getParent();
+            deleteRecursively(dir);
+            Path blobsDir = Files.createDirectories(dir.resolve("blobs"));
+            byte[] partial = new byte[weights.length];
+            for (int i : new int[] {0, 2, 3}) {
+                System.arraycopy(weights, i * 65536, partial, i * 65536, 65536);
+            }
+            Files.write(blobsDir.resolve(sha + ".incomplete"), partial);
+            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), "0\n2\n3\n");
+            int before = nginx.requests().size();
+            assertArrayEquals(weights, Files.readAllBytes(locate("/models/llama3-gqa/").directory().resolve(WEIGHTS)));
+            List<String> again = nginx.requests().subList(before, nginx.requests().size()).stream()
+                    .filter(r -> r.uri().endsWith(WEIGHTS)).map(NginxServer.Request::range).toList();
+            assertEquals(chunks - 3, again.size(), again.toString());
+            assertFalse(again.contains("bytes=0-65535") || again.contains("bytes=131072-196607"), again.toString());
+
+            // A chunk listed as whole but wrong is not fetched again: the checksum fails, nothing is kept.
+            deleteRecursively(dir);
+            Files.createDirectories(blobsDir);
+            byte[] wrong = weights.clone();
+            wrong[70_000] ^= 0x01;
+            Files.write(blobsDir.resolve(sha + ".incomplete"), wrong);
+            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), "1\n");
+            HubException e = failure("/models/llama3-gqa/");
+            assertTrue(e.getMessage().contains(WEIGHTS + " failed its checksum"), e.getMessage());
+            assertNothingTrusted();
+            assertEquals(List.of(), blobs().stream().filter(b -> b.getFileName().toString().startsWith(sha)).toList(),
+                    "the weights' bad part or its ranges were kept");
+        } finally {
+            System.clearProperty("kiln.download.chunkKiB");
+        }
+    }
+
+    static void deleteRecursively(Path dir) throws IOException {
+        try (Stream<Path> all = Files.walk(dir)) {
+            for (Path p : all.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+
     @Test
     void aFlippedByteFailsTheChecksumAndNothingIsCached() throws IOException {
         Path weights = served.resolve("llama3-gqa").resolve(WEIGHTS);

@@ -252,6 +252,32 @@ class S3ModelStoreTest {
         assertArrayEquals(weights, Files.readAllBytes(locate(url).directory().resolve(WEIGHTS)));
     }
 
+    /** With chunks of 64 KiB the weights come as ranged GETs (the same bytes); a truncated object is refused. */
+    @Test
+    void aLargeObjectComesAsRangedReadsAndATruncatedOneIsRefused() throws Exception {
+        System.setProperty("kiln.download.chunkKiB", "64");
+        try {
+            String url = publish("llama3-gqa");
+            assertArrayEquals(Files.readAllBytes(FIXTURE.dir().resolve(WEIGHTS)),
+                    Files.readAllBytes(locate(url).directory().resolve(WEIGHTS)));
+
+            String other = publish("truncated/llama3-gqa");
+            byte[] weights = Files.readAllBytes(model.resolve(WEIGHTS));
+            try (S3Client s3 = client()) {
+                s3.putObject(b -> b.bucket(BUCKET).key("truncated/llama3-gqa/" + WEIGHTS),
+                        RequestBody.fromBytes(Arrays.copyOf(weights, weights.length - 70_000)));
+            }
+            HubException e = failure(other);
+            assertTrue(e.getMessage().contains("truncated"), e.getMessage());
+            // (the first model's download finished whole, so any part left is the truncated one's)
+            assertEquals(List.of(), blobs().stream().map(b -> b.getFileName().toString())
+                    .filter(name -> name.endsWith(".incomplete") || name.endsWith(".ranges")).toList(),
+                    "a part or its ranges were kept");
+        } finally {
+            System.clearProperty("kiln.download.chunkKiB");
+        }
+    }
+
     @Test
     void aFlippedByteFailsTheChecksumAndNothingIsCached() throws Exception {
         String url = publish("llama3-gqa");
