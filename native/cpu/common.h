@@ -98,6 +98,10 @@ uint8_t f32_to_e4m3(float value);
 float e4m3_to_f32(uint8_t code);
 // The 256 values of the e4m3 codes, NaN for 0x7f and 0xff.
 const float* e4m3_values();
+// One row as e4m3 codes with its own scale, kiln_cpu_quantize_e4m3_inputs' dynamic rule: scale =
+// amax / 448 (NaN where the row holds one, raised to FLT_MIN where smaller but not 0), codes of
+// x * (1 / scale), all zero for a zero scale.
+void quantize_e4m3_row(uint8_t* codes, float* scale, const float* x, int64_t n);
 // kiln_cpu_quantize_e4m3_inputs without the argument checks.
 void quantize_e4m3_inputs(float* xq, float* scales, const float* x, int64_t x_stride, int mode, float static_scale,
                           float scale_ub, int64_t m, int64_t k);

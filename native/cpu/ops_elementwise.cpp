@@ -182,6 +182,41 @@ int kiln_cpu_write_kv_cache(const float* k, int64_t k_stride, const float* v, in
   return KILN_OK;
 }
 
+int kiln_cpu_write_kv_cache_e4m3(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                                 uint8_t* k_cache, uint8_t* v_cache, float* k_scales, float* v_scales,
+                                 const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
+                                 int64_t head_dim, int64_t num_slots) {
+  KILN_CHECK_PTR(k);
+  KILN_CHECK_PTR(v);
+  KILN_CHECK_PTR(k_cache);
+  KILN_CHECK_PTR(v_cache);
+  KILN_CHECK_PTR(k_scales);
+  KILN_CHECK_PTR(v_scales);
+  KILN_CHECK_PTR(slot_mapping);
+  const int64_t row = num_kv_heads * head_dim;
+  KILN_CHECK(head_dim > 0 && num_kv_heads > 0 && k_stride >= row && v_stride >= row,
+             "kiln_cpu_write_kv_cache_e4m3: bad sizes or strides");
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    if (slot_mapping[t] < -1 || slot_mapping[t] >= num_slots) {
+      return kiln::fail(KILN_ERR_OUT_OF_RANGE, "slot %d of token %lld is outside [-1, %lld)",
+                        slot_mapping[t], (long long)t, (long long)num_slots);
+    }
+  }
+#pragma omp parallel for schedule(static) if (num_tokens * row > kParallelMinElements) num_threads(kiln::op_threads())
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int64_t slot = slot_mapping[t];
+    if (slot < 0) continue;
+    for (int64_t h = 0; h < num_kv_heads; ++h) {
+      const int64_t at = slot * row + h * head_dim;
+      kiln::quantize_e4m3_row(k_cache + at, k_scales + slot * num_kv_heads + h, k + t * k_stride + h * head_dim,
+                              head_dim);
+      kiln::quantize_e4m3_row(v_cache + at, v_scales + slot * num_kv_heads + h, v + t * v_stride + h * head_dim,
+                              head_dim);
+    }
+  }
+  return KILN_OK;
+}
+
 int kiln_cpu_gather_rows(float* out, const float* in, int64_t in_stride, const int32_t* rows,
                          int64_t num_out, int64_t num_in, int64_t dim) {
   KILN_CHECK_PTR(out);

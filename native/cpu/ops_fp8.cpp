@@ -71,6 +71,23 @@ uint8_t f32_to_e4m3(float value) {
   return sign | static_cast<uint8_t>(code > kE4m3MaxCode ? kE4m3MaxCode : code);
 }
 
+void quantize_e4m3_row(uint8_t* codes, float* scale_out, const float* x, int64_t n) {
+  float amax = 0.0f;
+  for (int64_t c = 0; c < n; ++c) {
+    const float magnitude = std::fabs(x[c]);
+    amax = magnitude > amax || std::isnan(magnitude) ? magnitude : amax;  // a NaN wins, as below
+  }
+  float scale = amax / kE4m3Max;
+  if (scale > 0.0f && scale < kSmallestScale) scale = kSmallestScale;  // 1 / scale stays finite
+  *scale_out = scale;
+  if (scale == 0.0f) {
+    std::memset(codes, 0, static_cast<size_t>(n));
+    return;
+  }
+  const float inverse = 1.0f / scale;
+  for (int64_t c = 0; c < n; ++c) codes[c] = f32_to_e4m3(x[c] * inverse);
+}
+
 void quantize_e4m3_inputs(float* xq, float* scales, const float* x, int64_t x_stride, int mode, float static_scale,
                           float scale_ub, int64_t m, int64_t k) {
   const float* values = table().values;

@@ -202,6 +202,17 @@ int kiln_cpu_write_kv_cache(const float* k, int64_t k_stride, const float* v, in
                             int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
                             int64_t num_slots);
 
+// kiln_cpu_write_kv_cache into an FP8 cache: each (token, KV head) row of K and of V stored as
+// e4m3 codes with a scale of its own, kiln_cpu_quantize_e4m3_inputs' dynamic rule (scale = the
+// row's largest magnitude / 448, raised to FLT_MIN where smaller but not 0, NaN where the row holds
+// a NaN; codes of x * (1 / scale), the reciprocal rounded first; all zero for a zero row).
+//   k_cache, v_cache: [num_slots, num_kv_heads, head_dim] e4m3 codes
+//   k_scales, v_scales: [num_slots, num_kv_heads] fp32
+int kiln_cpu_write_kv_cache_e4m3(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                                 uint8_t* k_cache, uint8_t* v_cache, float* k_scales, float* v_scales,
+                                 const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
+                                 int64_t head_dim, int64_t num_slots);
+
 // Causal attention over the paged cache for a packed batch of sequences, prefill and decode
 // alike. Sequence s owns query rows [query_start[s], query_start[s+1]) and has seq_lens[s]
 // tokens of context in total, the new ones last, so its query row j sits at position
@@ -219,6 +230,17 @@ int kiln_cpu_attention(float* out, int64_t out_stride, const float* q, int64_t q
                        const int32_t* seq_lens, int64_t num_seqs, int64_t num_tokens,
                        int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                        int64_t block_size, int64_t num_blocks, float scale);
+
+// kiln_cpu_attention over an FP8 cache (kiln_cpu_write_kv_cache_e4m3's): each cached element is
+// e4m3_value(code) * the scale of its (slot, KV head) row, in fp32.
+//   k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] e4m3 codes
+//   k_scales, v_scales: [num_blocks, block_size, num_kv_heads] fp32
+int kiln_cpu_attention_e4m3(float* out, int64_t out_stride, const float* q, int64_t q_stride,
+                            const uint8_t* k_cache, const uint8_t* v_cache, const float* k_scales,
+                            const float* v_scales, const int32_t* block_tables, int64_t max_blocks_per_seq,
+                            const int32_t* query_start, const int32_t* seq_lens, int64_t num_seqs,
+                            int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                            int64_t block_size, int64_t num_blocks, float scale);
 
 // out[i, :] = in[rows[i], :]
 //   out: [num_out, dim] fp32; in: [num_in, dim] fp32 with row stride in_stride

@@ -32,10 +32,13 @@ import java.time.Duration;
  * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8}: the
  *                             CPU backend only; {@link Quantization#FP8}: the CPU backend, or a
  *                             CUDA GPU of compute capability 9.0 or later)
+ * @param kvCacheDtype         what the KV cache stores ({@link KvCacheDType#FP8}: e4m3, the CPU
+ *                             backend only so far)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, Integer maxBatchedTokens, Integer maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,
-        Long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks, Quantization quantization) {
+        Long seed, int streamBufferSize, Duration shutdownGrace, Integer maxKvBlocks, Quantization quantization,
+        KvCacheDType kvCacheDtype) {
 
     public EngineOptions {
         if (device == null || !(device.equals("auto") || device.equals("cpu") || device.equals("cuda")
@@ -75,6 +78,9 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         if (quantization == null) {
             throw new IllegalArgumentException("quantization must not be null (Quantization.NONE: as stored)");
         }
+        if (kvCacheDtype == null) {
+            throw new IllegalArgumentException("kvCacheDtype must not be null (KvCacheDType.AUTO: the activations' type)");
+        }
     }
 
     /** CPU, 512 MiB of KV cache, blocks of 16, step limits chosen from the device, prefix caching on. */
@@ -91,7 +97,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
                 .gpuMemoryUtilization(gpuMemoryUtilization).blockSize(blockSize).maxBatchedTokens(maxBatchedTokens)
                 .maxRunningSeqs(maxRunningSeqs).maxModelLen(maxModelLen).prefixCaching(prefixCaching).seed(seed)
                 .streamBufferSize(streamBufferSize).shutdownGrace(shutdownGrace).maxKvBlocks(maxKvBlocks)
-                .quantization(quantization);
+                .quantization(quantization).kvCacheDtype(kvCacheDtype);
     }
 
     public static final class Builder {
@@ -109,6 +115,7 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
         private Duration shutdownGrace = Duration.ofSeconds(30);
         private Integer maxKvBlocks;
         private Quantization quantization = Quantization.NONE;
+        private KvCacheDType kvCacheDtype = KvCacheDType.AUTO;
 
         private Builder() {
         }
@@ -191,10 +198,15 @@ public record EngineOptions(String device, int threads, long kvCacheBytes, doubl
             return this;
         }
 
+        public Builder kvCacheDtype(KvCacheDType dtype) {
+            this.kvCacheDtype = dtype;
+            return this;
+        }
+
         public EngineOptions build() {
             return new EngineOptions(device, threads, kvCacheBytes, gpuMemoryUtilization, blockSize, maxBatchedTokens,
                     maxRunningSeqs, maxModelLen, prefixCaching, seed, streamBufferSize, shutdownGrace, maxKvBlocks,
-                    quantization);
+                    quantization, kvCacheDtype);
         }
     }
 }

@@ -159,6 +159,38 @@ public interface Backend extends AutoCloseable {
     void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
             float scale);
 
+    /**
+     * Whether this backend keeps a KV cache of {@code dtype}: its activation type always, {@link
+     * DType#F8_E4M3} where it overrides the ops below that take {@link KvCacheScales}.
+     */
+    default boolean supportsKvCacheDType(DType dtype) {
+        return dtype == activationDType();
+    }
+
+    /**
+     * {@link #writeKvCache} into a cache of any type this backend keeps: an FP8 (F8_E4M3) one stores
+     * each (token, KV head) row as e4m3 codes with a scale of its own in {@code scales} (see {@link
+     * KvCacheScales}; null for a cache of the activation type).
+     */
+    default void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping,
+            KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            writeKvCache(k, v, kCache, vCache, slotMapping);
+            return;
+        }
+        throw new BackendException(getClass().getSimpleName() + " keeps no FP8 KV cache");
+    }
+
+    /** {@link #attention} over a cache of any type this backend keeps (an FP8 one's values are code x row scale). */
+    default void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale, KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            attention(out, q, kCache, vCache, metadata, scale);
+            return;
+        }
+        throw new BackendException(getClass().getSimpleName() + " keeps no FP8 KV cache");
+    }
+
     // ---- fused ops: each is the composition of the ops above, which backends may run as one ----
 
     /**
@@ -170,6 +202,17 @@ public interface Backend extends AutoCloseable {
             Tensor slotMapping, Tensor cosSin, boolean neoxStyle) {
         rotary(q, k, positions, cosSin, neoxStyle);
         writeKvCache(k, v, kCache, vCache, slotMapping);
+    }
+
+    /** {@link #rotaryWriteKvCache} into a cache of any type this backend keeps (see {@link #writeKvCache(Tensor, Tensor, Tensor, Tensor, Tensor, KvCacheScales)}). */
+    default void rotaryWriteKvCache(Tensor q, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor positions,
+            Tensor slotMapping, Tensor cosSin, boolean neoxStyle, KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            rotaryWriteKvCache(q, k, v, kCache, vCache, positions, slotMapping, cosSin, neoxStyle);
+            return;
+        }
+        rotary(q, k, positions, cosSin, neoxStyle);
+        writeKvCache(k, v, kCache, vCache, slotMapping, scales);
     }
 
     /**

@@ -2,6 +2,7 @@ package ai.kiln.engine;
 
 import ai.kiln.api.EngineException;
 import ai.kiln.api.EngineOptions;
+import ai.kiln.api.KvCacheDType;
 import ai.kiln.backend.Backend;
 import ai.kiln.kvcache.KvCacheManager;
 import ai.kiln.kvcache.KvCacheStorage;
@@ -13,6 +14,7 @@ import ai.kiln.sampling.BackendSampler;
 import ai.kiln.sampling.Sampler;
 import ai.kiln.scheduler.Scheduler;
 import ai.kiln.scheduler.SchedulerConfig;
+import ai.kiln.tensor.DType;
 import java.nio.file.Path;
 import java.util.LinkedHashSet;
 
@@ -60,9 +62,10 @@ final class EngineLoader {
             }
             model = new LlamaModel(config, weights, backend, maxTokens, maxSeqs, maxBlocksPerSeq, maxModelLen);
             sampler = new BackendSampler(backend, maxSeqs, config.vocabSize());
-            int numBlocks = kvCacheBlocks(options, config, backend, freeBefore, maxSeqs, maxBlocksPerSeq);
+            DType kvDType = kvCacheDType(options, backend);
+            int numBlocks = kvCacheBlocks(options, config, backend, kvDType, freeBefore, maxSeqs, maxBlocksPerSeq);
             cache = new KvCacheStorage(backend, config.numLayers(), numBlocks, blockSize, config.numKvHeads(),
-                    config.headDim());
+                    config.headDim(), kvDType);
             // Every decode graph now, before the first request (a no-op without graphs).
             model.captureDecodeGraphs(cache);
             KvCacheManager kv = new KvCacheManager(numBlocks, blockSize, options.prefixCaching());
@@ -88,11 +91,23 @@ final class EngineLoader {
      * KV blocks for the memory left: the CPU's configured bytes, or on a GPU the fraction of the
      * memory found free at the start, less what the weights and workspace took.
      */
-    private static int kvCacheBlocks(EngineOptions options, ModelConfig config, Backend backend, long freeBefore,
-            int maxSeqs, int maxBlocksPerSeq) {
+    /** The KV cache's element type the options ask for, refused where the backend keeps no such cache. */
+    static DType kvCacheDType(EngineOptions options, Backend backend) {
+        if (options.kvCacheDtype() == KvCacheDType.AUTO) {
+            return backend.activationDType();
+        }
+        if (!backend.supportsKvCacheDType(DType.F8_E4M3)) {
+            throw new EngineException("--kv-cache-dtype fp8: the " + (Backends.isCpu(options) ? "CPU" : "CUDA")
+                    + " backend keeps no FP8 KV cache yet (the CPU backend does); use --kv-cache-dtype auto");
+        }
+        return DType.F8_E4M3;
+    }
+
+    private static int kvCacheBlocks(EngineOptions options, ModelConfig config, Backend backend, DType kvDType,
+            long freeBefore, int maxSeqs, int maxBlocksPerSeq) {
         int blockSize = options.blockSize();
         long blockBytes = KvCacheStorage.bytesPerBlock(config.numLayers(), blockSize, config.numKvHeads(),
-                config.headDim(), backend.activationDType());
+                config.headDim(), kvDType);
         long kvBytes = Backends.isCpu(options) ? options.kvCacheBytes()
                 : backend.freeMemoryBytes() - (long) ((1 - options.gpuMemoryUtilization()) * freeBefore);
         long numBlocks = kvBytes / blockBytes;

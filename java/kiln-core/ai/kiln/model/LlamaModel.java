@@ -378,8 +378,10 @@ public final class LlamaModel implements AutoCloseable {
                 backend.headRmsNorm(queries, layer.qNorm(), eps);
                 backend.headRmsNorm(keys, layer.kNorm(), eps);
             }
-            backend.rotaryWriteKvCache(queries, keys, values, cache.keys(i), cache.values(i), pos, slots, cosSin, true);
-            backend.attention(attentionT, queries, cache.keys(i), cache.values(i), metadata, attentionScale);
+            backend.rotaryWriteKvCache(queries, keys, values, cache.keys(i), cache.values(i), pos, slots, cosSin, true,
+                    cache.scales(i));
+            backend.attention(attentionT, queries, cache.keys(i), cache.values(i), metadata, attentionScale,
+                    cache.scales(i));
             backend.gemm(layerOutT, attentionT, layer.output().weight(), layer.output().scales(),
                     layer.output().inputs(), layer.outputBias());
             // MLP block.

@@ -1,6 +1,7 @@
 package ai.kiln.server;
 
 import ai.kiln.api.EngineOptions;
+import ai.kiln.api.KvCacheDType;
 import ai.kiln.api.Quantization;
 import java.util.function.Consumer;
 import picocli.CommandLine.Model.CommandSpec;
@@ -69,6 +70,12 @@ public final class EngineFlags {
                     + " later; int8: the CPU backend only) (default: ${DEFAULT-VALUE}).")
     String quantization;
 
+    @Option(names = "--kv-cache-dtype", paramLabel = "DTYPE", defaultValue = "auto",
+            description = "What the KV cache stores: the activations' type (auto), or FP8 e4m3 with a scale of 1.0"
+                    + " for K and V (fp8, or fp8_e4m3: a quarter of the CPU backend's fp32 cache, so four times the"
+                    + " tokens in --kv-cache-mib; the CPU backend only so far) (default: ${DEFAULT-VALUE}).")
+    String kvCacheDtype;
+
     @Option(names = "--no-prefix-caching",
             description = "Do not share the KV-cache blocks of equal prompt prefixes between requests.")
     boolean noPrefixCaching;
@@ -113,7 +120,14 @@ public final class EngineFlags {
         } catch (IllegalArgumentException e) {
             throw usage("--" + e.getMessage());
         }
+        KvCacheDType kvDType;
+        try {
+            kvDType = KvCacheDType.fromFlag(kvCacheDtype);
+        } catch (IllegalArgumentException e) {
+            throw usage("--kv-cache-dtype: " + e.getMessage());
+        }
         EngineOptions.Builder builder = EngineOptions.builder().device(device).threads(threads).quantization(weights)
+                .kvCacheDtype(kvDType)
                 .kvCacheBytes(kvCacheMib << 20).gpuMemoryUtilization(gpuMemoryUtilization).maxModelLen(maxModelLen)
                 .maxRunningSeqs(maxNumSeqs).maxBatchedTokens(maxBatchedTokens).blockSize(blockSize).prefixCaching(!noPrefixCaching);
         commandSettings.accept(builder);

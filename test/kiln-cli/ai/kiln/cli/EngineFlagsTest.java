@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.kiln.api.EngineOptions;
+import ai.kiln.api.KvCacheDType;
 import ai.kiln.api.Quantization;
 import ai.kiln.server.EngineFlags;
 import ai.kiln.testing.Fixtures;
@@ -27,7 +28,7 @@ class EngineFlagsTest {
     static final List<String> ENGINE_COMMANDS = List.of("generate", "serve", "bench", "bench serve");
     static final List<String> FLAGS = List.of("--device", "--threads", "--kv-cache-mib", "--gpu-memory-utilization",
             "--max-model-len", "--max-num-seqs", "--max-batched-tokens", "--block-size", "--quantization",
-            "--no-prefix-caching", "--verbose");
+            "--kv-cache-dtype", "--no-prefix-caching", "--verbose");
 
     static CommandLine command(String name) {
         return new CommandLine(switch (name) {
@@ -80,16 +81,19 @@ class EngineFlagsTest {
         EngineFlags flags = parsed("generate", "--model", "m", "--prompt", "x", "--device", "cpu", "--threads", "3",
                 "--kv-cache-mib", "24", "--gpu-memory-utilization", "0.5", "--max-model-len", "300",
                 "--max-num-seqs", "7", "--max-batched-tokens", "96", "--block-size", "32", "--quantization", "INT8",
-                "--no-prefix-caching");
+                "--kv-cache-dtype", "fp8", "--no-prefix-caching");
         EngineOptions expected = EngineOptions.builder().device("cpu").threads(3).kvCacheBytes(24L << 20)
                 .gpuMemoryUtilization(0.5).maxModelLen(300).maxRunningSeqs(7).maxBatchedTokens(96).blockSize(32)
-                .quantization(Quantization.INT8).prefixCaching(false).build();
+                .quantization(Quantization.INT8).kvCacheDtype(KvCacheDType.FP8).prefixCaching(false).build();
         assertEquals(expected, flags.engineOptions());
         assertTrue(flags.maxNumSeqsGiven());
         assertEquals(expected.toBuilder().seed(5L).build(), flags.engineOptions(settings -> settings.seed(5L)));
         assertFalse(parsed("serve", "--model", "m").maxNumSeqsGiven());
         assertEquals(Quantization.FP8, parsed("serve", "--model", "m", "--quantization", "fp8").engineOptions()
                 .quantization());
+        assertEquals(KvCacheDType.FP8, parsed("serve", "--model", "m", "--kv-cache-dtype", "fp8_e4m3").engineOptions()
+                .kvCacheDtype());
+        assertEquals(KvCacheDType.AUTO, parsed("serve", "--model", "m").engineOptions().kvCacheDtype());
     }
 
     @Test
@@ -106,6 +110,9 @@ class EngineFlagsTest {
         assertEquals("--quantization must be \"none\", \"int8\" or \"fp8\", got \"fp4\"",
                 assertThrows(CommandLine.ParameterException.class,
                         parsed("serve", "--model", "m", "--quantization", "fp4")::engineOptions).getMessage());
+        assertEquals("--kv-cache-dtype: the KV cache dtype must be \"auto\" or \"fp8\" (\"fp8_e4m3\"), got \"int4\"",
+                assertThrows(CommandLine.ParameterException.class,
+                        parsed("serve", "--model", "m", "--kv-cache-dtype", "int4")::engineOptions).getMessage());
         // What the command adds is checked with the flags.
         assertEquals("maxRunningSeqs must be >= 1, got -1", assertThrows(CommandLine.ParameterException.class,
                 () -> parsed("generate", "--model", "m").engineOptions(settings -> settings.maxRunningSeqs(-1)))

@@ -92,6 +92,118 @@ class Fp8OpsTest {
         }
     }
 
+    private Tensor uploadFloats(float[] values, long... shape) {
+        Tensor tensor = backend.allocate(DType.F32, shape);
+        Tensor host = HostTensors.floats(values, shape);
+        backend.upload(tensor, host);
+        HostTensors.release(host);
+        return tensor;
+    }
+
+    /**
+     * An FP8 KV cache: each (slot, KV head) row written gets the scale amax / 448 and the naive e4m3
+     * codes of x * (1 / scale) (rows of very different magnitudes, a zero row, a row with a NaN), and
+     * paged attention over it (GQA, a prompt chunk after cached tokens, a decode, a fresh prompt)
+     * equals naive attention over the codes' values times their rows' scales.
+     */
+    @Test
+    void anFp8KvCacheStoresEachRowWithItsScaleAndAttentionReadsThemBack() {
+        int hq = 8, hk = 2, d = 16, blockSize = 4, numBlocks = 24, maxBlocks = 8;
+        int slots = numBlocks * blockSize;
+        float[] k = new float[slots * hk * d];
+        float[] v = new float[slots * hk * d];
+        for (int row = 0; row < slots * hk; row++) {
+            double magnitude = Math.pow(10, random.nextInt(-4, 3)); // rows from 1e-4 to 100
+            for (int c = 0; c < d; c++) {
+                k[row * d + c] = (float) (random.nextGaussian() * magnitude);
+                v[row * d + c] = (float) (random.nextGaussian() * magnitude);
+            }
+        }
+        Arrays.fill(v, 3 * d, 4 * d, 0f); // a zero row: scale 0, codes 0
+        int[] everySlot = new int[slots];
+        Arrays.setAll(everySlot, i -> i);
+        Tensor kCache = backend.allocate(DType.F8_E4M3, numBlocks, blockSize, hk, d);
+        Tensor vCache = backend.allocate(DType.F8_E4M3, numBlocks, blockSize, hk, d);
+        KvCacheScales scales = new KvCacheScales(backend.allocate(DType.F32, numBlocks, blockSize, hk),
+                backend.allocate(DType.F32, numBlocks, blockSize, hk));
+        Tensor slotMapping = backend.allocate(DType.I32, slots);
+        backend.copyFromHost(slotMapping, everySlot, slots);
+        backend.writeKvCache(uploadFloats(k, slots, hk, d), uploadFloats(v, slots, hk, d), kCache, vCache,
+                slotMapping, scales);
+
+        byte[] kCodes = new byte[k.length];
+        byte[] vCodes = new byte[v.length];
+        KilnCpu.kiln_cpu_copy(kCodes, kCache.address(), k.length);
+        KilnCpu.kiln_cpu_copy(vCodes, vCache.address(), v.length);
+        float[] kScales = new float[slots * hk];
+        float[] vScales = new float[slots * hk];
+        backend.copyToHost(scales.k(), kScales, kScales.length);
+        backend.copyToHost(scales.v(), vScales, vScales.length);
+        float[] kValues = new float[k.length];
+        float[] vValues = new float[v.length];
+        for (int row = 0; row < slots * hk; row++) {
+            assertRowQuantised(k, kCodes, kScales, row, d, kValues);
+            assertRowQuantised(v, vCodes, vScales, row, d, vValues);
+        }
+        assertEquals(0f, vScales[3]);
+
+        int[] queryLens = {5, 1, 9};
+        int[] seqLens = {12, 13, 9};
+        int[][] tables = {{3, 9, 1, 0, 0, 0, 0, 0}, {20, 2, 17, 5, 0, 0, 0, 0}, {11, 12, 4, 0, 0, 0, 0, 0}};
+        int tokens = 15;
+        float[] q = new float[tokens * hq * d];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) (random.nextDouble() * 2 - 1) * 0.01f;
+        }
+        int[] flat = new int[3 * maxBlocks];
+        for (int s = 0; s < 3; s++) {
+            System.arraycopy(tables[s], 0, flat, s * maxBlocks, maxBlocks);
+        }
+        Tensor blockTables = backend.allocate(DType.I32, flat.length);
+        backend.copyFromHost(blockTables, flat, flat.length);
+        Tensor queryStart = backend.allocate(DType.I32, 4);
+        backend.copyFromHost(queryStart, new int[] {0, 5, 6, 15}, 4);
+        Tensor lens = backend.allocate(DType.I32, 3);
+        backend.copyFromHost(lens, seqLens, 3);
+        AttentionMetadata metadata = new AttentionMetadata(blockTables, queryStart, lens, 3, tokens, maxBlocks, 9, 13);
+        Tensor out = backend.allocate(DType.F32, tokens, hq, d);
+        float scale = 0.25f;
+        backend.attention(out, uploadFloats(q, tokens, hq, d), kCache, vCache, metadata, scale, scales);
+        float[] actual = new float[tokens * hq * d];
+        backend.copyToHost(out, actual, actual.length);
+        double[] expected = ai.kiln.testing.NaiveAttention.attend(q, kValues, vValues, tables, queryLens, seqLens, hq,
+                hk, d, blockSize, scale);
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], actual[i], 1e-5 * Math.max(1, Math.abs(expected[i])),
+                    "seed " + seed + " element " + i);
+        }
+
+        // An FP8 cache without its scales is refused by name.
+        BackendException refused = assertThrows(BackendException.class,
+                () -> backend.attention(out, out, kCache, vCache, metadata, scale, null));
+        assertTrue(refused.getMessage().contains("needs contiguous K and V scales"), refused.getMessage());
+    }
+
+    /** Row {@code row}: its scale amax / 448 and each code the naive e4m3 of x * (1 / scale); values into {@code values}. */
+    private static void assertRowQuantised(float[] x, byte[] codes, float[] scales, int row, int d, float[] values) {
+        float amax = 0;
+        for (int c = 0; c < d; c++) {
+            amax = Math.max(amax, Math.abs(x[row * d + c]));
+        }
+        float expectedScale = amax / 448f;
+        if (expectedScale > 0 && expectedScale < Float.MIN_NORMAL) {
+            expectedScale = Float.MIN_NORMAL;
+        }
+        assertEquals(expectedScale, scales[row], "row " + row + " scale");
+        float inverse = expectedScale == 0 ? 0 : 1f / expectedScale;
+        for (int c = 0; c < d; c++) {
+            int i = row * d + c;
+            assertEquals(expectedScale == 0 ? 0 : naiveEncode(x[i] * inverse), codes[i] & 0xff,
+                    "row " + row + " element " + c + " = " + x[i]);
+            values[i] = naiveDecode(codes[i] & 0xff) * scales[row];
+        }
+    }
+
     @Test
     void everyCodeDecodesToItsValue() {
         float[] values = new float[256];

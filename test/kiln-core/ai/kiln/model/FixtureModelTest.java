@@ -140,7 +140,7 @@ class FixtureModelTest {
                 + Arrays.toString(generated));
     }
 
-    private static void copyLogits(Tensor out, float[] logits, LlamaModel model) {
+    static void copyLogits(Tensor out, float[] logits, LlamaModel model) {
         model.backend().copyToHost(out, logits, logits.length);
     }
 

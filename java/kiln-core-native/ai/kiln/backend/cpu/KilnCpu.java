@@ -129,6 +129,21 @@ public final class KilnCpu {
             @Cast("float*") long vCache, @Cast("const int32_t*") long slotMapping, @Cast("int64_t") long numTokens,
             @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots);
 
+    public static native int kiln_cpu_write_kv_cache_e4m3(@Cast("const float*") long k,
+            @Cast("int64_t") long kStride, @Cast("const float*") long v, @Cast("int64_t") long vStride,
+            @Cast("uint8_t*") long kCache, @Cast("uint8_t*") long vCache, @Cast("float*") long kScales,
+            @Cast("float*") long vScales, @Cast("const int32_t*") long slotMapping, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots);
+
+    public static native int kiln_cpu_attention_e4m3(@Cast("float*") long out, @Cast("int64_t") long outStride,
+            @Cast("const float*") long q, @Cast("int64_t") long qStride, @Cast("const uint8_t*") long kCache,
+            @Cast("const uint8_t*") long vCache, @Cast("const float*") long kScales,
+            @Cast("const float*") long vScales, @Cast("const int32_t*") long blockTables,
+            @Cast("int64_t") long maxBlocksPerSeq, @Cast("const int32_t*") long queryStart,
+            @Cast("const int32_t*") long seqLens, @Cast("int64_t") long numSeqs, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim,
+            @Cast("int64_t") long blockSize, @Cast("int64_t") long numBlocks, float scale);
+
     public static native int kiln_cpu_attention(@Cast("float*") long out, @Cast("int64_t") long outStride,
             @Cast("const float*") long q, @Cast("int64_t") long qStride, @Cast("const float*") long kCache,
             @Cast("const float*") long vCache, @Cast("const int32_t*") long blockTables,

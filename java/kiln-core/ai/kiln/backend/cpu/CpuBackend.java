@@ -6,6 +6,7 @@ import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
 import ai.kiln.backend.InputQuantization;
+import ai.kiln.backend.KvCacheScales;
 import ai.kiln.backend.OpShapes;
 import ai.kiln.backend.TensorChecks;
 import ai.kiln.tensor.DType;
@@ -320,6 +321,56 @@ public final class CpuBackend implements Backend {
         check(KilnCpu.kiln_cpu_write_kv_cache(k.address(), k.rowStride(), v.address(), v.rowStride(),
                 kCache.address(), vCache.address(), slotMapping.address(), k.rows(), kCache.size(2), kCache.size(3),
                 kCache.size(0) * kCache.size(1)));
+    }
+
+    @Override
+    public boolean supportsKvCacheDType(DType dtype) {
+        return dtype == DType.F32 || dtype == DType.F8_E4M3;
+    }
+
+    @Override
+    public void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping,
+            KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            writeKvCache(k, v, kCache, vCache, slotMapping);
+            return;
+        }
+        requireActivation(k, "writeKvCache k");
+        requireActivation(v, "writeKvCache v");
+        requireFp8Cache(kCache, vCache, scales, "writeKvCache");
+        requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
+        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
+        check(KilnCpu.kiln_cpu_write_kv_cache_e4m3(k.address(), k.rowStride(), v.address(), v.rowStride(),
+                kCache.address(), vCache.address(), scales.k().address(), scales.v().address(), slotMapping.address(),
+                k.rows(), kCache.size(2), kCache.size(3), kCache.size(0) * kCache.size(1)));
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale, KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            attention(out, q, kCache, vCache, metadata, scale);
+            return;
+        }
+        requireActivation(out, "attention out");
+        requireActivation(q, "attention q");
+        requireFp8Cache(kCache, vCache, scales, "attention");
+        OpShapes.attention(out, q, kCache, vCache, metadata);
+        check(KilnCpu.kiln_cpu_attention_e4m3(out.address(), out.rowStride(), q.address(), q.rowStride(),
+                kCache.address(), vCache.address(), scales.k().address(), scales.v().address(),
+                metadata.blockTables().address(),
+                metadata.maxBlocksPerSeq(), metadata.queryStart().address(), metadata.seqLens().address(),
+                metadata.numSeqs(), metadata.numTokens(), q.size(1), kCache.size(2), q.size(2), kCache.size(1),
+                kCache.size(0), scale));
+    }
+
+    private static void requireFp8Cache(Tensor kCache, Tensor vCache, KvCacheScales scales, String op) {
+        requireDType(kCache, DType.F8_E4M3, op + " kCache");
+        requireDType(vCache, DType.F8_E4M3, op + " vCache");
+        if (scales == null || !scales.fits(kCache) || !scales.k().isContiguous() || !scales.v().isContiguous()) {
+            throw new BackendException(op + ": an FP8 KV cache " + kCache + " needs contiguous K and V scales of"
+                    + " [numBlocks, blockSize, numKvHeads], got " + scales);
+        }
     }
 
     @Override
