@@ -95,8 +95,9 @@ public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization
             throw fields.problem("format", "'" + format + "' is not supported (only float-quantized: FP8 e4m3)");
         }
         if (fields.objectOrNull("kv_cache_scheme") != null) {
-            throw fields.problem("kv_cache_scheme", "is not supported yet (an FP8 KV cache); only weights and"
-                    + " activations may be quantised");
+            throw fields.problem("kv_cache_scheme", "is not supported yet: the checkpoint's per-tensor K and V"
+                    + " scales are not read (--kv-cache-dtype fp8 gives an FP8 KV cache with a scale per token and"
+                    + " head instead); only weights and activations may be quantised in the checkpoint");
         }
         JsonNode groups = fields.objectOrNull("config_groups");
         if (groups == null || groups.size() != 1) {
