@@ -41,6 +41,29 @@ int dispatch_gemv_f8(const GemvF8Params& p, bool gated, cudaStream_t stream) {
   return launch_gemv_f8<TOut, TAct, false>(p, stream);
 }
 
+// The arguments both FP8 products (skinny and narrow) take, checked alike: up to max_rows rows, K a
+// multiple of k_multiple.
+int check_f8_product(const char* name, void* out, int64_t out_stride, int out_dtype, const uint8_t* xq,
+                     const float* x_scales, int gated, const uint8_t* w, const float* w_scales, const void* bias,
+                     int64_t m, int64_t n, int64_t k, int dtype, int max_rows, int k_multiple) {
+  KILN_REQUIRE(out && xq && x_scales && w && w_scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
+  KILN_REQUIRE(m >= 0 && m <= max_rows, KILN_CUDA_ERR_UNSUPPORTED, "%s: %lld rows, at most %d", name,
+               (long long)m, max_rows);
+  KILN_REQUIRE(n > 0 && n <= 2147483647ll && k > 0 && k % k_multiple == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: bad sizes n=%lld k=%lld (k must be a positive multiple of %d)", name, (long long)n, (long long)k,
+               k_multiple);
+  KILN_REQUIRE(out_stride >= n, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out stride %lld must be >= n", name,
+               (long long)out_stride);
+  KILN_REQUIRE(aligned16(xq) && aligned16(w), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: xq and w must be 16-byte aligned",
+               name);
+  KILN_REQUIRE(out_dtype == dtype || out_dtype == KILN_CUDA_F32, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: out dtype %s must be the activations' or f32", name, dtype_name(out_dtype));
+  KILN_REQUIRE(bias == nullptr || !gated, KILN_CUDA_ERR_UNSUPPORTED, "%s: the gated form takes no bias", name);
+  KILN_REQUIRE((bias == nullptr && !gated) || out_dtype == dtype, KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: a bias or the gated form needs %s output", name, dtype_name(dtype));
+  return KILN_CUDA_OK;
+}
+
 // ---- narrow product ----------------------------------------------------------------------------
 
 // NOTE: the block sizes (96 KB of shared memory at most, 128 registers a thread) are made for two
@@ -167,21 +190,10 @@ extern "C" int kiln_cuda_gemv_f8(void* out, int64_t out_stride, int out_dtype, c
   const char* name = "kiln_cuda_gemv_f8";
   KILN_REQUIRE(device_supports_fp8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: FP8 needs compute capability 9.0 or later",
                name);
-  KILN_REQUIRE(out && xq && x_scales && w && w_scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
-  KILN_REQUIRE(m >= 0 && m <= kGemvF8MaxTokens, KILN_CUDA_ERR_UNSUPPORTED, "%s: %lld rows, at most %d", name,
-               (long long)m, kGemvF8MaxTokens);
-  KILN_REQUIRE(n > 0 && n <= 2147483647ll && k > 0 && k % kGemvF8Chunk == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
-               "%s: bad sizes n=%lld k=%lld (k must be a positive multiple of %d)", name, (long long)n, (long long)k,
-               kGemvF8Chunk);
-  KILN_REQUIRE(out_stride >= n, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out stride %lld must be >= n", name,
-               (long long)out_stride);
-  KILN_REQUIRE(aligned16(xq) && aligned16(w), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: xq and w must be 16-byte aligned",
-               name);
-  KILN_REQUIRE(out_dtype == dtype || out_dtype == KILN_CUDA_F32, KILN_CUDA_ERR_UNSUPPORTED,
-               "%s: out dtype %s must be the activations' or f32", name, dtype_name(out_dtype));
-  KILN_REQUIRE(bias == nullptr || !gated, KILN_CUDA_ERR_UNSUPPORTED, "%s: the gated form takes no bias", name);
-  KILN_REQUIRE((bias == nullptr && !gated) || out_dtype == dtype, KILN_CUDA_ERR_UNSUPPORTED,
-               "%s: a bias or the gated form needs %s output", name, dtype_name(dtype));
+  if (const int status = check_f8_product(name, out, out_stride, out_dtype, xq, x_scales, gated, w, w_scales, bias, m,
+                                           n, k, dtype, kGemvF8MaxTokens, kGemvF8Chunk);
+      status != KILN_CUDA_OK)
+    return status;
   if (m == 0) return KILN_CUDA_OK;
   const GemvF8Params p{out, xq, x_scales, w, w_scales, bias, out_stride, m, n, k};
   cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -206,21 +218,10 @@ extern "C" int kiln_cuda_gemm_f8_narrow(void* out, int64_t out_stride, int out_d
   const char* name = "kiln_cuda_gemm_f8_narrow";
   KILN_REQUIRE(device_runs_narrow_f8(), KILN_CUDA_ERR_UNSUPPORTED, "%s: needs a Hopper GPU (compute capability 9.x)",
                name);
-  KILN_REQUIRE(out && xq && x_scales && w && w_scales, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
-  KILN_REQUIRE(m >= 0 && m <= kNarrowF8MaxTokens, KILN_CUDA_ERR_UNSUPPORTED, "%s: %lld rows, at most %d", name,
-               (long long)m, kNarrowF8MaxTokens);
-  KILN_REQUIRE(n > 0 && n <= 2147483647ll && k > 0 && k % kNarrowF8KTile == 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
-               "%s: bad sizes n=%lld k=%lld (k must be a positive multiple of %d)", name, (long long)n, (long long)k,
-               kNarrowF8KTile);
-  KILN_REQUIRE(out_stride >= n, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: out stride %lld must be >= n", name,
-               (long long)out_stride);
-  KILN_REQUIRE(aligned16(xq) && aligned16(w), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: xq and w must be 16-byte aligned",
-               name);
-  KILN_REQUIRE(out_dtype == dtype || out_dtype == KILN_CUDA_F32, KILN_CUDA_ERR_UNSUPPORTED,
-               "%s: out dtype %s must be the activations' or f32", name, dtype_name(out_dtype));
-  KILN_REQUIRE(bias == nullptr || !gated, KILN_CUDA_ERR_UNSUPPORTED, "%s: the gated form takes no bias", name);
-  KILN_REQUIRE((bias == nullptr && !gated) || out_dtype == dtype, KILN_CUDA_ERR_UNSUPPORTED,
-               "%s: a bias or the gated form needs %s output", name, dtype_name(dtype));
+  if (const int status = check_f8_product(name, out, out_stride, out_dtype, xq, x_scales, gated, w, w_scales, bias, m,
+                                           n, k, dtype, kNarrowF8MaxTokens, kNarrowF8KTile);
+      status != KILN_CUDA_OK)
+    return status;
   if (m == 0) return KILN_CUDA_OK;
   const NarrowF8Plan plan = plan_narrow_f8(m, n, k, gated != 0);
   NarrowF8Params p{out, xq, x_scales, w, w_scales, bias, nullptr, nullptr, out_stride, m, n, k, plan.splits,

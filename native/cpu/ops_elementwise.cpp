@@ -155,6 +155,17 @@ int kiln_cpu_silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, 
   return KILN_OK;
 }
 
+// Every slot -1 (padding) or in [0, num_slots), checked before any write.
+static int check_slots(const int32_t* slot_mapping, int64_t num_tokens, int64_t num_slots) {
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    if (slot_mapping[t] < -1 || slot_mapping[t] >= num_slots) {
+      return kiln::fail(KILN_ERR_OUT_OF_RANGE, "slot %d of token %lld is outside [-1, %lld)",
+                        slot_mapping[t], (long long)t, (long long)num_slots);
+    }
+  }
+  return KILN_OK;
+}
+
 int kiln_cpu_write_kv_cache(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
                             float* k_cache, float* v_cache, const int32_t* slot_mapping,
                             int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
@@ -166,12 +177,7 @@ int kiln_cpu_write_kv_cache(const float* k, int64_t k_stride, const float* v, in
   KILN_CHECK_PTR(slot_mapping);
   const int64_t row = num_kv_heads * head_dim;
   KILN_CHECK(row > 0 && k_stride >= row && v_stride >= row, "kiln_cpu_write_kv_cache: bad sizes or strides");
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    if (slot_mapping[t] < -1 || slot_mapping[t] >= num_slots) {
-      return kiln::fail(KILN_ERR_OUT_OF_RANGE, "slot %d of token %lld is outside [-1, %lld)",
-                        slot_mapping[t], (long long)t, (long long)num_slots);
-    }
-  }
+  if (const int status = check_slots(slot_mapping, num_tokens, num_slots); status != KILN_OK) return status;
 #pragma omp parallel for schedule(static) if (num_tokens * row > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t slot = slot_mapping[t];
@@ -196,12 +202,7 @@ int kiln_cpu_write_kv_cache_e4m3(const float* k, int64_t k_stride, const float* 
   const int64_t row = num_kv_heads * head_dim;
   KILN_CHECK(head_dim > 0 && num_kv_heads > 0 && k_stride >= row && v_stride >= row,
              "kiln_cpu_write_kv_cache_e4m3: bad sizes or strides");
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    if (slot_mapping[t] < -1 || slot_mapping[t] >= num_slots) {
-      return kiln::fail(KILN_ERR_OUT_OF_RANGE, "slot %d of token %lld is outside [-1, %lld)",
-                        slot_mapping[t], (long long)t, (long long)num_slots);
-    }
-  }
+  if (const int status = check_slots(slot_mapping, num_tokens, num_slots); status != KILN_OK) return status;
 #pragma omp parallel for schedule(static) if (num_tokens * row > kParallelMinElements) num_threads(kiln::op_threads())
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t slot = slot_mapping[t];

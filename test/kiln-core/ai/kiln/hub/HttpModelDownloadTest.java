@@ -84,26 +84,12 @@ class HttpModelDownloadTest {
         return assertThrows(HubException.class, () -> locate(path));
     }
 
-    /** No snapshot manifest and no ref: a later run would download again, not trust what is there. */
     void assertNothingTrusted() throws IOException {
-        if (!Files.exists(cacheDir)) {
-            return;
-        }
-        try (Stream<Path> all = Files.walk(cacheDir)) {
-            List<Path> trusted = all.filter(p -> p.getFileName().toString().equals(ModelManifest.FILE_NAME)
-                    || p.getFileName().toString().equals(ManifestSnapshots.LATEST_REF)).toList();
-            assertEquals(List.of(), trusted, "written as if whole");
-        }
+        ModelCacheChecks.assertNothingTrusted(cacheDir);
     }
 
-    /** Every file under the cache's blobs, .incomplete ones included. */
     List<Path> blobs() throws IOException {
-        if (!Files.exists(cacheDir)) {
-            return List.of();
-        }
-        try (Stream<Path> all = Files.walk(cacheDir)) {
-            return all.filter(p -> p.getParent().getFileName().toString().equals("blobs")).toList();
-        }
+        return ModelCacheChecks.blobs(cacheDir);
     }
 
     static String sha256(Path file) throws IOException {

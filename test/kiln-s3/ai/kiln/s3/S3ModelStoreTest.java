@@ -14,6 +14,7 @@ import ai.kiln.engine.LocalEngine;
 import ai.kiln.hub.HubException;
 import ai.kiln.hub.HubSettings;
 import ai.kiln.hub.LocatedModel;
+import ai.kiln.hub.ModelCacheChecks;
 import ai.kiln.hub.ModelLocator;
 import ai.kiln.hub.ModelManifest;
 import ai.kiln.testing.Fixtures;
@@ -139,25 +140,12 @@ class S3ModelStoreTest {
         return S3Clients.create(Optional.of(URI.create(endpoint)));
     }
 
-    /** No snapshot manifest and no ref: a later run would download again, not trust what is there. */
     void assertNothingTrusted() throws IOException {
-        if (!Files.exists(cacheDir)) {
-            return;
-        }
-        try (Stream<Path> all = Files.walk(cacheDir)) {
-            List<Path> trusted = all.filter(p -> p.getFileName().toString().equals(ModelManifest.FILE_NAME)
-                    || p.getFileName().toString().equals("latest")).toList();
-            assertEquals(List.of(), trusted, "written as if whole");
-        }
+        ModelCacheChecks.assertNothingTrusted(cacheDir);
     }
 
     List<Path> blobs() throws IOException {
-        if (!Files.exists(cacheDir)) {
-            return List.of();
-        }
-        try (Stream<Path> all = Files.walk(cacheDir)) {
-            return all.filter(p -> p.getParent().getFileName().toString().equals("blobs")).toList();
-        }
+        return ModelCacheChecks.blobs(cacheDir);
     }
 
     static String sha256(Path file) throws Exception {
