@@ -97,7 +97,11 @@ NarrowF8Plan plan_narrow_f8(int64_t m, int64_t n, int64_t k, bool gated) {
   plan.k_tiles_per_split = static_cast<int>(per);
   plan.splits = static_cast<int>((k_tiles + per - 1) / per);  // no split left empty
   if (plan.splits > 1) {
-    plan.counter_bytes = align256(plan.strips * 4);
+    // NOTE: one counter region of a fixed size for every product on this device (a split product
+    // has fewer strips than there are multiprocessors, 2 strips < slots): calls of other shapes
+    // share the workspace, and partial sums placed after a region sized per call would overwrite
+    // another shape's counters.
+    plan.counter_bytes = align256(slots / kNarrowF8BlocksPerSm * 4);
     plan.partial_bytes = align256(plan.strips * plan.splits * kNarrowF8Threads * (plan.tokens / 2) * 4);
   }
   return plan;

@@ -867,6 +867,48 @@ void test_gemm_f8_narrow() {
       record("gemm_f8_narrow", dtype, shape, c, differ > 0 ? "a second call gave other bits" : "");
     }
   }
+  // Products of other strip counts share one workspace (the engine's): a split product, another
+  // with more splits in between, then the first again, bit-equal to its first answer.
+  {
+    const int64_t m = 24, k = 8192, n_a = 10240, n_b = 8192;
+    auto random_codes = [](int64_t count) {
+      std::vector<uint8_t> codes(count);
+      uint64_t state = 88172645463325252ull;
+      for (auto& c : codes) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        c = static_cast<uint8_t>(state % 0x7e);  // finite codes, positive and small
+        if (state & 0x100) c |= 0x80;
+      }
+      return codes;
+    };
+    DeviceBuffer dq = upload_raw(random_codes(m * k)), dxs = upload_raw(std::vector<float>(m, 0.01f)),
+                 dwa = upload_raw(random_codes(n_a * k)), dwb = upload_raw(random_codes(n_b * k)),
+                 dws = upload_raw(std::vector<float>(n_a, 0.02f)), da(m * n_a * 4), da2(m * n_a * 4), db(m * n_b * 4);
+    const int64_t ws = std::max(kiln_cuda_gemm_f8_narrow_workspace_size(m, n_a, k, 0),
+                                kiln_cuda_gemm_f8_narrow_workspace_size(m, n_b, k, 0));
+    DeviceBuffer work(ws > 0 ? ws : 256);
+    CUDA_OK(cudaMemset(work.ptr, 0, work.bytes));
+    int st = 0;
+    for (auto [out, w, n] : {std::tuple{&da, &dwa, n_a}, std::tuple{&db, &dwb, n_b}, std::tuple{&da2, &dwa, n_a}}) {
+      if (st == 0)
+        st = kiln_cuda_gemm_f8_narrow(out->ptr, n, KILN_CUDA_F32, dq.as<uint8_t>(), dxs.as<float>(), 0,
+                                      w->as<uint8_t>(), dws.as<float>(), nullptr, m, n, k, KILN_CUDA_F32, work.ptr, ws,
+                                      nullptr);
+    }
+    if (st != 0) {
+      record_status("gemm_f8_narrow", KILN_CUDA_F32, "shared workspace", st);
+    } else {
+      sync_or_die("gemm_f8_narrow");
+      auto first = download_raw<float>(da, m * n_a), again = download_raw<float>(da2, m * n_a);
+      Comparison c;
+      for (size_t i = 0; i < first.size(); ++i) c.bad += (std::isfinite(first[i]) && same_value(first[i], again[i])) ? 0 : 1;
+      c.pass = c.bad == 0 && ws > 0;
+      record("gemm_f8_narrow", KILN_CUDA_F32, "24x10240x8192 after 24x8192x8192, one workspace", c,
+             "the same bits as before the other product (and a split plan, ws > 0)");
+    }
+  }
   DeviceBuffer buf(1 << 20);
   const bool refused =
       kiln_cuda_gemm_f8_narrow(buf.ptr, 8, KILN_CUDA_BF16, buf.as<uint8_t>(), buf.as<float>(), 0, buf.as<uint8_t>(),
