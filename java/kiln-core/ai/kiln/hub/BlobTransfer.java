@@ -249,24 +249,42 @@ final class BlobTransfer {
         long size = wanted.size();
         int chunks = Math.toIntExact((size + chunkBytes - 1) / chunkBytes);
         BitSet done = new BitSet(chunks);
+        String header = "chunks of " + chunkBytes + " bytes of " + size;
+        boolean partThere = Files.isRegularFile(part);
         if (Files.exists(ranges)) {
-            for (String line : Files.readAllLines(ranges, StandardCharsets.US_ASCII)) {
-                // NOTE: a line cut short by a crash is not an index: that chunk is fetched again.
-                if (line.matches("[0-9]{1,9}") && Integer.parseInt(line) < chunks) {
-                    done.set(Integer.parseInt(line));
+            List<String> lines = Files.readAllLines(ranges, StandardCharsets.US_ASCII);
+            // NOTE: the list counts only for the part it was written beside, in the same chunks of
+            // the same file: else nothing of the part is trusted.
+            if (partThere && !lines.isEmpty() && lines.get(0).equals(header) && Files.size(part) == size) {
+                for (String line : lines.subList(1, lines.size())) {
+                    // A line cut short by a crash is not an index: that chunk is fetched again.
+                    if (line.matches("[0-9]{1,9}") && Integer.parseInt(line) < chunks) {
+                        done.set(Integer.parseInt(line));
+                    }
                 }
+            } else {
+                Files.deleteIfExists(part);
+                partThere = false;
             }
-        } else if (Files.isRegularFile(part)) {
-            // What a single stream left earlier: the chunks wholly inside it are there.
-            long prefix = Math.min(Files.size(part), size);
-            done.set(0, (int) (prefix / chunkBytes));
+        } else if (partThere) {
+            // What a single stream left earlier: the chunks wholly inside it are there (a part
+            // longer than the file is no prefix of it).
+            long have = Files.size(part);
+            if (have > size) {
+                Files.delete(part);
+                partThere = false;
+            } else {
+                done.set(0, (int) (have / chunkBytes));
+            }
         }
+        // The list first, then the full-length part: a crash between the two leaves a list whose
+        // part is missing or short, which is not trusted.
+        StringBuilder listed = new StringBuilder(header).append('\n');
+        done.stream().forEach(i -> listed.append(i).append('\n'));
+        Files.writeString(ranges, listed, StandardCharsets.US_ASCII);
         try (RandomAccessFile file = new RandomAccessFile(part.toFile(), "rw")) {
             file.setLength(size);
         }
-        StringBuilder listed = new StringBuilder();
-        done.stream().forEach(i -> listed.append(i).append('\n'));
-        Files.writeString(ranges, listed, StandardCharsets.US_ASCII);
         done.stream().forEach(i -> progress.advance(chunkEnd(i, size) - (long) i * chunkBytes));
         List<Integer> todo = new ArrayList<>();
         for (int i = done.nextClearBit(0); i < chunks; i = done.nextClearBit(i + 1)) {
@@ -333,7 +351,7 @@ final class BlobTransfer {
                             + wanted.part() + ", run again to resume", e);
                 }
                 if (n < 0) {
-                    throw truncated(wanted, at);
+                    throw shortRange(wanted, start, end, at);
                 }
                 watch.progressed();
                 ByteBuffer bytes = ByteBuffer.wrap(buffer, 0, n);
@@ -348,6 +366,29 @@ final class BlobTransfer {
         }
     }
 
+    /**
+     * A range's answer ended at {@code at}, before its end: a connection that dropped (what is whole
+     * is kept), unless the store's copy is shorter than announced, which a one-byte request for the
+     * file's last byte tells (416: truncated, nothing is kept).
+     */
+    private HubException shortRange(Blob wanted, long start, long end, long at) {
+        try {
+            RemoteModelStore.Body probe = source.open(wanted.file(), wanted.size() - 1, wanted.size() - 1);
+            try {
+                probe.stream().close();
+            } catch (IOException ignored) {
+                // only its status mattered
+            }
+        } catch (RemoteModelStore.RangeNotSatisfiable e) {
+            return truncated(wanted, at);
+        } catch (HubException e) {
+            // no answer either: the connection is what failed
+        }
+        return new HubException(what + ": the download of " + wanted.file() + " broke off in bytes " + start + "-"
+                + (end - 1) + " after " + (at - start) + " of them; the whole chunks are kept in " + wanted.part()
+                + ", run again to resume");
+    }
+
     /** The store's copy ends at {@code length}, before the announced size: nothing is kept. */
     private HubException truncated(Blob wanted, long length) {
         Path ranges = wanted.part().resolveSibling(wanted.part().getFileName() + RANGES_SUFFIX);
@@ -357,8 +398,9 @@ final class BlobTransfer {
         } catch (IOException ignored) {
             // the error below says what matters
         }
-        return new HubException(what + ": " + wanted.file() + " ends at byte " + length + " on the server, "
-                + wanted.size() + " bytes were announced: the server's copy is truncated; nothing was kept");
+        return new HubException(what + ": " + wanted.file() + " is shorter on the server than the " + wanted.size()
+                + " bytes announced (a range ended at byte " + length + " and its last byte is not there): the"
+                + " server's copy is truncated; nothing was kept");
     }
 
     static void digestFile(Path file, MessageDigest digest) throws IOException {

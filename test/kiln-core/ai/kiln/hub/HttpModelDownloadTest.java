@@ -173,7 +173,8 @@ class HttpModelDownloadTest {
                 System.arraycopy(weights, i * 65536, partial, i * 65536, 65536);
             }
             Files.write(blobsDir.resolve(sha + ".incomplete"), partial);
-            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), "0\n2\n3\n");
+            String header = "chunks of 65536 bytes of " + weights.length + "\n";
+            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), header + "0\n2\n3\n");
             int before = nginx.requests().size();
             assertArrayEquals(weights, Files.readAllBytes(locate("/models/llama3-gqa/").directory().resolve(WEIGHTS)));
             List<String> again = nginx.requests().subList(before, nginx.requests().size()).stream()
@@ -187,12 +188,24 @@ class HttpModelDownloadTest {
             byte[] wrong = weights.clone();
             wrong[70_000] ^= 0x01;
             Files.write(blobsDir.resolve(sha + ".incomplete"), wrong);
-            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), "1\n");
+            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), header + "1\n");
             HubException e = failure("/models/llama3-gqa/");
             assertTrue(e.getMessage().contains(WEIGHTS + " failed its checksum"), e.getMessage());
             assertNothingTrusted();
             assertEquals(List.of(), blobs().stream().filter(b -> b.getFileName().toString().startsWith(sha)).toList(),
                     "the weights' bad part or its ranges were kept");
+
+            // A list written for other chunks, or whose part is gone, is not trusted: all is fetched again.
+            deleteRecursively(dir);
+            Files.createDirectories(blobsDir);
+            Files.write(blobsDir.resolve(sha + ".incomplete"), wrong);
+            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), "chunks of 131072 bytes of "
+                    + weights.length + "\n0\n1\n2\n3\n");
+            assertArrayEquals(weights, Files.readAllBytes(locate("/models/llama3-gqa/").directory().resolve(WEIGHTS)));
+            deleteRecursively(dir);
+            Files.createDirectories(blobsDir);
+            Files.writeString(blobsDir.resolve(sha + ".incomplete.ranges"), header + "0\n1\n2\n3\n4\n5\n6\n7\n8\n");
+            assertArrayEquals(weights, Files.readAllBytes(locate("/models/llama3-gqa/").directory().resolve(WEIGHTS)));
         } finally {
             System.clearProperty("kiln.download.chunkKiB");
         }
