@@ -118,7 +118,12 @@ public final class ManifestSnapshots {
                 progressOut == System.err && System.console() != null);
         BlobTransfer transfer = new BlobTransfer(url, settings.downloadTimeout(), files);
         Path blobs = dir.resolve("blobs");
-        BlobTransfer.inParallel(missing, f -> {
+        // NOTE: one transfer per blob: two listed files with the same bytes share it (and its part file).
+        List<ModelManifest.Entry> blobsToFetch = missing.stream()
+                .collect(java.util.stream.Collectors.toMap(ModelManifest.Entry::sha256, f -> f, (a, b) -> a,
+                        java.util.LinkedHashMap::new))
+                .values().stream().toList();
+        BlobTransfer.inParallel(blobsToFetch, f -> {
             transfer.fetch(new BlobTransfer.Blob(f.path(), f.size(), f.sha256(), blobs.resolve(f.sha256()),
                     blobs.resolve(f.sha256() + ".incomplete")), progress);
             return f;

@@ -15,7 +15,8 @@ import software.amazon.awssdk.services.s3.S3Client;
 /**
  * The S3 client Kiln's s3:// models use: credentials and region from the SDK's default chains
  * (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the aws.accessKeyId / aws.secretAccessKey
- * properties, ~/.aws, instance roles; AWS_REGION or aws.region, else us-east-1), and for
+ * properties, ~/.aws, instance roles; AWS_REGION or aws.region, else us-east-1 with each bucket's
+ * region found by the client), and for
  * S3-compatible stores (MinIO, S3Proxy, Ceph) an endpoint from AWS_ENDPOINT_URL_S3 or
  * AWS_ENDPOINT_URL (or the aws.endpointUrlS3 / aws.endpointUrl properties), addressed path-style
  * (http://HOST/BUCKET/KEY), which they all take.
@@ -49,13 +50,20 @@ final class S3Clients {
 
     static S3Client create(Optional<URI> endpoint) {
         Region region;
+        boolean regionGiven = true;
         try {
             region = new DefaultAwsRegionProviderChain().getRegion();
         } catch (SdkClientException e) {
-            region = Region.US_EAST_1; // an S3-compatible store ignores it; AWS redirects to the bucket's
+            region = Region.US_EAST_1; // an S3-compatible store ignores it
+            regionGiven = false;
         }
         var builder = S3Client.builder().region(region).credentialsProvider(DefaultCredentialsProvider.builder().build())
                 .httpClient(UrlConnectionHttpClient.create());
+        if (!regionGiven && endpoint.isEmpty()) {
+            // On AWS without a configured region: the client finds each bucket's own region (it does
+            // not follow S3's region redirects otherwise).
+            builder.crossRegionAccessEnabled(true);
+        }
         // NOTE: S3-compatible stores lag behind AWS's newer integrity checksums (a trailer on every
         // upload); the SDK sends and checks them only where the operation requires them. Kiln checks
         // every download against the manifest's sha256 itself.

@@ -38,14 +38,18 @@ public final class S3ModelStore implements RemoteModelStore {
         Optional<URI> endpoint = S3Clients.endpoint(System.getenv());
         // The endpoint is part of the cache key: the same bucket name on two stores is two models.
         String url = location + endpoint.map(uri -> " at " + uri).orElse("");
-        try (S3Client s3 = S3Clients.create(endpoint)) {
+        // NOTE: the client is made on the first request, so that HF_HUB_OFFLINE (which makes none)
+        // does not wait on the SDK's region and credential lookups.
+        Lazy client = new Lazy(endpoint);
+        try (client) {
             return snapshots.locate(url, snapshots.modelDir("s3." + location.bucket(), url), location.modelName(),
                     new Files() {
                         @Override
                         public byte[] manifest() {
                             String key = location.key(ModelManifest.FILE_NAME);
                             try {
-                                return s3.getObjectAsBytes(b -> b.bucket(location.bucket()).key(key)).asByteArray();
+                                return client.get().getObjectAsBytes(b -> b.bucket(location.bucket()).key(key))
+                                        .asByteArray();
                             } catch (S3Exception e) {
                                 if (e.statusCode() == 404 && "NoSuchKey".equals(errorCode(e))) {
                                     throw new HubException(location + ": there is no " + ModelManifest.FILE_NAME
@@ -66,7 +70,7 @@ public final class S3ModelStore implements RemoteModelStore {
                                 request.range("bytes=" + from + "-" + (to >= 0 ? to : ""));
                             }
                             try {
-                                ResponseInputStream<GetObjectResponse> body = s3.getObject(request.build());
+                                ResponseInputStream<GetObjectResponse> body = client.get().getObject(request.build());
                                 return new Body(new SdkFailuresAsIo(body), body.response().contentRange() != null);
                             } catch (S3Exception e) {
                                 if (e.statusCode() == 416) {
@@ -107,6 +111,30 @@ public final class S3ModelStore implements RemoteModelStore {
                 return super.read(b, off, len);
             } catch (SdkException e) {
                 throw new IOException(e.getMessage(), e);
+            }
+        }
+    }
+
+    /** An S3 client made when first asked for, closed with this. */
+    private static final class Lazy implements AutoCloseable {
+        private final Optional<URI> endpoint;
+        private S3Client client;
+
+        Lazy(Optional<URI> endpoint) {
+            this.endpoint = endpoint;
+        }
+
+        synchronized S3Client get() {
+            if (client == null) {
+                client = S3Clients.create(endpoint);
+            }
+            return client;
+        }
+
+        @Override
+        public synchronized void close() {
+            if (client != null) {
+                client.close();
             }
         }
     }

@@ -266,6 +266,31 @@ class S3ModelStoreTest {
         }
     }
 
+    /** A file past the multipart threshold goes up in parts (here 12 MiB in parts of 5) and comes back whole. */
+    @Test
+    void aLargeFileIsPublishedInPartsAndASecondPublishSkipsIt() throws Exception {
+        byte[] large = new byte[12 << 20];
+        new java.util.Random(7).nextBytes(large);
+        Files.write(model.resolve("extra.safetensors"), large);
+        System.setProperty("kiln.s3.multipartMiB", "8");
+        System.setProperty("kiln.s3.partMiB", "5");
+        try {
+            ByteArrayOutputStream report = new ByteArrayOutputStream();
+            String url = "s3://" + BUCKET + "/parts/llama3-gqa";
+            new S3Publisher(new PrintStream(report, true, StandardCharsets.UTF_8)).publish(model, url);
+            String text = report.toString(StandardCharsets.UTF_8);
+            assertTrue(text.contains("part 3 of parts/llama3-gqa/extra.safetensors (2097152 bytes)"), text);
+            assertArrayEquals(large, Files.readAllBytes(locate(url).directory().resolve("extra.safetensors")));
+            report.reset();
+            new S3Publisher(new PrintStream(report, true, StandardCharsets.UTF_8)).publish(model, url);
+            text = report.toString(StandardCharsets.UTF_8);
+            assertTrue(text.contains("unchanged parts/llama3-gqa/extra.safetensors"), text);
+        } finally {
+            System.clearProperty("kiln.s3.multipartMiB");
+            System.clearProperty("kiln.s3.partMiB");
+        }
+    }
+
     @Test
     void aFlippedByteFailsTheChecksumAndNothingIsCached() throws Exception {
         String url = publish("llama3-gqa");
