@@ -16,12 +16,16 @@ import java.util.Set;
 
 /**
  * JSON Schema as a grammar of the JSON texts it accepts (the subset OpenAI's strict mode takes and
- * a little more): {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, a
- * one-schema {@code allOf}, {@code $ref} into {@code $defs}/{@code definitions} or to {@code #};
+ * a little more): {@code type} (one or a list), {@code enum}, {@code const}, {@code anyOf}, {@code
+ * oneOf} where its options cannot match the same value (different types, different constants, or
+ * objects told apart by a required property's constants: a grammar cannot check "exactly one"
+ * otherwise), a one-schema {@code allOf}, {@code $ref} into {@code $defs}/{@code definitions} or to
+ * {@code #};
  * integers and numbers with {@code minimum}, {@code maximum}, {@code exclusiveMinimum}, {@code
  * exclusiveMaximum} (for numbers: integer bounds, and the number is written without an exponent);
  * objects with {@code properties}, {@code required} and {@code additionalProperties}; arrays with
- * {@code items}, {@code minItems}, {@code maxItems}; strings with {@code minLength}, {@code
+ * {@code prefixItems} (tuples), {@code items} (a schema, or false after {@code prefixItems}), {@code
+ * minItems}, {@code maxItems}; strings with {@code minLength}, {@code
  * maxLength}, {@code pattern} or {@code format} (date, time, date-time, uuid, ipv4, hostname,
  * email). Annotations (title, description, default, examples, ...) are
  * ignored; any other keyword is refused by name, since ignoring it could let through a value the
@@ -39,8 +43,8 @@ public final class JsonSchemaCompiler {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$schema",
             "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict");
-    private static final Set<String> KEYWORDS = Set.of("type", "enum", "const", "anyOf", "allOf", "$ref",
-            "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength",
+    private static final Set<String> KEYWORDS = Set.of("type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref",
+            "properties", "required", "additionalProperties", "prefixItems", "items", "minItems", "maxItems", "minLength",
             "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     private static final List<String> BOUNDS = List.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     /** The largest magnitude an integer bound may have. */
@@ -157,6 +161,30 @@ public final class JsonSchemaCompiler {
             }
             return end;
         }
+        if (schema.has("oneOf")) {
+            JsonNode options = schema.get("oneOf");
+            if (!options.isArray() || options.isEmpty()) {
+                throw error(path + "/oneOf", "'oneOf' must be a non-empty array of schemas");
+            }
+            if (hasOtherKeywords(schema, "oneOf")) {
+                throw error(path, "'oneOf' together with other keywords is not supported; move them into each option");
+            }
+            for (int i = 0; i < options.size(); i++) {
+                for (int j = i + 1; j < options.size(); j++) {
+                    if (!disjoint(options.get(i), options.get(j), path)) {
+                        throw error(path + "/oneOf", "options " + i + " and " + j + " may match the same value, which"
+                                + " a grammar cannot refuse; 'oneOf' is supported where the options differ in type, in"
+                                + " their 'const'/'enum' values, or as objects in a required property's 'const'/'enum'"
+                                + " values (use 'anyOf' where a value may match both)");
+                    }
+                }
+            }
+            int end = r.state();
+            for (int i = 0; i < options.size(); i++) {
+                r.epsilon(emit(r, at, options.get(i), path + "/oneOf/" + i), end);
+            }
+            return end;
+        }
         List<String> types = types(schema, path);
         if (types.isEmpty()) {
             return anyValue(r, at);
@@ -166,6 +194,120 @@ public final class JsonSchemaCompiler {
             r.epsilon(emitType(r, at, schema, type, path), end);
         }
         return end;
+    }
+
+    // ---- oneOf: options that cannot match the same value ------------------------------------------
+
+    /** Whether no value matches both schemas, as far as their types and constants tell. */
+    private boolean disjoint(JsonNode a, JsonNode b, String path) {
+        a = dereferenced(a, path);
+        b = dereferenced(b, path);
+        Set<String> kindsA = kinds(a), kindsB = kinds(b);
+        if (kindsA != null && kindsB != null && java.util.Collections.disjoint(kindsA, kindsB)) {
+            return true;
+        }
+        List<JsonNode> constantsA = constants(a), constantsB = constants(b);
+        if (constantsA != null && constantsB != null) {
+            return constantsA.stream().noneMatch(x -> constantsB.stream().anyMatch(y -> sameValue(x, y)));
+        }
+        if (constantsA != null && kindsB != null) {
+            return constantsA.stream().noneMatch(x -> kindsB.contains(kind(x)));
+        }
+        if (constantsB != null && kindsA != null) {
+            return constantsB.stream().noneMatch(x -> kindsA.contains(kind(x)));
+        }
+        // Objects told apart by a property both require, whose constants differ.
+        if (a.has("properties") && b.has("properties")) {
+            for (Iterator<String> it = a.get("properties").fieldNames(); it.hasNext(); ) {
+                String name = it.next();
+                if (requires(a, name) && requires(b, name) && b.get("properties").has(name)) {
+                    List<JsonNode> x = constants(dereferenced(a.get("properties").get(name), path));
+                    List<JsonNode> y = constants(dereferenced(b.get("properties").get(name), path));
+                    if (x != null && y != null && x.stream().noneMatch(u -> y.stream().anyMatch(v -> sameValue(u, v)))) {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
+    }
+
+    /** A schema with its (chain of) $ref followed. */
+    private JsonNode dereferenced(JsonNode schema, String path) {
+        for (int hops = 0; schema.isObject() && schema.has("$ref") && hops < 64; hops++) {
+            schema = resolve(schema.get("$ref").asText(), path);
+        }
+        return schema;
+    }
+
+    private static boolean requires(JsonNode schema, String name) {
+        JsonNode required = schema.get("required");
+        if (required == null || !required.isArray()) {
+            return false;
+        }
+        for (JsonNode n : required) {
+            if (name.equals(n.asText())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The JSON kinds a schema's values may have ("number" for integers too), or null where unknown. */
+    private static Set<String> kinds(JsonNode schema) {
+        if (!schema.isObject() || schema.has("anyOf") || schema.has("oneOf") || schema.has("allOf")) {
+            return null;
+        }
+        List<JsonNode> constants = constants(schema);
+        if (constants != null) {
+            Set<String> set = new java.util.HashSet<>();
+            constants.forEach(c -> set.add(kind(c)));
+            return set;
+        }
+        JsonNode type = schema.get("type");
+        if (type == null) {
+            return null;
+        }
+        Set<String> set = new java.util.HashSet<>();
+        for (JsonNode t : type.isArray() ? type : JSON.createArrayNode().add(type)) {
+            set.add(t.asText().equals("integer") ? "number" : t.asText());
+        }
+        return set;
+    }
+
+    /** The values of a const or enum schema, or null for any other. */
+    private static List<JsonNode> constants(JsonNode schema) {
+        if (!schema.isObject()) {
+            return null;
+        }
+        if (schema.has("const")) {
+            return List.of(schema.get("const"));
+        }
+        if (schema.has("enum") && schema.get("enum").isArray()) {
+            List<JsonNode> values = new ArrayList<>();
+            schema.get("enum").forEach(values::add);
+            return values;
+        }
+        return null;
+    }
+
+    private static String kind(JsonNode value) {
+        return switch (value.getNodeType()) {
+            case OBJECT -> "object";
+            case ARRAY -> "array";
+            case STRING -> "string";
+            case NUMBER -> "number";
+            case BOOLEAN -> "boolean";
+            default -> "null";
+        };
+    }
+
+    /** JSON equality: numbers by value (1 and 1.0 are the same). */
+    private static boolean sameValue(JsonNode x, JsonNode y) {
+        if (x.isNumber() && y.isNumber()) {
+            return x.decimalValue().compareTo(y.decimalValue()) == 0;
+        }
+        return x.equals(y);
     }
 
     private static boolean hasOtherKeywords(JsonNode schema, String except) {
@@ -185,7 +327,8 @@ public final class JsonSchemaCompiler {
         if (type == null) {
             if (schema.has("properties") || schema.has("required") || schema.has("additionalProperties")) {
                 types.add("object");
-            } else if (schema.has("items") || schema.has("minItems") || schema.has("maxItems")) {
+            } else if (schema.has("items") || schema.has("prefixItems") || schema.has("minItems")
+                    || schema.has("maxItems")) {
                 types.add("array");
             } else if (schema.has("pattern") || schema.has("minLength") || schema.has("maxLength")
                     || schema.has("format")) {
@@ -600,39 +743,57 @@ public final class JsonSchemaCompiler {
 
     private int array(GrammarBuilder.Rule r, int at, JsonNode schema, String path) {
         JsonNode items = schema.get("items");
-        if (items != null && !items.isObject() && !items.isBoolean()) {
-            throw error(path + "/items", "'items' must be a schema (tuple forms are not supported)");
+        JsonNode prefix = schema.get("prefixItems");
+        if (prefix != null && (!prefix.isArray() || prefix.isEmpty())) {
+            throw error(path + "/prefixItems", "'prefixItems' must be a non-empty array of schemas");
         }
+        if (items != null && !items.isObject() && !items.isBoolean()) {
+            throw error(path + "/items", "'items' must be a schema (the tuple form is 'prefixItems')");
+        }
+        int prefixLength = prefix == null ? 0 : prefix.size();
+        // items: false after a prefix allows no more items (alone, only the empty array).
+        boolean restAllowed = items == null || !items.isBoolean() || items.booleanValue();
         int min = bound(schema, "minItems", 0, path);
         int max = bound(schema, "maxItems", -1, path);
-        if (max >= 0 && max < min) {
-            throw error(path, "'maxItems' " + max + " is below 'minItems' " + min);
+        if (!restAllowed) {
+            max = max < 0 ? prefixLength : Math.min(max, prefixLength);
         }
-        if (Math.max(min, max) > MAX_BOUND) {
+        if (max >= 0 && max < min) {
+            throw error(path, "'maxItems' " + max + " is below 'minItems' " + min
+                    + (restAllowed ? "" : " (with 'items': false, at most the " + prefixLength + " of 'prefixItems')"));
+        }
+        if (Math.max(Math.max(min, max), prefixLength) > MAX_BOUND) {
             throw error(path, "item counts over " + MAX_BOUND + " are not supported");
         }
-        if (items == null && min == 0 && max < 0) {
+        if (prefixLength == 0 && restAllowed && (items == null || items.isBoolean()) && min == 0 && max < 0) {
             int end = r.state();
             r.call(at, arrayRule(), end);
             return end;
         }
-        ValueEmitter item = items == null ? this::anyValue : (rule, from) -> emit(rule, from, items, path + "/items");
+        ValueEmitter rest = items == null || items.isBoolean() ? this::anyValue
+                : (rule, from) -> emit(rule, from, items, path + "/items");
         int open = r.literal(at, ascii("["));
         int close = r.state();
-        if (min <= 1 && max < 0) {
-            listItems(r, open, close, item, min == 0);
+        if (max == 0) {
+            r.epsilon(open, close);
             return r.literal(close, ascii("]"));
         }
-        // Bounded: the items written out, the first min required, the rest up to max optional.
+        if (prefixLength == 0 && min <= 1 && max < 0) {
+            listItems(r, open, close, rest, min == 0);
+            return r.literal(close, ascii("]"));
+        }
+        // Bounded (or a tuple): the items written out, the first min required, the rest up to max
+        // optional; past the prefix each is the rest's schema, and an unbounded tail loops.
         int s = open;
-        int count = Math.max(min, max < 0 ? min + 1 : max);
+        int count = Math.max(min, max < 0 ? Math.max(min, prefixLength) + 1 : max);
         for (int i = 0; i < count; i++) {
             if (i >= min) {
                 r.epsilon(s, close);
             }
             int from = i == 0 ? s : optionalSpace(r, r.literal(s, ascii(",")));
+            ValueEmitter item = i < prefixLength
+                    ? itemOf(prefix.get(i), path + "/prefixItems/" + i) : rest;
             if (max < 0 && i == count - 1) {
-                // Unbounded after min: the last copy loops.
                 int loopStart = r.state();
                 r.epsilon(from, loopStart);
                 int after = item.emit(r, loopStart);
@@ -644,6 +805,10 @@ public final class JsonSchemaCompiler {
         }
         r.epsilon(s, close);
         return r.literal(close, ascii("]"));
+    }
+
+    private ValueEmitter itemOf(JsonNode schema, String path) {
+        return (rule, from) -> emit(rule, from, schema, path);
     }
 
     /** Items separated by commas, between open and close; the item emitted once. */

@@ -121,6 +121,64 @@ class GrammarLanguageTest {
     }
 
     @Test
+    void tuplesWithPrefixItemsAndTheirRest() {
+        Grammar pair = schema("""
+                {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": false,
+                 "minItems": 2}""");
+        assertTrue(matches(pair, "[\"a\", 1]"));
+        assertFalse(matches(pair, "[\"a\"]"));
+        assertFalse(matches(pair, "[\"a\",1,2]"));
+        assertFalse(matches(pair, "[1,\"a\"]"));
+        Grammar headed = schema("""
+                {"prefixItems": [{"const": "x"}], "items": {"type": "boolean"}}""");
+        assertTrue(matches(headed, "[]"), "prefixItems do not require the items");
+        assertTrue(matches(headed, "[\"x\"]"));
+        assertTrue(matches(headed, "[\"x\",true, false]"));
+        assertFalse(matches(headed, "[\"y\"]"));
+        assertFalse(matches(headed, "[\"x\",1]"));
+        Grammar bounded = schema("""
+                {"type": "array", "prefixItems": [{"type": "null"}, {"type": "null"}], "maxItems": 3}""");
+        assertTrue(matches(bounded, "[null,null,{\"k\": 1}]"));
+        assertFalse(matches(bounded, "[null,null,1,2]"));
+        assertTrue(matches(schema("{\"type\": \"array\", \"items\": false}"), "[]"));
+        assertFalse(matches(schema("{\"type\": \"array\", \"items\": false}"), "[1]"));
+        assertEquals("schema #: 'maxItems' 1 is below 'minItems' 2 (with 'items': false, at most the 1 of"
+                + " 'prefixItems')", assertThrows(GrammarException.class, () -> schema("""
+                        {"prefixItems": [{}], "items": false, "minItems": 2}""")).getMessage());
+    }
+
+    @Test
+    void oneOfWhereItsOptionsCannotMatchTheSameValue() {
+        Grammar byType = schema("{\"oneOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}]}");
+        assertTrue(matches(byType, "\"a\""));
+        assertTrue(matches(byType, "3"));
+        assertFalse(matches(byType, "true"));
+        Grammar tagged = schema("""
+                {"$defs": {
+                   "a": {"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "integer"}},
+                         "required": ["kind", "x"]},
+                   "b": {"type": "object", "properties": {"kind": {"enum": ["b", "c"]}, "y": {"type": "string"}},
+                         "required": ["kind", "y"]}},
+                 "oneOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/b"}]}""");
+        assertTrue(matches(tagged, "{\"kind\": \"a\", \"x\": 1}"));
+        assertTrue(matches(tagged, "{\"kind\": \"c\", \"y\": \"s\"}"));
+        assertFalse(matches(tagged, "{\"kind\": \"a\", \"y\": \"s\"}"));
+        Grammar constants = schema("{\"oneOf\": [{\"enum\": [1, \"one\"]}, {\"const\": 2}, {\"type\": \"null\"}]}");
+        assertTrue(matches(constants, "\"one\""));
+        assertTrue(matches(constants, "null"));
+        assertFalse(matches(constants, "3"));
+        for (String overlapping : List.of("""
+                {"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]}""", """
+                {"oneOf": [{"enum": [1, 2]}, {"enum": [2.0, 3]}]}""", """
+                {"oneOf": [{"type": "number"}, {"type": "integer"}]}""", """
+                {"oneOf": [{"type": "object", "properties": {"k": {"const": 1}}},
+                           {"type": "object", "properties": {"k": {"const": 2}}}]}""")) {
+            assertTrue(assertThrows(GrammarException.class, () -> schema(overlapping)).getMessage()
+                    .contains("options 0 and 1 may match the same value"), overlapping);
+        }
+    }
+
+    @Test
     void enumsConstsAnyOfAndTypeLists() {
         Grammar g = schema("""
                 {"anyOf": [{"const": {"k": [1, "two"]}}, {"enum": ["a\\"b", null, 2.5]}, {"type": ["boolean", "null"]}]}""");
