@@ -29,7 +29,9 @@ final class HttpModelDownloader {
     HttpModelDownloader(HubSettings settings, Path root, PrintStream progressOut) {
         this.settings = settings;
         this.snapshots = new ManifestSnapshots(settings, root, progressOut);
-        this.http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL)
+        // NOTE: HTTP/1.1, so that a file's ranges (BlobTransfer) travel on connections of their own
+        // rather than as streams of one HTTP/2 connection, which one TCP window would limit.
+        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).followRedirects(HttpClient.Redirect.NORMAL)
                 .connectTimeout(Duration.ofSeconds(20)).build();
     }
 

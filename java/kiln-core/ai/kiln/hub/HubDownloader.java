@@ -47,7 +47,9 @@ final class HubDownloader {
         this.progressOut = progressOut;
         // NOTE: redirects are followed by hand: the Hub's first answer carries the file's ETag and
         // commit, and the bearer token must not travel on to the storage host it redirects to.
-        this.http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER)
+        // NOTE: HTTP/1.1, so that a file's ranges (BlobTransfer) travel on connections of their own
+        // rather than as streams of one HTTP/2 connection, which one TCP window would limit.
+        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).followRedirects(HttpClient.Redirect.NEVER)
                 .connectTimeout(Duration.ofSeconds(20)).build();
     }
 
