@@ -165,6 +165,36 @@ public enum ToolCallFormat {
         return forcedClose;
     }
 
+    /**
+     * The position in {@code text} from which it may be (the start of) a call: the marker or a
+     * prefix of it at the end, or for llama3_json a "{" opening the output; -1 while it cannot.
+     * A stream holds text back from here until the output ends.
+     */
+    public int callStart(String text) {
+        int at = text.indexOf(marker);
+        if (at >= 0) {
+            return at;
+        }
+        if (this == LLAMA3_JSON) {
+            int first = 0;
+            while (first < text.length() && Character.isWhitespace(text.charAt(first))) {
+                first++;
+            }
+            if (first < text.length() && text.charAt(first) == '{') {
+                return first;
+            }
+            if (first == text.length()) {
+                return -1;
+            }
+        }
+        for (int k = Math.min(marker.length() - 1, text.length()); k > 0; k--) {
+            if (text.endsWith(marker.substring(0, k))) {
+                return text.length() - k;
+            }
+        }
+        return -1;
+    }
+
     /** Whether reading calls needs the special tokens in the text (Mistral's marker is one). */
     public boolean needsSpecialTokens() {
         return this == MISTRAL;

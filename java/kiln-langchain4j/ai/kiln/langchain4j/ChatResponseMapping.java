@@ -27,19 +27,26 @@ final class ChatResponseMapping {
      * (as the server answers "tool_calls" and keeps "length"); without calls, the text as usual.
      */
     static ChatResponse fromToolResult(GenerateResult result, String modelName, ToolCallFormat.Parsed parsed) {
+        return toolResponse(result.requestId(), modelName, result.text(), parsed, result.promptTokenIds().length,
+                result.tokenIds().length, result.finishReason());
+    }
+
+    /** {@link #fromToolResult} from the parts a stream assembles. */
+    static ChatResponse toolResponse(String requestId, String modelName, String text, ToolCallFormat.Parsed parsed,
+            int promptTokens, int generatedTokens, ai.kiln.api.FinishReason engineFinishReason) {
         if (parsed.calls().isEmpty()) {
-            return fromResult(result, modelName);
+            return response(requestId, modelName, text, promptTokens, generatedTokens, engineFinishReason);
         }
-        FinishReason finishReason = result.finishReason() == ai.kiln.api.FinishReason.LENGTH ? FinishReason.LENGTH
+        FinishReason finishReason = engineFinishReason == ai.kiln.api.FinishReason.LENGTH ? FinishReason.LENGTH
                 : FinishReason.TOOL_EXECUTION;
         List<ToolExecutionRequest> requests = parsed.calls().stream().map(c -> ToolExecutionRequest.builder()
                 .id(c.id()).name(c.name()).arguments(c.arguments()).build()).toList();
         AiMessage message = parsed.text() == null ? AiMessage.from(requests) : AiMessage.from(parsed.text(), requests);
         return ChatResponse.builder()
                 .aiMessage(message)
-                .id(result.requestId())
+                .id(requestId)
                 .modelName(modelName)
-                .tokenUsage(new TokenUsage(result.promptTokenIds().length, result.tokenIds().length))
+                .tokenUsage(new TokenUsage(promptTokens, generatedTokens))
                 .finishReason(finishReason)
                 .build();
     }

@@ -4,7 +4,6 @@ import ai.kiln.api.Engine;
 import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.RequestHandle;
-import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.StreamingChatModel;
 import dev.langchain4j.model.chat.listener.ChatModelListener;
 import dev.langchain4j.model.chat.request.ChatRequest;
@@ -32,14 +31,17 @@ import java.util.List;
  * one callback at a time: {@code onPartialResponse} with each new piece of text (a token or a
  * few; text that could still turn into a stop string is held back until it cannot), then
  * {@code onCompleteResponse} with the whole answer, its token usage and finish reason, or
- * {@code onError}. Concatenated, the partial responses are the complete response's text. A
+ * {@code onError}. Concatenated, the partial responses are the complete response's text. With
+ * tool specifications (shown through the chat template, as {@link KilnChatModel} shows them),
+ * text that may begin a tool call is held back until the answer ends; the calls found are then
+ * the complete response's tool execution requests (finish reason TOOL_EXECUTION), and under
+ * {@code ToolChoice.REQUIRED} the answer is one call, with no partial text. A
  * handler slower than the engine holds its stream back; one that falls more than
  * {@link EngineOptions#streamBufferSize()} outputs behind has its request cancelled by the
  * engine and gets {@code onError} with a {@link ai.kiln.api.RequestAbortedException}.
  *
  * <p>Every failure reaches the handler's {@code onError} (and the listeners), none is thrown by
- * {@code chat}: requests the model refuses (tool specifications unless toolChoice is NONE: calls
- * are read from a whole answer, which {@link KilnChatModel} gives; non-text content;
+ * {@code chat}: requests the model refuses (non-text content;
  * parameters out of range, another model's name; the exceptions {@link KilnChatModel} throws),
  * a failed engine step, the engine closing before the answer is complete (a
  * {@link ai.kiln.api.RequestAbortedException}), and an exception thrown by the handler's
@@ -73,13 +75,9 @@ public final class KilnStreamingChatModel implements StreamingChatModel, AutoClo
     @Override
     public void doChat(ChatRequest chatRequest, StreamingChatResponseHandler handler) {
         RequestHandle request;
+        boolean tools;
         try {
-            if (ChatRequestMapping.showsTools(chatRequest.parameters())) {
-                // NOTE: calls are read from the whole text; streaming them piecewise is not done yet.
-                throw new UnsupportedFeatureException("the streaming Kiln model does not support tools yet: the"
-                        + " request has " + chatRequest.parameters().toolSpecifications().size() + " tool"
-                        + " specification(s); use KilnChatModel for tool calls, or toolChoice NONE");
-            }
+            tools = ChatRequestMapping.showsTools(chatRequest.parameters());
             GenerateRequest generate = ChatRequestMapping.toGenerateRequest(chatRequest, binding.modelName(),
                     EngineBinding.newRequestId(), binding.toolCalling()).withStream(true);
             request = binding.submit(generate);
@@ -89,7 +87,10 @@ public final class KilnStreamingChatModel implements StreamingChatModel, AutoClo
             StreamingResponseRelay.reportError(handler, e);
             return;
         }
-        request.subscribe(new StreamingResponseRelay(request, handler, binding.modelName()));
+        request.subscribe(tools
+                ? new StreamingResponseRelay(request, handler, binding.modelName(), binding.toolCalling(),
+                        ChatRequestMapping.forcesToolCall(chatRequest.parameters()))
+                : new StreamingResponseRelay(request, handler, binding.modelName()));
     }
 
     @Override

@@ -2,6 +2,7 @@ package ai.kiln.langchain4j;
 
 import ai.kiln.api.RequestHandle;
 import ai.kiln.api.RequestOutput;
+import ai.kiln.api.ToolCallFormat;
 import ai.kiln.api.FinishReason;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.PartialResponse;
@@ -21,6 +22,12 @@ import java.util.concurrent.Flow;
  * rather than taken from the request's result future: that future can complete on the engine
  * loop thread, and a handler run there would hold up every request in the engine.
  *
+ * <p>With tools shown to the model, text that may be (the start of) a tool call is held back
+ * ({@link ToolCallFormat#callStart}); at the end the whole answer is read for calls: found, they
+ * are the complete response's tool execution requests (and the text held back is not streamed);
+ * else the text held back is streamed last, so the partial responses still make up the answer.
+ * Under a forced call (ToolChoice.REQUIRED) the answer is a call and nothing is streamed as text.
+ *
  * <p>Once the handler cancels, or a handler callback throws, the request is cancelled on the
  * engine and the relay calls nothing more, except {@code onError} for the exception thrown.
  */
@@ -31,8 +38,11 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
     private final RequestHandle request;
     private final StreamingChatResponseHandler handler;
     private final String modelName;
+    private final ToolCallFormat toolCalls; // null: no tools shown
+    private final boolean forcedCall;
     // Written on the stream thread only (Flow delivers signals serially).
     private final StringBuilder text = new StringBuilder();
+    private int streamed; // characters of text given to the handler
     private int generatedTokens;
     private FinishReason finishReason;
     private boolean ended;
@@ -40,9 +50,20 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
     private volatile boolean cancelled;
 
     StreamingResponseRelay(RequestHandle request, StreamingChatResponseHandler handler, String modelName) {
+        this(request, handler, modelName, null, false);
+    }
+
+    /**
+     * @param toolCalls the format calls are read in where tools were shown to the model, else null
+     * @param forcedCall whether a grammar made the answer one call (ToolChoice.REQUIRED)
+     */
+    StreamingResponseRelay(RequestHandle request, StreamingChatResponseHandler handler, String modelName,
+            ToolCallFormat toolCalls, boolean forcedCall) {
         this.request = request;
         this.handler = handler;
         this.modelName = modelName;
+        this.toolCalls = toolCalls;
+        this.forcedCall = forcedCall;
     }
 
     @Override
@@ -63,13 +84,23 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
         if (output.finished()) {
             finishReason = output.finishReason();
         }
+        int limit = text.length();
+        if (toolCalls != null) {
+            int callStart = forcedCall ? 0 : toolCalls.callStart(text.toString());
+            limit = callStart < 0 ? text.length() : callStart;
+        }
         // NOTE: a delta may carry tokens and no text yet (half a UTF-8 character, or text that
         // might still become a stop string); LangChain4j's PartialResponse must not be empty.
-        if (output.text().isEmpty()) {
-            return;
+        if (limit > streamed) {
+            String piece = text.substring(streamed, limit);
+            streamed = limit;
+            givePartial(piece);
         }
+    }
+
+    private void givePartial(String piece) {
         try {
-            handler.onPartialResponse(new PartialResponse(output.text()), new PartialResponseContext(this));
+            handler.onPartialResponse(new PartialResponse(piece), new PartialResponseContext(this));
         } catch (RuntimeException e) {
             // A handler that fails would otherwise keep being fed; stop the request and report once.
             stopEngineRequest();
@@ -94,9 +125,25 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
         if (ended || cancelled) {
             return;
         }
+        ChatResponse response;
+        if (toolCalls == null) {
+            response = ChatResponseMapping.response(request.requestId(), modelName, text.toString(),
+                    request.promptTokenIds().length, generatedTokens, finishReason);
+        } else {
+            ToolCallFormat.Parsed parsed = toolCalls.parse(text.toString(), forcedCall);
+            if (parsed.calls().isEmpty() && streamed < text.length()) {
+                // No call after all: the text held back is the answer's end.
+                String rest = text.substring(streamed);
+                streamed = text.length();
+                givePartial(rest);
+                if (ended || cancelled) {
+                    return;
+                }
+            }
+            response = ChatResponseMapping.toolResponse(request.requestId(), modelName, text.toString(), parsed,
+                    request.promptTokenIds().length, generatedTokens, finishReason);
+        }
         ended = true;
-        ChatResponse response = ChatResponseMapping.response(request.requestId(), modelName, text.toString(),
-                request.promptTokenIds().length, generatedTokens, finishReason);
         try {
             handler.onCompleteResponse(response);
         } catch (RuntimeException e) {

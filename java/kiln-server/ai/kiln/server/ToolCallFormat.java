@@ -76,26 +76,7 @@ enum ToolCallFormat {
      * Streaming holds text back from here.
      */
     int callStart(String text) {
-        String marker = shared().marker();
-        int at = text.indexOf(marker);
-        if (at >= 0) {
-            return at;
-        }
-        if (this == LLAMA3_JSON) {
-            int first = firstNonSpace(text);
-            if (first < text.length() && text.charAt(first) == '{') {
-                return first;
-            }
-            if (first == text.length()) {
-                return -1;
-            }
-        }
-        for (int k = Math.min(marker.length() - 1, text.length()); k > 0; k--) {
-            if (text.endsWith(marker.substring(0, k))) {
-                return text.length() - k;
-            }
-        }
-        return -1;
+        return shared().callStart(text);
     }
 
     /** Reads the calls of a free (tool_choice "auto") output (kiln-core's reader, shared with the integrations). */
@@ -147,13 +128,5 @@ enum ToolCallFormat {
     /** The same format in kiln-core, which reads calls and writes forced ones for every caller. */
     private ai.kiln.api.ToolCallFormat shared() {
         return ai.kiln.api.ToolCallFormat.valueOf(name());
-    }
-
-    private static int firstNonSpace(String text) {
-        int i = 0;
-        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
-            i++;
-        }
-        return i;
     }
 }

@@ -16,10 +16,11 @@ import dev.langchain4j.data.message.AiMessage;
 import dev.langchain4j.data.message.ChatMessage;
 import dev.langchain4j.data.message.SystemMessage;
 import dev.langchain4j.data.message.UserMessage;
-import dev.langchain4j.exception.UnsupportedFeatureException;
+import dev.langchain4j.exception.ModelNotFoundException;
 import dev.langchain4j.model.chat.listener.ChatModelErrorContext;
 import dev.langchain4j.model.chat.listener.ChatModelListener;
 import dev.langchain4j.model.chat.request.ChatRequest;
+import dev.langchain4j.model.chat.request.ChatRequestParameters;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.output.FinishReason;
 import dev.langchain4j.model.output.TokenUsage;
@@ -167,15 +168,57 @@ class KilnStreamingChatModelTest {
                 .build();
         RecordingHandler handler = new RecordingHandler();
 
-        listened.chat(ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
-                .toolSpecifications(ToolSpecification.builder().name("get_weather").build()).build(), handler);
+        listened.chat(ChatRequest.builder().messages(UserMessage.from("Weather in Paris?")).modelName("other-model")
+                .build(), handler);
 
         Throwable error = handler.awaitError();
-        assertInstanceOf(UnsupportedFeatureException.class, error);
-        assertEquals("the streaming Kiln model does not support tools yet: the request has 1 tool specification(s);"
-                + " use KilnChatModel for tool calls, or toolChoice NONE", error.getMessage());
+        assertInstanceOf(ModelNotFoundException.class, error);
+        assertEquals("model 'other-model' is not served here: this Kiln engine runs '" + TinyLlama.NAME + "' only",
+                error.getMessage());
         assertEquals(List.of(error), listenerErrors);
         assertEquals(List.of("error"), handler.kinds());
+    }
+
+    /**
+     * Tool specifications on the streaming model: under REQUIRED the answer is one call of the tool
+     * (arguments valid for its parameters), no partial text, finish reason TOOL_EXECUTION; under
+     * AUTO the random-weight model writes text, streamed whole (the partials make up the answer).
+     */
+    @Test
+    void toolCallsComeWithTheCompleteResponse() throws Exception {
+        ToolSpecification forecast = ToolSpecification.builder().name("forecast").description("The forecast")
+                .parameters(dev.langchain4j.model.chat.request.json.JsonObjectSchema.builder()
+                        .addEnumProperty("unit", List.of("celsius", "fahrenheit")).addBooleanProperty("hourly")
+                        .required("unit", "hourly").build())
+                .build();
+        RecordingHandler required = new RecordingHandler();
+        model.chat(ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
+                .parameters(ChatRequestParameters.builder().toolSpecifications(forecast)
+                        .toolChoice(dev.langchain4j.model.chat.request.ToolChoice.REQUIRED).temperature(0.0)
+                        .maxOutputTokens(64).build())
+                .build(), required);
+        ChatResponse call = required.awaitResponse();
+        assertEquals(FinishReason.TOOL_EXECUTION, call.finishReason());
+        assertEquals(1, call.aiMessage().toolExecutionRequests().size());
+        dev.langchain4j.agent.tool.ToolExecutionRequest request = call.aiMessage().toolExecutionRequests().get(0);
+        assertEquals("forecast", request.name());
+        com.fasterxml.jackson.databind.JsonNode arguments = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(request.arguments());
+        assertTrue(List.of("celsius", "fahrenheit").contains(arguments.get("unit").textValue()), request.arguments());
+        assertTrue(arguments.get("hourly").isBoolean(), request.arguments());
+        assertEquals(List.of("complete"), required.kinds(), "no partial text before a forced call");
+
+        RecordingHandler auto = new RecordingHandler();
+        model.chat(ChatRequest.builder().messages(UserMessage.from("Weather in Paris?"))
+                .parameters(ChatRequestParameters.builder().toolSpecifications(forecast).temperature(0.0)
+                        .maxOutputTokens(16).build())
+                .build(), auto);
+        ChatResponse answer = auto.awaitResponse();
+        if (answer.aiMessage().hasToolExecutionRequests()) {
+            assertEquals(FinishReason.TOOL_EXECUTION, answer.finishReason());
+        } else {
+            assertEquals(answer.aiMessage().text(), String.join("", auto.partials()));
+        }
     }
 
     @Test
