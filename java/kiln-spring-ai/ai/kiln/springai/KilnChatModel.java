@@ -67,7 +67,7 @@ import reactor.core.publisher.Mono;
  * schema accepts, by the engine's grammar; a schema the grammar cannot express is an
  * {@link IllegalArgumentException} naming the keyword.
  *
- * <p>Tools ({@link #call} only): the tool callbacks' definitions reach the chat template as its
+ * <p>Tools: the tool callbacks' definitions reach the chat template as its
  * {@code tools} variable, as Kiln's server passes them; the calls the model writes, in the format
  * the template's markers name, come back as the reply's {@link AssistantMessage#getToolCalls()}
  * with finish reason {@code "TOOL_CALLS"}, for the {@code ChatClient}'s tool-calling advisor to
@@ -75,8 +75,10 @@ import reactor.core.publisher.Mono;
  * passes them. {@link KilnChatOptions#getToolChoice()} {@code "required"} makes the reply exactly
  * one call, by a grammar.
  *
- * <p>Not supported yet, and refused with an {@link UnsupportedOperationException}: tools when
- * streaming (calls are read from a whole reply), and media. This model does not close the engine,
+ * When streaming, text that may begin a call is held back until the reply ends, and the last
+ * response carries the calls read from the whole reply.
+ *
+ * <p>Not supported yet, and refused with an {@link UnsupportedOperationException}: media. This model does not close the engine,
  * which its creator owns. Thread-safe.
  */
 public final class KilnChatModel implements ChatModel {
@@ -174,7 +176,7 @@ public final class KilnChatModel implements ChatModel {
      * Streams a reply: one response per piece of new text, the last one with the finish reason
      * and usage. The request is checked here and submitted on subscription.
      *
-     * @throws UnsupportedOperationException for tools or media
+     * @throws UnsupportedOperationException for media
      * @throws IllegalArgumentException      for an option out of range or another model's name
      */
     @Override
@@ -197,15 +199,27 @@ public final class KilnChatModel implements ChatModel {
                 observation.stop();
                 return Flux.error(e);
             }
+            ToolHoldBack toolText = prepared.toolCalls() == null ? null
+                    : new ToolHoldBack(prepared.toolCalls(), prepared.forced());
             Flux<ChatResponse> responses = JdkFlowAdapter.flowPublisherToFlux(handle)
                     // Outputs whose text is held back (a possible stop string, a partial character)
                     // say nothing to a chat client; the last one always goes out, for its metadata.
                     .filter(output -> output.finished() || !output.text().isEmpty())
-                    .concatMap(output -> output.finished()
-                            // The result future completes just after the last output; it has the
-                            // whole request's usage and timing.
-                            ? Mono.fromFuture(handle.result()).map(result -> lastResponse(output, result))
-                            : Mono.just(deltaResponse(output)))
+                    .concatMap(output -> {
+                        if (toolText != null) {
+                            toolText.append(output.text());
+                            if (!output.finished()) {
+                                String piece = toolText.streamable();
+                                return piece.isEmpty() ? Mono.empty() : Mono.just(deltaResponse(output, piece));
+                            }
+                            return Mono.fromFuture(handle.result()).map(result -> toolText.lastResponse(result));
+                        }
+                        return output.finished()
+                                // The result future completes just after the last output; it has the
+                                // whole request's usage and timing.
+                                ? Mono.fromFuture(handle.result()).map(result -> lastResponse(output, result))
+                                : Mono.just(deltaResponse(output, output.text()));
+                    })
                     // NOTE: cancelling the Flow subscription already cancels the request; this also
                     // covers a cancel that comes while the last response waits for the result.
                     .doOnCancel(handle::cancel)
@@ -236,11 +250,6 @@ public final class KilnChatModel implements ChatModel {
         boolean forced = "required".equals(options.getToolChoice());
         if (forced && tools.isEmpty()) {
             throw new IllegalArgumentException("toolChoice 'required' needs at least one tool callback");
-        }
-        if (stream && !tools.isEmpty()) {
-            List<String> names = tools.stream().map(ToolCallFormat.Tool::name).toList();
-            throw new UnsupportedOperationException("Kiln does not stream tool calls yet, and the request brings"
-                    + " tool callbacks " + names + "; use call, or toolChoice 'none'");
         }
         List<Map<String, Object>> messages = chatMessages(prompt.getInstructions());
         SamplingParams params = options.toSamplingParams();
@@ -393,9 +402,57 @@ public final class KilnChatModel implements ChatModel {
                 finishReason == null && stopReason == null ? ChatGenerationMetadata.NULL : metadata.build());
     }
 
-    private ChatResponse deltaResponse(RequestOutput output) {
-        return new ChatResponse(List.of(generation(output.text(), null, null)),
+    private ChatResponse deltaResponse(RequestOutput output, String text) {
+        return new ChatResponse(List.of(generation(text, null, null)),
                 ChatResponseMetadata.builder().id(output.requestId()).model(modelName()).build());
+    }
+
+    /**
+     * A streamed reply shown tools: text that may begin a call is held back until the reply ends
+     * (kiln-core's {@link ToolCallFormat#callStart}); the last response then carries the calls read
+     * from the whole reply (finish reason "TOOL_CALLS"), or, with none, the text held back. Under a
+     * forced call nothing is streamed as text. One per subscription; its calls come serially.
+     */
+    private final class ToolHoldBack {
+        private final ToolCallFormat format;
+        private final boolean forced;
+        private final StringBuilder text = new StringBuilder();
+        private int streamed;
+
+        ToolHoldBack(ToolCallFormat format, boolean forced) {
+            this.format = format;
+            this.forced = forced;
+        }
+
+        void append(String delta) {
+            text.append(delta);
+        }
+
+        /** The text that may be streamed now and was not yet. */
+        String streamable() {
+            int callStart = forced ? 0 : format.callStart(text.toString());
+            int limit = callStart < 0 ? text.length() : callStart;
+            if (limit <= streamed) {
+                return "";
+            }
+            String piece = text.substring(streamed, limit);
+            streamed = limit;
+            return piece;
+        }
+
+        ChatResponse lastResponse(GenerateResult result) {
+            GenerateResult.Completion completion = result.completions().get(0);
+            ToolCallFormat.Parsed parsed = format.parse(text.toString(), forced);
+            Generation generation;
+            if (parsed.calls().isEmpty()) {
+                generation = generation(text.substring(streamed), completion.finishReason(), completion.stopReason());
+            } else {
+                // The text before the calls was streamed already: this response adds the calls.
+                generation = toolGeneration(new ToolCallFormat.Parsed(null, parsed.calls()), completion);
+            }
+            streamed = text.length();
+            return new ChatResponse(List.of(generation), finalMetadata(result));
+        }
     }
 
     private ChatResponse lastResponse(RequestOutput output, GenerateResult result) {

@@ -100,9 +100,34 @@ class KilnChatModelTest {
         assertThat(call.name()).isEqualTo("now");
         assertThat(call.arguments()).isEqualTo("{}");
         assertThat(call.id()).matches("call_[0-9a-f]{24}");
-        // stream refuses tools when called, not only when subscribed.
-        assertThatThrownBy(() -> model.stream(withTools)).isInstanceOf(UnsupportedOperationException.class)
-                .hasMessageContaining("[now]");
+
+        // Streamed: no text before the forced call; the last response carries it.
+        List<ChatResponse> streamed = model.stream(withTools).collectList().block(java.time.Duration.ofSeconds(30));
+        assertThat(streamed).isNotEmpty();
+        ChatResponse last = streamed.get(streamed.size() - 1);
+        assertThat(last.getResult().getMetadata().getFinishReason()).isEqualTo("TOOL_CALLS");
+        assertThat(last.getResult().getOutput().getToolCalls()).hasSize(1);
+        assertThat(last.getResult().getOutput().getToolCalls().get(0).name()).isEqualTo("now");
+        assertThat(last.getResult().getOutput().getToolCalls().get(0).arguments()).isEqualTo("{}");
+        assertThat(streamed.subList(0, streamed.size() - 1)).allSatisfy(r -> assertThat(r.getResult().getOutput()
+                .getText()).isEmpty());
+    }
+
+    /** Streamed with tools shown but not forced: the pieces make up the blocking reply (no call in it here). */
+    @Test
+    void aStreamShownToolsGivesTheBlockingReplyPieceByPiece() {
+        Prompt withTools = new Prompt(CONVERSATION, KilnChatOptions.builder()
+                .toolCallbacks(ToolCallbacks.from(new ClockTools())).temperature(0.0).maxTokens(24).build());
+        ChatResponse whole = model.call(withTools);
+        List<ChatResponse> streamed = model.stream(withTools).collectList().block(java.time.Duration.ofSeconds(30));
+        String text = streamed.stream().map(r -> r.getResult().getOutput().getText() == null ? ""
+                : r.getResult().getOutput().getText()).reduce("", String::concat);
+        if (whole.getResult().getOutput().getToolCalls().isEmpty()) {
+            assertThat(text).isEqualTo(whole.getResult().getOutput().getText());
+        } else {
+            assertThat(streamed.get(streamed.size() - 1).getResult().getOutput().getToolCalls())
+                    .isEqualTo(whole.getResult().getOutput().getToolCalls().stream().map(c -> c).toList());
+        }
     }
 
     @Test
