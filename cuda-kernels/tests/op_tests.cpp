@@ -687,11 +687,52 @@ void test_dequantize_e4m3() {
   }
 }
 
+// One case of an FP8 product (skinny or narrow): m token rows, n outputs (gated: n gate and n up
+// weight rows), k inputs; with a bias, or fp32 output.
+struct F8ProductCase {
+  int64_t m, n, k;
+  bool gated, bias, f32_out;
+};
+
+// A case's inputs: e4m3 weights quantised by the CPU, the CPU twin's answer over the same inputs,
+// and the device copies with the inputs quantised on the device (quantize_status: its status).
+struct F8ProductInputs {
+  int64_t w_rows;
+  std::vector<uint8_t> w;
+  std::vector<float> w_scales, ref;
+  DeviceBuffer dq, dxs, dw, dws, db;
+  int quantize_status;
+};
+
+F8ProductInputs prepare_f8_product(const F8ProductCase& cs, int dtype) {
+  const int64_t w_rows = cs.gated ? 2 * cs.n : cs.n;
+  auto x = randn(cs.m * cs.k, dtype, 1.0f);
+  auto w_float = randn(w_rows * cs.k, KILN_CUDA_F32, 0.05f);
+  std::vector<uint8_t> w(w_float.size());
+  std::vector<float> w_scales(w_rows);
+  kiln_cpu_quantize_f8_rows(w.data(), w_scales.data(), w_float.data(), KILN_F32, w_rows, cs.k);
+  auto bias = randn(cs.n, dtype, 0.5f);
+  std::vector<uint16_t> b_bits(bias.size());
+  for (size_t i = 0; i < bias.size(); ++i) b_bits[i] = to_half_bits(bias[i], dtype);
+  std::vector<float> product(cs.m * w_rows), ref(cs.m * cs.n);
+  const void* ref_bias = !cs.bias ? nullptr : dtype == KILN_CUDA_F32 ? static_cast<const void*>(bias.data())
+                                                                     : static_cast<const void*>(b_bits.data());
+  kiln_cpu_gemm_f8(product.data(), w_rows, x.data(), cs.k, w.data(), w_scales.data(),
+                   KILN_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, ref_bias, dtype, cs.m, w_rows, cs.k);
+  if (cs.gated) kiln_cpu_silu_and_mul(ref.data(), rounded(product, dtype).data(), cs.m, cs.n);
+  else ref = product;
+  DeviceBuffer dx = upload(x, dtype), dq(cs.m * cs.k), dxs(cs.m * 4);
+  const int st = kiln_cuda_quantize_e4m3(dq.as<uint8_t>(), dxs.as<float>(), dx.ptr, cs.k, dtype,
+                                         KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, cs.m, cs.k, nullptr);
+  DeviceBuffer dw = upload_raw(w), dws = upload_raw(w_scales), db = upload(bias, dtype);
+  return F8ProductInputs{w_rows, std::move(w), std::move(w_scales), std::move(ref), std::move(dq), std::move(dxs),
+                         std::move(dw), std::move(dws), std::move(db), st};
+}
+
 // The skinny FP8 product against kiln_cpu_gemm_f8 over the same inputs (quantised by the CUDA
 // quantiser, which the case above holds equal to the CPU's): the fp32 sums differ only in order.
 void test_gemv_f8() {
-  struct Case { int64_t m, n, k; bool gated, bias, f32_out; };
-  std::vector<Case> cases = {{1, 6144, 4096, false, false, false}, {8, 4096, 14336, false, false, false},
+  std::vector<F8ProductCase> cases = {{1, 6144, 4096, false, false, false}, {8, 4096, 14336, false, false, false},
                              {4, 14336, 4096, true, false, false},  {3, 1000, 192, false, true, false},
                              {2, 517, 64, false, false, true},      {5, 40, 128, true, false, false},
                              {7, 4096, 4096, false, true, false},   {6, 24, 640, false, false, false},
@@ -701,36 +742,19 @@ void test_gemv_f8() {
   if (small_mode) cases = {{3, 40, 192, false, true, false}, {5, 24, 128, true, false, false},
                            {11, 40, 192, false, true, false}, {16, 24, 128, true, false, false}};
   for (int dtype : kDtypesAndF32) {
-    for (const Case& cs : cases) {
-      const int64_t w_rows = cs.gated ? 2 * cs.n : cs.n;
-      auto x = randn(cs.m * cs.k, dtype, 1.0f);
-      auto w_float = randn(w_rows * cs.k, KILN_CUDA_F32, 0.05f);
-      std::vector<uint8_t> w(w_float.size());
-      std::vector<float> w_scales(w_rows);
-      kiln_cpu_quantize_f8_rows(w.data(), w_scales.data(), w_float.data(), KILN_F32, w_rows, cs.k);
-      auto bias = randn(cs.n, dtype, 0.5f);
-      std::vector<uint16_t> b_bits(bias.size());
-      for (size_t i = 0; i < bias.size(); ++i) b_bits[i] = to_half_bits(bias[i], dtype);
-      std::vector<float> product(cs.m * w_rows), ref(cs.m * cs.n);
-      const void* ref_bias = !cs.bias ? nullptr : dtype == KILN_CUDA_F32 ? static_cast<const void*>(bias.data())
-                                                                         : static_cast<const void*>(b_bits.data());
-      kiln_cpu_gemm_f8(product.data(), w_rows, x.data(), cs.k, w.data(), w_scales.data(),
-                       KILN_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, ref_bias, dtype, cs.m, w_rows, cs.k);
-      if (cs.gated) kiln_cpu_silu_and_mul(ref.data(), rounded(product, dtype).data(), cs.m, cs.n);
-      else ref = product;
+    for (const F8ProductCase& cs : cases) {
+      F8ProductInputs in = prepare_f8_product(cs, dtype);
+      const std::vector<float>& ref = in.ref;
       const int out_dtype = cs.f32_out ? KILN_CUDA_F32 : dtype;
-      DeviceBuffer dx = upload(x, dtype), dq(cs.m * cs.k), dxs(cs.m * 4), dw = upload_raw(w),
-                   dws = upload_raw(w_scales), db = upload(bias, dtype);
       DeviceBuffer dout(cs.m * cs.n * element_bytes(out_dtype));
       dout.poison();
       const std::string shape = shape_str({cs.m, cs.n, cs.k}) + (cs.gated ? " gated" : "") + (cs.bias ? " bias" : "") +
                                 (cs.f32_out ? " f32out" : "");
-      int st = kiln_cuda_quantize_e4m3(dq.as<uint8_t>(), dxs.as<float>(), dx.ptr, cs.k, dtype,
-                                       KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, cs.m, cs.k, nullptr);
+      int st = in.quantize_status;
       if (st == 0)
-        st = kiln_cuda_gemv_f8(dout.ptr, cs.n, out_dtype, dq.as<uint8_t>(), dxs.as<float>(), cs.gated ? 1 : 0,
-                               dw.as<uint8_t>(), dws.as<float>(), cs.bias ? db.ptr : nullptr, cs.m, cs.n, cs.k, dtype,
-                               nullptr);
+        st = kiln_cuda_gemv_f8(dout.ptr, cs.n, out_dtype, in.dq.as<uint8_t>(), in.dxs.as<float>(), cs.gated ? 1 : 0,
+                               in.dw.as<uint8_t>(), in.dws.as<float>(), cs.bias ? in.db.ptr : nullptr, cs.m, cs.n,
+                               cs.k, dtype, nullptr);
       if (st != 0) { record_status("gemv_f8", dtype, shape, st); continue; }
       sync_or_die("gemv_f8");
       // NOTE: the naive answer is the reference rounded once to the output type (the sums of exact
@@ -786,8 +810,7 @@ void test_gemm_f8_narrow() {
     std::printf("SKIP   gemm_f8_narrow: not a Hopper GPU\n");
     return;
   }
-  struct Case { int64_t m, n, k; bool gated, bias, f32_out; };
-  std::vector<Case> cases = {{17, 6144, 4096, false, false, false}, {64, 4096, 14336, false, false, false},
+  std::vector<F8ProductCase> cases = {{17, 6144, 4096, false, false, false}, {64, 4096, 14336, false, false, false},
                              {48, 14336, 4096, true, false, false},  {100, 1000, 256, false, true, false},
                              {33, 517, 128, false, false, true},     {128, 40, 384, true, false, false},
                              {128, 4096, 4096, false, true, false},  {65, 24, 640, false, false, false},
@@ -797,48 +820,34 @@ void test_gemm_f8_narrow() {
   if (small_mode) cases = {{17, 40, 256, false, true, false}, {64, 24, 128, true, false, false},
                            {128, 300, 1024, false, false, false}, {40, 24, 512, true, false, false}};
   for (int dtype : kDtypesAndF32) {
-    for (const Case& cs : cases) {
-      const int64_t w_rows = cs.gated ? 2 * cs.n : cs.n;
-      auto x = randn(cs.m * cs.k, dtype, 1.0f);
-      auto w_float = randn(w_rows * cs.k, KILN_CUDA_F32, 0.05f);
-      std::vector<uint8_t> w(w_float.size());
-      std::vector<float> w_scales(w_rows);
-      kiln_cpu_quantize_f8_rows(w.data(), w_scales.data(), w_float.data(), KILN_F32, w_rows, cs.k);
-      auto bias = randn(cs.n, dtype, 0.5f);
-      std::vector<uint16_t> b_bits(bias.size());
-      for (size_t i = 0; i < bias.size(); ++i) b_bits[i] = to_half_bits(bias[i], dtype);
-      std::vector<float> product(cs.m * w_rows), ref(cs.m * cs.n);
-      const void* ref_bias = !cs.bias ? nullptr : dtype == KILN_CUDA_F32 ? static_cast<const void*>(bias.data())
-                                                                         : static_cast<const void*>(b_bits.data());
-      kiln_cpu_gemm_f8(product.data(), w_rows, x.data(), cs.k, w.data(), w_scales.data(),
-                       KILN_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, ref_bias, dtype, cs.m, w_rows, cs.k);
-      if (cs.gated) kiln_cpu_silu_and_mul(ref.data(), rounded(product, dtype).data(), cs.m, cs.n);
-      else ref = product;
+    for (const F8ProductCase& cs : cases) {
+      F8ProductInputs in = prepare_f8_product(cs, dtype);
+      const int64_t w_rows = in.w_rows;
+      const std::vector<float>& ref = in.ref;
       const int out_dtype = cs.f32_out ? KILN_CUDA_F32 : dtype;
       const int64_t ws_bytes = kiln_cuda_gemm_f8_narrow_workspace_size(cs.m, cs.n, cs.k, cs.gated ? 1 : 0);
-      DeviceBuffer dx = upload(x, dtype), dq(cs.m * cs.k), dxs(cs.m * 4), dw = upload_raw(w),
-                   dws = upload_raw(w_scales), db = upload(bias, dtype), dwork(ws_bytes > 0 ? ws_bytes : 256);
+      DeviceBuffer dwork(ws_bytes > 0 ? ws_bytes : 256);
       CUDA_OK(cudaMemset(dwork.ptr, 0, ws_bytes > 0 ? ws_bytes : 256));
       DeviceBuffer dout(cs.m * cs.n * element_bytes(out_dtype)), dout2(cs.m * cs.n * element_bytes(out_dtype));
       dout.poison();
       dout2.poison();
       const std::string shape = shape_str({cs.m, cs.n, cs.k}) + (cs.gated ? " gated" : "") + (cs.bias ? " bias" : "") +
                                 (cs.f32_out ? " f32out" : "") + (ws_bytes > 0 ? " split" : "");
-      int st = kiln_cuda_quantize_e4m3(dq.as<uint8_t>(), dxs.as<float>(), dx.ptr, cs.k, dtype,
-                                       KILN_CUDA_FP8_INPUT_DYNAMIC_PER_TOKEN, 0, 0, cs.m, cs.k, nullptr);
+      int st = in.quantize_status;
       for (DeviceBuffer* o : {&dout, &dout2}) {
         if (st == 0)
-          st = kiln_cuda_gemm_f8_narrow(o->ptr, cs.n, out_dtype, dq.as<uint8_t>(), dxs.as<float>(), cs.gated ? 1 : 0,
-                                        dw.as<uint8_t>(), dws.as<float>(), cs.bias ? db.ptr : nullptr, cs.m, cs.n,
-                                        cs.k, dtype, ws_bytes > 0 ? dwork.ptr : nullptr, ws_bytes, nullptr);
+          st = kiln_cuda_gemm_f8_narrow(o->ptr, cs.n, out_dtype, in.dq.as<uint8_t>(), in.dxs.as<float>(),
+                                        cs.gated ? 1 : 0, in.dw.as<uint8_t>(), in.dws.as<float>(),
+                                        cs.bias ? in.db.ptr : nullptr, cs.m, cs.n, cs.k, dtype,
+                                        ws_bytes > 0 ? dwork.ptr : nullptr, ws_bytes, nullptr);
       }
       if (st != 0) { record_status("gemm_f8_narrow", dtype, shape, st); continue; }
       sync_or_die("gemm_f8_narrow");
       auto got = download(dout, ref.size(), out_dtype);
       auto again = download(dout2, ref.size(), out_dtype);
       const std::vector<double> allowance =
-          accumulation_allowance(download_raw<uint8_t>(dq, cs.m * cs.k), download_raw<float>(dxs, cs.m), w, w_scales,
-                                 cs.m, w_rows, cs.k);
+          accumulation_allowance(download_raw<uint8_t>(in.dq, cs.m * cs.k), download_raw<float>(in.dxs, cs.m), in.w,
+                                 in.w_scales, cs.m, w_rows, cs.k);
       const std::vector<float> naive = rounded(ref, out_dtype);
       Comparison c = compare(got, ref, naive, 0.0);
       c.bound = 0;
