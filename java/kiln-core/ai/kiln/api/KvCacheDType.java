@@ -7,10 +7,10 @@ public enum KvCacheDType {
     /** The activations' type (fp32 on the CPU backend, bf16 or fp16 on the CUDA backend). */
     AUTO,
     /**
-     * FP8 (e4m3) with one fp32 scale for all of K and one for all of V, 1.0 each (vLLM's default
-     * where a checkpoint gives none): a quarter of the CPU backend's fp32 cache, so four times the
-     * tokens in the same memory. Each element is stored as e4m3(x / scale), rounded to nearest even
-     * and saturating at +-448, and read back as code value x scale. The CPU backend only, so far.
+     * FP8 (e4m3): each (token, KV head) row of K and of V stored as e4m3 codes with an fp32 scale of
+     * its own (the row's largest magnitude / 448), head_dim + 4 bytes where fp32 takes 4 x head_dim
+     * (3.9x the tokens in the same memory at head_dim 128), read back as code value x scale. A
+     * checkpoint's per-tensor K and V scales are not used. The CPU backend only, so far.
      */
     FP8;
 

@@ -33,9 +33,12 @@ import java.util.regex.PatternSyntaxException;
  * @param inputScaleUpperBound fbgemm's activation_scale_ub, 0 for none
  * @param ignored        the modules kept in float: names, or "re:" patterns (compressed-tensors)
  * @param ignoreField    the field that lists them, for messages
+ * @param kvCacheScales  the checkpoint stores a per-tensor FP8 scale for each layer's K and V
+ *                       (compressed-tensors' kv_cache_scheme: {@code self_attn.k_scale}, {@code
+ *                       v_scale}); Kiln's FP8 cache scales each row itself, so they are not read
  */
 public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization.Mode inputs,
-        float inputScaleUpperBound, List<String> ignored, String ignoreField) {
+        float inputScaleUpperBound, List<String> ignored, String ignoreField, boolean kvCacheScales) {
 
     private static final String FIELD = "quantization_config";
 
@@ -94,10 +97,18 @@ public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization
         if (!"float-quantized".equals(format)) {
             throw fields.problem("format", "'" + format + "' is not supported (only float-quantized: FP8 e4m3)");
         }
-        if (fields.objectOrNull("kv_cache_scheme") != null) {
-            throw fields.problem("kv_cache_scheme", "is not supported yet: the checkpoint's per-tensor K and V"
-                    + " scales are not read (--kv-cache-dtype fp8 gives an FP8 KV cache with a scale per token and"
-                    + " head instead); only weights and activations may be quantised in the checkpoint");
+        JsonNode kvScheme = fields.objectOrNull("kv_cache_scheme");
+        if (kvScheme != null) {
+            // Per-tensor e4m3 scales of K and V (what llm-compressor writes). Kiln's FP8 cache
+            // (--kv-cache-dtype fp8) gives each row its own scale instead, so they are accepted
+            // and not read; without that flag the cache holds the activations' type, as vLLM's auto.
+            ConfigFields kvFields = new ConfigFields(file, FIELD + ".kv_cache_scheme.", kvScheme);
+            requireFloat8(kvFields, kvScheme);
+            String kvStrategy = kvFields.text("strategy", null, false);
+            if (!"tensor".equals(kvStrategy) || kvFields.bool("dynamic", false)) {
+                throw kvFields.problem("strategy", "'" + kvStrategy + "' with dynamic " + kvFields.bool("dynamic", false)
+                        + " is not supported (tensor with dynamic false: a stored scale per layer's K and V)");
+            }
         }
         JsonNode groups = fields.objectOrNull("config_groups");
         if (groups == null || groups.size() != 1) {
@@ -148,7 +159,7 @@ public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization
             throw groupFields.problem("output_activations", "is not supported");
         }
         return new Fp8Checkpoint("compressed-tensors", "channel".equals(strategy), inputs, 0,
-                names(fields, config, "ignore"), "ignore");
+                names(fields, config, "ignore"), "ignore", kvScheme != null);
     }
 
     private static void requireFloat8(ConfigFields fields, JsonNode node) {
@@ -184,7 +195,8 @@ public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization
         if (!fmt.equals("e4m3")) {
             throw fields.problem("fmt", "'" + fmt + "' is not supported (only e4m3)");
         }
-        return new Fp8Checkpoint("fp8", false, inputs, 0, names(fields, config, "ignored_layers"), "ignored_layers");
+        return new Fp8Checkpoint("fp8", false, inputs, 0, names(fields, config, "ignored_layers"), "ignored_layers",
+                false);
     }
 
     private static Fp8Checkpoint fbgemm(ConfigFields fields, JsonNode config) {
@@ -194,7 +206,7 @@ public record Fp8Checkpoint(String format, boolean perChannel, InputQuantization
                     + config.get("activation_scale_ub"));
         }
         return new Fp8Checkpoint("fbgemm_fp8", true, InputQuantization.Mode.DYNAMIC_PER_TOKEN, bound,
-                names(fields, config, "modules_to_not_convert"), "modules_to_not_convert");
+                names(fields, config, "modules_to_not_convert"), "modules_to_not_convert", false);
     }
 
     /** A list of strings (absent or null: empty); "re:" entries must be valid patterns. */

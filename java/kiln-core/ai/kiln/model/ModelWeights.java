@@ -280,7 +280,10 @@ public final class ModelWeights implements AutoCloseable {
             return expectedTensors(c, true).contains(module + ".weight_scale");
         }
         String prefix = "model.layers.";
-        String suffix = ".self_attn.rotary_emb.inv_freq";
+        // A kv_cache_scheme's per-tensor K and V scales: accepted, not read (see Fp8Checkpoint).
+        boolean kvScale = c.fp8() != null && c.fp8().kvCacheScales()
+                && (name.endsWith(".self_attn.k_scale") || name.endsWith(".self_attn.v_scale"));
+        String suffix = kvScale ? name.substring(name.lastIndexOf(".self_attn.")) : ".self_attn.rotary_emb.inv_freq";
         if (!name.startsWith(prefix) || !name.endsWith(suffix)) {
             return false;
         }
