@@ -71,9 +71,9 @@ public final class EngineFlags {
     String quantization;
 
     @Option(names = "--kv-cache-dtype", paramLabel = "DTYPE", defaultValue = "auto",
-            description = "What the KV cache stores: the activations' type (auto), or FP8 e4m3 with a scale of 1.0"
-                    + " for K and V (fp8, or fp8_e4m3: a quarter of the CPU backend's fp32 cache, so four times the"
-                    + " tokens in --kv-cache-mib; the CPU backend only so far) (default: ${DEFAULT-VALUE}).")
+            description = "What the KV cache stores: the activations' type (auto), or FP8 e4m3 with a scale per token"
+                    + " and head (fp8, or fp8_e4m3: about a quarter of the CPU backend's fp32 cache, so nearly four"
+                    + " times the tokens in --kv-cache-mib; the CPU backend only so far) (default: ${DEFAULT-VALUE}).")
     String kvCacheDtype;
 
     @Option(names = "--no-prefix-caching",
