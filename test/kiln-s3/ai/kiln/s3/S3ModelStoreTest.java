@@ -73,6 +73,13 @@ class S3ModelStoreTest {
     S3Proxy proxy;
     String endpoint;
 
+    @org.junit.jupiter.api.BeforeAll
+    static void quietServerLog() {
+        // S3Proxy brings Logback, whose default is DEBUG for everything: its Jetty's and jclouds' chatter.
+        ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME))
+                .setLevel(ch.qos.logback.classic.Level.WARN);
+    }
+
     @BeforeEach
     void startS3Proxy() throws Exception {
         model = Files.createDirectories(temp.resolve("llama3-gqa"));
