@@ -195,6 +195,46 @@ public enum ToolCallFormat {
         return -1;
     }
 
+    /**
+     * What of a streamed answer may be shown as text while it grows: the text before where a call
+     * may begin ({@link #callStart}); none at all under a forced call. One per answer, fed the
+     * whole answer so far each time; not thread-safe.
+     */
+    public HoldBack holdBack(boolean forced) {
+        return new HoldBack(this, forced);
+    }
+
+    /** See {@link #holdBack}. */
+    public static final class HoldBack {
+        private final ToolCallFormat format;
+        private final boolean forced;
+        private int shown; // characters of the answer given out
+
+        private HoldBack(ToolCallFormat format, boolean forced) {
+            this.format = format;
+            this.forced = forced;
+        }
+
+        /** The text of {@code answer} (all of it so far) that may now be shown and was not yet; "" for none. */
+        public String take(String answer) {
+            int start = forced ? 0 : format.callStart(answer);
+            int limit = start < 0 ? answer.length() : start;
+            if (limit <= shown) {
+                return "";
+            }
+            String piece = answer.substring(shown, limit);
+            shown = limit;
+            return piece;
+        }
+
+        /** The rest of the finished {@code answer}, held back until now (its end, where it made no call). */
+        public String takeRest(String answer) {
+            String rest = answer.substring(Math.min(shown, answer.length()));
+            shown = answer.length();
+            return rest;
+        }
+    }
+
     /** Whether reading calls needs the special tokens in the text (Mistral's marker is one). */
     public boolean needsSpecialTokens() {
         return this == MISTRAL;

@@ -42,7 +42,7 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
     private final boolean forcedCall;
     // Written on the stream thread only (Flow delivers signals serially).
     private final StringBuilder text = new StringBuilder();
-    private int streamed; // characters of text given to the handler
+    private final ToolCallFormat.HoldBack holdBack; // null: no tools shown
     private int generatedTokens;
     private FinishReason finishReason;
     private boolean ended;
@@ -64,6 +64,7 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
         this.modelName = modelName;
         this.toolCalls = toolCalls;
         this.forcedCall = forcedCall;
+        this.holdBack = toolCalls == null ? null : toolCalls.holdBack(forcedCall);
     }
 
     @Override
@@ -84,16 +85,10 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
         if (output.finished()) {
             finishReason = output.finishReason();
         }
-        int limit = text.length();
-        if (toolCalls != null) {
-            int callStart = forcedCall ? 0 : toolCalls.callStart(text.toString());
-            limit = callStart < 0 ? text.length() : callStart;
-        }
+        String piece = holdBack == null ? output.text() : holdBack.take(text.toString());
         // NOTE: a delta may carry tokens and no text yet (half a UTF-8 character, or text that
         // might still become a stop string); LangChain4j's PartialResponse must not be empty.
-        if (limit > streamed) {
-            String piece = text.substring(streamed, limit);
-            streamed = limit;
+        if (!piece.isEmpty()) {
             givePartial(piece);
         }
     }
@@ -131,10 +126,9 @@ final class StreamingResponseRelay implements Flow.Subscriber<RequestOutput>, St
                     request.promptTokenIds().length, generatedTokens, finishReason);
         } else {
             ToolCallFormat.Parsed parsed = toolCalls.parse(text.toString(), forcedCall);
-            if (parsed.calls().isEmpty() && streamed < text.length()) {
+            String rest = parsed.calls().isEmpty() ? holdBack.takeRest(text.toString()) : "";
+            if (!rest.isEmpty()) {
                 // No call after all: the text held back is the answer's end.
-                String rest = text.substring(streamed);
-                streamed = text.length();
                 givePartial(rest);
                 if (ended || cancelled) {
                     return;

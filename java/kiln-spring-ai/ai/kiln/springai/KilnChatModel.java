@@ -416,12 +416,13 @@ public final class KilnChatModel implements ChatModel {
     private final class ToolHoldBack {
         private final ToolCallFormat format;
         private final boolean forced;
+        private final ToolCallFormat.HoldBack holdBack;
         private final StringBuilder text = new StringBuilder();
-        private int streamed;
 
         ToolHoldBack(ToolCallFormat format, boolean forced) {
             this.format = format;
             this.forced = forced;
+            this.holdBack = format.holdBack(forced);
         }
 
         void append(String delta) {
@@ -430,14 +431,7 @@ public final class KilnChatModel implements ChatModel {
 
         /** The text that may be streamed now and was not yet. */
         String streamable() {
-            int callStart = forced ? 0 : format.callStart(text.toString());
-            int limit = callStart < 0 ? text.length() : callStart;
-            if (limit <= streamed) {
-                return "";
-            }
-            String piece = text.substring(streamed, limit);
-            streamed = limit;
-            return piece;
+            return holdBack.take(text.toString());
         }
 
         ChatResponse lastResponse(GenerateResult result) {
@@ -445,12 +439,12 @@ public final class KilnChatModel implements ChatModel {
             ToolCallFormat.Parsed parsed = format.parse(text.toString(), forced);
             Generation generation;
             if (parsed.calls().isEmpty()) {
-                generation = generation(text.substring(streamed), completion.finishReason(), completion.stopReason());
+                generation = generation(holdBack.takeRest(text.toString()), completion.finishReason(),
+                        completion.stopReason());
             } else {
                 // The text before the calls was streamed already: this response adds the calls.
                 generation = toolGeneration(new ToolCallFormat.Parsed(null, parsed.calls()), completion);
             }
-            streamed = text.length();
             return new ChatResponse(List.of(generation), finalMetadata(result));
         }
     }
