@@ -59,9 +59,9 @@ final class BlobTransfer {
         HubException statusError(String file, HttpResponse<?> response);
     }
 
-    /** An HTTP {@link Source} as a {@link RemoteModelStore.Files} reader: 200 is the whole file, 206 the rest. */
-    static RemoteModelStore.Files overHttp(Source source) {
-        return new RemoteModelStore.Files() {
+    /** An HTTP {@link Source} as a {@link RemoteModelStore.Ranges} reader: 200 is the whole file, 206 a range. */
+    static RemoteModelStore.Ranges overHttp(Source source) {
+        return new RemoteModelStore.Ranges() {
             @Override
             public RemoteModelStore.Body open(String file, long from, long to) {
                 HttpRequest.Builder request = HttpRequest.newBuilder().GET().header("Accept-Encoding", "identity");
@@ -84,11 +84,6 @@ final class BlobTransfer {
                 }
                 throw error;
             }
-
-            @Override
-            public byte[] manifest() {
-                throw new UnsupportedOperationException("an HTTP blob source reads files only");
-            }
         };
     }
 
@@ -106,7 +101,7 @@ final class BlobTransfer {
 
     private final String what;
     private final Duration timeout;
-    private final RemoteModelStore.Files source;
+    private final RemoteModelStore.Ranges source;
     private final long chunkBytes = Math.max(1, Long.getLong("kiln.download.chunkKiB", 32 << 10)) << 10;
 
     /**
@@ -117,7 +112,7 @@ final class BlobTransfer {
         this(what, timeout, overHttp(source));
     }
 
-    BlobTransfer(String what, Duration timeout, RemoteModelStore.Files source) {
+    BlobTransfer(String what, Duration timeout, RemoteModelStore.Ranges source) {
         this.what = what;
         this.timeout = timeout;
         this.source = source;

@@ -83,7 +83,7 @@ final class HttpModelDownloader {
                 return HttpModelDownloader.statusError(base, file, response);
             }
         };
-        RemoteModelStore.Files blobs = BlobTransfer.overHttp(source);
+        RemoteModelStore.Ranges blobs = BlobTransfer.overHttp(source);
         RemoteModelStore.Files files = new RemoteModelStore.Files() {
             @Override
             public byte[] manifest() {

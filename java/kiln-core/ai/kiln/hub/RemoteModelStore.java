@@ -21,15 +21,8 @@ public interface RemoteModelStore {
      */
     LocatedModel locate(String model, ManifestSnapshots snapshots);
 
-    /** The files of one model directory in a store. */
-    interface Files {
-
-        /**
-         * The bytes of the directory's manifest.
-         *
-         * @throws HubException where it cannot be read, saying why
-         */
-        byte[] manifest();
+    /** Byte ranges of the files of one model directory in a store. */
+    interface Ranges {
 
         /**
          * The bytes of {@code file} (a manifest path) from byte {@code from} to byte {@code to}
@@ -39,6 +32,17 @@ public interface RemoteModelStore {
          * @throws HubException where the store refuses or cannot be reached, saying what to do
          */
         Body open(String file, long from, long to);
+    }
+
+    /** The files of one model directory in a store: its manifest, and ranges of the files it lists. */
+    interface Files extends Ranges {
+
+        /**
+         * The bytes of the directory's manifest.
+         *
+         * @throws HubException where it cannot be read, saying why
+         */
+        byte[] manifest();
     }
 
     /**
