@@ -136,39 +136,46 @@ public final class JsonSchemaCompiler {
             return emit(r, at, all.get(0), path + "/allOf/0");
         }
         if (schema.has("const")) {
-            return literalValues(r, at, List.of(schema.get("const")));
+            return literalValues(r, at, constants(schema));
         }
         if (schema.has("enum")) {
             JsonNode values = schema.get("enum");
             if (!values.isArray() || values.isEmpty()) {
                 throw error(path + "/enum", "'enum' must be a non-empty array");
             }
-            List<JsonNode> list = new ArrayList<>();
-            values.forEach(list::add);
-            return literalValues(r, at, list);
+            return literalValues(r, at, constants(schema));
         }
         if (schema.has("anyOf")) {
-            JsonNode options = schema.get("anyOf");
-            if (!options.isArray() || options.isEmpty()) {
-                throw error(path + "/anyOf", "'anyOf' must be a non-empty array of schemas");
-            }
-            if (hasOtherKeywords(schema, "anyOf")) {
-                throw error(path, "'anyOf' together with other keywords is not supported; move them into each option");
-            }
-            int end = r.state();
-            for (int i = 0; i < options.size(); i++) {
-                r.epsilon(emit(r, at, options.get(i), path + "/anyOf/" + i), end);
-            }
-            return end;
+            return alternatives(r, at, schema, "anyOf", path);
         }
         if (schema.has("oneOf")) {
-            JsonNode options = schema.get("oneOf");
-            if (!options.isArray() || options.isEmpty()) {
-                throw error(path + "/oneOf", "'oneOf' must be a non-empty array of schemas");
-            }
-            if (hasOtherKeywords(schema, "oneOf")) {
-                throw error(path, "'oneOf' together with other keywords is not supported; move them into each option");
-            }
+            return alternatives(r, at, schema, "oneOf", path);
+        }
+        List<String> types = types(schema, path);
+        if (types.isEmpty()) {
+            return anyValue(r, at);
+        }
+        int end = r.state();
+        for (String type : types) {
+            r.epsilon(emitType(r, at, schema, type, path), end);
+        }
+        return end;
+    }
+
+    /**
+     * The texts any one of an anyOf's or oneOf's options accepts; a oneOf's options must be
+     * disjoint, since a grammar cannot refuse a value that matches two of them.
+     */
+    private int alternatives(GrammarBuilder.Rule r, int at, JsonNode schema, String keyword, String path) {
+        JsonNode options = schema.get(keyword);
+        if (!options.isArray() || options.isEmpty()) {
+            throw error(path + "/" + keyword, "'" + keyword + "' must be a non-empty array of schemas");
+        }
+        if (hasOtherKeywords(schema, keyword)) {
+            throw error(path, "'" + keyword + "' together with other keywords is not supported; move them into each"
+                    + " option");
+        }
+        if (keyword.equals("oneOf")) {
             for (int i = 0; i < options.size(); i++) {
                 for (int j = i + 1; j < options.size(); j++) {
                     if (!disjoint(options.get(i), options.get(j), path)) {
@@ -179,19 +186,10 @@ public final class JsonSchemaCompiler {
                     }
                 }
             }
-            int end = r.state();
-            for (int i = 0; i < options.size(); i++) {
-                r.epsilon(emit(r, at, options.get(i), path + "/oneOf/" + i), end);
-            }
-            return end;
-        }
-        List<String> types = types(schema, path);
-        if (types.isEmpty()) {
-            return anyValue(r, at);
         }
         int end = r.state();
-        for (String type : types) {
-            r.epsilon(emitType(r, at, schema, type, path), end);
+        for (int i = 0; i < options.size(); i++) {
+            r.epsilon(emit(r, at, options.get(i), path + "/" + keyword + "/" + i), end);
         }
         return end;
     }
