@@ -11,15 +11,9 @@ namespace kiln {
 namespace {
 
 bool device_supports_fp8() {
-  int device = 0, major = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
   // NOTE: 9.0 and not Ada's 8.9: the library is built for sm_80 and sm_90a, and an Ada GPU runs
-  // the sm_80 build, where the FP8 mma instruction does not exist.
-  return major >= 9;
+  // the sm_80 build, where the FP8 mma instruction does not exist. (0 where the query fails.)
+  return current_cc_major() >= 9;
 }
 
 template <typename TOut, typename TAct, bool kGated>
