@@ -3,7 +3,6 @@ package ai.kiln.cli;
 import ai.kiln.s3.S3Location;
 import ai.kiln.s3.S3Publisher;
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -42,18 +41,7 @@ public final class PublishCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "URL: " + url + " is not s3://BUCKET/PREFIX"
                     + " (for a file server, write the manifest with `kiln manifest DIR` and serve DIR)");
         }
-        PrintWriter out = spec.commandLine().getOut();
-        new S3Publisher(new java.io.PrintStream(new java.io.OutputStream() {
-            @Override
-            public void write(int b) {
-                out.write(b);
-            }
-
-            @Override
-            public void flush() {
-                out.flush();
-            }
-        }, true, java.nio.charset.StandardCharsets.UTF_8)).publish(dir, url);
+        new S3Publisher(spec.commandLine().getOut()).publish(dir, url);
         return 0;
     }
 }

@@ -4,7 +4,7 @@ import ai.kiln.hub.HubException;
 import ai.kiln.hub.ModelManifest;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.net.URI;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
@@ -34,13 +34,13 @@ public final class S3Publisher {
     /** The object metadata that holds an uploaded file's sha256. */
     static final String SHA256_METADATA = "kiln-sha256";
 
-    private final PrintStream out;
+    private final PrintWriter out;
     /** Files larger go up in parts (1 GiB; -Dkiln.s3.multipartMiB for tests), parts of this size (256 MiB; -Dkiln.s3.partMiB). */
     private final long multipartThreshold = Long.getLong("kiln.s3.multipartMiB", 1024) << 20;
     private final long partBytes = Math.max(5, Long.getLong("kiln.s3.partMiB", 256)) << 20;
 
     /** @param out where each upload is reported (null: nowhere) */
-    public S3Publisher(PrintStream out) {
+    public S3Publisher(PrintWriter out) {
         this.out = out;
     }
 

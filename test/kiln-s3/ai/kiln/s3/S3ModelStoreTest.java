@@ -20,7 +20,7 @@ import ai.kiln.hub.ModelManifest;
 import ai.kiln.testing.Fixtures;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -197,7 +197,7 @@ class S3ModelStoreTest {
 
         // A second publish uploads nothing.
         ByteArrayOutputStream report = new ByteArrayOutputStream();
-        new S3Publisher(new PrintStream(report, true, StandardCharsets.UTF_8)).publish(model, url);
+        new S3Publisher(new PrintWriter(report, true, StandardCharsets.UTF_8)).publish(model, url);
         String text = report.toString(StandardCharsets.UTF_8);
         assertTrue(text.contains("unchanged team/llama3-gqa/" + WEIGHTS) && text.contains(", 0 bytes uploaded"), text);
 
@@ -284,12 +284,12 @@ class S3ModelStoreTest {
         try {
             ByteArrayOutputStream report = new ByteArrayOutputStream();
             String url = "s3://" + BUCKET + "/parts/llama3-gqa";
-            new S3Publisher(new PrintStream(report, true, StandardCharsets.UTF_8)).publish(model, url);
+            new S3Publisher(new PrintWriter(report, true, StandardCharsets.UTF_8)).publish(model, url);
             String text = report.toString(StandardCharsets.UTF_8);
             assertTrue(text.contains("part 3 of parts/llama3-gqa/extra.safetensors (2097152 bytes)"), text);
             assertArrayEquals(large, Files.readAllBytes(locate(url).directory().resolve("extra.safetensors")));
             report.reset();
-            new S3Publisher(new PrintStream(report, true, StandardCharsets.UTF_8)).publish(model, url);
+            new S3Publisher(new PrintWriter(report, true, StandardCharsets.UTF_8)).publish(model, url);
             text = report.toString(StandardCharsets.UTF_8);
             assertTrue(text.contains("unchanged parts/llama3-gqa/extra.safetensors"), text);
         } finally {
