@@ -108,6 +108,29 @@ int kiln_cuda_rotary_write_kv_cache(void* q, int64_t q_stride, int64_t num_q_hea
                                     int64_t num_kv_heads, int64_t head_dim, int64_t num_slots,
                                     int dtype, void* stream);
 
+// The FP8 KV cache (kiln_cpu_write_kv_cache_e4m3's layout and rule): each (token, KV head) row of
+// K and of V is stored as e4m3 codes with an fp32 scale of its own, the row's largest magnitude /
+// 448 (raised to FLT_MIN where smaller but not 0, NaN where the row holds a NaN), codes of
+// x * (1 / scale) rounded to nearest even (all zero for a zero row). k and v are f16 or bf16
+// (dtype); head_dim a multiple of 8, at most 256.
+//   k_cache, v_cache: [num_slots, num_kv_heads, head_dim] e4m3 codes
+//   k_scales, v_scales: [num_slots, num_kv_heads] fp32
+int kiln_cuda_write_kv_cache_e4m3(const void* k, int64_t k_stride, const void* v, int64_t v_stride,
+                                  uint8_t* k_cache, uint8_t* v_cache, float* k_scales, float* v_scales,
+                                  const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
+                                  int64_t head_dim, int64_t num_slots, int dtype, void* stream);
+
+// kiln_cuda_rotary_write_kv_cache into an FP8 cache: k is rotated, rounded to dtype (as
+// kiln_cuda_rotary would leave it) and written as kiln_cuda_write_kv_cache_e4m3 writes it.
+int kiln_cuda_rotary_write_kv_cache_e4m3(void* q, int64_t q_stride, int64_t num_q_heads, const void* k,
+                                         int64_t k_stride, const void* v, int64_t v_stride,
+                                         uint8_t* k_cache, uint8_t* v_cache, float* k_scales,
+                                         float* v_scales, const int32_t* slot_mapping,
+                                         const int32_t* positions, const float* cos_sin,
+                                         int64_t max_position, int is_neox, int64_t num_tokens,
+                                         int64_t num_kv_heads, int64_t head_dim, int64_t num_slots,
+                                         int dtype, void* stream);
+
 // out[t, i] = silu(gate_up[t, i]) * gate_up[t, inter + i]
 //   out: [num_tokens, inter]; gate_up: [num_tokens, 2 * inter]
 int kiln_cuda_silu_and_mul(void* out, const void* gate_up, int64_t num_tokens, int64_t inter,
@@ -244,6 +267,21 @@ int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, in
                                 int64_t block_size, int64_t num_blocks, float scale, int dtype,
                                 void* stream);
 
+// kiln_cuda_attention_prefill over an FP8 cache (kiln_cuda_write_kv_cache_e4m3's): a cached
+// element is its code's value times its row's scale. f16 / bf16 data and head_dim 64, 128 or 256
+// only (the tensor-core kernels; it runs the portable one on every device).
+//   k_cache, v_cache: [num_blocks, block_size, num_kv_heads, head_dim] e4m3 codes
+//   k_scales, v_scales: [num_blocks, block_size, num_kv_heads] fp32
+int kiln_cuda_attention_prefill_e4m3(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                     const uint8_t* k_cache, const uint8_t* v_cache,
+                                     const float* k_scales, const float* v_scales,
+                                     const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                     const int32_t* query_start, const int32_t* seq_lens,
+                                     int64_t num_seqs, int64_t num_tokens, int64_t max_query_len,
+                                     int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                                     int64_t block_size, int64_t num_blocks, float scale, int dtype,
+                                     void* stream);
+
 // 1 where the prefill and decode attention kernels take their tensor-core path for this dtype and
 // head size, 0 where they run the plain fp32 fallback. The fallback indexes a batch from its first
 // query row, so a caller that hands the prefill kernel the later sequences of a batch alone (the
@@ -272,6 +310,17 @@ int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int
                                int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                                int64_t block_size, int64_t num_blocks, float scale,
                                void* workspace, int64_t workspace_bytes, int dtype, void* stream);
+
+// kiln_cuda_attention_decode over an FP8 cache (as kiln_cuda_attention_prefill_e4m3); the same
+// workspace (kiln_cuda_attention_decode_workspace_size covers both cache types).
+int kiln_cuda_attention_decode_e4m3(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                    const uint8_t* k_cache, const uint8_t* v_cache,
+                                    const float* k_scales, const float* v_scales,
+                                    const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                    const int32_t* seq_lens, int64_t num_seqs, int64_t max_seq_len,
+                                    int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                                    int64_t block_size, int64_t num_blocks, float scale,
+                                    void* workspace, int64_t workspace_bytes, int dtype, void* stream);
 
 // ---- sampling ----------------------------------------------------------------------------------
 // logits: [batch, vocab] of logits_dtype (F32, F16 or BF16) with row stride logits_stride.

@@ -49,12 +49,12 @@ int choose_splits(int64_t base_blocks, int64_t max_seq_len, int sms, int blocks_
   return 1;
 }
 
-template <typename T>
+template <typename T, bool kFp8>
 int blocks_per_sm_for(int64_t head_dim) {
   switch (head_dim) {
-    case 64: return decode_blocks_per_sm<T, 64>();
-    case 128: return decode_blocks_per_sm<T, 128>();
-    case 256: return decode_blocks_per_sm<T, 256>();
+    case 64: return decode_blocks_per_sm<T, 64, kFp8>();
+    case 128: return decode_blocks_per_sm<T, 128, kFp8>();
+    case 256: return decode_blocks_per_sm<T, 256, kFp8>();
     default: return 0;
   }
 }
@@ -76,10 +76,10 @@ SplitPlan plan_splits(int64_t num_seqs, int64_t num_q_heads, int64_t num_kv_head
   return {splits, split_tokens};
 }
 
-template <typename T>
+template <typename T, bool kFp8>
 int dispatch_head_dim(DecodeParams& p, int64_t head_dim, int64_t max_seq_len, int64_t workspace_bytes,
                       void* workspace, cudaStream_t stream) {
-  const int blocks_per_sm = blocks_per_sm_for<T>(head_dim);
+  const int blocks_per_sm = blocks_per_sm_for<T, kFp8>(head_dim);
   if (blocks_per_sm == 0) {
     return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED, "kiln_cuda_attention_decode: no kernel for head_dim %lld",
                      (long long)head_dim);
@@ -102,36 +102,20 @@ int dispatch_head_dim(DecodeParams& p, int64_t head_dim, int64_t max_seq_len, in
     p.partial_lse = reinterpret_cast<float*>(base + align256(splits * p.num_seqs * p.num_q_heads * head_dim * 4));
   }
   switch (head_dim) {
-    case 64: return run_attention_decode<T, 64>(p, stream);
-    case 128: return run_attention_decode<T, 128>(p, stream);
-    default: return run_attention_decode<T, 256>(p, stream);
+    case 64: return run_attention_decode<T, 64, kFp8>(p, stream);
+    case 128: return run_attention_decode<T, 128, kFp8>(p, stream);
+    default: return run_attention_decode<T, 256, kFp8>(p, stream);
   }
 }
 
-}  // namespace
-}  // namespace kiln
-
-using namespace kiln;
-
-extern "C" int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,
-                                                             int64_t num_kv_heads, int64_t head_dim,
-                                                             int64_t max_seq_len) {
-  if (num_seqs <= 0 || num_q_heads <= 0 || num_kv_heads <= 0 || num_q_heads % num_kv_heads != 0 || max_seq_len <= 0)
-    return 0;
-  // NOTE: the plan depends on the device (its multiprocessors), not on the 16-bit type.
-  const int blocks_per_sm = blocks_per_sm_for<__nv_bfloat16>(head_dim);
-  if (blocks_per_sm == 0) return 0;
-  const SplitPlan plan = plan_splits(num_seqs, num_q_heads, num_kv_heads, max_seq_len, blocks_per_sm);
-  return workspace_bytes_for(plan.splits, num_seqs, num_q_heads, num_kv_heads, head_dim);
-}
-
-extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int64_t q_stride,
-                                          const void* k_cache, const void* v_cache, const int32_t* block_tables,
-                                          int64_t max_blocks_per_seq, const int32_t* seq_lens, int64_t num_seqs,
-                                          int64_t max_seq_len, int64_t num_q_heads, int64_t num_kv_heads,
-                                          int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale,
-                                          void* workspace, int64_t workspace_bytes, int dtype, void* stream) {
-  const char* name = "kiln_cuda_attention_decode";
+// Both entry points: k_scales / v_scales null for a cache of T, given for an FP8 one.
+int attention_decode(const char* name, void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                     const void* k_cache, const void* v_cache, const float* k_scales, const float* v_scales,
+                     const int32_t* block_tables, int64_t max_blocks_per_seq, const int32_t* seq_lens,
+                     int64_t num_seqs, int64_t max_seq_len, int64_t num_q_heads, int64_t num_kv_heads,
+                     int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale, void* workspace,
+                     int64_t workspace_bytes, int dtype, void* stream) {
+  const bool fp8 = k_scales != nullptr;
   KILN_REQUIRE(out && q && k_cache && v_cache && block_tables && seq_lens, KILN_CUDA_ERR_INVALID_ARGUMENT,
                "%s: null pointer", name);
   KILN_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0,
@@ -153,6 +137,10 @@ extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const v
                "%s: too many heads", name);
   KILN_REQUIRE(head_dim > 0 && head_dim <= kGenericMaxHeadDim, KILN_CUDA_ERR_UNSUPPORTED,
                "%s: head_dim %lld is not supported (at most %d)", name, (long long)head_dim, kGenericMaxHeadDim);
+  KILN_REQUIRE(!fp8 || v_scales != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null v_scales", name);
+  KILN_REQUIRE(!fp8 || has_tensor_core_attention(dtype, head_dim), KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: an FP8 cache needs f16 or bf16 data and head_dim 64, 128 or 256 (got dtype %d, head_dim %lld)",
+               name, dtype, (long long)head_dim);
   if (num_seqs == 0 || max_seq_len == 0) return KILN_CUDA_OK;
   if (!has_tensor_core_attention(dtype, head_dim)) {
     const GenericAttentionParams g{out, q, k_cache, v_cache, block_tables, nullptr, seq_lens, out_stride, q_stride,
@@ -165,6 +153,8 @@ extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const v
   p.q = q;
   p.k_cache = k_cache;
   p.v_cache = v_cache;
+  p.k_scales = k_scales;
+  p.v_scales = v_scales;
   p.block_tables = block_tables;
   p.seq_lens = seq_lens;
   p.out_stride = out_stride;
@@ -178,6 +168,59 @@ extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const v
   p.log2_block_size = block_size == 16 ? 4 : 5;
   p.scale_log2 = scale * 1.4426950408889634f;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (fp8) {
+    KILN_DISPATCH_HALF(dtype, name,
+                       return dispatch_head_dim<T, true>(p, head_dim, max_seq_len, workspace_bytes, workspace, s););
+  }
   KILN_DISPATCH_HALF(dtype, name,
-                     return dispatch_head_dim<T>(p, head_dim, max_seq_len, workspace_bytes, workspace, s););
+                     return dispatch_head_dim<T, false>(p, head_dim, max_seq_len, workspace_bytes, workspace, s););
+}
+
+}  // namespace
+}  // namespace kiln
+
+using namespace kiln;
+
+extern "C" int64_t kiln_cuda_attention_decode_workspace_size(int64_t num_seqs, int64_t num_q_heads,
+                                                             int64_t num_kv_heads, int64_t head_dim,
+                                                             int64_t max_seq_len) {
+  if (num_seqs <= 0 || num_q_heads <= 0 || num_kv_heads <= 0 || num_q_heads % num_kv_heads != 0 || max_seq_len <= 0)
+    return 0;
+  // NOTE: the plan depends on the device (its multiprocessors) and on the cache's type (the
+  // blocks that fit), not on the 16-bit type; the larger of the two caches' needs is returned.
+  int64_t need = 0;
+  for (const int blocks_per_sm :
+       {blocks_per_sm_for<__nv_bfloat16, false>(head_dim), blocks_per_sm_for<__nv_bfloat16, true>(head_dim)}) {
+    if (blocks_per_sm == 0) return 0;
+    const SplitPlan plan = plan_splits(num_seqs, num_q_heads, num_kv_heads, max_seq_len, blocks_per_sm);
+    const int64_t bytes = workspace_bytes_for(plan.splits, num_seqs, num_q_heads, num_kv_heads, head_dim);
+    need = bytes > need ? bytes : need;
+  }
+  return need;
+}
+
+extern "C" int kiln_cuda_attention_decode(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                          const void* k_cache, const void* v_cache, const int32_t* block_tables,
+                                          int64_t max_blocks_per_seq, const int32_t* seq_lens, int64_t num_seqs,
+                                          int64_t max_seq_len, int64_t num_q_heads, int64_t num_kv_heads,
+                                          int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale,
+                                          void* workspace, int64_t workspace_bytes, int dtype, void* stream) {
+  return attention_decode("kiln_cuda_attention_decode", out, out_stride, q, q_stride, k_cache, v_cache, nullptr,
+                          nullptr, block_tables, max_blocks_per_seq, seq_lens, num_seqs, max_seq_len, num_q_heads,
+                          num_kv_heads, head_dim, block_size, num_blocks, scale, workspace, workspace_bytes, dtype,
+                          stream);
+}
+
+extern "C" int kiln_cuda_attention_decode_e4m3(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                               const uint8_t* k_cache, const uint8_t* v_cache, const float* k_scales,
+                                               const float* v_scales, const int32_t* block_tables,
+                                               int64_t max_blocks_per_seq, const int32_t* seq_lens, int64_t num_seqs,
+                                               int64_t max_seq_len, int64_t num_q_heads, int64_t num_kv_heads,
+                                               int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale,
+                                               void* workspace, int64_t workspace_bytes, int dtype, void* stream) {
+  const char* name = "kiln_cuda_attention_decode_e4m3";
+  KILN_REQUIRE(k_scales != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null k_scales", name);
+  return attention_decode(name, out, out_stride, q, q_stride, k_cache, v_cache, k_scales, v_scales, block_tables,
+                          max_blocks_per_seq, seq_lens, num_seqs, max_seq_len, num_q_heads, num_kv_heads, head_dim,
+                          block_size, num_blocks, scale, workspace, workspace_bytes, dtype, stream);
 }

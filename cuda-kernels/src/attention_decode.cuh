@@ -6,42 +6,61 @@
 // softmax states are merged through shared memory at the end. When the context spans several
 // splits each block writes an fp32 partial result and its log-sum-exp, and the last block of the
 // (sequence, kv head) to finish combines them, so decode is one launch whatever the length.
+//
+// Over an FP8 cache the stages hold e4m3 codes (half the bytes) and their rows' scales; each warp
+// widens its 16 tokens to T in a buffer of its own (exact) and runs the same products, applying a
+// token's K scale to its scores and its V scale to its probabilities (so the softmax sums stay the
+// unscaled ones).
 #pragma once
 
 #include "attention_decode.h"
 #include "common.cuh"
+#include "e4m3.cuh"
 
 namespace kiln {
 
-template <int kHeadDim>
+template <int kHeadDim, bool kFp8>
 struct DecodeTraits {
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256,
                 "decode attention supports head_dim 64, 128 and 256");
-  static constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
-  // NOTE: stages sized so that two or more blocks fit per SM with >= 64 KB of loads in flight.
-  static constexpr int kStages = kHeadDim <= 64 ? 4 : (kHeadDim <= 128 ? 3 : 2);
-  static constexpr int kStageBytes = kDecodeStageTokens * kHeadDim * 2;  // K or V of one stage
+  static constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row of T
+  static constexpr int kCacheBytes = kFp8 ? 1 : 2;  // bytes of a cached element
+  static constexpr int kCacheChunks = kHeadDim * kCacheBytes / 16;  // 16-byte chunks per cached row
+  // NOTE: stages sized so that two or more blocks fit per SM with >= 64 KB of loads in flight
+  // (an FP8 stage is half the bytes, so it affords more of them).
+  static constexpr int kStages = kFp8 ? (kHeadDim <= 128 ? 4 : 3) : (kHeadDim <= 64 ? 4 : (kHeadDim <= 128 ? 3 : 2));
+  static constexpr int kStageBytes = kDecodeStageTokens * kHeadDim * kCacheBytes;  // K or V of one stage
+  static constexpr int kScaleBytes = kFp8 ? kDecodeStageTokens * 4 : 0;  // K or V scales of one stage
   static constexpr int kQBytes = 16 * kHeadDim * 2;
-  static constexpr int kSmemBytes = kQBytes + 2 * kStages * kStageBytes;
   static constexpr int kWarps = kDecodeThreads / 32;
+  // FP8: each warp's 16 tokens of K and V widened to T ([warps][2][16][head_dim]).
+  static constexpr int kWideBytes = kFp8 ? kWarps * 2 * 16 * kHeadDim * 2 : 0;
+  static constexpr int kSmemBytes = kQBytes + 2 * kStages * (kStageBytes + kScaleBytes) + kWideBytes;
   static_assert(kDecodeStageTokens == 16 * kWarps, "each warp takes 16 tokens of a stage");
-  // The final merges reuse the K stages for [warps][16][head_dim] fp32 (then the splits' weights,
-  // [16][kDecodeMaxSplits] and 16 totals) and V for (m, l).
-  static_assert(kWarps * 16 * kHeadDim * 4 <= kStages * kStageBytes, "merge scratch must fit in the K stages");
-  static_assert((16 * kDecodeMaxSplits + 16) * 4 <= kStages * kStageBytes, "split weights must fit in the K stages");
+  static_assert(!kFp8 || kDecodeThreads == 2 * kDecodeStageTokens, "a thread fetches each K and each V scale");
+  // The final merges reuse the K stages (FP8: the widened tiles) for [warps][16][head_dim] fp32
+  // (then the splits' weights, [16][kDecodeMaxSplits] and 16 totals) and the V stages for (m, l).
+  static constexpr int kMergeBytes = kFp8 ? kWideBytes : kStages * kStageBytes;
+  static_assert(kWarps * 16 * kHeadDim * 4 <= kMergeBytes, "merge scratch must fit");
+  static_assert((16 * kDecodeMaxSplits + 16) * 4 <= kMergeBytes, "split weights must fit");
+  static_assert(kWarps * 16 * 2 * 4 <= kStages * kStageBytes, "(m, l) must fit in the V stages");
 };
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, bool kFp8>
 __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const DecodeParams p) {
-  using Tr = DecodeTraits<kHeadDim>;
+  using Tr = DecodeTraits<kHeadDim, kFp8>;
   constexpr int kChunks = Tr::kChunks;
+  constexpr int kCacheChunks = Tr::kCacheChunks;
   constexpr int kStages = Tr::kStages;
   constexpr int kKSteps = kHeadDim / 16;
   constexpr int kDTiles = kHeadDim / 8;
   extern __shared__ __align__(128) uint8_t smem[];
-  uint8_t* sQ = smem;
-  uint8_t* sK = smem + Tr::kQBytes;
-  uint8_t* sV = sK + kStages * Tr::kStageBytes;
+  uint8_t* sQ = smem;                                 // [16][head_dim] of T, swizzled
+  uint8_t* sK = smem + Tr::kQBytes;                   // [stages][64 tokens][head_dim] cached K
+  uint8_t* sV = sK + kStages * Tr::kStageBytes;       // [stages][64 tokens][head_dim] cached V
+  float* sKScale = reinterpret_cast<float*>(sV + kStages * Tr::kStageBytes);  // [stages][64] (FP8)
+  float* sVScale = sKScale + kStages * kDecodeStageTokens;                     // [stages][64] (FP8)
+  uint8_t* sWide = reinterpret_cast<uint8_t*>(sVScale + kStages * kDecodeStageTokens);  // [warps][2][16][head_dim] of T (FP8)
 
   pdl_wait();
   pdl_launch_dependents();
@@ -77,30 +96,40 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
     }
     cp_async_commit();
   }
-  const T* k_cache = static_cast<const T*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
-  const T* v_cache = static_cast<const T*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
-  const int64_t slot_stride = p.num_kv_heads * kHeadDim;
+  // Byte views of the cache rows of this kv head (T elements, or e4m3 codes).
+  const uint8_t* k_cache = static_cast<const uint8_t*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim * Tr::kCacheBytes;
+  const uint8_t* v_cache = static_cast<const uint8_t*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim * Tr::kCacheBytes;
+  const int64_t slot_bytes = p.num_kv_heads * kHeadDim * Tr::kCacheBytes;
   const int32_t* table = p.block_tables + seq * p.max_blocks_per_seq;
   const int block_mask = (1 << p.log2_block_size) - 1;
+  auto slot_of = [&](int tok) {
+    return (static_cast<int64_t>(table[tok >> p.log2_block_size]) << p.log2_block_size) + (tok & block_mask);
+  };
   auto load_stage = [&](int stage, int buf) {
     const int tok0 = start + stage * kDecodeStageTokens;
     const uint32_t k_dst = smem_addr(sK + buf * Tr::kStageBytes);
     const uint32_t v_dst = smem_addr(sV + buf * Tr::kStageBytes);
 #pragma unroll
-    for (int it = 0; it < kDecodeStageTokens * kChunks / kDecodeThreads; ++it) {
+    for (int it = 0; it < kDecodeStageTokens * kCacheChunks / kDecodeThreads; ++it) {
       const int i = tid + it * kDecodeThreads;
-      const int t = i / kChunks, c = i % kChunks;
+      const int t = i / kCacheChunks, c = i % kCacheChunks;
       const int tok = tok0 + t;
       const bool valid = tok < end;
-      int64_t offset = 0;
-      if (valid) {
-        const int64_t slot = (static_cast<int64_t>(table[tok >> p.log2_block_size]) << p.log2_block_size) +
-                             (tok & block_mask);
-        offset = slot * slot_stride + c * 8;
-      }
-      const uint32_t o = swizzled_offset<kChunks>(t, c);
+      const int64_t offset = valid ? slot_of(tok) * slot_bytes + c * 16 : 0;
+      // 16-bit rows go swizzled for ldmatrix; FP8 rows plainly (the widening reads them by rows).
+      const uint32_t o = kFp8 ? static_cast<uint32_t>(t * kHeadDim + c * 16) : swizzled_offset<kChunks>(t, c);
       cp_async_16(k_dst + o, k_cache + offset, valid);
       cp_async_16(v_dst + o, v_cache + offset, valid);
+    }
+    if constexpr (kFp8) {
+      // Thread t < 64 fetches token t's K scale, thread 64 + t its V scale (0 past the end).
+      const int t = tid % kDecodeStageTokens;
+      const bool is_v = tid >= kDecodeStageTokens;
+      const int tok = tok0 + t;
+      const bool valid = tok < end;
+      const float* scales = is_v ? p.v_scales : p.k_scales;
+      const float* src = valid ? scales + slot_of(tok) * p.num_kv_heads + kv_head : scales;
+      cp_async_4(smem_addr((is_v ? sVScale : sKScale) + buf * kDecodeStageTokens + t), src, valid);
     }
   };
 
@@ -129,12 +158,25 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
     if (it + kStages - 1 < num_stages) load_stage(it + kStages - 1, (it + kStages - 1) % kStages);
     cp_async_commit();
     const int buf = it % kStages;
-    const uint32_t k_base = smem_addr(sK + buf * Tr::kStageBytes);
-    const uint32_t v_base = smem_addr(sV + buf * Tr::kStageBytes);
+    uint32_t k_base = smem_addr(sK + buf * Tr::kStageBytes);
+    uint32_t v_base = smem_addr(sV + buf * Tr::kStageBytes);
+    int warp_row0 = warp * 16;  // this warp's first token row in the K / V tiles
+    if constexpr (kFp8) {
+      // Widen this warp's 16 tokens (its own buffer: only the warp syncs).
+      uint8_t* wide_k = sWide + warp * 2 * 16 * kHeadDim * 2;
+      uint8_t* wide_v = wide_k + 16 * kHeadDim * 2;
+      __syncwarp();  // the previous stage's ldmatrix reads of these buffers are done
+      widen_e4m3_rows<T, kHeadDim>(wide_k, sK + buf * Tr::kStageBytes + warp * 16 * kHeadDim, 16, lane, 32);
+      widen_e4m3_rows<T, kHeadDim>(wide_v, sV + buf * Tr::kStageBytes + warp * 16 * kHeadDim, 16, lane, 32);
+      __syncwarp();
+      k_base = smem_addr(wide_k);
+      v_base = smem_addr(wide_v);
+      warp_row0 = 0;
+    }
 
     // S = Q K^T over this warp's 16 tokens: two n8 tiles.
     float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-    const int k_row = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
+    const int k_row = warp_row0 + (lane & 7) + ((lane >> 4) << 3);
 #pragma unroll
     for (int kk = 0; kk < kKSteps; ++kk) {
       uint32_t b[4];
@@ -143,13 +185,18 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
       mma_16816<T>(s[1], qf[kk], b[2], b[3]);
     }
 
-    // Online softmax (log2 domain); tokens past the split's end are masked.
+    // Online softmax (log2 domain); tokens past the split's end are masked. Score (j, e) is of
+    // token j * 8 + 2 * (lane & 3) + (e & 1) of the warp's 16.
     const int tok_base = start + it * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
+    const float* k_scale = sKScale + buf * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
+    const float* v_scale = sVScale + buf * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
 #pragma unroll
     for (int j = 0; j < 2; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e)
-        s[j][e] = (tok_base + j * 8 + (e & 1) < end) ? s[j][e] * p.scale_log2 : -INFINITY;
+      for (int e = 0; e < 4; ++e) {
+        const float x = kFp8 ? s[j][e] * k_scale[j * 8 + (e & 1)] : s[j][e];
+        s[j][e] = (tok_base + j * 8 + (e & 1) < end) ? x * p.scale_log2 : -INFINITY;
+      }
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1]));
@@ -174,13 +221,20 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
       }
     }
 
-    // O += P V: P (16 x 16 tokens) from the score registers, V via transposed ldmatrix.
+    // O += P V: P (16 x 16 tokens) from the score registers (FP8: times each token's V scale),
+    // V via transposed ldmatrix.
+    if constexpr (kFp8) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[j][e] *= v_scale[j * 8 + (e & 1)];
+    }
     uint32_t pa[4];
     pa[0] = pack2<T>(s[0][0], s[0][1]);
     pa[1] = pack2<T>(s[0][2], s[0][3]);
     pa[2] = pack2<T>(s[1][0], s[1][1]);
     pa[3] = pack2<T>(s[1][2], s[1][3]);
-    const int v_row = warp * 16 + (lane & 15);
+    const int v_row = warp_row0 + (lane & 15);
 #pragma unroll
     for (int dp = 0; dp < kHeadDim / 16; ++dp) {
       uint32_t b[4];
@@ -193,8 +247,8 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   // ---- merge the warps' states ----
   cp_async_wait<0>();
   __syncthreads();
-  float* s_acc = reinterpret_cast<float*>(sK);  // [warps][16][head_dim]
-  float* s_ml = reinterpret_cast<float*>(sV);   // [warps][16][2]
+  float* s_acc = reinterpret_cast<float*>(kFp8 ? sWide : sK);  // [warps][16][head_dim]
+  float* s_ml = reinterpret_cast<float*>(sV);                  // [warps][16][2]
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
@@ -269,15 +323,14 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   }
 }
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, bool kFp8>
 int decode_blocks_per_sm() {
   static const int blocks = [] {
     int n = 0;
-    const int smem = DecodeTraits<kHeadDim>::kSmemBytes;
-    if (cudaFuncSetAttribute(decode_split_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) !=
-            cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_split_kernel<T, kHeadDim>, kDecodeThreads, smem) !=
-            cudaSuccess) {
+    const int smem = DecodeTraits<kHeadDim, kFp8>::kSmemBytes;
+    const auto kernel = decode_split_kernel<T, kHeadDim, kFp8>;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kDecodeThreads, smem) != cudaSuccess) {
       cudaGetLastError();
       n = 1;
     }
@@ -286,12 +339,13 @@ int decode_blocks_per_sm() {
   return blocks;
 }
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, bool kFp8>
 int run_attention_decode(const DecodeParams& p, cudaStream_t stream) {
-  constexpr int smem = DecodeTraits<kHeadDim>::kSmemBytes;
-  cudaFuncSetAttribute(decode_split_kernel<T, kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  constexpr int smem = DecodeTraits<kHeadDim, kFp8>::kSmemBytes;
+  const auto kernel = decode_split_kernel<T, kHeadDim, kFp8>;
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   const dim3 grid(p.num_splits, static_cast<unsigned>(p.num_kv_heads * p.head_groups), static_cast<unsigned>(p.num_seqs));
-  launch_pdl(p.num_seqs, decode_split_kernel<T, kHeadDim>, grid, dim3(kDecodeThreads), smem, stream, p);
+  launch_pdl(p.num_seqs, kernel, grid, dim3(kDecodeThreads), smem, stream, p);
   KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (split kernel)");
   return KILN_CUDA_OK;
 }

@@ -11,8 +11,10 @@ namespace kiln {
 struct DecodeParams {
   void* out;             // [num_seqs, num_q_heads, head_dim], row stride out_stride
   const void* q;         // [num_seqs, num_q_heads, head_dim], row stride q_stride
-  const void* k_cache;   // [num_blocks, block_size, num_kv_heads, head_dim]
-  const void* v_cache;   // [num_blocks, block_size, num_kv_heads, head_dim]
+  const void* k_cache;   // [num_blocks, block_size, num_kv_heads, head_dim] of T, or e4m3 codes
+  const void* v_cache;   // [num_blocks, block_size, num_kv_heads, head_dim] of T, or e4m3 codes
+  const float* k_scales;  // [num_blocks, block_size, num_kv_heads] (FP8 cache only)
+  const float* v_scales;  // [num_blocks, block_size, num_kv_heads] (FP8 cache only)
   const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq]
   const int32_t* seq_lens;      // [num_seqs]
   float* partial_out;    // [num_splits, num_seqs, num_q_heads, head_dim] (num_splits > 1)
@@ -34,11 +36,12 @@ constexpr int kDecodeThreads = 128;
 // Most context splits of one sequence (the merge keeps their weights in shared memory).
 constexpr int kDecodeMaxSplits = 128;
 
-template <typename T, int kHeadDim>
+// kFp8: the cache holds e4m3 codes with a scale per (slot, KV head) row (k_scales, v_scales).
+template <typename T, int kHeadDim, bool kFp8>
 int run_attention_decode(const DecodeParams& p, cudaStream_t stream);
 
 // Blocks of the split kernel that fit on one multiprocessor (cached per variant).
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, bool kFp8>
 int decode_blocks_per_sm();
 
 }  // namespace kiln

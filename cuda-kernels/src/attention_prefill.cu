@@ -17,13 +17,16 @@ bool hopper_path_allowed() {
   return force == nullptr || std::strcmp(force, "mma") != 0;
 }
 
+// NOTE: an FP8 cache takes the portable kernel on every device (the Hopper kernel reads its
+// tiles with TMA into wgmma's layout, which has no place to widen codes).
 template <typename T, int kHeadDim>
 int run_variant(const PrefillParams& p, int64_t max_query_len, cudaStream_t stream) {
+  if (p.k_scales != nullptr) return run_attention_prefill_mma<T, kHeadDim, true>(p, max_query_len, stream);
   if (current_cc_major() == 9 && hopper_path_allowed()) {
     const int status = run_attention_prefill_sm90<T, kHeadDim>(p, max_query_len, stream);
     if (status != KILN_CUDA_ERR_UNSUPPORTED) return status;
   }
-  return run_attention_prefill_mma<T, kHeadDim>(p, max_query_len, stream);
+  return run_attention_prefill_mma<T, kHeadDim, false>(p, max_query_len, stream);
 }
 
 template <typename T>
@@ -38,23 +41,18 @@ int dispatch_head_dim(const PrefillParams& p, int64_t head_dim, int64_t max_quer
   }
 }
 
-}  // namespace
-}  // namespace kiln
-
-using namespace kiln;
-
-extern "C" int kiln_cuda_attention_uses_tensor_cores(int dtype, int64_t head_dim) {
-  return has_tensor_core_attention(dtype, head_dim) ? 1 : 0;
-}
-
-extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, int64_t q_stride,
-                                           const void* k_cache, const void* v_cache, const int32_t* block_tables,
-                                           int64_t max_blocks_per_seq, const int32_t* query_start,
-                                           const int32_t* seq_lens, int64_t num_seqs, int64_t num_tokens,
-                                           int64_t max_query_len, int64_t num_q_heads, int64_t num_kv_heads,
-                                           int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale,
-                                           int dtype, void* stream) {
-  const char* name = "kiln_cuda_attention_prefill";
+// Both entry points: k_scales / v_scales null for a cache of T, given for an FP8 one.
+int attention_prefill(const char* name, void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                      const void* k_cache, const void* v_cache, const float* k_scales, const float* v_scales,
+                      const int32_t* block_tables, int64_t max_blocks_per_seq, const int32_t* query_start,
+                      const int32_t* seq_lens, int64_t num_seqs, int64_t num_tokens, int64_t max_query_len,
+                      int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim, int64_t block_size,
+                      int64_t num_blocks, float scale, int dtype, void* stream) {
+  const bool fp8 = k_scales != nullptr;
+  KILN_REQUIRE(!fp8 || v_scales != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null v_scales", name);
+  KILN_REQUIRE(!fp8 || has_tensor_core_attention(dtype, head_dim), KILN_CUDA_ERR_UNSUPPORTED,
+               "%s: an FP8 cache needs f16 or bf16 data and head_dim 64, 128 or 256 (got dtype %d, head_dim %lld)",
+               name, dtype, (long long)head_dim);
   KILN_REQUIRE(out && q && k_cache && v_cache && block_tables && query_start && seq_lens,
                KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null pointer", name);
   KILN_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0 && num_q_heads <= 65535,
@@ -87,6 +85,8 @@ extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const 
   p.q = q;
   p.k_cache = k_cache;
   p.v_cache = v_cache;
+  p.k_scales = k_scales;
+  p.v_scales = v_scales;
   p.block_tables = block_tables;
   p.query_start = query_start;
   p.seq_lens = seq_lens;
@@ -100,4 +100,41 @@ extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const 
   p.log2_block_size = block_size == 16 ? 4 : 5;
   p.scale_log2 = scale * 1.4426950408889634f;
   KILN_DISPATCH_HALF(dtype, name, return dispatch_head_dim<T>(p, head_dim, max_query_len, s););
+}
+
+}  // namespace
+}  // namespace kiln
+
+using namespace kiln;
+
+extern "C" int kiln_cuda_attention_uses_tensor_cores(int dtype, int64_t head_dim) {
+  return has_tensor_core_attention(dtype, head_dim) ? 1 : 0;
+}
+
+extern "C" int kiln_cuda_attention_prefill(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                           const void* k_cache, const void* v_cache, const int32_t* block_tables,
+                                           int64_t max_blocks_per_seq, const int32_t* query_start,
+                                           const int32_t* seq_lens, int64_t num_seqs, int64_t num_tokens,
+                                           int64_t max_query_len, int64_t num_q_heads, int64_t num_kv_heads,
+                                           int64_t head_dim, int64_t block_size, int64_t num_blocks, float scale,
+                                           int dtype, void* stream) {
+  return attention_prefill("kiln_cuda_attention_prefill", out, out_stride, q, q_stride, k_cache, v_cache, nullptr,
+                           nullptr, block_tables, max_blocks_per_seq, query_start, seq_lens, num_seqs, num_tokens,
+                           max_query_len, num_q_heads, num_kv_heads, head_dim, block_size, num_blocks, scale, dtype,
+                           stream);
+}
+
+extern "C" int kiln_cuda_attention_prefill_e4m3(void* out, int64_t out_stride, const void* q, int64_t q_stride,
+                                                const uint8_t* k_cache, const uint8_t* v_cache,
+                                                const float* k_scales, const float* v_scales,
+                                                const int32_t* block_tables, int64_t max_blocks_per_seq,
+                                                const int32_t* query_start, const int32_t* seq_lens, int64_t num_seqs,
+                                                int64_t num_tokens, int64_t max_query_len, int64_t num_q_heads,
+                                                int64_t num_kv_heads, int64_t head_dim, int64_t block_size,
+                                                int64_t num_blocks, float scale, int dtype, void* stream) {
+  const char* name = "kiln_cuda_attention_prefill_e4m3";
+  KILN_REQUIRE(k_scales != nullptr, KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: null k_scales", name);
+  return attention_prefill(name, out, out_stride, q, q_stride, k_cache, v_cache, k_scales, v_scales, block_tables,
+                           max_blocks_per_seq, query_start, seq_lens, num_seqs, num_tokens, max_query_len,
+                           num_q_heads, num_kv_heads, head_dim, block_size, num_blocks, scale, dtype, stream);
 }

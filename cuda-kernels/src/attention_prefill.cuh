@@ -4,10 +4,15 @@
 // different cache blocks), S = Q K^T and O += P V run on the tensor cores, the softmax is online
 // in fp32 registers and no score matrix reaches memory. Loads of the next K (V) tile overlap the
 // P V (Q K^T) product of the current one.
+//
+// Over an FP8 cache a tile arrives as e4m3 codes (and its rows' scales) in a buffer of its own and
+// the block widens it to T (exact) before the products; a key's K scale multiplies its scores and
+// its V scale its probabilities, so the softmax sums stay the unscaled ones.
 #pragma once
 
 #include "attention_prefill.h"
 #include "common.cuh"
+#include "e4m3.cuh"
 
 namespace kiln {
 
@@ -36,37 +41,57 @@ struct PrefillMmaConfig<128> : PrefillMmaTraits<128, 128, 64, 8, 1> {};
 template <>
 struct PrefillMmaConfig<256> : PrefillMmaTraits<256, 64, 64, 4, 1> {};
 
-// Loads kRows rows of kChunks 16-byte chunks from the paged cache (rows = consecutive tokens
-// from tok0; a row past kv_end is zero-filled, so NaN in unused slots never reaches a product).
-template <typename Tr, int kRows, typename T>
-__device__ __forceinline__ void load_kv_tile(uint32_t dst, const T* cache, const int32_t* table, int tok0,
-                                             int kv_end, int log2_block_size, int64_t slot_stride) {
+// Loads kRows rows from the paged cache (rows = consecutive tokens from tok0; a row past kv_end
+// is zero-filled, so NaN in unused slots never reaches a product): rows of T as kChunks swizzled
+// 16-byte chunks, or (kFp8) rows of head_dim codes as they are, with each row's scale into
+// dst_scales.
+template <typename Tr, int kRows, bool kFp8>
+__device__ __forceinline__ void load_kv_tile(uint32_t dst, const uint8_t* cache, uint32_t dst_scales,
+                                             const float* scales, int64_t scale_stride, const int32_t* table,
+                                             int tok0, int kv_end, int log2_block_size, int64_t slot_bytes) {
   constexpr int kChunks = Tr::kChunks;
+  constexpr int kCacheChunks = kFp8 ? Tr::kHeadDim / 16 : kChunks;  // 16-byte chunks per cached row
   const int block_mask = (1 << log2_block_size) - 1;
+  auto slot_of = [&](int tok) {
+    return (static_cast<int64_t>(table[tok >> log2_block_size]) << log2_block_size) + (tok & block_mask);
+  };
 #pragma unroll
-  for (int it = 0; it < kRows * kChunks / Tr::kThreads; ++it) {
+  for (int it = 0; it < kRows * kCacheChunks / Tr::kThreads; ++it) {
     const int i = threadIdx.x + it * Tr::kThreads;
-    const int t = i / kChunks, c = i % kChunks;
+    const int t = i / kCacheChunks, c = i % kCacheChunks;
     const int tok = tok0 + t;
     const bool valid = tok < kv_end;
-    int64_t offset = 0;
-    if (valid) {
-      const int64_t slot = (static_cast<int64_t>(table[tok >> log2_block_size]) << log2_block_size) + (tok & block_mask);
-      offset = slot * slot_stride + c * 8;
-    }
-    cp_async_16(dst + swizzled_offset<kChunks>(t, c), cache + offset, valid);
+    const int64_t offset = valid ? slot_of(tok) * slot_bytes + c * 16 : 0;
+    const uint32_t o = kFp8 ? static_cast<uint32_t>(t * Tr::kHeadDim + c * 16) : swizzled_offset<kChunks>(t, c);
+    cp_async_16(dst + o, cache + offset, valid);
+  }
+  if constexpr (kFp8) {
+    static_assert(kRows <= Tr::kThreads, "a thread fetches each row's scale");
+    const int t = threadIdx.x;
+    const bool valid = t < kRows && tok0 + t < kv_end;
+    if (t < kRows) cp_async_4(dst_scales + t * 4, valid ? scales + slot_of(tok0 + t) * scale_stride : scales, valid);
   }
 }
 
-template <typename T, typename Tr>
+template <typename T, typename Tr, bool kFp8>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kernel(const PrefillParams p) {
   constexpr int kHeadDim = Tr::kHeadDim, kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN;
   constexpr int kChunks = Tr::kChunks, kMTiles = Tr::kMTiles;
   constexpr int kNTiles = kBlockN / 8, kDTiles = kHeadDim / 8;
   extern __shared__ __align__(128) uint8_t smem[];
-  const uint32_t sQ = smem_addr(smem);
-  const uint32_t sK = sQ + kBlockM * kHeadDim * 2;
-  const uint32_t sV = sK + kBlockN * kHeadDim * 2;
+  const uint32_t sQ = smem_addr(smem);              // [kBlockM][head_dim] of T, swizzled
+  const uint32_t sK = sQ + kBlockM * kHeadDim * 2;  // [kBlockN][head_dim] of T, swizzled
+  const uint32_t sV = sK + kBlockN * kHeadDim * 2;  // [kBlockN][head_dim] of T, swizzled
+  // FP8: the tiles as they arrive, [kBlockN][head_dim] codes each, and their rows' scales.
+  uint8_t* sKCodes = smem + (kBlockM + 2 * kBlockN) * kHeadDim * 2;
+  uint8_t* sVCodes = sKCodes + kBlockN * kHeadDim;
+  float* sKScale = reinterpret_cast<float*>(sVCodes + kBlockN * kHeadDim);  // [kBlockN]
+  float* sVScale = sKScale + kBlockN;                                          // [kBlockN]
+  uint8_t* sKWide = smem + (kBlockM * kHeadDim * 2);
+  uint8_t* sVWide = sKWide + kBlockN * kHeadDim * 2;
+  // Where a tile's loads land: the widened tiles themselves for T, the code buffers for FP8.
+  const uint32_t k_dst = kFp8 ? smem_addr(sKCodes) : sK;
+  const uint32_t v_dst = kFp8 ? smem_addr(sVCodes) : sV;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int head = blockIdx.x;
@@ -87,10 +112,21 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kern
 
   const T* q = static_cast<const T*>(p.q) + static_cast<int64_t>(q0 + row0) * p.q_stride +
                static_cast<int64_t>(head) * kHeadDim;
-  const T* k_cache = static_cast<const T*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
-  const T* v_cache = static_cast<const T*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim;
-  const int64_t slot_stride = p.num_kv_heads * kHeadDim;
+  constexpr int kCacheBytes = kFp8 ? 1 : 2;
+  const uint8_t* k_cache = static_cast<const uint8_t*>(p.k_cache) + static_cast<int64_t>(kv_head) * kHeadDim * kCacheBytes;
+  const uint8_t* v_cache = static_cast<const uint8_t*>(p.v_cache) + static_cast<int64_t>(kv_head) * kHeadDim * kCacheBytes;
+  const int64_t slot_bytes = p.num_kv_heads * kHeadDim * kCacheBytes;
+  const float* k_scales = kFp8 ? p.k_scales + kv_head : nullptr;
+  const float* v_scales = kFp8 ? p.v_scales + kv_head : nullptr;
   const int32_t* table = p.block_tables + seq * p.max_blocks_per_seq;
+  auto load_k = [&](int nb) {
+    load_kv_tile<Tr, kBlockN, kFp8>(k_dst, k_cache, smem_addr(sKScale), k_scales, p.num_kv_heads, table,
+                                    nb * kBlockN, kv_end, p.log2_block_size, slot_bytes);
+  };
+  auto load_v = [&](int nb) {
+    load_kv_tile<Tr, kBlockN, kFp8>(v_dst, v_cache, smem_addr(sVScale), v_scales, p.num_kv_heads, table,
+                                    nb * kBlockN, kv_end, p.log2_block_size, slot_bytes);
+  };
 
 #pragma unroll
   for (int it = 0; it < kBlockM * kChunks / Tr::kThreads; ++it) {
@@ -100,8 +136,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kern
     cp_async_16(sQ + swizzled_offset<kChunks>(r, c), valid ? q + static_cast<int64_t>(r) * p.q_stride + c * 8 : q,
                 valid);
   }
-  if (n_blocks > 0)
-    load_kv_tile<Tr, kBlockN>(sK, k_cache, table, (n_blocks - 1) * kBlockN, kv_end, p.log2_block_size, slot_stride);
+  if (n_blocks > 0) load_k(n_blocks - 1);
   cp_async_commit();
 
   float acc[kMTiles][kDTiles][4];
@@ -117,7 +152,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kern
   for (int nb = n_blocks - 1; nb >= 0; --nb) {
     cp_async_wait<0>();
     __syncthreads();  // K[nb] (and Q) landed; every warp is done with V[nb + 1]
-    load_kv_tile<Tr, kBlockN>(sV, v_cache, table, nb * kBlockN, kv_end, p.log2_block_size, slot_stride);
+    if constexpr (kFp8) {
+      widen_e4m3_rows<T, kHeadDim>(sKWide, sKCodes, kBlockN, tid, Tr::kThreads);
+      __syncthreads();  // K[nb] widened
+    }
+    load_v(nb);
     cp_async_commit();
 
     float s[kMTiles][kNTiles][4];
@@ -159,7 +198,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kern
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int key = key0 + j * 8 + 2 * (lane & 3) + e;
-            float x = s[mt][j][2 * r + e] * p.scale_log2;
+            const float raw = kFp8 ? s[mt][j][2 * r + e] * sKScale[j * 8 + 2 * (lane & 3) + e] : s[mt][j][2 * r + e];
+            float x = raw * p.scale_log2;
             if (need_mask && key >= limit) x = -INFINITY;
             s[mt][j][2 * r + e] = x;
             mx = fmaxf(mx, x);
@@ -192,8 +232,18 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kern
 
     cp_async_wait<0>();
     __syncthreads();  // V[nb] landed; every warp is done with K[nb]
-    if (nb > 0)
-      load_kv_tile<Tr, kBlockN>(sK, k_cache, table, (nb - 1) * kBlockN, kv_end, p.log2_block_size, slot_stride);
+    if constexpr (kFp8) {
+      widen_e4m3_rows<T, kHeadDim>(sVWide, sVCodes, kBlockN, tid, Tr::kThreads);
+      // P times each key's V scale (the row sums l above are taken).
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][j][e] *= sVScale[j * 8 + 2 * (lane & 3) + (e & 1)];
+      __syncthreads();  // V[nb] widened; every thread is done with the K and V scales
+    }
+    if (nb > 0) load_k(nb - 1);
     cp_async_commit();
 
 #pragma unroll
@@ -241,18 +291,19 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks) prefill_mma_kern
   }
 }
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, bool kFp8>
 int run_attention_prefill_mma(PrefillParams p, int64_t max_query_len, cudaStream_t stream) {
   using Tr = PrefillMmaConfig<kHeadDim>;
   p.num_m_blocks = static_cast<int>((max_query_len + Tr::kBlockM - 1) / Tr::kBlockM);
   KILN_REQUIRE(p.num_m_blocks <= 65535, KILN_CUDA_ERR_INVALID_ARGUMENT,
                "kiln_cuda_attention_prefill: max_query_len %lld is too long", (long long)max_query_len);
-  constexpr int smem = Tr::kSmemBytes;
-  if (smem > 48 * 1024)
-    cudaFuncSetAttribute(prefill_mma_kernel<T, Tr>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  // FP8: the code buffers and the scales after the tiles of T.
+  constexpr int smem = Tr::kSmemBytes + (kFp8 ? 2 * Tr::kBlockN * (kHeadDim + 4) : 0);
+  const auto kernel = prefill_mma_kernel<T, Tr, kFp8>;
+  if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.num_m_blocks),
                   static_cast<unsigned>(p.num_seqs));
-  prefill_mma_kernel<T, Tr><<<grid, Tr::kThreads, smem, stream>>>(p);
+  kernel<<<grid, Tr::kThreads, smem, stream>>>(p);
   KILN_CHECK_LAUNCH("kiln_cuda_attention_prefill (mma)");
   return KILN_CUDA_OK;
 }

@@ -11,31 +11,10 @@
 // of a block split K and add their partial sums through shared memory.
 #pragma once
 
-#include <cuda_fp8.h>
-
 #include "common.cuh"
+#include "e4m3.cuh"
 
 namespace kiln {
-
-constexpr float kE4m3Max = 448.0f;
-// The smallest scale a row gets (FLT_MIN, as kiln_cpu's): its reciprocal is finite.
-constexpr float kSmallestScale = 1.17549435e-38f;
-
-// ---- conversions ---------------------------------------------------------------------------------
-
-// fp32 -> e4m3 as kiln_cpu_f32_to_e4m3: nearest even, +-448 on overflow (infinity too), NaN kept.
-__device__ __forceinline__ uint8_t f32_to_e4m3(float v) {
-  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
-
-__device__ __forceinline__ float e4m3_to_f32(uint8_t code) {
-  const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(code), __NV_E4M3);
-  return __half2float(__half(h));
-}
-
-// The larger of two magnitudes, NaN winning (as kiln_cpu_quantize_e4m3_inputs: a row holding a
-// NaN must not get a finite scale).
-__device__ __forceinline__ float nan_max(float a, float b) { return (b > a || isnan(b)) ? b : a; }
 
 __device__ __forceinline__ float block_nan_max(float v, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -65,6 +65,9 @@ void sync_or_die(const char* what) {
   }
 }
 
+// Equal bits, or both NaN.
+bool same_value(float a, float b) { return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, 4) == 0; }
+
 std::vector<float> randn(size_t n, int dtype, float scale = 1.0f) {
   std::normal_distribution<float> dist(0.0f, scale);
   std::vector<float> v(n);
@@ -280,6 +283,104 @@ void test_kv_write() {
   }
 }
 
+// The writes into an FP8 cache against kiln_cpu_write_kv_cache_e4m3 (after kiln_cpu_rotary and the
+// rounding to dtype that the fused write does): the plain write's codes and scales bit-equal; the
+// rotary forms' codes within one step of the CPU's (the rotation's fp32 rounding may differ) and
+// their values within an eighth of the row's largest magnitude of the CPU's, with the share of
+// equal codes printed. Rows of zeros (scale 0), a NaN, and tiny values are among them.
+void test_kv_write_e4m3() {
+  if (!wanted("write_kv_cache_e4m3")) return;
+  struct Case { int64_t tokens, q_heads, kv_heads, head_dim, blocks; };
+  std::vector<Case> cases = {{1, 8, 2, 128, 4}, {7, 4, 4, 64, 3}, {113, 32, 8, 128, 8}, {37, 8, 1, 256, 5}, {9, 4, 2, 16, 2}};
+  if (small_mode) cases = {{7, 4, 4, 64, 3}};
+  const int64_t max_pos = 4096, block_size = 16;
+  for (int dtype : kDtypes) {
+    for (int mode = 0; mode < 3; ++mode) {  // 0: plain write, 1: rotary neox, 2: rotary interleaved
+      for (const Case& cs : cases) {
+        const int64_t slots = block_size * cs.blocks;
+        const int64_t row = cs.kv_heads * cs.head_dim;
+        const int64_t qs = cs.q_heads * cs.head_dim, ks = row + 8, vs = row + 16;
+        auto q = randn(cs.tokens * qs, dtype), k = randn(cs.tokens * ks, dtype), v = randn(cs.tokens * vs, dtype);
+        if (cs.tokens >= 3) {
+          for (int64_t i = 0; i < cs.head_dim; ++i) k[i] = 0.0f;                           // token 0 head 0: zeros
+          v[vs + 1] = NAN;                                                                // token 1 head 0: a NaN
+          for (int64_t i = 0; i < cs.head_dim; ++i) v[2 * vs + i] = round_to(1e-37f * (1 + i % 3), dtype);  // tiny
+        }
+        std::vector<int32_t> all(slots);
+        std::iota(all.begin(), all.end(), 0);
+        std::shuffle(all.begin(), all.end(), rng);
+        std::vector<int32_t> slot(cs.tokens), pos(cs.tokens);
+        for (int64_t t = 0; t < cs.tokens; ++t) {
+          slot[t] = (t % 5 == 3) ? -1 : all[t % slots];
+          pos[t] = static_cast<int32_t>(rng() % max_pos);
+        }
+        auto cos_sin = make_cos_sin(max_pos, cs.head_dim);
+        std::vector<float> rq = q, rk = k;
+        if (mode > 0) {
+          kiln_cpu_rotary(rq.data(), qs, cs.q_heads, rk.data(), ks, cs.kv_heads, cs.head_dim, pos.data(), cs.tokens,
+                          cos_sin.data(), max_pos, mode == 1);
+          rk = rounded(rk, dtype);
+        }
+        std::vector<uint8_t> ref_kc(slots * row, 0x7f), ref_vc(slots * row, 0x7f);
+        std::vector<float> ref_ks(slots * cs.kv_heads, NAN), ref_vs(slots * cs.kv_heads, NAN);
+        kiln_cpu_write_kv_cache_e4m3(rk.data(), ks, v.data(), vs, ref_kc.data(), ref_vc.data(), ref_ks.data(),
+                                     ref_vs.data(), slot.data(), cs.tokens, cs.kv_heads, cs.head_dim, slots);
+        DeviceBuffer dq = upload(q, dtype), dk = upload(k, dtype), dv = upload(v, dtype);
+        DeviceBuffer dkc = upload_raw(std::vector<uint8_t>(slots * row, 0x7f)), dvc = upload_raw(std::vector<uint8_t>(slots * row, 0x7f));
+        DeviceBuffer dks(slots * cs.kv_heads * 4), dvs(slots * cs.kv_heads * 4);
+        dks.poison();
+        dvs.poison();
+        DeviceBuffer dslot = upload_raw(slot), dpos = upload_raw(pos), dcs = upload_raw(cos_sin);
+        int st;
+        if (mode == 0)
+          st = kiln_cuda_write_kv_cache_e4m3(dk.ptr, ks, dv.ptr, vs, dkc.as<uint8_t>(), dvc.as<uint8_t>(), dks.as<float>(),
+                                             dvs.as<float>(), dslot.as<int32_t>(), cs.tokens, cs.kv_heads, cs.head_dim,
+                                             slots, dtype, nullptr);
+        else
+          st = kiln_cuda_rotary_write_kv_cache_e4m3(dq.ptr, qs, cs.q_heads, dk.ptr, ks, dv.ptr, vs, dkc.as<uint8_t>(),
+                                                    dvc.as<uint8_t>(), dks.as<float>(), dvs.as<float>(),
+                                                    dslot.as<int32_t>(), dpos.as<int32_t>(), dcs.as<float>(), max_pos,
+                                                    mode == 1, cs.tokens, cs.kv_heads, cs.head_dim, slots, dtype, nullptr);
+        const std::string op = mode == 0 ? "write_kv_cache_e4m3"
+                                         : (mode == 1 ? "rotary_write_kv_cache_e4m3(neox)" : "rotary_write_kv_cache_e4m3(gptj)");
+        const std::string shape = shape_str({cs.tokens, cs.kv_heads, cs.head_dim});
+        if (st != 0) { record_status(op, dtype, shape, st); continue; }
+        sync_or_die(op.c_str());
+        for (int pass = 0; pass < 2; ++pass) {
+          const auto codes = download_raw<uint8_t>(pass == 0 ? dkc : dvc, slots * row);
+          const auto scales = download_raw<float>(pass == 0 ? dks : dvs, slots * cs.kv_heads);
+          const auto& ref_codes = pass == 0 ? ref_kc : ref_vc;
+          const auto& ref_scales = pass == 0 ? ref_ks : ref_vs;
+          const bool exact = mode == 0 || pass == 1;  // v is never rotated
+          Comparison c;
+          long long equal = 0;
+          for (size_t i = 0; i < scales.size(); ++i) {
+            const bool same = same_value(scales[i], ref_scales[i]);
+            const bool close = std::fabs(scales[i] - ref_scales[i]) <= 0x1p-7f * std::fabs(ref_scales[i]);
+            c.bad += (exact ? same : (same || close)) ? 0 : 1;
+          }
+          for (size_t i = 0; i < codes.size(); ++i) {
+            // A NaN code's sign is not specified (kiln_cpu.h): 0x7f and 0xff are the same NaN.
+            const bool both_nan = (codes[i] & 0x7f) == 0x7f && (ref_codes[i] & 0x7f) == 0x7f;
+            equal += codes[i] == ref_codes[i] || both_nan;
+            if (both_nan) continue;
+            // Codes of one sign are ordered like their values: one step apart is one rounding.
+            const int step = std::abs(static_cast<int>(codes[i] & 0x7f) - static_cast<int>(ref_codes[i] & 0x7f));
+            const bool near = (codes[i] & 0x80) == (ref_codes[i] & 0x80) ? step <= 1 : (codes[i] & 0x7f) + (ref_codes[i] & 0x7f) <= 1;
+            c.bad += (exact ? codes[i] == ref_codes[i] : near) ? 0 : 1;
+          }
+          c.pass = c.bad == 0;
+          record(op + (pass == 0 ? ".k" : ".v"), dtype, shape, c,
+                 (exact ? std::string("codes and scales bit-equal; ") : std::string("")) + std::to_string(equal) + "/" +
+                     std::to_string(codes.size()) + " codes equal");
+        }
+        if (mode > 0)
+          record(op + ".q", dtype, shape, compare(download(dq, q.size(), dtype), rq, rounded(rq, dtype), 1e-6));
+      }
+    }
+  }
+}
+
 // ---- elementwise ----------------------------------------------------------------------------------
 
 void test_silu_and_mul() {
@@ -360,9 +461,45 @@ void test_embedding_gather_bias() {
 
 struct Seq { int32_t seq_len, query_len; };
 
-// Prefill (decode == false) or decode attention on a packed batch against kiln_cpu_attention.
+// An FP8 copy of a paged cache: every used slot's rows quantised by the CPU twin
+// (kiln_cpu_write_kv_cache_e4m3), unused slots NaN codes (0x7f) with NaN scales, and the values
+// the codes stand for (code x scale) for the naive reference.
+struct E4m3Cache {
+  std::vector<uint8_t> k_codes, v_codes;  // [slots, kv_heads, head_dim]
+  std::vector<float> k_scales, v_scales;  // [slots, kv_heads]
+  std::vector<float> k_values, v_values;  // [slots, kv_heads, head_dim], NaN where unused
+};
+
+E4m3Cache quantize_cache(const std::vector<float>& kc, const std::vector<float>& vc, const std::vector<int32_t>& used_slots,
+                         int64_t num_slots, int64_t kv_heads, int64_t head_dim) {
+  const int64_t kv_row = kv_heads * head_dim;
+  E4m3Cache c{std::vector<uint8_t>(kc.size(), 0x7f), std::vector<uint8_t>(kc.size(), 0x7f),
+              std::vector<float>(num_slots * kv_heads, NAN), std::vector<float>(num_slots * kv_heads, NAN),
+              std::vector<float>(kc.size(), NAN), std::vector<float>(kc.size(), NAN)};
+  for (int32_t slot : used_slots) {
+    if (kiln_cpu_write_kv_cache_e4m3(&kc[slot * kv_row], kv_row, &vc[slot * kv_row], kv_row, c.k_codes.data(),
+                                     c.v_codes.data(), c.k_scales.data(), c.v_scales.data(), &slot, 1, kv_heads,
+                                     head_dim, num_slots) != 0) {
+      std::printf("cpu twin failed: %s\n", kiln_last_error());
+      std::exit(2);
+    }
+    std::vector<float> values(kv_row);
+    for (int pass = 0; pass < 2; ++pass) {
+      const auto& codes = pass == 0 ? c.k_codes : c.v_codes;
+      const auto& scales = pass == 0 ? c.k_scales : c.v_scales;
+      auto& out = pass == 0 ? c.k_values : c.v_values;
+      kiln_cpu_e4m3_to_f32(values.data(), &codes[slot * kv_row], kv_row);
+      for (int64_t i = 0; i < kv_row; ++i) out[slot * kv_row + i] = values[i] * scales[slot * kv_heads + i / head_dim];
+    }
+  }
+  return c;
+}
+
+// Prefill (decode == false) or decode attention on a packed batch against kiln_cpu_attention (or,
+// fp8, over an e4m3 cache against kiln_cpu_attention_e4m3, the naive rule run on the values the
+// codes stand for).
 void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_size, int64_t q_heads, int64_t kv_heads,
-                        const std::vector<Seq>& seqs, const std::string& tag) {
+                        const std::vector<Seq>& seqs, const std::string& tag, bool fp8 = false) {
   const int64_t num_seqs = static_cast<int64_t>(seqs.size());
   std::vector<int32_t> query_start(num_seqs + 1, 0), seq_lens(num_seqs);
   int64_t used_blocks = 0, max_blocks = 1, max_query = 0, max_seq = 0;
@@ -385,12 +522,14 @@ void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_
   int64_t next = 0;
   const int64_t kv_row = kv_heads * head_dim;
   std::vector<float> kc(num_blocks * block_size * kv_row, NAN), vc(kc.size(), NAN);
+  std::vector<int32_t> used_slots;
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (int64_t s = 0; s < num_seqs; ++s) {
     const int64_t nb = (seqs[s].seq_len + block_size - 1) / block_size;
     for (int64_t b = 0; b < nb; ++b) tables[s * max_blocks + b] = perm[next++];
     for (int64_t p = 0; p < seqs[s].seq_len; ++p) {
       const int64_t slot = static_cast<int64_t>(tables[s * max_blocks + p / block_size]) * block_size + p % block_size;
+      used_slots.push_back(static_cast<int32_t>(slot));
       for (int64_t i = 0; i < kv_row; ++i) {
         kc[slot * kv_row + i] = round_to(dist(rng), dtype);
         vc[slot * kv_row + i] = round_to(dist(rng), dtype);
@@ -405,16 +544,27 @@ void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
 
   std::vector<float> ref(num_tokens * row), naive(num_tokens * row);
-  if (kiln_cpu_attention(ref.data(), row, q_packed.data(), row, kc.data(), vc.data(), tables.data(), max_blocks,
-                         query_start.data(), seq_lens.data(), num_seqs, num_tokens, q_heads, kv_heads, head_dim,
-                         block_size, num_blocks, scale) != 0) {
+  E4m3Cache e4m3;
+  if (fp8) e4m3 = quantize_cache(kc, vc, used_slots, num_blocks * block_size, kv_heads, head_dim);
+  const int cpu_status =
+      fp8 ? kiln_cpu_attention_e4m3(ref.data(), row, q_packed.data(), row, e4m3.k_codes.data(), e4m3.v_codes.data(),
+                                    e4m3.k_scales.data(), e4m3.v_scales.data(), tables.data(), max_blocks,
+                                    query_start.data(), seq_lens.data(), num_seqs, num_tokens, q_heads, kv_heads,
+                                    head_dim, block_size, num_blocks, scale)
+          : kiln_cpu_attention(ref.data(), row, q_packed.data(), row, kc.data(), vc.data(), tables.data(), max_blocks,
+                               query_start.data(), seq_lens.data(), num_seqs, num_tokens, q_heads, kv_heads, head_dim,
+                               block_size, num_blocks, scale);
+  if (cpu_status != 0) {
     std::printf("cpu twin failed: %s\n", kiln_last_error());
     std::exit(2);
   }
-  naive_attention_lowp(naive.data(), q_packed.data(), kc.data(), vc.data(), tables.data(), max_blocks, query_start.data(),
+  naive_attention_lowp(naive.data(), q_packed.data(), fp8 ? e4m3.k_values.data() : kc.data(),
+                       fp8 ? e4m3.v_values.data() : vc.data(), tables.data(), max_blocks, query_start.data(),
                        seq_lens.data(), num_seqs, num_tokens, q_heads, kv_heads, head_dim, block_size, scale, dtype);
 
-  DeviceBuffer dq = upload(q, dtype), dkc = upload(kc, dtype), dvc = upload(vc, dtype);
+  DeviceBuffer dq = upload(q, dtype);
+  DeviceBuffer dkc = fp8 ? upload_raw(e4m3.k_codes) : upload(kc, dtype), dvc = fp8 ? upload_raw(e4m3.v_codes) : upload(vc, dtype);
+  DeviceBuffer dks = upload_raw(fp8 ? e4m3.k_scales : std::vector<float>()), dvs = upload_raw(fp8 ? e4m3.v_scales : std::vector<float>());
   DeviceBuffer dtab = upload_raw(tables), dqs = upload_raw(query_start), dlens = upload_raw(seq_lens);
   const int64_t out_stride = q_stride;
   DeviceBuffer dout(num_tokens * out_stride * element_bytes(dtype));
@@ -428,20 +578,30 @@ void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_
     // Twice: the second call checks that the first left the split counters at zero.
     for (int call = 0; call < 2; ++call) {
       dout.poison();
-      st = kiln_cuda_attention_decode(dout.ptr, out_stride, dq.ptr, q_stride, dkc.ptr, dvc.ptr, dtab.as<int32_t>(),
-                                      max_blocks, dlens.as<int32_t>(), num_seqs, max_seq, q_heads, kv_heads, head_dim,
-                                      block_size, num_blocks, scale, dws.ptr, ws, dtype, nullptr);
+      st = fp8 ? kiln_cuda_attention_decode_e4m3(dout.ptr, out_stride, dq.ptr, q_stride, dkc.as<uint8_t>(),
+                                                 dvc.as<uint8_t>(), dks.as<float>(), dvs.as<float>(), dtab.as<int32_t>(),
+                                                 max_blocks, dlens.as<int32_t>(), num_seqs, max_seq, q_heads, kv_heads,
+                                                 head_dim, block_size, num_blocks, scale, dws.ptr, ws, dtype, nullptr)
+               : kiln_cuda_attention_decode(dout.ptr, out_stride, dq.ptr, q_stride, dkc.ptr, dvc.ptr, dtab.as<int32_t>(),
+                                            max_blocks, dlens.as<int32_t>(), num_seqs, max_seq, q_heads, kv_heads,
+                                            head_dim, block_size, num_blocks, scale, dws.ptr, ws, dtype, nullptr);
       if (st != 0) break;
       sync_or_die("attention_decode");
     }
     note = "ws " + std::to_string(ws) + "B";
   } else {
-    st = kiln_cuda_attention_prefill(dout.ptr, out_stride, dq.ptr, q_stride, dkc.ptr, dvc.ptr, dtab.as<int32_t>(),
-                                     max_blocks, dqs.as<int32_t>(), dlens.as<int32_t>(), num_seqs, num_tokens, max_query,
-                                     q_heads, kv_heads, head_dim, block_size, num_blocks, scale, dtype, nullptr);
+    st = fp8 ? kiln_cuda_attention_prefill_e4m3(dout.ptr, out_stride, dq.ptr, q_stride, dkc.as<uint8_t>(),
+                                                dvc.as<uint8_t>(), dks.as<float>(), dvs.as<float>(), dtab.as<int32_t>(),
+                                                max_blocks, dqs.as<int32_t>(), dlens.as<int32_t>(), num_seqs, num_tokens,
+                                                max_query, q_heads, kv_heads, head_dim, block_size, num_blocks, scale,
+                                                dtype, nullptr)
+             : kiln_cuda_attention_prefill(dout.ptr, out_stride, dq.ptr, q_stride, dkc.ptr, dvc.ptr, dtab.as<int32_t>(),
+                                           max_blocks, dqs.as<int32_t>(), dlens.as<int32_t>(), num_seqs, num_tokens,
+                                           max_query, q_heads, kv_heads, head_dim, block_size, num_blocks, scale, dtype,
+                                           nullptr);
     if (st == 0) sync_or_die("attention_prefill");
   }
-  const char* op = decode ? "attention_decode" : "attention_prefill";
+  const std::string op = std::string(decode ? "attention_decode" : "attention_prefill") + (fp8 ? "_e4m3" : "");
   std::string shape = "D" + std::to_string(head_dim) + " bs" + std::to_string(block_size) + " h" + std::to_string(q_heads) +
                       "/" + std::to_string(kv_heads) + " " + tag;
   if (st != 0) { record_status(op, dtype, shape, st); return; }
@@ -449,6 +609,46 @@ void run_attention_case(bool decode, int dtype, int64_t head_dim, int64_t block_
   std::vector<float> got(num_tokens * row);
   for (int64_t t = 0; t < num_tokens; ++t) std::copy_n(&got_full[t * out_stride], row, &got[t * row]);
   record(op, dtype, shape, compare(got, ref, naive, 1e-4), note);
+}
+
+// Attention over an FP8 cache (the tensor-core head sizes; the other sizes are refused).
+void test_attention_e4m3() {
+  const bool do_prefill = wanted("attention_prefill_e4m3"), do_decode = wanted("attention_decode_e4m3");
+  if (!do_prefill && !do_decode) return;
+  if (small_mode) {
+    for (int dtype : kDtypes) {
+      for (int64_t d : {64, 128}) {
+        if (do_prefill)
+          run_attention_case(false, dtype, d, 16, 8, 2, {{1, 1}, {7, 7}, {150, 113}, {40, 33}}, "small", true);
+        if (do_decode) run_attention_case(true, dtype, d, 16, 8, 2, {{1, 1}, {7, 1}, {113, 1}, {700, 1}}, "small", true);
+      }
+    }
+    return;
+  }
+  const std::vector<std::pair<int64_t, int64_t>> heads = {{8, 2}, {16, 2}, {8, 1}};
+  for (int dtype : kDtypes) {
+    for (int64_t d : {64, 128, 256}) {
+      for (int64_t bs : {16, 32}) {
+        for (auto [qh, kvh] : heads) {
+          if (do_prefill)
+            run_attention_case(false, dtype, d, bs, qh, kvh,
+                               {{1, 1}, {7, 7}, {113, 113}, {200, 87}, {1023, 1023}, {1500, 300}, {64, 1}},
+                               std::string("lens 1,7,113,1023 + chunked") + (qh == 8 && kvh == 2 ? " strided" : ""), true);
+          if (do_decode)
+            run_attention_case(true, dtype, d, bs, qh, kvh,
+                               {{1, 1}, {7, 1}, {113, 1}, {1023, 1}, {4097, 1}, {2000, 1}, {16, 1}, {33, 1}},
+                               "lens 1,7,113,1023,4097,2000,16,33", true);
+        }
+      }
+    }
+    if (do_prefill) run_attention_case(false, dtype, 128, 32, 32, 1, {{4097, 1000}, {513, 513}}, "MQA32 chunked 4097/1000", true);
+    if (do_decode) {
+      run_attention_case(true, dtype, 128, 16, 32, 8, {{32768, 1}}, "B=1 32k split-K", true);
+      std::vector<Seq> many;
+      for (int i = 0; i < 64; ++i) many.push_back({static_cast<int32_t>(1 + rng() % 600), 1});
+      run_attention_case(true, dtype, 128, 16, 32, 8, many, "B=64 random lens <= 600", true);
+    }
+  }
 }
 
 void test_attention() {
@@ -609,7 +809,6 @@ void test_gemv() {
 // ---- FP8 ---------------------------------------------------------------------------------------
 
 // Bit-equal floats (NaN equal to NaN): the FP8 quantiser must match the CPU twin exactly.
-bool same_value(float a, float b) { return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, 4) == 0; }
 
 // The activation / weight quantiser against kiln_cpu_quantize_e4m3_inputs: codes and scales equal,
 // on rows that hold zeros only, a NaN, an infinity, values past 448 * scale (static) and ties.
@@ -1164,9 +1363,11 @@ int main(int argc, char** argv) {
   test_head_rms_norm();
   test_rotary();
   test_kv_write();
+  test_kv_write_e4m3();
   test_silu_and_mul();
   test_embedding_gather_bias();
   test_attention();
+  test_attention_e4m3();
   test_argmax();
   test_gemv();
   test_fp8();

@@ -2,6 +2,6 @@
 #include "../attention_decode.cuh"
 
 namespace kiln {
-template int run_attention_decode<__nv_bfloat16, 256>(const DecodeParams&, cudaStream_t);
-template int decode_blocks_per_sm<__nv_bfloat16, 256>();
+template int run_attention_decode<__nv_bfloat16, 256, false>(const DecodeParams&, cudaStream_t);
+template int decode_blocks_per_sm<__nv_bfloat16, 256, false>();
 }  // namespace kiln

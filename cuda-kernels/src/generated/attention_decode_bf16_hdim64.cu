@@ -2,6 +2,6 @@
 #include "../attention_decode.cuh"
 
 namespace kiln {
-template int run_attention_decode<__nv_bfloat16, 64>(const DecodeParams&, cudaStream_t);
-template int decode_blocks_per_sm<__nv_bfloat16, 64>();
+template int run_attention_decode<__nv_bfloat16, 64, false>(const DecodeParams&, cudaStream_t);
+template int decode_blocks_per_sm<__nv_bfloat16, 64, false>();
 }  // namespace kiln

@@ -2,6 +2,6 @@
 #include "../attention_decode.cuh"
 
 namespace kiln {
-template int run_attention_decode<__half, 128>(const DecodeParams&, cudaStream_t);
-template int decode_blocks_per_sm<__half, 128>();
+template int run_attention_decode<__half, 128, false>(const DecodeParams&, cudaStream_t);
+template int decode_blocks_per_sm<__half, 128, false>();
 }  // namespace kiln

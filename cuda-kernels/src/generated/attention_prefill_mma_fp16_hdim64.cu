@@ -2,5 +2,5 @@
 #include "../attention_prefill.cuh"
 
 namespace kiln {
-template int run_attention_prefill_mma<__half, 64>(PrefillParams, int64_t, cudaStream_t);
+template int run_attention_prefill_mma<__half, 64, false>(PrefillParams, int64_t, cudaStream_t);
 }  // namespace kiln

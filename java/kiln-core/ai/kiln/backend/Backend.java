@@ -160,10 +160,11 @@ public interface Backend extends AutoCloseable {
             float scale);
 
     /**
-     * Whether this backend keeps a KV cache of {@code dtype}: its activation type always, {@link
-     * DType#F8_E4M3} where it overrides the ops below that take {@link KvCacheScales}.
+     * Whether this backend keeps a KV cache of {@code dtype} for heads of {@code headDim}: its
+     * activation type always, {@link DType#F8_E4M3} where it overrides the ops below that take
+     * {@link KvCacheScales} (and, on the CUDA backend, for the head sizes its kernels cover).
      */
-    default boolean supportsKvCacheDType(DType dtype) {
+    default boolean supportsKvCacheDType(DType dtype, int headDim) {
         return dtype == activationDType();
     }
 

@@ -21,6 +21,20 @@ public record KvCacheScales(Tensor k, Tensor v) {
         }
     }
 
+    /**
+     * Checks that kCache and vCache are FP8 and that scales (which may be null) are contiguous and
+     * fit them, naming op and the backend in the error.
+     */
+    public static void requireFp8Cache(Tensor kCache, Tensor vCache, KvCacheScales scales, String op,
+            String backendName) {
+        TensorChecks.requireDType(kCache, DType.F8_E4M3, op + " kCache", backendName);
+        TensorChecks.requireDType(vCache, DType.F8_E4M3, op + " vCache", backendName);
+        if (scales == null || !scales.fits(kCache) || !scales.k().isContiguous() || !scales.v().isContiguous()) {
+            throw new BackendException(op + ": an FP8 KV cache " + kCache + " needs contiguous K and V scales of"
+                    + " [numBlocks, blockSize, numKvHeads], got " + scales);
+        }
+    }
+
     /** Whether these scales fit a cache of {@code cache}'s shape [numBlocks, blockSize, numKvHeads, headDim]. */
     public boolean fits(Tensor cache) {
         return cache.rank() == 4 && k.size(0) == cache.size(0) && k.size(1) == cache.size(1)

@@ -62,7 +62,7 @@ final class EngineLoader {
             }
             model = new LlamaModel(config, weights, backend, maxTokens, maxSeqs, maxBlocksPerSeq, maxModelLen);
             sampler = new BackendSampler(backend, maxSeqs, config.vocabSize());
-            DType kvDType = kvCacheDType(options, backend);
+            DType kvDType = kvCacheDType(options, backend, config.headDim());
             int numBlocks = kvCacheBlocks(options, config, backend, kvDType, freeBefore, maxSeqs, maxBlocksPerSeq);
             cache = new KvCacheStorage(backend, config.numLayers(), numBlocks, blockSize, config.numKvHeads(),
                     config.headDim(), kvDType);
@@ -92,13 +92,15 @@ final class EngineLoader {
      * memory found free at the start, less what the weights and workspace took.
      */
     /** The KV cache's element type the options ask for, refused where the backend keeps no such cache. */
-    static DType kvCacheDType(EngineOptions options, Backend backend) {
+    static DType kvCacheDType(EngineOptions options, Backend backend, int headDim) {
         if (options.kvCacheDtype() == KvCacheDType.AUTO) {
             return backend.activationDType();
         }
-        if (!backend.supportsKvCacheDType(DType.F8_E4M3)) {
+        if (!backend.supportsKvCacheDType(DType.F8_E4M3, headDim)) {
             throw new EngineException("--kv-cache-dtype fp8: the " + (Backends.isCpu(options) ? "CPU" : "CUDA")
-                    + " backend keeps no FP8 KV cache yet (the CPU backend does); use --kv-cache-dtype auto");
+                    + " backend keeps no FP8 KV cache for this model (head_dim " + headDim + ", "
+                    + backend.activationDType() + " activations; the CUDA backend's need head_dim 64, 128 or 256"
+                    + " and bf16 or fp16); use --kv-cache-dtype auto");
         }
         return DType.F8_E4M3;
     }

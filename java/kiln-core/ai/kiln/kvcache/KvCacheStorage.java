@@ -38,8 +38,9 @@ public final class KvCacheStorage implements AutoCloseable {
             throw new IllegalArgumentException("the KV cache needs numBlocks > 0 and blockSize > 0, got "
                     + numBlocks + " and " + blockSize);
         }
-        if (!backend.supportsKvCacheDType(dtype)) {
-            throw new IllegalArgumentException("this backend keeps no KV cache of " + dtype);
+        if (!backend.supportsKvCacheDType(dtype, headDim)) {
+            throw new IllegalArgumentException("this backend keeps no KV cache of " + dtype + " for head_dim "
+                    + headDim);
         }
         this.backend = backend;
         this.numBlocks = numBlocks;

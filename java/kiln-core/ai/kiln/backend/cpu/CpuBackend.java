@@ -324,7 +324,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public boolean supportsKvCacheDType(DType dtype) {
+    public boolean supportsKvCacheDType(DType dtype, int headDim) {
         return dtype == DType.F32 || dtype == DType.F8_E4M3;
     }
 
@@ -337,7 +337,7 @@ public final class CpuBackend implements Backend {
         }
         requireActivation(k, "writeKvCache k");
         requireActivation(v, "writeKvCache v");
-        requireFp8Cache(kCache, vCache, scales, "writeKvCache");
+        KvCacheScales.requireFp8Cache(kCache, vCache, scales, "writeKvCache", "CPU");
         requireDType(slotMapping, DType.I32, "writeKvCache slotMapping");
         OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
         check(KilnCpu.kiln_cpu_write_kv_cache_e4m3(k.address(), k.rowStride(), v.address(), v.rowStride(),
@@ -354,7 +354,7 @@ public final class CpuBackend implements Backend {
         }
         requireActivation(out, "attention out");
         requireActivation(q, "attention q");
-        requireFp8Cache(kCache, vCache, scales, "attention");
+        KvCacheScales.requireFp8Cache(kCache, vCache, scales, "attention", "CPU");
         OpShapes.attention(out, q, kCache, vCache, metadata);
         check(KilnCpu.kiln_cpu_attention_e4m3(out.address(), out.rowStride(), q.address(), q.rowStride(),
                 kCache.address(), vCache.address(), scales.k().address(), scales.v().address(),
@@ -362,15 +362,6 @@ public final class CpuBackend implements Backend {
                 metadata.maxBlocksPerSeq(), metadata.queryStart().address(), metadata.seqLens().address(),
                 metadata.numSeqs(), metadata.numTokens(), q.size(1), kCache.size(2), q.size(2), kCache.size(1),
                 kCache.size(0), scale));
-    }
-
-    private static void requireFp8Cache(Tensor kCache, Tensor vCache, KvCacheScales scales, String op) {
-        requireDType(kCache, DType.F8_E4M3, op + " kCache");
-        requireDType(vCache, DType.F8_E4M3, op + " vCache");
-        if (scales == null || !scales.fits(kCache) || !scales.k().isContiguous() || !scales.v().isContiguous()) {
-            throw new BackendException(op + ": an FP8 KV cache " + kCache + " needs contiguous K and V scales of"
-                    + " [numBlocks, blockSize, numKvHeads], got " + scales);
-        }
     }
 
     @Override

@@ -64,6 +64,23 @@ public final class KilnCuda {
             @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots, int dtype,
             @Cast("void*") long stream);
 
+    public static native int kiln_cuda_write_kv_cache_e4m3(@Cast("const void*") long k,
+            @Cast("int64_t") long kStride, @Cast("const void*") long v, @Cast("int64_t") long vStride,
+            @Cast("uint8_t*") long kCache, @Cast("uint8_t*") long vCache, @Cast("float*") long kScales,
+            @Cast("float*") long vScales, @Cast("const int32_t*") long slotMapping, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots, int dtype,
+            @Cast("void*") long stream);
+
+    public static native int kiln_cuda_rotary_write_kv_cache_e4m3(@Cast("void*") long q,
+            @Cast("int64_t") long qStride, @Cast("int64_t") long numQHeads, @Cast("const void*") long k,
+            @Cast("int64_t") long kStride, @Cast("const void*") long v, @Cast("int64_t") long vStride,
+            @Cast("uint8_t*") long kCache, @Cast("uint8_t*") long vCache, @Cast("float*") long kScales,
+            @Cast("float*") long vScales, @Cast("const int32_t*") long slotMapping,
+            @Cast("const int32_t*") long positions, @Cast("const float*") long cosSin,
+            @Cast("int64_t") long maxPosition, int isNeox, @Cast("int64_t") long numTokens,
+            @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim, @Cast("int64_t") long numSlots, int dtype,
+            @Cast("void*") long stream);
+
     public static native int kiln_cuda_silu_and_mul(@Cast("void*") long out, @Cast("const void*") long gateUp,
             @Cast("int64_t") long numTokens, @Cast("int64_t") long inter, int dtype, @Cast("void*") long stream);
 
@@ -95,6 +112,28 @@ public final class KilnCuda {
     public static native @Cast("int64_t") long kiln_cuda_attention_decode_workspace_size(
             @Cast("int64_t") long numSeqs, @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads,
             @Cast("int64_t") long headDim, @Cast("int64_t") long maxSeqLen);
+
+    public static native int kiln_cuda_attention_prefill_e4m3(@Cast("void*") long out,
+            @Cast("int64_t") long outStride, @Cast("const void*") long q, @Cast("int64_t") long qStride,
+            @Cast("const uint8_t*") long kCache, @Cast("const uint8_t*") long vCache,
+            @Cast("const float*") long kScales, @Cast("const float*") long vScales,
+            @Cast("const int32_t*") long blockTables, @Cast("int64_t") long maxBlocksPerSeq,
+            @Cast("const int32_t*") long queryStart, @Cast("const int32_t*") long seqLens,
+            @Cast("int64_t") long numSeqs, @Cast("int64_t") long numTokens, @Cast("int64_t") long maxQueryLen,
+            @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim,
+            @Cast("int64_t") long blockSize, @Cast("int64_t") long numBlocks, float scale, int dtype,
+            @Cast("void*") long stream);
+
+    public static native int kiln_cuda_attention_decode_e4m3(@Cast("void*") long out,
+            @Cast("int64_t") long outStride, @Cast("const void*") long q, @Cast("int64_t") long qStride,
+            @Cast("const uint8_t*") long kCache, @Cast("const uint8_t*") long vCache,
+            @Cast("const float*") long kScales, @Cast("const float*") long vScales,
+            @Cast("const int32_t*") long blockTables, @Cast("int64_t") long maxBlocksPerSeq,
+            @Cast("const int32_t*") long seqLens, @Cast("int64_t") long numSeqs, @Cast("int64_t") long maxSeqLen,
+            @Cast("int64_t") long numQHeads, @Cast("int64_t") long numKvHeads, @Cast("int64_t") long headDim,
+            @Cast("int64_t") long blockSize, @Cast("int64_t") long numBlocks, float scale,
+            @Cast("void*") long workspace, @Cast("int64_t") long workspaceBytes, int dtype,
+            @Cast("void*") long stream);
 
     public static native int kiln_cuda_attention_decode(@Cast("void*") long out, @Cast("int64_t") long outStride,
             @Cast("const void*") long q, @Cast("int64_t") long qStride, @Cast("const void*") long kCache,

@@ -45,6 +45,7 @@ import ai.kiln.backend.AttentionMetadata;
 import ai.kiln.backend.Backend;
 import ai.kiln.backend.BackendException;
 import ai.kiln.backend.InputQuantization;
+import ai.kiln.backend.KvCacheScales;
 import ai.kiln.backend.OpShapes;
 import ai.kiln.backend.TensorChecks;
 import ai.kiln.backend.cpu.KilnCpu;
@@ -601,6 +602,60 @@ public final class CudaBackend implements Backend {
                 kCache.size(0) * kCache.size(1), activation.code, streamAddress()));
     }
 
+    /**
+     * The activation type, or FP8 (e4m3 with a scale per slot and KV head) for bf16 / fp16
+     * activations and the head sizes of the tensor-core attention kernels (64, 128, 256).
+     */
+    @Override
+    public boolean supportsKvCacheDType(DType dtype, int headDim) {
+        return dtype == activation || (dtype == DType.F8_E4M3
+                && KilnCuda.kiln_cuda_attention_uses_tensor_cores(activation.code, headDim) == 1);
+    }
+
+    @Override
+    public void writeKvCache(Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping,
+            KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            writeKvCache(k, v, kCache, vCache, slotMapping);
+            return;
+        }
+        checkWriteFp8KvCache("writeKvCache", k, v, kCache, vCache, slotMapping, scales);
+        checkKernel(KilnCuda.kiln_cuda_write_kv_cache_e4m3(k.address(), k.rowStride(), v.address(), v.rowStride(),
+                kCache.address(), vCache.address(), scales.k().address(), scales.v().address(), slotMapping.address(),
+                k.rows(), kCache.size(2), kCache.size(3), kCache.size(0) * kCache.size(1), activation.code,
+                streamAddress()));
+    }
+
+    @Override
+    public void rotaryWriteKvCache(Tensor q, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor positions,
+            Tensor slotMapping, Tensor cosSin, boolean neoxStyle, KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            rotaryWriteKvCache(q, k, v, kCache, vCache, positions, slotMapping, cosSin, neoxStyle);
+            return;
+        }
+        checkRotary("rotaryWriteKvCache", q, k, positions, cosSin);
+        checkWriteFp8KvCache("rotaryWriteKvCache", k, v, kCache, vCache, slotMapping, scales);
+        checkKernel(KilnCuda.kiln_cuda_rotary_write_kv_cache_e4m3(q.address(), q.rowStride(), q.size(1),
+                k.address(), k.rowStride(), v.address(), v.rowStride(), kCache.address(), vCache.address(),
+                scales.k().address(), scales.v().address(), slotMapping.address(), positions.address(),
+                cosSin.address(), cosSin.size(0), neoxStyle ? 1 : 0, k.rows(), k.size(1), k.size(2),
+                kCache.size(0) * kCache.size(1), activation.code, streamAddress()));
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
+            float scale, KvCacheScales scales) {
+        if (kCache.dtype() != DType.F8_E4M3) {
+            attention(out, q, kCache, vCache, metadata, scale);
+            return;
+        }
+        requireActivation(out, "attention out");
+        requireActivation(q, "attention q");
+        KvCacheScales.requireFp8Cache(kCache, vCache, scales, "attention", "CUDA");
+        OpShapes.attention(out, q, kCache, vCache, metadata);
+        attend(out, q, kCache, vCache, metadata, scale, scales);
+    }
+
     @Override
     public void attention(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
             float scale) {
@@ -608,12 +663,18 @@ public final class CudaBackend implements Backend {
         requireActivation(q, "attention q");
         requireActivation(kCache, "attention kCache");
         OpShapes.attention(out, q, kCache, vCache, metadata);
+        attend(out, q, kCache, vCache, metadata, scale, null);
+    }
+
+    /** Attention over a checked cache of the activation type (scales null) or FP8. */
+    private void attend(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata, float scale,
+            KvCacheScales scales) {
         long numQHeads = q.size(1);
         long headDim = q.size(2);
         long numKvHeads = kCache.size(2);
         int seqs = metadata.numSeqs();
         if (metadata.maxQueryLen() == 1 && metadata.numTokens() == seqs) {
-            attendDecodes(out, q, kCache, vCache, metadata, scale, seqs);
+            attendDecodes(out, q, kCache, vCache, metadata, scale, seqs, scales);
             return;
         }
         // A mixed step: its leading one-token queries go to the decode kernel (which reads each
@@ -625,34 +686,51 @@ public final class CudaBackend implements Backend {
         int decodes = KilnCuda.kiln_cuda_attention_uses_tensor_cores(activation.code, headDim) == 1
                 ? metadata.numDecodeSeqs() : 0;
         if (decodes > 0) {
-            attendDecodes(out, q, kCache, vCache, metadata, scale, decodes);
+            attendDecodes(out, q, kCache, vCache, metadata, scale, decodes, scales);
         }
         long i32 = DType.I32.bytes;
         // query_start keeps absolute row offsets, so the prompt chunks' rows are found from q's and
         // out's first row; only the per-sequence arrays start at the first prompt chunk.
-        checkKernel(KilnCuda.kiln_cuda_attention_prefill(out.address(), out.rowStride(), q.address(),
-                q.rowStride(), kCache.address(), vCache.address(),
-                metadata.blockTables().address() + decodes * (long) metadata.maxBlocksPerSeq() * i32,
-                metadata.maxBlocksPerSeq(), metadata.queryStart().address() + decodes * i32,
-                metadata.seqLens().address() + decodes * i32, seqs - decodes, metadata.numTokens() - decodes,
-                metadata.maxQueryLen(), numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
-                activation.code, streamAddress()));
+        long blockTables = metadata.blockTables().address() + decodes * (long) metadata.maxBlocksPerSeq() * i32;
+        long queryStart = metadata.queryStart().address() + decodes * i32;
+        long seqLens = metadata.seqLens().address() + decodes * i32;
+        checkKernel(scales == null
+                ? KilnCuda.kiln_cuda_attention_prefill(out.address(), out.rowStride(), q.address(), q.rowStride(),
+                        kCache.address(), vCache.address(), blockTables, metadata.maxBlocksPerSeq(), queryStart,
+                        seqLens, seqs - decodes, metadata.numTokens() - decodes, metadata.maxQueryLen(), numQHeads,
+                        numKvHeads, headDim, kCache.size(1), kCache.size(0), scale, activation.code, streamAddress())
+                : KilnCuda.kiln_cuda_attention_prefill_e4m3(out.address(), out.rowStride(), q.address(),
+                        q.rowStride(), kCache.address(), vCache.address(), scales.k().address(),
+                        scales.v().address(), blockTables, metadata.maxBlocksPerSeq(), queryStart, seqLens,
+                        seqs - decodes, metadata.numTokens() - decodes, metadata.maxQueryLen(), numQHeads,
+                        numKvHeads, headDim, kCache.size(1), kCache.size(0), scale, activation.code,
+                        streamAddress()));
     }
 
-    /** The decode kernel over the first {@code numSeqs} sequences, one query row each (rows 0 .. numSeqs - 1). */
+    /**
+     * The decode kernel over the first {@code numSeqs} sequences, one query row each (rows 0 ..
+     * numSeqs - 1), over a cache of the activation type (scales null) or FP8.
+     */
     private void attendDecodes(Tensor out, Tensor q, Tensor kCache, Tensor vCache, AttentionMetadata metadata,
-            float scale, int numSeqs) {
+            float scale, int numSeqs, KvCacheScales scales) {
         long numQHeads = q.size(1);
         long headDim = q.size(2);
         long numKvHeads = kCache.size(2);
         long need = KilnCuda.kiln_cuda_attention_decode_workspace_size(numSeqs, numQHeads, numKvHeads, headDim,
                 metadata.maxSeqLen());
         decodeWorkspace.ensure(need);
-        checkKernel(KilnCuda.kiln_cuda_attention_decode(out.address(), out.rowStride(), q.address(), q.rowStride(),
-                kCache.address(), vCache.address(), metadata.blockTables().address(), metadata.maxBlocksPerSeq(),
-                metadata.seqLens().address(), numSeqs, metadata.maxSeqLen(), numQHeads, numKvHeads, headDim,
-                kCache.size(1), kCache.size(0), scale, decodeWorkspace.address(), decodeWorkspace.bytes(),
-                activation.code, streamAddress()));
+        checkKernel(scales == null
+                ? KilnCuda.kiln_cuda_attention_decode(out.address(), out.rowStride(), q.address(), q.rowStride(),
+                        kCache.address(), vCache.address(), metadata.blockTables().address(),
+                        metadata.maxBlocksPerSeq(), metadata.seqLens().address(), numSeqs, metadata.maxSeqLen(),
+                        numQHeads, numKvHeads, headDim, kCache.size(1), kCache.size(0), scale,
+                        decodeWorkspace.address(), decodeWorkspace.bytes(), activation.code, streamAddress())
+                : KilnCuda.kiln_cuda_attention_decode_e4m3(out.address(), out.rowStride(), q.address(),
+                        q.rowStride(), kCache.address(), vCache.address(), scales.k().address(),
+                        scales.v().address(), metadata.blockTables().address(), metadata.maxBlocksPerSeq(),
+                        metadata.seqLens().address(), numSeqs, metadata.maxSeqLen(), numQHeads, numKvHeads, headDim,
+                        kCache.size(1), kCache.size(0), scale, decodeWorkspace.address(), decodeWorkspace.bytes(),
+                        activation.code, streamAddress()));
     }
 
     @Override
@@ -893,6 +971,16 @@ public final class CudaBackend implements Backend {
         requireActivation(v, op + " v");
         requireActivation(kCache, op + " kCache");
         requireActivation(vCache, op + " vCache");
+        requireDType(slotMapping, DType.I32, op + " slotMapping");
+        OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
+    }
+
+    /** The dtypes and shapes that the writes into an FP8 KV cache take, named after op. */
+    private void checkWriteFp8KvCache(String op, Tensor k, Tensor v, Tensor kCache, Tensor vCache, Tensor slotMapping,
+            KvCacheScales scales) {
+        requireActivation(k, op + " k");
+        requireActivation(v, op + " v");
+        KvCacheScales.requireFp8Cache(kCache, vCache, scales, op, "CUDA");
         requireDType(slotMapping, DType.I32, op + " slotMapping");
         OpShapes.writeKvCache(k, v, kCache, vCache, slotMapping);
     }
