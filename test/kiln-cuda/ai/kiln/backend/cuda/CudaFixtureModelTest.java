@@ -88,13 +88,19 @@ class CudaFixtureModelTest {
 
         /** The model in dir on the backend, for up to maxSeqs sequences of maxContext tokens. */
         static Loaded of(Backend backend, Path dir, WeightQuantization quantization, int maxContext, int maxSeqs) {
+            return of(backend, dir, quantization, maxContext, maxSeqs, backend.activationDType());
+        }
+
+        /** {@link #of(Backend, Path, WeightQuantization, int, int)} with a KV cache of cacheDType. */
+        static Loaded of(Backend backend, Path dir, WeightQuantization quantization, int maxContext, int maxSeqs,
+                DType cacheDType) {
             ModelConfig config = ModelConfig.load(dir);
             WeightFiles files = WeightFiles.open(dir);
             ModelWeights weights = ModelWeights.load(config, files, backend, quantization);
             int blocks = maxContext / BLOCK_SIZE;
             LlamaModel model = new LlamaModel(config, weights, backend, maxContext, maxSeqs, blocks, maxContext);
             KvCacheStorage cache = new KvCacheStorage(backend, config.numLayers(), blocks + 3, BLOCK_SIZE,
-                    config.numKvHeads(), config.headDim());
+                    config.numKvHeads(), config.headDim(), cacheDType);
             return new Loaded(backend, files, weights, model, cache);
         }
 
