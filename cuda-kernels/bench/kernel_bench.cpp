@@ -73,6 +73,14 @@ void fill_random(const Buf& b, int dtype) {
   CUDA_OK(cudaMemcpy(b.p, h.data(), b.bytes, cudaMemcpyHostToDevice));
 }
 
+// Plausible e4m3 row scales (a row's amax / 448 for values of magnitude about 1).
+void fill_scales(const Buf& b) {
+  std::vector<float> h(b.bytes / 4);
+  std::uniform_real_distribution<float> u(0.5f / 448, 2.0f / 448);
+  for (auto& x : h) x = u(rng);
+  CUDA_OK(cudaMemcpy(b.p, h.data(), b.bytes, cudaMemcpyHostToDevice));
+}
+
 // Median milliseconds of fn(i) over `reps` runs after warm-up; fn gets the run index so it can
 // rotate through input sets.
 double time_ms(const std::function<void(int)>& fn) {
@@ -125,12 +133,14 @@ struct PagedCache {
   }
 };
 
-void bench_prefill(int64_t seq_len, int64_t heads, int64_t head_dim, int dtype, const char* path) {
+// fp8: over an e4m3 cache with row scales (kiln_cuda_attention_prefill_e4m3; random codes, timing only).
+void bench_prefill(int64_t seq_len, int64_t heads, int64_t head_dim, int dtype, const char* path, bool fp8 = false) {
   const int64_t bs = 16;
   if (path) setenv("KILN_CUDA_PREFILL", path, 1); else unsetenv("KILN_CUDA_PREFILL");
   PagedCache cache(1, seq_len, bs);
   const int64_t row = heads * head_dim;
-  const size_t q_bytes = seq_len * row * 2, kv_bytes = cache.num_blocks * bs * row * 2;
+  const size_t q_bytes = seq_len * row * 2, kv_bytes = cache.num_blocks * bs * row * (fp8 ? 1 : 2);
+  const size_t scale_bytes = cache.num_blocks * bs * heads * 4;
   const int sets = sets_for(2 * q_bytes + 2 * kv_bytes);
   std::vector<Buf*> bufs;
   for (int s = 0; s < sets; ++s) {
@@ -138,7 +148,11 @@ void bench_prefill(int64_t seq_len, int64_t heads, int64_t head_dim, int dtype, 
     bufs.push_back(new Buf(kv_bytes));
     bufs.push_back(new Buf(kv_bytes));
     bufs.push_back(new Buf(q_bytes));
-    for (int j = 0; j < 3; ++j) fill_random(*bufs[bufs.size() - 4 + j], dtype);
+    bufs.push_back(new Buf(scale_bytes));
+    bufs.push_back(new Buf(scale_bytes));
+    for (int j = 0; j < 3; ++j) fill_random(*bufs[bufs.size() - 6 + j], KILN_CUDA_BF16);
+    fill_scales(*bufs[bufs.size() - 2]);
+    fill_scales(*bufs[bufs.size() - 1]);
   }
   Buf tab(cache.tables.size() * 4), qs(8), lens(4);
   CUDA_OK(cudaMemcpy(tab.p, cache.tables.data(), tab.bytes, cudaMemcpyHostToDevice));
@@ -147,30 +161,43 @@ void bench_prefill(int64_t seq_len, int64_t heads, int64_t head_dim, int dtype, 
   CUDA_OK(cudaMemcpy(lens.p, &len_h, 4, cudaMemcpyHostToDevice));
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const double ms = time_ms([&](int i) {
-    Buf** b = &bufs[4 * (i % sets)];
-    KILN_OK(kiln_cuda_attention_prefill(b[3]->p, row, b[0]->p, row, b[1]->p, b[2]->p, tab.as<int32_t>(),
-                                        cache.blocks_per_seq, qs.as<int32_t>(), lens.as<int32_t>(), 1, seq_len, seq_len,
-                                        heads, heads, head_dim, bs, cache.num_blocks, scale, dtype, nullptr));
+    Buf** b = &bufs[6 * (i % sets)];
+    if (fp8)
+      KILN_OK(kiln_cuda_attention_prefill_e4m3(b[3]->p, row, b[0]->p, row, b[1]->as<uint8_t>(), b[2]->as<uint8_t>(),
+                                               b[4]->as<float>(), b[5]->as<float>(), tab.as<int32_t>(),
+                                               cache.blocks_per_seq, qs.as<int32_t>(), lens.as<int32_t>(), 1, seq_len,
+                                               seq_len, heads, heads, head_dim, bs, cache.num_blocks, scale, dtype,
+                                               nullptr));
+    else
+      KILN_OK(kiln_cuda_attention_prefill(b[3]->p, row, b[0]->p, row, b[1]->p, b[2]->p, tab.as<int32_t>(),
+                                          cache.blocks_per_seq, qs.as<int32_t>(), lens.as<int32_t>(), 1, seq_len,
+                                          seq_len, heads, heads, head_dim, bs, cache.num_blocks, scale, dtype, nullptr));
   });
   const double flops = 4.0 * seq_len * seq_len * head_dim * heads / 2.0;  // causal: half of 4*S^2*D*H
   char name[160];
-  std::snprintf(name, sizeof(name), "prefill causal B=1 H=%lld S=%lld D=%lld %s bs16 [%s]", (long long)heads,
-                (long long)seq_len, (long long)head_dim, dtype == KILN_CUDA_BF16 ? "bf16" : "fp16", path ? path : "auto");
+  std::snprintf(name, sizeof(name), "prefill causal B=1 H=%lld S=%lld D=%lld %s bs16%s [%s]", (long long)heads,
+                (long long)seq_len, (long long)head_dim, dtype == KILN_CUDA_BF16 ? "bf16" : "fp16",
+                fp8 ? " e4m3 cache" : "", fp8 ? "mma" : (path ? path : "auto"));
   std::printf("%-58s %9.3f ms %8.1f TFLOP/s\n", name, ms, flops / (ms * 1e-3) / 1e12);
   for (Buf* b : bufs) delete b;
   unsetenv("KILN_CUDA_PREFILL");
 }
 
-void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_heads, int64_t head_dim, int64_t bs) {
+// fp8: over an e4m3 cache with row scales (kiln_cuda_attention_decode_e4m3; random codes, timing only).
+void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_heads, int64_t head_dim, int64_t bs,
+                  bool fp8 = false) {
   const int dtype = KILN_CUDA_BF16;
   PagedCache cache(batch, seq_len, bs);
   const int64_t kv_row = kv_heads * head_dim, q_row = q_heads * head_dim;
-  const size_t kv_bytes = cache.num_blocks * bs * kv_row * 2;
+  const size_t kv_bytes = cache.num_blocks * bs * kv_row * (fp8 ? 1 : 2);
+  const size_t scale_bytes = cache.num_blocks * bs * kv_heads * 4;
   const int sets = sets_for(2 * kv_bytes);
-  std::vector<Buf*> kv;
+  std::vector<Buf*> kv, scales;
   for (int s = 0; s < 2 * sets; ++s) {
     kv.push_back(new Buf(kv_bytes));
     fill_random(*kv.back(), dtype);
+    scales.push_back(new Buf(scale_bytes));
+    fill_scales(*scales.back());
   }
   Buf q(batch * q_row * 2), out(batch * q_row * 2), tab(cache.tables.size() * 4), lens(batch * 4);
   fill_random(q, dtype);
@@ -183,17 +210,27 @@ void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_he
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const double ms = time_ms([&](int i) {
     const int s = i % sets;
-    KILN_OK(kiln_cuda_attention_decode(out.p, q_row, q.p, q_row, kv[2 * s]->p, kv[2 * s + 1]->p, tab.as<int32_t>(),
-                                       cache.blocks_per_seq, lens.as<int32_t>(), batch, seq_len, q_heads, kv_heads,
-                                       head_dim, bs, cache.num_blocks, scale, ws.p, ws_bytes, dtype, nullptr));
+    if (fp8)
+      KILN_OK(kiln_cuda_attention_decode_e4m3(out.p, q_row, q.p, q_row, kv[2 * s]->as<uint8_t>(),
+                                              kv[2 * s + 1]->as<uint8_t>(), scales[2 * s]->as<float>(),
+                                              scales[2 * s + 1]->as<float>(), tab.as<int32_t>(), cache.blocks_per_seq,
+                                              lens.as<int32_t>(), batch, seq_len, q_heads, kv_heads, head_dim, bs,
+                                              cache.num_blocks, scale, ws.p, ws_bytes, dtype, nullptr));
+    else
+      KILN_OK(kiln_cuda_attention_decode(out.p, q_row, q.p, q_row, kv[2 * s]->p, kv[2 * s + 1]->p, tab.as<int32_t>(),
+                                         cache.blocks_per_seq, lens.as<int32_t>(), batch, seq_len, q_heads, kv_heads,
+                                         head_dim, bs, cache.num_blocks, scale, ws.p, ws_bytes, dtype, nullptr));
   });
-  const double bytes = 2.0 * batch * seq_len * kv_row * 2;  // K and V read once
+  // K and V read once (an FP8 cache: codes and row scales).
+  const double bytes = 2.0 * batch * seq_len * (fp8 ? kv_row + kv_heads * 4 : kv_row * 2);
   char name[160];
-  std::snprintf(name, sizeof(name), "decode B=%lld L=%lld h%lld/%lld D=%lld bf16 bs%lld", (long long)batch,
-                (long long)seq_len, (long long)q_heads, (long long)kv_heads, (long long)head_dim, (long long)bs);
+  std::snprintf(name, sizeof(name), "decode B=%lld L=%lld h%lld/%lld D=%lld bf16 bs%lld%s", (long long)batch,
+                (long long)seq_len, (long long)q_heads, (long long)kv_heads, (long long)head_dim, (long long)bs,
+                fp8 ? " e4m3 cache" : "");
   std::printf("%-58s %9.3f ms %8.3f TB/s  (%.0f%% of copy)\n", name, ms, bytes / (ms * 1e-3) / 1e12,
               100.0 * bytes / (ms * 1e-3) / 1e12 / copy_tbps);
   for (Buf* b : kv) delete b;
+  for (Buf* b : scales) delete b;
 }
 
 void report_bw(const char* name, double ms, double bytes) {
@@ -225,16 +262,20 @@ void bench_rms_norm(int64_t rows, int64_t dim, bool residual) {
   for (Buf* x : b) delete x;
 }
 
-void bench_rotary_write(int64_t tokens, int64_t q_heads, int64_t kv_heads, int64_t head_dim) {
+// fp8: into an e4m3 cache with row scales (kiln_cuda_rotary_write_kv_cache_e4m3).
+void bench_rotary_write(int64_t tokens, int64_t q_heads, int64_t kv_heads, int64_t head_dim, bool fp8 = false) {
   const int dtype = KILN_CUDA_BF16;
-  const int64_t bs = 16, max_pos = 8192;
+  const int64_t max_pos = 8192;
   const size_t q_bytes = tokens * q_heads * head_dim * 2, kv_bytes = tokens * kv_heads * head_dim * 2;
-  const int sets = sets_for(q_bytes + 4 * kv_bytes);
+  const size_t cache_bytes = fp8 ? kv_bytes / 2 : kv_bytes, scale_bytes = tokens * kv_heads * 4;
+  const int sets = sets_for(q_bytes + 2 * kv_bytes + 2 * cache_bytes);
   std::vector<Buf*> b;
   for (int s = 0; s < sets; ++s) {
     b.push_back(new Buf(q_bytes));
-    for (int j = 0; j < 4; ++j) b.push_back(new Buf(kv_bytes));  // k, v, k_cache, v_cache
-    for (int j = 0; j < 3; ++j) fill_random(*b[5 * s + j], dtype);
+    for (int j = 0; j < 2; ++j) b.push_back(new Buf(kv_bytes));     // k, v
+    for (int j = 0; j < 2; ++j) b.push_back(new Buf(cache_bytes));  // k_cache, v_cache
+    for (int j = 0; j < 2; ++j) b.push_back(new Buf(scale_bytes));  // their scales (FP8)
+    for (int j = 0; j < 3; ++j) fill_random(*b[7 * s + j], dtype);
   }
   std::vector<int32_t> slots(tokens), pos(tokens);
   std::iota(slots.begin(), slots.end(), 0);
@@ -248,17 +289,23 @@ void bench_rotary_write(int64_t tokens, int64_t q_heads, int64_t kv_heads, int64
   CUDA_OK(cudaMemcpy(dcs.p, cs.data(), dcs.bytes, cudaMemcpyHostToDevice));
   const int64_t qr = q_heads * head_dim, kr = kv_heads * head_dim;
   const double ms = time_ms([&](int i) {
-    Buf** x = &b[5 * (i % sets)];
-    KILN_OK(kiln_cuda_rotary_write_kv_cache(x[0]->p, qr, q_heads, x[1]->p, kr, x[2]->p, kr, x[3]->p, x[4]->p,
-                                            dslots.as<int32_t>(), dpos.as<int32_t>(), dcs.as<float>(), max_pos, 1, tokens,
-                                            kv_heads, head_dim, tokens, dtype, nullptr));
+    Buf** x = &b[7 * (i % sets)];
+    if (fp8)
+      KILN_OK(kiln_cuda_rotary_write_kv_cache_e4m3(x[0]->p, qr, q_heads, x[1]->p, kr, x[2]->p, kr, x[3]->as<uint8_t>(),
+                                                   x[4]->as<uint8_t>(), x[5]->as<float>(), x[6]->as<float>(),
+                                                   dslots.as<int32_t>(), dpos.as<int32_t>(), dcs.as<float>(), max_pos,
+                                                   1, tokens, kv_heads, head_dim, tokens, dtype, nullptr));
+    else
+      KILN_OK(kiln_cuda_rotary_write_kv_cache(x[0]->p, qr, q_heads, x[1]->p, kr, x[2]->p, kr, x[3]->p, x[4]->p,
+                                              dslots.as<int32_t>(), dpos.as<int32_t>(), dcs.as<float>(), max_pos, 1,
+                                              tokens, kv_heads, head_dim, tokens, dtype, nullptr));
   });
-  (void)bs;
   char name[160];
-  std::snprintf(name, sizeof(name), "rotary+kv write T=%lld h%lld/%lld D=%lld bf16 neox", (long long)tokens,
-                (long long)q_heads, (long long)kv_heads, (long long)head_dim);
-  // q read + written, k and v read, both cache rows written, cos/sin rows read.
-  report_bw(name, ms, 2.0 * q_bytes + 4.0 * kv_bytes + tokens * head_dim * 4.0);
+  std::snprintf(name, sizeof(name), "rotary+kv write T=%lld h%lld/%lld D=%lld bf16 neox%s", (long long)tokens,
+                (long long)q_heads, (long long)kv_heads, (long long)head_dim, fp8 ? " e4m3 cache" : "");
+  // q read + written, k and v read, both cache rows (and FP8 scales) written, cos/sin rows read.
+  report_bw(name, ms, 2.0 * q_bytes + 2.0 * kv_bytes + 2.0 * cache_bytes + (fp8 ? 2.0 * scale_bytes : 0.0) +
+                          tokens * head_dim * 4.0);
   for (Buf* x : b) delete x;
 }
 
@@ -417,6 +464,18 @@ int main(int argc, char** argv) {
     bench_decode(64, 2048, 32, 8, 128, 32);
     bench_decode(1, 32768, 32, 8, 128, 16);
     bench_decode(256, 512, 32, 8, 128, 16);
+    for (int64_t batch : {64, 256, 768}) {  // bf16 and FP8 caches side by side
+      bench_decode(batch, 512, 32, 8, 128, 16);
+      bench_decode(batch, 512, 32, 8, 128, 16, true);
+    }
+    bench_decode(64, 2048, 32, 8, 128, 16, true);
+    bench_decode(1, 32768, 32, 8, 128, 16, true);
+  }
+  if (wanted("prefill_e4m3")) {
+    for (int64_t len : {1024, 4096}) {
+      bench_prefill(len, 32, 128, KILN_CUDA_BF16, "mma");
+      bench_prefill(len, 32, 128, KILN_CUDA_BF16, nullptr, true);
+    }
   }
   if (wanted("prefill")) {
     for (const char* path : {static_cast<const char*>(nullptr), "sm90v1", "sm90v4", "mma"}) {
@@ -430,7 +489,12 @@ int main(int argc, char** argv) {
     bench_rms_norm(16384, 4096, true);
     bench_rms_norm(16384, 4096, false);
   }
-  if (wanted("rotary")) bench_rotary_write(16384, 32, 8, 128);
+  if (wanted("rotary")) {
+    bench_rotary_write(16384, 32, 8, 128);
+    bench_rotary_write(16384, 32, 8, 128, true);
+    bench_rotary_write(256, 32, 8, 128);
+    bench_rotary_write(256, 32, 8, 128, true);
+  }
   if (wanted("silu")) bench_silu(8192, 14336);
   if (wanted("gemv")) {
     for (int64_t m : {1, 4}) {
