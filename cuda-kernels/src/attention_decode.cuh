@@ -7,16 +7,10 @@
 // splits each block writes an fp32 partial result and its log-sum-exp, and the last block of the
 // (sequence, kv head) to finish combines them, so decode is one launch whatever the length.
 //
-// Over an FP8 cache the stages hold e4m3 codes (half the bytes, rows swizzled in 16-byte chunks)
-// and their rows' scales. Each lane builds its mma fragments straight from the codes (E4m3Pairs:
-// no pass through shared memory): for S = Q K^T the head dimension is permuted alike in Q and K
-// within each 32 (so a lane reads 8 contiguous codes of its token), for O = P V the output
-// dimensions are permuted (a lane reads contiguous codes of its 4 tokens' rows; the merge puts
-// each column back). A token's K scale multiplies its scores, its V scale its probabilities (the
-// softmax sums stay the unscaled ones). The widened values are the codes' times 2^-E (bf16: E =
-// 120, see E4m3Pairs), which two exact powers of two undo: Q is shifted up per row so that its
-// products with the codes stay in fp32's normal range, and the probabilities are taken in units of
-// a running power of two above the V scales seen (so that P times its V scale fits T).
+// Over an FP8 cache the stages hold e4m3 codes (half the bytes) and their rows' scales; each warp
+// widens its 16 tokens to T in a buffer of its own (exact) and runs the same products, applying a
+// token's K scale to its scores and its V scale to its probabilities (so the softmax sums stay the
+// unscaled ones).
 #pragma once
 
 #include "attention_decode.h"
@@ -35,32 +29,22 @@ struct DecodeTraits {
   // NOTE: stages sized so that two or more blocks fit per SM with >= 64 KB of loads in flight
   // (an FP8 stage is half the bytes, so it affords more of them).
   static constexpr int kStages = kFp8 ? (kHeadDim <= 128 ? 4 : 3) : (kHeadDim <= 64 ? 4 : (kHeadDim <= 128 ? 3 : 2));
-  static constexpr int kCodeChunks = kHeadDim / 16;  // FP8: 16-byte chunks per row of codes
   static constexpr int kStageBytes = kDecodeStageTokens * kHeadDim * kCacheBytes;  // K or V of one stage
   static constexpr int kScaleBytes = kFp8 ? kDecodeStageTokens * 4 : 0;  // K or V scales of one stage
   static constexpr int kQBytes = 16 * kHeadDim * 2;
   static constexpr int kWarps = kDecodeThreads / 32;
-  static constexpr int kSmemBytes = kQBytes + 2 * kStages * (kStageBytes + kScaleBytes);
+  // FP8: each warp's 16 tokens of K and V widened to T ([warps][2][16][head_dim]).
+  static constexpr int kWideBytes = kFp8 ? kWarps * 2 * 16 * kHeadDim * 2 : 0;
+  static constexpr int kSmemBytes = kQBytes + 2 * kStages * (kStageBytes + kScaleBytes) + kWideBytes;
   static_assert(kDecodeStageTokens == 16 * kWarps, "each warp takes 16 tokens of a stage");
   static_assert(!kFp8 || kDecodeThreads == 2 * kDecodeStageTokens, "a thread fetches each K and each V scale");
-  // The final merges reuse the K stages (FP8: the K and V stages) for [warps][16][head_dim] fp32
-  // (then the splits' weights, [16][kDecodeMaxSplits] and 16 totals) and the V stages (FP8: the
-  // scales) for (m, l).
-  static constexpr int kMergeBytes = (kFp8 ? 2 : 1) * kStages * kStageBytes;
+  // The final merges reuse the K stages (FP8: the widened tiles) for [warps][16][head_dim] fp32
+  // (then the splits' weights, [16][kDecodeMaxSplits] and 16 totals) and the V stages for (m, l).
+  static constexpr int kMergeBytes = kFp8 ? kWideBytes : kStages * kStageBytes;
   static_assert(kWarps * 16 * kHeadDim * 4 <= kMergeBytes, "merge scratch must fit");
   static_assert((16 * kDecodeMaxSplits + 16) * 4 <= kMergeBytes, "split weights must fit");
-  static_assert(kWarps * 16 * 2 * 4 <= (kFp8 ? 2 * kStages * kScaleBytes : kStages * kStageBytes), "(m, l) must fit");
+  static_assert(kWarps * 16 * 2 * 4 <= kStages * kStageBytes, "(m, l) must fit in the V stages");
 };
-
-// Byte offset of byte `byte` of row `row` in an FP8 stage: rows of head_dim codes with their
-// 16-byte chunks XOR-swizzled, so that the lanes' 8- and 16-byte fragment reads of 8 rows at one
-// column fall in distinct banks (rows of 64 codes: two share a 128-byte line, swizzled in pairs).
-template <int kHeadDim>
-__device__ __forceinline__ uint32_t code_offset(int row, int byte) {
-  constexpr int kRowChunks = kHeadDim / 16;
-  const int swizzle = kRowChunks >= 8 ? (row & 7) : (((row >> 1) & 1) << 1);
-  return static_cast<uint32_t>(row * kHeadDim + (((byte >> 4) ^ swizzle) << 4) + (byte & 15));
-}
 
 template <typename T, int kHeadDim, bool kFp8>
 __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const DecodeParams p) {
@@ -76,6 +60,7 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   uint8_t* sV = sK + kStages * Tr::kStageBytes;       // [stages][64 tokens][head_dim] cached V
   float* sKScale = reinterpret_cast<float*>(sV + kStages * Tr::kStageBytes);  // [stages][64] (FP8)
   float* sVScale = sKScale + kStages * kDecodeStageTokens;                     // [stages][64] (FP8)
+  uint8_t* sWide = reinterpret_cast<uint8_t*>(sVScale + kStages * kDecodeStageTokens);  // [warps][2][16][head_dim] of T (FP8)
 
   pdl_wait();
   pdl_launch_dependents();
@@ -132,7 +117,7 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
       const bool valid = tok < end;
       const int64_t offset = valid ? slot_of(tok) * slot_bytes + c * 16 : 0;
       // 16-bit rows go swizzled for ldmatrix; FP8 rows plainly (the widening reads them by rows).
-      const uint32_t o = kFp8 ? code_offset<kHeadDim>(t, c * 16) : swizzled_offset<kChunks>(t, c);
+      const uint32_t o = kFp8 ? static_cast<uint32_t>(t * kHeadDim + c * 16) : swizzled_offset<kChunks>(t, c);
       cp_async_16(k_dst + o, k_cache + offset, valid);
       cp_async_16(v_dst + o, v_cache + offset, valid);
     }
@@ -158,62 +143,14 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
   // Q arrives first (the oldest group); its fragments stay in registers.
   cp_async_wait<kStages - 1>();
   __syncthreads();
-  using Pairs = E4m3Pairs<T>;
-  // FP8: P is taken times 2^kPExp / v_unit: the widest power of two that keeps it within T.
-  constexpr int kPExp = Pairs::kExp == 0 ? 15 : Pairs::kExp;
-  const int g = lane >> 2, c = lane & 3;  // fragment row group and column pair
   uint32_t qf[kKSteps][4];
-  // What turns a fragment row's raw score into the log2-domain score (FP8: times the token's K
-  // scale as well): rows g and g + 8.
-  float row_factor[2] = {p.scale_log2, p.scale_log2};
-  if constexpr (!kFp8) {
 #pragma unroll
-    for (int kk = 0; kk < kKSteps; ++kk)
-      ldmatrix_x4(qf[kk], smem_addr(sQ) + swizzled_offset<kChunks>(lane & 15, kk * 2 + (lane >> 4)));
-  } else {
-    // Step 2kb + s of the product takes, as its k slots 2c, 2c + 1 / 2c + 8, 2c + 9, head dims
-    // 32kb + 8c + 4s + {0, 1} / {2, 3}: the 8 dims a lane reads of each K row.
-#pragma unroll
-    for (int kb = 0; kb < kHeadDim / 32; ++kb) {
-      const uint4 lo = *reinterpret_cast<const uint4*>(sQ + swizzled_offset<kChunks>(g, 4 * kb + c));
-      const uint4 hi = *reinterpret_cast<const uint4*>(sQ + swizzled_offset<kChunks>(g + 8, 4 * kb + c));
-      qf[2 * kb][0] = lo.x, qf[2 * kb][1] = hi.x, qf[2 * kb][2] = lo.y, qf[2 * kb][3] = hi.y;
-      qf[2 * kb + 1][0] = lo.z, qf[2 * kb + 1][1] = hi.z, qf[2 * kb + 1][2] = lo.w, qf[2 * kb + 1][3] = hi.w;
-    }
-    if constexpr (Pairs::kExp != 0) {
-      // Each row shifted up by 2^shift (exact), its largest magnitude to about 2^100, so that its
-      // products with codes times 2^-120 stay normal; the score takes 2^(120 - shift) back.
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float amax = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < kKSteps; ++kk)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const float2 v = unpack2<T>(qf[kk][r + 2 * h]);
-            amax = fmaxf(amax, fmaxf(fabsf(v.x), fabsf(v.y)));
-          }
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-        const int exponent = static_cast<int>((__float_as_uint(amax) >> 23) & 0xff) - 127;
-        const int shift = min(max(100 - exponent, 0), 126);
-        const float up = __uint_as_float(static_cast<uint32_t>(shift + 127) << 23);
-#pragma unroll
-        for (int kk = 0; kk < kKSteps; ++kk)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const float2 v = unpack2<T>(qf[kk][r + 2 * h]);
-            qf[kk][r + 2 * h] = pack2<T>(v.x * up, v.y * up);
-          }
-        row_factor[r] = p.scale_log2 * __uint_as_float(static_cast<uint32_t>(Pairs::kExp - shift + 127) << 23);
-      }
-    }
-  }
+  for (int kk = 0; kk < kKSteps; ++kk)
+    ldmatrix_x4(qf[kk], smem_addr(sQ) + swizzled_offset<kChunks>(lane & 15, kk * 2 + (lane >> 4)));
   float acc[kDTiles][4];
 #pragma unroll
   for (int n = 0; n < kDTiles; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  float v_unit = 0.0f;  // FP8: a power of two, at least every V scale seen so far (0: none yet)
 
   for (int it = 0; it < num_stages; ++it) {
     cp_async_wait<kStages - 2>();
@@ -221,60 +158,45 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
     if (it + kStages - 1 < num_stages) load_stage(it + kStages - 1, (it + kStages - 1) % kStages);
     cp_async_commit();
     const int buf = it % kStages;
+    uint32_t k_base = smem_addr(sK + buf * Tr::kStageBytes);
+    uint32_t v_base = smem_addr(sV + buf * Tr::kStageBytes);
+    int warp_row0 = warp * 16;  // this warp's first token row in the K / V tiles
+    if constexpr (kFp8) {
+      // Widen this warp's 16 tokens (its own buffer: only the warp syncs).
+      uint8_t* wide_k = sWide + warp * 2 * 16 * kHeadDim * 2;
+      uint8_t* wide_v = wide_k + 16 * kHeadDim * 2;
+      __syncwarp();  // the previous stage's ldmatrix reads of these buffers are done
+      widen_e4m3_rows<T, kHeadDim>(wide_k, sK + buf * Tr::kStageBytes + warp * 16 * kHeadDim, 16, lane, 32);
+      widen_e4m3_rows<T, kHeadDim>(wide_v, sV + buf * Tr::kStageBytes + warp * 16 * kHeadDim, 16, lane, 32);
+      __syncwarp();
+      k_base = smem_addr(wide_k);
+      v_base = smem_addr(wide_v);
+      warp_row0 = 0;
+    }
 
     // S = Q K^T over this warp's 16 tokens: two n8 tiles.
     float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-    if constexpr (!kFp8) {
-      const uint32_t k_base = smem_addr(sK + buf * Tr::kStageBytes);
-      const int k_row = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
+    const int k_row = warp_row0 + (lane & 7) + ((lane >> 4) << 3);
 #pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t b[4];
-        ldmatrix_x4(b, k_base + swizzled_offset<kChunks>(k_row, kk * 2 + ((lane >> 3) & 1)));
-        mma_16816<T>(s[0], qf[kk], b[0], b[1]);
-        mma_16816<T>(s[1], qf[kk], b[2], b[3]);
-      }
-    } else {
-      // Lane (g, c) holds column g of tile j: token 8j + g's codes 32kb + 8c .. + 8 per 32 dims.
-      const uint8_t* k_codes = sK + buf * Tr::kStageBytes;
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-#pragma unroll
-        for (int kb = 0; kb < kHeadDim / 32; ++kb) {
-          const uint2 w = *reinterpret_cast<const uint2*>(k_codes + code_offset<kHeadDim>(warp * 16 + 8 * j + g, 32 * kb + 8 * c));
-          mma_16816<T>(s[j], qf[2 * kb], Pairs::pair(w.x, w.x, 0, 1), Pairs::pair(w.x, w.x, 2, 3));
-          mma_16816<T>(s[j], qf[2 * kb + 1], Pairs::pair(w.y, w.y, 0, 1), Pairs::pair(w.y, w.y, 2, 3));
-        }
-      }
+    for (int kk = 0; kk < kKSteps; ++kk) {
+      uint32_t b[4];
+      ldmatrix_x4(b, k_base + swizzled_offset<kChunks>(k_row, kk * 2 + ((lane >> 3) & 1)));
+      mma_16816<T>(s[0], qf[kk], b[0], b[1]);
+      mma_16816<T>(s[1], qf[kk], b[2], b[3]);
     }
 
     // Online softmax (log2 domain); tokens past the split's end are masked. Score (j, e) is of
     // token j * 8 + 2 * (lane & 3) + (e & 1) of the warp's 16.
-    const int tok_base = start + it * kDecodeStageTokens + warp * 16 + 2 * c;
-    const float* k_scale = sKScale + buf * kDecodeStageTokens + warp * 16 + 2 * c;
-    const float* v_scale = sVScale + buf * kDecodeStageTokens + warp * 16 + 2 * c;
+    const int tok_base = start + it * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
+    const float* k_scale = sKScale + buf * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
+    const float* v_scale = sVScale + buf * kDecodeStageTokens + warp * 16 + 2 * (lane & 3);
 #pragma unroll
     for (int j = 0; j < 2; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float x = kFp8 ? s[j][e] * row_factor[e >> 1] * k_scale[j * 8 + (e & 1)] : s[j][e] * p.scale_log2;
-        s[j][e] = (tok_base + j * 8 + (e & 1) < end) ? x : -INFINITY;
+        const float x = kFp8 ? s[j][e] * k_scale[j * 8 + (e & 1)] : s[j][e];
+        s[j][e] = (tok_base + j * 8 + (e & 1) < end) ? x * p.scale_log2 : -INFINITY;
       }
-    // FP8: this lane's 4 tokens' V scales (those of P slots 2c, 2c + 1, 2c + 8, 2c + 9), and the
-    // unit grown to the power of two above the largest of the warp's (acc rescaled to match).
-    float vs[4] = {0.f, 0.f, 0.f, 0.f};
-    float rescale = 1.0f;
-    if constexpr (kFp8) {
-      vs[0] = v_scale[0], vs[1] = v_scale[1], vs[2] = v_scale[8], vs[3] = v_scale[9];
-      float vmax = fmaxf(fmaxf(vs[0], vs[1]), fmaxf(vs[2], vs[3]));
-      vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 1));
-      vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 2));
-      if (vmax > v_unit) {  // (scales are 0 or at least FLT_MIN, so vmax is normal here)
-        const float unit = __uint_as_float(((__float_as_uint(vmax) >> 23) + 1) << 23);
-        rescale = v_unit > 0.0f ? v_unit / unit : 1.0f;
-        v_unit = unit;
-      }
-    }
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1]));
@@ -292,78 +214,41 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
       }
       l[r] = l[r] * corr + sum;
       m[r] = m_new;
-      const float acc_factor = kFp8 ? corr * rescale : corr;
 #pragma unroll
       for (int n = 0; n < kDTiles; ++n) {
-        acc[n][2 * r] *= acc_factor;
-        acc[n][2 * r + 1] *= acc_factor;
+        acc[n][2 * r] *= corr;
+        acc[n][2 * r + 1] *= corr;
       }
     }
 
-    // O += P V: P (16 x 16 tokens) from the score registers (FP8: times each token's V scale, in
-    // units of 2^-kPExp v_unit).
+    // O += P V: P (16 x 16 tokens) from the score registers (FP8: times each token's V scale),
+    // V via transposed ldmatrix.
     if constexpr (kFp8) {
-      const float inverse_unit = v_unit > 0.0f ? 1.0f / v_unit : 0.0f;
-      const float p_unit = __uint_as_float(static_cast<uint32_t>(kPExp + 127) << 23);
 #pragma unroll
       for (int j = 0; j < 2; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[j][e] *= (vs[2 * j + (e & 1)] * inverse_unit) * p_unit;
+        for (int e = 0; e < 4; ++e) s[j][e] *= v_scale[j * 8 + (e & 1)];
     }
     uint32_t pa[4];
     pa[0] = pack2<T>(s[0][0], s[0][1]);
     pa[1] = pack2<T>(s[0][2], s[0][3]);
     pa[2] = pack2<T>(s[1][0], s[1][1]);
     pa[3] = pack2<T>(s[1][2], s[1][3]);
-    if constexpr (!kFp8) {
-      // V via transposed ldmatrix.
-      const uint32_t v_base = smem_addr(sV + buf * Tr::kStageBytes);
-      const int v_row = warp * 16 + (lane & 15);
+    const int v_row = warp_row0 + (lane & 15);
 #pragma unroll
-      for (int dp = 0; dp < kHeadDim / 16; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, v_base + swizzled_offset<kChunks>(v_row, dp * 2 + (lane >> 4)));
-        mma_16816<T>(acc[2 * dp], pa, b[0], b[1]);
-        mma_16816<T>(acc[2 * dp + 1], pa, b[2], b[3]);
-      }
-    } else {
-      // Lane (g, c) reads its 4 tokens' rows (2c, 2c + 1, 2c + 8, 2c + 9 of the warp's 16) at the
-      // bytes of output column g: tile t's column g is dim v_dim(t, g) (see the merge).
-      const uint8_t* v_codes = sV + buf * Tr::kStageBytes;
-      constexpr int kPiece = kDTiles < 16 ? kDTiles : 16;  // contiguous codes a lane reads per row
-#pragma unroll
-      for (int h = 0; h < kDTiles / kPiece; ++h) {
-        uint32_t rw[4][kPiece / 4];  // [row][word]
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int row = warp * 16 + 2 * c + (q & 1) + 8 * (q >> 1);
-          const uint8_t* src = v_codes + code_offset<kHeadDim>(row, h * 8 * kPiece + g * kPiece);
-          if constexpr (kPiece == 16) {
-            const uint4 w = *reinterpret_cast<const uint4*>(src);
-            rw[q][0] = w.x, rw[q][1] = w.y, rw[q][2] = w.z, rw[q][3] = w.w;
-          } else {
-            const uint2 w = *reinterpret_cast<const uint2*>(src);
-            rw[q][0] = w.x, rw[q][1] = w.y;
-          }
-        }
-#pragma unroll
-        for (int i = 0; i < kPiece / 4; ++i)
-#pragma unroll
-          for (int b = 0; b < 4; ++b)
-            mma_16816<T>(acc[h * kPiece + 4 * i + b], pa, Pairs::pair(rw[0][i], rw[1][i], b, 4 + b),
-                         Pairs::pair(rw[2][i], rw[3][i], b, 4 + b));
-      }
+    for (int dp = 0; dp < kHeadDim / 16; ++dp) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, v_base + swizzled_offset<kChunks>(v_row, dp * 2 + (lane >> 4)));
+      mma_16816<T>(acc[2 * dp], pa, b[0], b[1]);
+      mma_16816<T>(acc[2 * dp + 1], pa, b[2], b[3]);
     }
   }
 
   // ---- merge the warps' states ----
   cp_async_wait<0>();
   __syncthreads();
-  float* s_acc = reinterpret_cast<float*>(sK);                     // [warps][16][head_dim]
-  float* s_ml = kFp8 ? sKScale : reinterpret_cast<float*>(sV);  // [warps][16][2]
-  // FP8: acc is O in units of v_unit * 2^(E - kPExp) (E: the widening's exponent).
-  const float out_unit =
-      kFp8 ? v_unit * __uint_as_float(static_cast<uint32_t>(Pairs::kExp - kPExp + 127) << 23) : 1.0f;
+  float* s_acc = reinterpret_cast<float*>(kFp8 ? sWide : sK);  // [warps][16][head_dim]
+  float* s_ml = reinterpret_cast<float*>(sV);                  // [warps][16][2]
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
@@ -373,22 +258,10 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const Deco
       s_ml[(warp * 16 + row) * 2] = m[r];
       s_ml[(warp * 16 + row) * 2 + 1] = l[r];
     }
-    if constexpr (!kFp8) {
 #pragma unroll
-      for (int n = 0; n < kDTiles; ++n) {
-        const int col = n * 8 + 2 * (lane & 3);
-        *reinterpret_cast<float2*>(&s_acc[(warp * 16 + row) * kHeadDim + col]) = make_float2(acc[n][2 * r], acc[n][2 * r + 1]);
-      }
-    } else {
-      // Tile t's column n is dim (t / piece) * 8 * piece + n * piece + t % piece.
-      constexpr int kPiece = kDTiles < 16 ? kDTiles : 16;
-#pragma unroll
-      for (int t = 0; t < kDTiles; ++t)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int dim = (t / kPiece) * 8 * kPiece + (2 * c + e) * kPiece + t % kPiece;
-          s_acc[(warp * 16 + row) * kHeadDim + dim] = acc[t][2 * r + e] * out_unit;
-        }
+    for (int n = 0; n < kDTiles; ++n) {
+      const int col = n * 8 + 2 * (lane & 3);
+      *reinterpret_cast<float2*>(&s_acc[(warp * 16 + row) * kHeadDim + col]) = make_float2(acc[n][2 * r], acc[n][2 * r + 1]);
     }
   }
   __syncthreads();

@@ -74,34 +74,4 @@ __device__ __forceinline__ void widen_e4m3_rows(uint8_t* dst, const uint8_t* src
   }
 }
 
-// Pairs of e4m3 codes widened in registers to T, for mma fragments built straight from cached
-// codes. pair(a, b, lo, hi) takes byte lo and byte hi of the eight bytes of (a, b) (0-3: a's,
-// 4-7: b's) and returns them as T values (lo in the low half) equal to the codes' values times
-// 2^-kExp, exactly:
-// - bf16: the code's sign and its seven other bits placed under bf16's sign and in its exponent
-//   and mantissa (3 operations for two values, against 4 for the conversions through half and
-//   fp32): bf16's exponent bias is 120 more than e4m3's and its subnormals line up with e4m3's,
-//   so the value is the code's times 2^-120. The NaN codes become finite values: a cached row
-//   holding a NaN has a NaN scale, which the kernels multiply in.
-// - half: the hardware conversion (kExp 0).
-template <typename T>
-struct E4m3Pairs;
-template <>
-struct E4m3Pairs<__nv_bfloat16> {
-  static constexpr int kExp = 120;
-  static __device__ __forceinline__ uint32_t pair(uint32_t a, uint32_t b, int lo, int hi) {
-    const uint32_t y = __byte_perm(a, b, static_cast<uint32_t>((lo << 4) | (hi << 12)));  // codes in bytes 1, 3
-    return (y & 0x80008000u) | ((y >> 4) & 0x07f007f0u);
-  }
-};
-template <>
-struct E4m3Pairs<__half> {
-  static constexpr int kExp = 0;
-  static __device__ __forceinline__ uint32_t pair(uint32_t a, uint32_t b, int lo, int hi) {
-    const uint32_t y = __byte_perm(a, b, static_cast<uint32_t>(lo | (hi << 4)));  // codes in bytes 0, 1
-    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(y & 0xffffu), __NV_E4M3);
-    return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
-  }
-};
-
 }  // namespace kiln
