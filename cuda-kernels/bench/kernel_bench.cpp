@@ -185,8 +185,7 @@ void bench_prefill(int64_t seq_len, int64_t heads, int64_t head_dim, int dtype, 
 
 // fp8: over an e4m3 cache with row scales (kiln_cuda_attention_decode_e4m3; random codes, timing only).
 void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_heads, int64_t head_dim, int64_t bs,
-                  bool fp8 = false) {
-  const int dtype = KILN_CUDA_BF16;
+                  bool fp8 = false, int dtype = KILN_CUDA_BF16) {
   PagedCache cache(batch, seq_len, bs);
   const int64_t kv_row = kv_heads * head_dim, q_row = q_heads * head_dim;
   const size_t kv_bytes = cache.num_blocks * bs * kv_row * (fp8 ? 1 : 2);
@@ -224,9 +223,9 @@ void bench_decode(int64_t batch, int64_t seq_len, int64_t q_heads, int64_t kv_he
   // K and V read once (an FP8 cache: codes and row scales).
   const double bytes = 2.0 * batch * seq_len * (fp8 ? kv_row + kv_heads * 4 : kv_row * 2);
   char name[160];
-  std::snprintf(name, sizeof(name), "decode B=%lld L=%lld h%lld/%lld D=%lld bf16 bs%lld%s", (long long)batch,
-                (long long)seq_len, (long long)q_heads, (long long)kv_heads, (long long)head_dim, (long long)bs,
-                fp8 ? " e4m3 cache" : "");
+  std::snprintf(name, sizeof(name), "decode B=%lld L=%lld h%lld/%lld D=%lld %s bs%lld%s", (long long)batch,
+                (long long)seq_len, (long long)q_heads, (long long)kv_heads, (long long)head_dim,
+                dtype == KILN_CUDA_BF16 ? "bf16" : "fp16", (long long)bs, fp8 ? " e4m3 cache" : "");
   std::printf("%-58s %9.3f ms %8.3f TB/s  (%.0f%% of copy)\n", name, ms, bytes / (ms * 1e-3) / 1e12,
               100.0 * bytes / (ms * 1e-3) / 1e12 / copy_tbps);
   for (Buf* b : kv) delete b;
@@ -468,6 +467,8 @@ int main(int argc, char** argv) {
       bench_decode(batch, 512, 32, 8, 128, 16);
       bench_decode(batch, 512, 32, 8, 128, 16, true);
     }
+    bench_decode(256, 512, 32, 8, 128, 16, false, KILN_CUDA_F16);
+    bench_decode(256, 512, 32, 8, 128, 16, true, KILN_CUDA_F16);
     bench_decode(64, 2048, 32, 8, 128, 16, true);
     bench_decode(1, 32768, 32, 8, 128, 16, true);
   }
