@@ -32,8 +32,8 @@ import java.time.Duration;
  * @param quantization         how linear-layer weights are stored ({@link Quantization#INT8}: the
  *                             CPU backend only; {@link Quantization#FP8}: the CPU backend, or a
  *                             CUDA GPU of compute capability 9.0 or later)
- * @param kvCacheDtype         what the KV cache stores ({@link KvCacheDType#FP8}: e4m3, the CPU
- *                             backend only so far)
+ * @param kvCacheDtype         what the KV cache stores ({@link KvCacheDType#FP8}: e4m3; on the CUDA
+ *                             backend for bf16 / fp16 activations and head_dim 64, 128 or 256)
  */
 public record EngineOptions(String device, int threads, long kvCacheBytes, double gpuMemoryUtilization,
         int blockSize, Integer maxBatchedTokens, Integer maxRunningSeqs, Integer maxModelLen, boolean prefixCaching,

@@ -10,7 +10,9 @@ public enum KvCacheDType {
      * FP8 (e4m3): each (token, KV head) row of K and of V stored as e4m3 codes with an fp32 scale of
      * its own (the row's largest magnitude / 448), head_dim + 4 bytes where fp32 takes 4 x head_dim
      * (3.9x the tokens in the same memory at head_dim 128), read back as code value x scale. A
-     * checkpoint's per-tensor K and V scales are not used. The CPU backend only, so far.
+     * checkpoint's per-tensor K and V scales are not used. On the CUDA backend (bf16 / fp16
+     * activations, head_dim 64, 128 or 256) a token takes head_dim + 4 bytes where bf16 takes 2 x
+     * head_dim: 1.94x the tokens at head_dim 128.
      */
     FP8;
 

@@ -72,8 +72,9 @@ public final class EngineFlags {
 
     @Option(names = "--kv-cache-dtype", paramLabel = "DTYPE", defaultValue = "auto",
             description = "What the KV cache stores: the activations' type (auto), or FP8 e4m3 with a scale per token"
-                    + " and head (fp8, or fp8_e4m3: about a quarter of the CPU backend's fp32 cache, so nearly four"
-                    + " times the tokens in --kv-cache-mib; the CPU backend only so far) (default: ${DEFAULT-VALUE}).")
+                    + " and head (fp8, or fp8_e4m3: nearly four times the tokens of the CPU backend's fp32 cache in"
+                    + " --kv-cache-mib, nearly twice those of a bf16 cache on CUDA, where head_dim must be 64, 128 or"
+                    + " 256) (default: ${DEFAULT-VALUE}).")
     String kvCacheDtype;
 
     @Option(names = "--no-prefix-caching",
