@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "kiln", mixinStandardHelpOptions = true, version = "kiln 0.1.0",
         description = "LLM inference runtime for the JVM.",
         subcommands = {GenerateCommand.class, ChatCommand.class, ai.kiln.server.ServeCommand.class, TokenizeCommand.class,
-            ManifestCommand.class, PublishCommand.class,
+            ManifestCommand.class, PublishCommand.class, CompileCommand.class,
             ai.kiln.bench.BenchCommand.class})
 public final class KilnCli implements Runnable {
 

@@ -21,6 +21,12 @@ public interface Backend extends AutoCloseable {
     /** A line for logs: device, threads, memory. */
     String description();
 
+    /**
+     * The compiled-artifact target this backend runs ("cpu", "cuda-sm80", "cuda-sm90"): an artifact
+     * compiled for another one is refused at load.
+     */
+    String artifactTarget();
+
     /** The element type of activations, the KV cache and logits on this backend. */
     DType activationDType();
 

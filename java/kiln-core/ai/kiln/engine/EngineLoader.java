@@ -7,9 +7,11 @@ import ai.kiln.backend.Backend;
 import ai.kiln.kvcache.KvCacheManager;
 import ai.kiln.kvcache.KvCacheStorage;
 import ai.kiln.model.LlamaModel;
+import ai.kiln.model.ModelArtifact;
 import ai.kiln.model.ModelConfig;
 import ai.kiln.model.ModelWeights;
 import ai.kiln.model.WeightFiles;
+import ai.kiln.model.WeightQuantization;
 import ai.kiln.sampling.BackendSampler;
 import ai.kiln.sampling.Sampler;
 import ai.kiln.scheduler.Scheduler;
@@ -57,8 +59,13 @@ final class EngineLoader {
             int maxTokens = options.maxBatchedTokens();
             int maxSeqs = options.maxRunningSeqs();
             long freeBefore = backend.freeMemoryBytes();
-            try (WeightFiles files = WeightFiles.open(modelDir)) {
-                weights = ModelWeights.load(config, files, backend, ApiMapping.weightQuantization(options.quantization()));
+            WeightQuantization quantization = ApiMapping.weightQuantization(options.quantization());
+            if (ModelArtifact.isArtifact(modelDir)) {
+                weights = ModelArtifact.open(modelDir).loadWeights(config, backend, quantization);
+            } else {
+                try (WeightFiles files = WeightFiles.open(modelDir)) {
+                    weights = ModelWeights.load(config, files, backend, quantization);
+                }
             }
             model = new LlamaModel(config, weights, backend, maxTokens, maxSeqs, maxBlocksPerSeq, maxModelLen);
             sampler = new BackendSampler(backend, maxSeqs, config.vocabSize());

@@ -10,6 +10,8 @@ import ai.kiln.tensor.DType;
 import ai.kiln.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -295,6 +297,165 @@ public final class ModelWeights implements AutoCloseable {
         int shown = Math.min(names.size(), 5);
         String list = "'" + String.join("', '", names.subList(0, shown)) + "'";
         return shown == names.size() ? list : list + " and " + (names.size() - shown) + " more";
+    }
+
+    // ---- the loaded layout under artifact names (ModelArtifact writes and reads it) ----------------
+
+    /** A tensor of the loaded layout under its artifact name. */
+    public record NamedTensor(String name, Tensor tensor) {
+    }
+
+    /**
+     * Every tensor as loaded (fused, converted, quantised), each under its artifact name: a
+     * linear layer L as "L.weight" and, when quantised, "L.scales"; a tied LM head is not listed
+     * again ({@link #lmHeadTied()}).
+     */
+    public List<NamedTensor> namedTensors() {
+        List<NamedTensor> named = new ArrayList<>();
+        named.add(new NamedTensor("embedding", embedding));
+        for (int i = 0; i < layers.size(); i++) {
+            Layer layer = layers.get(i);
+            String p = "layers." + i + ".";
+            named.add(new NamedTensor(p + "input_norm", layer.inputNorm()));
+            addLinear(named, p + "qkv", layer.qkv());
+            addIfPresent(named, p + "qkv_bias", layer.qkvBias());
+            addIfPresent(named, p + "q_norm", layer.qNorm());
+            addIfPresent(named, p + "k_norm", layer.kNorm());
+            addLinear(named, p + "o", layer.output());
+            addIfPresent(named, p + "o_bias", layer.outputBias());
+            named.add(new NamedTensor(p + "post_norm", layer.postNorm()));
+            addLinear(named, p + "gate_up", layer.gateUp());
+            addLinear(named, p + "down", layer.down());
+        }
+        named.add(new NamedTensor("final_norm", finalNorm));
+        if (!lmHeadTied()) {
+            addLinear(named, "lm_head", lmHead);
+        }
+        return named;
+    }
+
+    private static void addLinear(List<NamedTensor> named, String name, Linear linear) {
+        named.add(new NamedTensor(name + ".weight", linear.weight()));
+        addIfPresent(named, name + ".scales", linear.scales());
+    }
+
+    private static void addIfPresent(List<NamedTensor> named, String name, Tensor tensor) {
+        if (tensor != null) {
+            named.add(new NamedTensor(name, tensor));
+        }
+    }
+
+    /** Each FP8 linear layer's input quantisation, by its artifact name ("layers.0.qkv", "lm_head"). */
+    public Map<String, InputQuantization> inputQuantizations() {
+        Map<String, InputQuantization> inputs = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            Layer layer = layers.get(i);
+            String p = "layers." + i + ".";
+            putInputs(inputs, p + "qkv", layer.qkv());
+            putInputs(inputs, p + "o", layer.output());
+            putInputs(inputs, p + "gate_up", layer.gateUp());
+            putInputs(inputs, p + "down", layer.down());
+        }
+        putInputs(inputs, "lm_head", lmHead);
+        return inputs;
+    }
+
+    private static void putInputs(Map<String, InputQuantization> inputs, String name, Linear linear) {
+        if (linear.inputs() != null) {
+            inputs.put(name, linear.inputs());
+        }
+    }
+
+    /** Whether the LM head is the embedding table itself. */
+    public boolean lmHeadTied() {
+        return lmHead.weight() == embedding;
+    }
+
+    /**
+     * Loads weights stored in the loaded layout under artifact names ({@link #namedTensors()}), as a
+     * compiled artifact holds them: each tensor is copied into backend memory as it is, with no
+     * conversion, fusion or value check; shapes are checked against the config and dtypes against
+     * the quantisation.
+     *
+     * @param inputs     the FP8 linear layers' input quantisation ({@link #inputQuantizations()})
+     * @param tiedLmHead whether the LM head is the embedding table
+     */
+    public static ModelWeights loadLayout(ModelConfig config, WeightFiles files, Backend backend,
+            WeightQuantization quantization, Map<String, InputQuantization> inputs, boolean tiedLmHead) {
+        ModelWeights weights = new ModelWeights(backend, quantization);
+        try {
+            weights.loadLayoutAll(config, files, inputs, tiedLmHead);
+            return weights;
+        } catch (RuntimeException e) {
+            weights.close();
+            throw e;
+        }
+    }
+
+    private void loadLayoutAll(ModelConfig c, WeightFiles files, Map<String, InputQuantization> inputs,
+            boolean tiedLmHead) {
+        progress = ByteProgress.onStderr("loading weights", "loaded %.2f GB of weights", files.totalTensorBytes());
+        long h = c.hiddenSize();
+        long q = c.qSize();
+        long kv = c.kvSize();
+        long inter = c.intermediateSize();
+        long d = c.headDim();
+        embedding = copied(files, "embedding", c.vocabSize(), h);
+        for (int i = 0; i < c.numLayers(); i++) {
+            String p = "layers." + i + ".";
+            layers.add(new Layer(copied(files, p + "input_norm", h),
+                    copiedLinear(files, inputs, p + "qkv", q + 2 * kv, h),
+                    c.qkvBias() ? copied(files, p + "qkv_bias", q + 2 * kv) : null,
+                    c.qkNorm() ? copied(files, p + "q_norm", d) : null,
+                    c.qkNorm() ? copied(files, p + "k_norm", d) : null,
+                    copiedLinear(files, inputs, p + "o", h, q),
+                    c.outputBias() ? copied(files, p + "o_bias", h) : null,
+                    copied(files, p + "post_norm", h),
+                    copiedLinear(files, inputs, p + "gate_up", 2 * inter, h),
+                    copiedLinear(files, inputs, p + "down", h, inter)));
+        }
+        finalNorm = copied(files, "final_norm", h);
+        lmHead = tiedLmHead ? new Linear(embedding, null) : copiedLinear(files, inputs, "lm_head", c.vocabSize(), h);
+        progress.finish();
+    }
+
+    /** A layout tensor copied as it is, after its shape is checked. */
+    private Tensor copied(WeightFiles files, String name, long... shape) {
+        if (!files.contains(name)) {
+            throw new ModelLoadException(files.directory() + ": missing tensor '" + name + "'");
+        }
+        Tensor source = files.tensor(name);
+        if (!Arrays.equals(source.shape(), shape)) {
+            throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has shape "
+                    + Arrays.toString(source.shape()) + ", the config needs " + Arrays.toString(shape));
+        }
+        Tensor destination = allocate(source.dtype(), shape);
+        backend.upload(destination, source);
+        progress.advance(source.numel() * source.dtype().bytes);
+        return destination;
+    }
+
+    /** A layout linear layer: its weight of this model's quantisation, with its row scales when quantised. */
+    private Linear copiedLinear(WeightFiles files, Map<String, InputQuantization> inputs, String name, long rows,
+            long cols) {
+        Tensor weight = copied(files, name + ".weight", rows, cols);
+        DType dtype = weight.dtype();
+        if (dtype.isFloat()) {
+            return new Linear(weight, null);
+        }
+        boolean expected = (dtype == DType.I8 && quantization == WeightQuantization.INT8)
+                || (dtype == DType.F8_E4M3 && quantization != WeightQuantization.INT8);
+        if (!expected) {
+            throw new ModelLoadException(files.fileOf(name + ".weight") + ": tensor '" + name + ".weight' is " + dtype
+                    + ", which quantization " + quantization.name().toLowerCase(java.util.Locale.ROOT)
+                    + " does not store");
+        }
+        Tensor scales = copied(files, name + ".scales", rows);
+        InputQuantization modes = dtype == DType.F8_E4M3 ? inputs.get(name) : null;
+        if (dtype == DType.F8_E4M3 && modes == null) {
+            throw new ModelLoadException(files.directory() + ": FP8 layer '" + name + "' has no input quantization");
+        }
+        return new Linear(weight, scales, modes);
     }
 
     /** Loads one tensor, checking its shape, dtype and values. */

@@ -101,6 +101,11 @@ public final class WeightFiles implements AutoCloseable {
         }
     }
 
+    /** The directory the files are in. */
+    public Path directory() {
+        return modelDir;
+    }
+
     /** Bytes of tensor data over all files (what a full load reads). */
     public long totalTensorBytes() {
         long total = 0;

@@ -24,6 +24,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class CpuBackend implements Backend {
 
+    /** The type float weights are kept as; null: as stored. */
+    private final DType floatWeights;
+
     private final Map<Long, Long> allocations = new HashMap<>(); // address -> bytes
     private final long memoryBudgetBytes;
     private long allocatedBytes;
@@ -36,6 +39,18 @@ public final class CpuBackend implements Backend {
      * @param memoryBudgetBytes the most memory this backend hands out, weights and KV cache included
      */
     public CpuBackend(int numThreads, long memoryBudgetBytes) {
+        this(numThreads, memoryBudgetBytes, null);
+    }
+
+    /**
+     * A backend that keeps float weights as {@code floatWeights} (null: as stored), e.g. in the
+     * layout of a GPU target when a model is compiled for it on a machine without one.
+     */
+    public CpuBackend(int numThreads, long memoryBudgetBytes, DType floatWeights) {
+        if (floatWeights != null && !floatWeights.isFloat()) {
+            throw new IllegalArgumentException("float weights must be kept as a float type, got " + floatWeights);
+        }
+        this.floatWeights = floatWeights;
         if (numThreads < 0) {
             throw new IllegalArgumentException("numThreads must be >= 0, got " + numThreads);
         }
@@ -55,6 +70,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public String artifactTarget() {
+        return "cpu";
+    }
+
+    @Override
     public String description() {
         return "cpu (" + KilnCpu.kiln_cpu_get_num_threads() + " threads, " + KilnCpu.kiln_cpu_gemm_kernels()
                 + " kernels, fp32 activations)";
@@ -67,7 +87,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public DType weightDType(DType stored) {
-        return stored;
+        return floatWeights != null && stored.isFloat() ? floatWeights : stored;
     }
 
     // ---- memory ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import static org.bytedeco.cuda.global.cublas.cublasSetWorkspace_v2;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
+import static org.bytedeco.cuda.global.cudart.cudaDevAttrComputeCapabilityMajor;
+import static org.bytedeco.cuda.global.cudart.cudaDeviceGetAttribute;
 import static org.bytedeco.cuda.global.cudart.cudaEventCreate;
 import static org.bytedeco.cuda.global.cudart.cudaEventDestroy;
 import static org.bytedeco.cuda.global.cudart.cudaEventRecord;
@@ -156,6 +158,14 @@ public final class CudaBackend implements Backend {
     @Override
     public String name() {
         return "cuda";
+    }
+
+    /** cuda-sm90 on compute capability 9.x, cuda-sm80 on 8.x (the library's sm_80 build runs there). */
+    @Override
+    public String artifactTarget() {
+        int[] major = {0};
+        check(cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+        return major[0] == 8 ? "cuda-sm80" : "cuda-sm" + (major[0] * 10);
     }
 
     @Override
