@@ -8,8 +8,10 @@ import java.util.Set;
  */
 final class ModelFiles {
 
+    // NOTE: kiln-artifact.json is a compiled artifact's manifest (ai.kiln.model.ModelArtifact).
     private static final Set<String> NAMED = Set.of("config.json", "generation_config.json", "tokenizer.json",
-            "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json");
+            "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json",
+            "kiln-artifact.json");
 
     private ModelFiles() {
     }

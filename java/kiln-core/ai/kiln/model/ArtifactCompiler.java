@@ -267,14 +267,12 @@ public final class ArtifactCompiler {
         return node;
     }
 
-    /** The source directory's regular files a model consists of (not hidden, partial or manifest files), by name. */
+    /** The source directory's files a model is loaded from (ModelManifest.isModelFile), by name. */
     private static List<Path> sourceFiles(Path source) throws IOException {
         List<Path> files = new ArrayList<>();
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(source)) {
             for (Path file : entries) {
-                String name = file.getFileName().toString();
-                if (Files.isRegularFile(file) && !name.startsWith(".") && !name.equals(ModelManifest.FILE_NAME)
-                        && !name.endsWith(".partial") && !name.endsWith(".incomplete")) {
+                if (Files.isRegularFile(file) && ModelManifest.isModelFile(file.getFileName().toString())) {
                     files.add(file);
                 }
             }

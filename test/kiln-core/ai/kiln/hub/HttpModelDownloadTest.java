@@ -11,8 +11,14 @@ import ai.kiln.api.EngineOptions;
 import ai.kiln.api.GenerateRequest;
 import ai.kiln.api.SamplingParams;
 import ai.kiln.engine.LocalEngine;
+import ai.kiln.model.ArtifactCompiler;
+import ai.kiln.model.ArtifactTarget;
+import ai.kiln.model.ModelArtifact;
+import ai.kiln.model.WeightQuantization;
 import ai.kiln.testing.Fixtures;
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -98,6 +104,24 @@ class HttpModelDownloadTest {
 
     static SamplingParams greedy(int maxTokens) {
         return SamplingParams.builder().temperature(0).maxTokens(maxTokens).ignoreEos(true).build();
+    }
+
+    /** A compiled artifact written into the server's root (with its kiln-manifest.json) is served as it is. */
+    @Test
+    void aCompiledArtifactOnTheServerGivesTheSourcesGreedyTokens() throws Exception {
+        new ArtifactCompiler(new PrintWriter(new StringWriter())).compile(FIXTURE.dir(), "llama3-gqa", null,
+                ArtifactTarget.CPU, WeightQuantization.NONE, served.resolve("compiled"));
+        LocatedModel model = locate("/models/compiled/");
+        assertTrue(ModelArtifact.isArtifact(model.directory()), "the artifact's manifest came along");
+        EngineOptions options = EngineOptions.builder().threads(2).kvCacheBytes(8L << 20).maxModelLen(512).build();
+        try (Engine fromHttp = LocalEngine.create(model, options)) {
+            for (Fixtures.Record record : FIXTURE.records()) {
+                SamplingParams params = greedy(record.greedyTokenIds().length);
+                assertArrayEquals(record.greedyTokenIds(),
+                        fromHttp.generate(GenerateRequest.ofTokens(record.promptTokenIds(), params)).tokenIds(),
+                        "HF greedy tokens of: " + record.prompt());
+            }
+        }
     }
 
     @Test

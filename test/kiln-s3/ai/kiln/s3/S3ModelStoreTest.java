@@ -14,6 +14,10 @@ import ai.kiln.engine.LocalEngine;
 import ai.kiln.hub.HubException;
 import ai.kiln.hub.HubSettings;
 import ai.kiln.hub.LocatedModel;
+import ai.kiln.model.ArtifactCompiler;
+import ai.kiln.model.ArtifactTarget;
+import ai.kiln.model.ModelArtifact;
+import ai.kiln.model.WeightQuantization;
 import ai.kiln.hub.ModelCacheChecks;
 import ai.kiln.hub.ModelLocator;
 import ai.kiln.hub.ModelManifest;
@@ -209,6 +213,27 @@ class S3ModelStoreTest {
         ModelLocator offline = new ModelLocator(new HubSettings(HubSettings.DEFAULT_ENDPOINT, temp.resolve("hf"),
                 null, true), cacheDir, null);
         assertEquals(located.directory(), offline.locate(url, null).directory());
+    }
+
+    /** The seed's pipeline: a model compiled, published, and served from the store. */
+    @Test
+    void aCompiledArtifactPublishedToTheStoreGivesTheSourcesGreedyTokens() throws Exception {
+        Path artifact = temp.resolve("compiled");
+        new ArtifactCompiler(new PrintWriter(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8))
+                .compile(FIXTURE.dir(), "llama3-gqa", null, ArtifactTarget.CPU, WeightQuantization.NONE, artifact);
+        String url = "s3://" + BUCKET + "/compiled/llama3-gqa";
+        new S3Publisher(null).publish(artifact, url);
+        LocatedModel located = locate(url);
+        assertTrue(ModelArtifact.isArtifact(located.directory()), "the artifact's manifest came along");
+        EngineOptions options = EngineOptions.builder().threads(2).kvCacheBytes(8L << 20).maxModelLen(512).build();
+        try (Engine fromS3 = LocalEngine.create(located, options)) {
+            for (Fixtures.Record record : FIXTURE.records()) {
+                SamplingParams params = greedy(record.greedyTokenIds().length);
+                assertArrayEquals(record.greedyTokenIds(),
+                        fromS3.generate(GenerateRequest.ofTokens(record.promptTokenIds(), params)).tokenIds(),
+                        "HF greedy tokens of: " + record.prompt());
+            }
+        }
     }
 
     @Test
