@@ -34,15 +34,10 @@ int check_e4m3_args(const char* name, const KvWriteParams& p) {
 // An FP8 write takes a warp per row of K or V: up to 8 warps a token.
 int e4m3_threads(int64_t num_kv_heads) { return num_kv_heads >= 4 ? 256 : (num_kv_heads >= 2 ? 128 : 64); }
 
-}  // namespace
-}  // namespace kiln
-
-using namespace kiln;
-
-extern "C" int kiln_cuda_write_kv_cache(const void* k, int64_t k_stride, const void* v, int64_t v_stride,
-                                        void* k_cache, void* v_cache, const int32_t* slot_mapping,
-                                        int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
-                                        int64_t num_slots, int dtype, void* stream) {
+// The parameters of a write without rotary (scales null for a cache of the activations' type).
+KvWriteParams write_params(const void* k, int64_t k_stride, const void* v, int64_t v_stride, void* k_cache,
+                           void* v_cache, float* k_scales, float* v_scales, const int32_t* slot_mapping,
+                           int64_t num_kv_heads, int64_t head_dim, int64_t num_slots) {
   KvWriteParams p{};
   p.k = k;
   p.v = v;
@@ -54,6 +49,33 @@ extern "C" int kiln_cuda_write_kv_cache(const void* k, int64_t k_stride, const v
   p.num_kv_heads = num_kv_heads;
   p.head_dim = head_dim;
   p.num_slots = num_slots;
+  p.k_scales = k_scales;
+  p.v_scales = v_scales;
+  return p;
+}
+
+// The rotary writes' extra conditions.
+int check_rotary_args(const char* name, const KvWriteParams& p) {
+  KILN_REQUIRE(p.positions && p.cos_sin && p.max_position > 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
+               "%s: positions and cos_sin are required", name);
+  KILN_REQUIRE(aligned16(p.cos_sin), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: cos_sin must be 16-byte aligned", name);
+  KILN_REQUIRE(p.q == nullptr || (p.num_q_heads >= 0 && p.q_stride >= p.num_q_heads * p.head_dim &&
+                                  p.q_stride % 8 == 0 && aligned16(p.q)),
+               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: q stride must be >= heads * head_dim and a multiple of 8", name);
+  return KILN_CUDA_OK;
+}
+
+}  // namespace
+}  // namespace kiln
+
+using namespace kiln;
+
+extern "C" int kiln_cuda_write_kv_cache(const void* k, int64_t k_stride, const void* v, int64_t v_stride,
+                                        void* k_cache, void* v_cache, const int32_t* slot_mapping,
+                                        int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+                                        int64_t num_slots, int dtype, void* stream) {
+  const KvWriteParams p = write_params(k, k_stride, v, v_stride, k_cache, v_cache, nullptr, nullptr, slot_mapping,
+                                       num_kv_heads, head_dim, num_slots);
   const int status = check_kv_args("kiln_cuda_write_kv_cache", p, num_tokens);
   if (status != KILN_CUDA_OK) return status;
   if (num_tokens == 0) return KILN_CUDA_OK;
@@ -76,14 +98,9 @@ extern "C" int kiln_cuda_rotary_write_kv_cache(void* q, int64_t q_stride, int64_
   const char* name = "kiln_cuda_rotary_write_kv_cache";
   KvWriteParams p{q, k, v, k_cache, v_cache, slot_mapping, positions, cos_sin, q_stride, k_stride, v_stride,
                   num_q_heads, num_kv_heads, head_dim, num_slots, max_position, is_neox};
-  const int status = check_kv_args(name, p, num_tokens);
+  int status = check_kv_args(name, p, num_tokens);
+  if (status == KILN_CUDA_OK) status = check_rotary_args(name, p);
   if (status != KILN_CUDA_OK) return status;
-  KILN_REQUIRE(positions && cos_sin && max_position > 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
-               "%s: positions and cos_sin are required", name);
-  KILN_REQUIRE(aligned16(cos_sin), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: cos_sin must be 16-byte aligned", name);
-  KILN_REQUIRE(q == nullptr || (num_q_heads >= 0 && q_stride >= num_q_heads * head_dim && q_stride % 8 == 0 &&
-                                aligned16(q)),
-               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: q stride must be >= heads * head_dim and a multiple of 8", name);
   if (num_tokens == 0) return KILN_CUDA_OK;
   const int threads = kv_threads(((q ? num_q_heads : 0) + 2 * num_kv_heads) * head_dim / 8);
   KILN_DISPATCH_ANY(dtype, name, {
@@ -99,19 +116,8 @@ extern "C" int kiln_cuda_write_kv_cache_e4m3(const void* k, int64_t k_stride, co
                                              const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
                                              int64_t head_dim, int64_t num_slots, int dtype, void* stream) {
   const char* name = "kiln_cuda_write_kv_cache_e4m3";
-  KvWriteParams p{};
-  p.k = k;
-  p.v = v;
-  p.k_cache = k_cache;
-  p.v_cache = v_cache;
-  p.slot_mapping = slot_mapping;
-  p.k_stride = k_stride;
-  p.v_stride = v_stride;
-  p.num_kv_heads = num_kv_heads;
-  p.head_dim = head_dim;
-  p.num_slots = num_slots;
-  p.k_scales = k_scales;
-  p.v_scales = v_scales;
+  const KvWriteParams p = write_params(k, k_stride, v, v_stride, k_cache, v_cache, k_scales, v_scales, slot_mapping,
+                                       num_kv_heads, head_dim, num_slots);
   int status = check_kv_args(name, p, num_tokens);
   if (status == KILN_CUDA_OK) status = check_e4m3_args(name, p);
   if (status != KILN_CUDA_OK) return status;
@@ -137,13 +143,8 @@ extern "C" int kiln_cuda_rotary_write_kv_cache_e4m3(void* q, int64_t q_stride, i
                   num_q_heads, num_kv_heads, head_dim, num_slots, max_position, is_neox, k_scales, v_scales};
   int status = check_kv_args(name, p, num_tokens);
   if (status == KILN_CUDA_OK) status = check_e4m3_args(name, p);
+  if (status == KILN_CUDA_OK) status = check_rotary_args(name, p);
   if (status != KILN_CUDA_OK) return status;
-  KILN_REQUIRE(positions && cos_sin && max_position > 0, KILN_CUDA_ERR_INVALID_ARGUMENT,
-               "%s: positions and cos_sin are required", name);
-  KILN_REQUIRE(aligned16(cos_sin), KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: cos_sin must be 16-byte aligned", name);
-  KILN_REQUIRE(q == nullptr || (num_q_heads >= 0 && q_stride >= num_q_heads * head_dim && q_stride % 8 == 0 &&
-                                aligned16(q)),
-               KILN_CUDA_ERR_INVALID_ARGUMENT, "%s: q stride must be >= heads * head_dim and a multiple of 8", name);
   if (num_tokens == 0) return KILN_CUDA_OK;
   KILN_DISPATCH_HALF(dtype, name, {
     launch_pdl(num_tokens, kv_write_e4m3_kernel<T, true>, dim3(static_cast<unsigned>(num_tokens)),
