@@ -28,7 +28,8 @@ struct DecodeTraits {
   static constexpr int kCacheChunks = kHeadDim * kCacheBytes / 16;  // 16-byte chunks per cached row
   // NOTE: stages sized so that two or more blocks fit per SM with >= 64 KB of loads in flight
   // (an FP8 stage is half the bytes, so it affords more of them).
-  static constexpr int kStages = kFp8 ? (kHeadDim <= 128 ? 4 : 3) : (kHeadDim <= 64 ? 4 : (kHeadDim <= 128 ? 3 : 2));
+  // (FP8 at head_dim 256: 2 stages, so that the block fits the 163 KB an sm_80 block may have.)
+  static constexpr int kStages = kFp8 ? (kHeadDim <= 128 ? 4 : 2) : (kHeadDim <= 64 ? 4 : (kHeadDim <= 128 ? 3 : 2));
   static constexpr int kStageBytes = kDecodeStageTokens * kHeadDim * kCacheBytes;  // K or V of one stage
   static constexpr int kScaleBytes = kFp8 ? kDecodeStageTokens * 4 : 0;  // K or V scales of one stage
   static constexpr int kQBytes = 16 * kHeadDim * 2;
@@ -343,7 +344,11 @@ template <typename T, int kHeadDim, bool kFp8>
 int run_attention_decode(const DecodeParams& p, cudaStream_t stream) {
   constexpr int smem = DecodeTraits<kHeadDim, kFp8>::kSmemBytes;
   const auto kernel = decode_split_kernel<T, kHeadDim, kFp8>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) {
+    cudaGetLastError();
+    return cuda_fail(KILN_CUDA_ERR_UNSUPPORTED, "kiln_cuda_attention_decode: the head_dim %d kernel needs %d bytes of"
+                     " shared memory per block, more than this device allows", kHeadDim, smem);
+  }
   const dim3 grid(p.num_splits, static_cast<unsigned>(p.num_kv_heads * p.head_groups), static_cast<unsigned>(p.num_seqs));
   launch_pdl(p.num_seqs, kernel, grid, dim3(kDecodeThreads), smem, stream, p);
   KILN_CHECK_LAUNCH("kiln_cuda_attention_decode (split kernel)");

@@ -67,12 +67,12 @@ public record ModelManifest(List<Entry> files) {
         }
     }
 
-    /** The manifest of a model directory: every file a model needs in it (as a Hub download takes them). */
     /** Whether a file of a model directory is one a model is loaded from (and so one a manifest lists). */
     public static boolean isModelFile(String name) {
         return ModelFiles.isNeeded(name);
     }
 
+    /** The manifest of a model directory: every file a model needs in it (as a Hub download takes them). */
     public static ModelManifest of(Path dir) throws IOException {
         List<Entry> entries = new ArrayList<>();
         try (DirectoryStream<Path> children = Files.newDirectoryStream(dir)) {

@@ -14,10 +14,12 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -68,7 +70,7 @@ public final class ArtifactCompiler {
      * (which must not exist, or be an empty directory).
      *
      * @param sourceName what the source was called (a path, a Hub id, a URL), for the manifest
-     * @param revision   the source's revision (a Hub commit), or null
+     * @param revision   the source's revision as asked for (a Hub branch, tag or commit), or null
      */
     public void compile(Path source, String sourceName, String revision, ArtifactTarget target,
             WeightQuantization quantization, Path out) throws IOException {
@@ -85,6 +87,11 @@ public final class ArtifactCompiler {
             throw new ModelLoadException(out + " exists; give a new directory (or an empty one)");
         }
         ModelConfig config = ModelConfig.load(source);
+        if (config.fp8() != null && !target.supports(WeightQuantization.FP8)) {
+            throw new ModelLoadException(source + " is an FP8 checkpoint (quantization_config.quant_method "
+                    + config.fp8().format() + "), whose weights do not run on " + target
+                    + " (FP8 weights need compute capability 9.0: cuda-sm90, or cpu)");
+        }
         Path parent = out.toAbsolutePath().getParent();
         Files.createDirectories(parent);
         Path partial = parent.resolve(out.getFileName() + ".partial");
@@ -107,10 +114,19 @@ public final class ArtifactCompiler {
                         ModelArtifact.sha256(manifestPath)));
                 new ModelManifest(served).write(partial);
             }
+            // NOTE: on disk before the move, so that a crash cannot leave an artifact of the right sizes
+            // whose data was lost.
+            try (Stream<Path> written = Files.list(partial)) {
+                for (Path file : written.toList()) {
+                    force(file);
+                }
+            }
+            force(partial);
             if (Files.isDirectory(out)) {
                 Files.delete(out);
             }
             Files.move(partial, out, StandardCopyOption.ATOMIC_MOVE);
+            force(parent);
             log.printf("compiled %s for %s (quantization %s) into %s: %d files%n", sourceName, target,
                     quantization.name().toLowerCase(Locale.ROOT), out, files.size() + 2);
             log.flush();
@@ -279,6 +295,13 @@ public final class ArtifactCompiler {
         }
         files.sort(Comparator.comparing(p -> p.getFileName().toString()));
         return files;
+    }
+
+    /** Flushes a file's (or a directory's) data to the device. */
+    private static void force(Path path) throws IOException {
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+            channel.force(true);
+        }
     }
 
     private static long alignUp(long value) {

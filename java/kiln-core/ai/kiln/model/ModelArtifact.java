@@ -32,7 +32,8 @@ import java.util.Map;
  * Loading copies each tensor into backend memory as it is.
  *
  * <p>A load checks every file's size, and its sha256 unless {@value #VERIFIED} (written after a
- * full check, when the directory is writable) records the same size and modification time.
+ * full check, when the directory is writable) records the same size, modification time and
+ * manifest sha256. The manifest must list every file a load reads (config, index, weights).
  *
  * @param directory    where the artifact is
  * @param version      its format version
@@ -46,6 +47,7 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
         boolean tiedLmHead, Map<String, InputQuantization> inputs, List<ModelManifest.Entry> files) {
 
     public static final String MANIFEST = "kiln-artifact.json";
+    static final String INDEX = "model.safetensors.index.json";
     /** Sizes and modification times of files whose sha256 was checked. */
     public static final String VERIFIED = "kiln-artifact.verified";
     public static final String FORMAT = "kiln-artifact";
@@ -105,8 +107,10 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
                 throw new ModelLoadException(manifest + ": " + e.getMessage());
             }
         }
-        if (files.isEmpty()) {
-            throw new ModelLoadException(manifest + ": lists no files");
+        requireCovered(dir, files);
+        if (!target.supports(quantization)) {
+            throw new ModelLoadException(manifest + ": quantization " + quantization.name().toLowerCase(Locale.ROOT)
+                    + " does not run on its target " + target);
         }
         ModelArtifact artifact = new ModelArtifact(dir, version, target, quantization,
                 root.path("tied_lm_head").asBoolean(), inputs, files);
@@ -115,16 +119,41 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
     }
 
     /**
+     * Every file a load reads is one the manifest lists (and so one whose size and sha256 are
+     * checked): the config, the weights index and each weights file the index names.
+     */
+    private static void requireCovered(Path dir, List<ModelManifest.Entry> files) {
+        java.util.Set<String> listed = new java.util.HashSet<>();
+        files.forEach(f -> listed.add(f.path()));
+        List<String> needed = new ArrayList<>(List.of("config.json", INDEX));
+        if (listed.contains(INDEX)) {
+            JsonNode weightMap = ModelConfig.readJson(dir.resolve(INDEX), true).path("weight_map");
+            weightMap.forEach(file -> needed.add(file.asText()));
+        }
+        for (String file : needed) {
+            if (!listed.contains(file)) {
+                throw new ModelLoadException(dir.resolve(MANIFEST) + ": does not list " + file + ", which a load reads");
+            }
+        }
+    }
+
+    /**
      * The weights on the backend, copied as they are stored. Refused when the artifact was compiled
      * for another target, or with another quantisation than the one asked for (NONE: as compiled).
      */
     public ModelWeights loadWeights(ModelConfig config, Backend backend, WeightQuantization requested) {
         if (!target.flagName.equals(backend.artifactTarget())) {
+            boolean known = java.util.Arrays.stream(ArtifactTarget.values())
+                    .anyMatch(t -> t.flagName.equals(backend.artifactTarget()));
             throw new ModelLoadException(directory + " is compiled for " + target + "; this " + backend.name()
-                    + " backend runs " + backend.artifactTarget() + " artifacts (kiln compile --target "
-                    + backend.artifactTarget() + ")");
+                    + " backend runs " + backend.artifactTarget() + " artifacts" + (known
+                            ? " (kiln compile --target " + backend.artifactTarget() + ")"
+                            : ", which Kiln does not compile: load the source model directory instead"));
         }
-        if (requested != WeightQuantization.NONE && requested != quantization) {
+        // (an FP8 checkpoint's artifact holds FP8 weights whatever it was compiled with)
+        boolean fp8Weights = quantization == WeightQuantization.FP8 || config.fp8() != null;
+        boolean same = requested == quantization || (requested == WeightQuantization.FP8 && fp8Weights);
+        if (requested != WeightQuantization.NONE && !same) {
             throw new ModelLoadException(directory + " is compiled with quantization "
                     + quantization.name().toLowerCase(Locale.ROOT) + "; quantization "
                     + requested.name().toLowerCase(Locale.ROOT) + " needs it compiled again with that quantization");
@@ -145,7 +174,7 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
             String state;
             try {
                 size = Files.size(path);
-                state = size + " " + Files.getLastModifiedTime(path).toMillis();
+                state = size + " " + Files.getLastModifiedTime(path).toMillis() + " " + file.sha256();
             } catch (NoSuchFileException e) {
                 throw new ModelLoadException(directory + ": missing " + file.path() + ", which " + MANIFEST + " lists");
             } catch (IOException e) {

@@ -394,6 +394,7 @@ public final class ModelWeights implements AutoCloseable {
 
     private void loadLayoutAll(ModelConfig c, WeightFiles files, Map<String, InputQuantization> inputs,
             boolean tiedLmHead) {
+        fp8 = c.fp8();
         progress = ByteProgress.onStderr("loading weights", "loaded %.2f GB of weights", files.totalTensorBytes());
         long h = c.hiddenSize();
         long q = c.qSize();
@@ -419,8 +420,14 @@ public final class ModelWeights implements AutoCloseable {
         progress.finish();
     }
 
-    /** A layout tensor copied as it is, after its shape is checked. */
+    /** A layout tensor (a float one) copied as it is, after its shape and dtype are checked. */
     private Tensor copied(WeightFiles files, String name, long... shape) {
+        Tensor source = layoutSource(files, name, shape);
+        requireKeptFloat(files, name, source);
+        return uploaded(source);
+    }
+
+    private Tensor layoutSource(WeightFiles files, String name, long... shape) {
         if (!files.contains(name)) {
             throw new ModelLoadException(files.directory() + ": missing tensor '" + name + "'");
         }
@@ -429,33 +436,51 @@ public final class ModelWeights implements AutoCloseable {
             throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' has shape "
                     + Arrays.toString(source.shape()) + ", the config needs " + Arrays.toString(shape));
         }
-        Tensor destination = allocate(source.dtype(), shape);
+        return source;
+    }
+
+    /** A float tensor of the type this backend keeps float weights in (bf16 on CUDA, any on the CPU). */
+    private void requireKeptFloat(WeightFiles files, String name, Tensor source) {
+        if (!source.dtype().isFloat() || backend.weightDType(source.dtype()) != source.dtype()) {
+            throw new ModelLoadException(files.fileOf(name) + ": tensor '" + name + "' is " + source.dtype() + "; the "
+                    + backend.name() + " backend keeps float weights as " + backend.weightDType(DType.F32));
+        }
+    }
+
+    private Tensor uploaded(Tensor source) {
+        Tensor destination = allocate(source.dtype(), source.shape());
         backend.upload(destination, source);
         progress.advance(source.numel() * source.dtype().bytes);
         return destination;
     }
 
-    /** A layout linear layer: its weight of this model's quantisation, with its row scales when quantised. */
+    /** A layout linear layer: a float weight, or a quantised one with its F32 row scales. */
     private Linear copiedLinear(WeightFiles files, Map<String, InputQuantization> inputs, String name, long rows,
             long cols) {
-        Tensor weight = copied(files, name + ".weight", rows, cols);
-        DType dtype = weight.dtype();
+        Tensor source = layoutSource(files, name + ".weight", rows, cols);
+        DType dtype = source.dtype();
         if (dtype.isFloat()) {
-            return new Linear(weight, null);
+            requireKeptFloat(files, name + ".weight", source);
+            return new Linear(uploaded(source), null);
         }
         boolean expected = (dtype == DType.I8 && quantization == WeightQuantization.INT8)
-                || (dtype == DType.F8_E4M3 && quantization != WeightQuantization.INT8);
-        if (!expected) {
+                || (dtype == DType.F8_E4M3 && (quantization == WeightQuantization.FP8 || fp8 != null));
+        if (!expected || !backend.supportsQuantizedWeights(dtype)) {
             throw new ModelLoadException(files.fileOf(name + ".weight") + ": tensor '" + name + ".weight' is " + dtype
-                    + ", which quantization " + quantization.name().toLowerCase(java.util.Locale.ROOT)
-                    + " does not store");
+                    + (expected ? ", which the " + backend.name() + " backend here does not run"
+                            : ", which quantization " + quantization.name().toLowerCase(java.util.Locale.ROOT)
+                                    + " does not store"));
         }
-        Tensor scales = copied(files, name + ".scales", rows);
+        Tensor scaleSource = layoutSource(files, name + ".scales", rows);
+        if (scaleSource.dtype() != DType.F32) {
+            throw new ModelLoadException(files.fileOf(name + ".scales") + ": tensor '" + name + ".scales' is "
+                    + scaleSource.dtype() + ", row scales are F32");
+        }
         InputQuantization modes = dtype == DType.F8_E4M3 ? inputs.get(name) : null;
         if (dtype == DType.F8_E4M3 && modes == null) {
             throw new ModelLoadException(files.directory() + ": FP8 layer '" + name + "' has no input quantization");
         }
-        return new Linear(weight, scales, modes);
+        return new Linear(uploaded(source), uploaded(scaleSource), modes);
     }
 
     /** Loads one tensor, checking its shape, dtype and values. */

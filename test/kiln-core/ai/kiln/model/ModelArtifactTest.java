@@ -198,6 +198,67 @@ class ModelArtifactTest {
     }
 
     @Test
+    void aManifestMustListEveryFileALoadReadsAndVouchesOnlyForTheHashesItHolds() throws Exception {
+        Fixtures.Model fixture = Fixtures.named("llama3-gqa");
+        Path artifact = compile(fixture, ArtifactTarget.CPU, WeightQuantization.NONE, 1L << 30);
+        ModelArtifact.open(artifact); // verified: the stamp is written
+        Path manifestPath = artifact.resolve(ModelArtifact.MANIFEST);
+        ObjectNode manifest = (ObjectNode) JSON.readTree(manifestPath.toFile());
+
+        // A changed manifest hash is not vouched for by the stamp of the old one.
+        ObjectNode changed = manifest.deepCopy();
+        ((ObjectNode) changed.get("files").get(0)).put("sha256", "0".repeat(64));
+        Files.write(manifestPath, JSON.writeValueAsBytes(changed));
+        ModelLoadException rehashed = assertThrows(ModelLoadException.class, () -> ModelArtifact.open(artifact));
+        assertTrue(rehashed.getMessage().contains("sha256"), rehashed.getMessage());
+
+        // A weights file the index names but the manifest omits would load unchecked: refused.
+        ObjectNode omitted = manifest.deepCopy();
+        com.fasterxml.jackson.databind.node.ArrayNode kept = omitted.putArray("files");
+        for (JsonNode file : manifest.get("files")) {
+            if (!file.get("path").asText().endsWith(".safetensors")) {
+                kept.add(file);
+            }
+        }
+        Files.write(manifestPath, JSON.writeValueAsBytes(omitted));
+        ModelLoadException unlisted = assertThrows(ModelLoadException.class, () -> ModelArtifact.open(artifact));
+        assertTrue(unlisted.getMessage().contains("does not list model-00001-of-00001.safetensors"),
+                unlisted.getMessage());
+    }
+
+    @Test
+    void anFp8CheckpointIsRefusedForATargetWithoutFp8AndAFailedCompileLeavesNothing() throws Exception {
+        Fixtures.Model fp8 = Fixtures.load(Fixtures.ROOT.resolve("llama3-gqa-fp8-static"), "reference-fp8.json");
+        ModelLoadException sm80 = assertThrows(ModelLoadException.class,
+                () -> compile(fp8, ArtifactTarget.CUDA_SM80, WeightQuantization.NONE, 1L << 30));
+        assertTrue(sm80.getMessage().contains("is an FP8 checkpoint") && sm80.getMessage().contains("cuda-sm80"),
+                sm80.getMessage());
+        // An FP8 checkpoint's artifact takes --quantization fp8, as the checkpoint itself does.
+        Path artifact = compile(fp8, ArtifactTarget.CPU, WeightQuantization.NONE, 1L << 30);
+        LocalEngine.create(artifact, options(Quantization.FP8)).close();
+
+        // A source whose weights hold a NaN fails the compile's checks: no destination, no partial directory.
+        Path broken = Files.createDirectories(temp.resolve("broken"));
+        try (Stream<Path> files = Files.list(Fixtures.named("llama3-gqa").dir())) {
+            for (Path file : files.toList()) {
+                Files.copy(file, broken.resolve(file.getFileName()));
+            }
+        }
+        Path weights = broken.resolve("model.safetensors");
+        try (RandomAccessFile file = new RandomAccessFile(weights.toFile(), "rw")) {
+            file.seek(file.length() - 4); // the last fp32 element of the last tensor: a NaN
+            file.write(new byte[] {0, 0, (byte) 0xc0, 0x7f});
+        }
+        Path out = temp.resolve("broken-compiled");
+        ModelLoadException nan = assertThrows(ModelLoadException.class,
+                () -> new ArtifactCompiler(new PrintWriter(new StringWriter())).compile(broken, "broken", null,
+                        ArtifactTarget.CPU, WeightQuantization.NONE, out));
+        assertTrue(nan.getMessage().contains("NaN"), nan.getMessage());
+        assertFalse(Files.exists(out));
+        assertFalse(Files.exists(temp.resolve("broken-compiled.partial")));
+    }
+
+    @Test
     void aDamagedTruncatedMissingOrNewerArtifactIsRefusedNamingWhatDiffers() throws Exception {
         Fixtures.Model fixture = Fixtures.named("llama3-gqa");
         Path artifact = compile(fixture, ArtifactTarget.CPU, WeightQuantization.NONE, 1L << 30);
