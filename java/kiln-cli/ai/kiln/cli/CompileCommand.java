@@ -57,6 +57,16 @@ public final class CompileCommand implements Callable<Integer> {
                     + " published as `kiln publish` does)")
     String out;
 
+    /**
+     * A Hub model's commit: the name of its snapshot directory in the Hugging Face cache
+     * (models--ORG--NAME/snapshots/COMMIT), else the revision asked for.
+     */
+    static String commitOf(Path directory, String revision) {
+        Path parent = directory.getParent();
+        return parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("snapshots")
+                ? directory.getFileName().toString() : revision;
+    }
+
     @Override
     public Integer call() throws IOException {
         ArtifactTarget artifactTarget;
@@ -80,7 +90,8 @@ public final class CompileCommand implements Callable<Integer> {
         LocatedModel source = ModelOption.locate(spec, model, revision);
         PrintWriter log = spec.commandLine().getOut();
         ArtifactCompiler compiler = new ArtifactCompiler(log);
-        String sourceRevision = ModelLocator.isHubId(model) && !Files.isDirectory(Path.of(model)) ? revision : null;
+        String sourceRevision = ModelLocator.isHubId(model) && !Files.isDirectory(Path.of(model))
+                ? commitOf(source.directory(), revision) : null;
         if (!S3Location.isS3(out)) {
             compiler.compile(source.directory(), model, sourceRevision, artifactTarget, weights, Path.of(out));
             return 0;

@@ -60,6 +60,13 @@ class CompileCommandTest {
     }
 
     @Test
+    void aHubModelsRevisionIsItsSnapshotsCommit() {
+        Path snapshot = dir.resolve("hub/models--org--name/snapshots/0123abcd");
+        assertEquals("0123abcd", CompileCommand.commitOf(snapshot, "main"));
+        assertEquals("main", CompileCommand.commitOf(dir.resolve("elsewhere/model"), "main"));
+    }
+
+    @Test
     void refusesAnUnknownTargetAndQuantizationsTheTargetCannotRun() {
         String model = Fixtures.named("llama3-gqa").dir().toString();
         String out = dir.resolve("x").toString();
