@@ -135,10 +135,16 @@ public record ModelManifest(List<Entry> files) {
         return target;
     }
 
-    static String sha256Of(Path file) throws IOException {
+    /** The lowercase hex sha256 of a file. */
+    public static String sha256Of(Path file) throws IOException {
         MessageDigest digest = BlobTransfer.sha256();
         BlobTransfer.digestFile(file, digest);
         return HexFormat.of().formatHex(digest.digest());
+    }
+
+    /** A fresh SHA-256 digest. */
+    public static MessageDigest sha256Digest() {
+        return BlobTransfer.sha256();
     }
 
     static String sha256Of(byte[] bytes) {

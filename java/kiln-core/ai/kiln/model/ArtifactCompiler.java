@@ -111,7 +111,7 @@ public final class ArtifactCompiler {
                 Files.write(manifestPath, ModelArtifact.json().writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
                 List<ModelManifest.Entry> served = new ArrayList<>(files);
                 served.add(new ModelManifest.Entry(ModelArtifact.MANIFEST, Files.size(manifestPath),
-                        ModelArtifact.sha256(manifestPath)));
+                        ModelManifest.sha256Of(manifestPath)));
                 new ModelManifest(served).write(partial);
             }
             // NOTE: on disk before the move, so that a crash cannot leave an artifact of the right sizes
@@ -179,7 +179,7 @@ public final class ArtifactCompiler {
         Path indexPath = dir.resolve("model.safetensors.index.json");
         Files.write(indexPath, ModelArtifact.json().writerWithDefaultPrettyPrinter().writeValueAsBytes(index));
         entries.add(new ModelManifest.Entry(indexPath.getFileName().toString(), Files.size(indexPath),
-                ModelArtifact.sha256(indexPath)));
+                ModelManifest.sha256Of(indexPath)));
         return entries;
     }
 
@@ -219,7 +219,7 @@ public final class ArtifactCompiler {
         byte[] headerBytes = new byte[padded];
         java.util.Arrays.fill(headerBytes, (byte) ' ');
         System.arraycopy(headerJson, 0, headerBytes, 0, headerJson.length);
-        MessageDigest digest = ModelArtifact.newDigest();
+        MessageDigest digest = ModelManifest.sha256Digest();
         try (OutputStream out = new DigestOutputStream(Files.newOutputStream(path), digest)) {
             out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).array());
             out.write(headerBytes);
@@ -261,7 +261,7 @@ public final class ArtifactCompiler {
             }
             Path copy = dir.resolve(name);
             Files.copy(file, copy);
-            entries.add(new ModelManifest.Entry(name, Files.size(copy), ModelArtifact.sha256(copy)));
+            entries.add(new ModelManifest.Entry(name, Files.size(copy), ModelManifest.sha256Of(copy)));
         }
         return entries;
     }
@@ -278,7 +278,7 @@ public final class ArtifactCompiler {
         ArrayNode files = node.putArray("files");
         for (Path file : sourceFiles(source)) {
             files.addObject().put("path", file.getFileName().toString()).put("size", Files.size(file))
-                    .put("sha256", ModelArtifact.sha256(file));
+                    .put("sha256", ModelManifest.sha256Of(file));
         }
         return node;
     }

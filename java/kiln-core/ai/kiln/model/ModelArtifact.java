@@ -8,14 +8,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -185,7 +181,7 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
                         + " says " + file.size());
             }
             if (!state.equals(stamped.get(file.path()))) {
-                String sha256 = sha256(path);
+                String sha256 = hash(path);
                 if (!sha256.equals(file.sha256())) {
                     throw new ModelLoadException(directory + ": " + file.path() + " has sha256 " + sha256 + ", "
                             + MANIFEST + " says " + file.sha256() + " (the file is damaged; copy it again)");
@@ -196,6 +192,14 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
         }
         if (hashed) {
             writeStamp(stamp);
+        }
+    }
+
+    private static String hash(Path path) {
+        try {
+            return ModelManifest.sha256Of(path);
+        } catch (IOException e) {
+            throw new ModelLoadException(path + ": cannot read: " + e.getMessage());
         }
     }
 
@@ -231,28 +235,6 @@ public record ModelArtifact(Path directory, int version, ArtifactTarget target, 
             } catch (IOException ignored) {
                 // nothing was written
             }
-        }
-    }
-
-    /** The lowercase hex sha256 of a file. */
-    static String sha256(Path path) {
-        MessageDigest digest = newDigest();
-        byte[] buffer = new byte[1 << 20];
-        try (InputStream in = Files.newInputStream(path)) {
-            for (int n; (n = in.read(buffer)) > 0; ) {
-                digest.update(buffer, 0, n);
-            }
-        } catch (IOException e) {
-            throw new ModelLoadException(path + ": cannot read: " + e.getMessage());
-        }
-        return HexFormat.of().formatHex(digest.digest());
-    }
-
-    static MessageDigest newDigest() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("the JDK has no SHA-256", e);
         }
     }
 

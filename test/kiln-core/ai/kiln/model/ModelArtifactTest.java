@@ -108,7 +108,7 @@ class ModelArtifactTest {
         assertEquals("cuda-sm90", manifest.get("target").asText());
         assertEquals("fp8", manifest.get("quantization").asText());
         assertEquals("llama3-gqa", manifest.at("/source/model").asText());
-        assertEquals(ModelArtifact.sha256(fixture.dir().resolve("model.safetensors")),
+        assertEquals(ModelManifest.sha256Of(fixture.dir().resolve("model.safetensors")),
                 sourceFile(manifest, "model.safetensors").get("sha256").asText());
         assertEquals("DYNAMIC_PER_TOKEN", manifest.at("/input_quantization/layers.0.qkv/mode").asText());
 
