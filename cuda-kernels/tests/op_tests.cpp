@@ -225,6 +225,21 @@ void test_rotary() {
   }
 }
 
+// A KV write's slot mapping and positions: distinct slots, every fifth token padding (-1), a
+// random position per token.
+void kv_write_slots(int64_t tokens, int64_t slots, int64_t max_pos, std::vector<int32_t>& slot,
+                    std::vector<int32_t>& pos) {
+  std::vector<int32_t> all(slots);
+  std::iota(all.begin(), all.end(), 0);
+  std::shuffle(all.begin(), all.end(), rng);
+  slot.assign(tokens, 0);
+  pos.assign(tokens, 0);
+  for (int64_t t = 0; t < tokens; ++t) {
+    slot[t] = (t % 5 == 3) ? -1 : all[t % slots];
+    pos[t] = static_cast<int32_t>(rng() % max_pos);
+  }
+}
+
 void test_kv_write() {
   if (!wanted("write_kv_cache")) return;
   struct Case { int64_t tokens, q_heads, kv_heads, head_dim, block_size, blocks; };
@@ -238,15 +253,8 @@ void test_kv_write() {
         const int64_t row = cs.kv_heads * cs.head_dim;
         const int64_t qs = cs.q_heads * cs.head_dim, ks = row + 8, vs = row + 16;
         auto q = randn(cs.tokens * qs, dtype), k = randn(cs.tokens * ks, dtype), v = randn(cs.tokens * vs, dtype);
-        // Distinct slots, every fifth token padding (-1).
-        std::vector<int32_t> all(slots);
-        std::iota(all.begin(), all.end(), 0);
-        std::shuffle(all.begin(), all.end(), rng);
-        std::vector<int32_t> slot(cs.tokens), pos(cs.tokens);
-        for (int64_t t = 0; t < cs.tokens; ++t) {
-          slot[t] = (t % 5 == 3) ? -1 : all[t % slots];
-          pos[t] = static_cast<int32_t>(rng() % max_pos);
-        }
+        std::vector<int32_t> slot, pos;
+        kv_write_slots(cs.tokens, slots, max_pos, slot, pos);
         auto cos_sin = make_cos_sin(max_pos, cs.head_dim);
         std::vector<float> rq = q, rk = k;
         if (mode > 0)
@@ -306,14 +314,8 @@ void test_kv_write_e4m3() {
           v[vs + 1] = NAN;                                                                // token 1 head 0: a NaN
           for (int64_t i = 0; i < cs.head_dim; ++i) v[2 * vs + i] = round_to(1e-37f * (1 + i % 3), dtype);  // tiny
         }
-        std::vector<int32_t> all(slots);
-        std::iota(all.begin(), all.end(), 0);
-        std::shuffle(all.begin(), all.end(), rng);
-        std::vector<int32_t> slot(cs.tokens), pos(cs.tokens);
-        for (int64_t t = 0; t < cs.tokens; ++t) {
-          slot[t] = (t % 5 == 3) ? -1 : all[t % slots];
-          pos[t] = static_cast<int32_t>(rng() % max_pos);
-        }
+        std::vector<int32_t> slot, pos;
+        kv_write_slots(cs.tokens, slots, max_pos, slot, pos);
         auto cos_sin = make_cos_sin(max_pos, cs.head_dim);
         std::vector<float> rq = q, rk = k;
         if (mode > 0) {
